@@ -1,0 +1,176 @@
+"""Build a model, attach its pretrained config, load weights lean, wrap for features.
+
+``pretrained`` is ``False``, ``True`` (the manifest's default weights), a manifest tag such as
+``"caffe_in1k"``, or a path to a ``.safetensors`` (or legacy ``.pth``) file. Pretrained models are built
+on the meta device and the weights are assigned, not copied: no random init that is thrown away,
+no second copy of the weights. A different ``num_classes`` or ``in_chans`` keeps every other tensor.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from timm.models import FeatureListNet
+from timm.models._manipulate import adapt_input_conv
+from torch import nn
+
+__all__ = ["build_model", "make_cfg", "init_weights", "load_weights", "CAFFE_MEAN", "CAFFE_STD"]
+
+_logger = logging.getLogger(__name__)
+
+# The Caffe models take BGR 0–255 minus (104, 117, 123); the converted RGB models express it this way.
+CAFFE_MEAN = (123 / 255, 117 / 255, 104 / 255)
+CAFFE_STD = (1 / 255, 1 / 255, 1 / 255)
+_WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+
+
+def make_cfg(first_conv: str, classifier: str = "last_linear", **kwargs: Any) -> dict[str, Any]:
+    """An architecture's default pretrained config (timm keys), with the Caffe release's preprocessing."""
+    return dict(
+        num_classes=1000, input_size=(3, 224, 224), pool_size=(7, 7), crop_pct=0.875, interpolation="bilinear",
+        mean=CAFFE_MEAN, std=CAFFE_STD, first_conv=first_conv, classifier=classifier, license="apache-2.0",
+        paper_ids="arXiv:1709.01507", paper_name="Squeeze-and-Excitation Networks", **kwargs)
+
+
+def init_weights(m: nn.Module) -> None:
+    """Kaiming-normal (fan_out) convolutions, unit BatchNorm; the init of the Caffe-era SENets."""
+    if isinstance(m, nn.Conv2d):
+        nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.BatchNorm2d):
+        m.reset_parameters()
+    elif isinstance(m, nn.Linear):
+        m.reset_parameters()
+
+
+def _validate(kwargs: Mapping[str, Any]) -> None:
+    for key in ("num_classes", "in_chans"):
+        value = kwargs.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ValueError(f"{key} must be a non-negative int, got {value!r}")
+    if kwargs.get("in_chans") == 0:
+        raise ValueError("in_chans must be at least 1")
+
+
+def _cfg_dict(cfg: Any) -> dict[str, Any]:
+    if cfg is None:
+        return {}
+    if dataclasses.is_dataclass(cfg):
+        return {k: v for k, v in dataclasses.asdict(cfg).items() if v is not None}
+    return dict(cfg)
+
+
+def _is_path(pretrained: Any) -> bool:
+    if isinstance(pretrained, Path):
+        return True
+    return isinstance(pretrained, str) and (
+        pretrained.endswith(_WEIGHT_SUFFIXES) or os.sep in pretrained or os.path.exists(pretrained))
+
+
+def _resolve_weights(variant: str, pretrained: Any, cfg: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict]:
+    """Find and read the weights; return the state dict and the preprocessing that belongs to them."""
+    from ..hub.fetch import fetch_weights, load_state_dict
+
+    if _is_path(pretrained):
+        path = Path(pretrained)
+        if not path.is_file():
+            raise FileNotFoundError(f"pretrained weights file not found: {path}")
+        return load_state_dict(path), {}
+    if pretrained is True and cfg.get("file"):
+        return load_state_dict(Path(cfg["file"])), {}
+    if pretrained is True and cfg.get("hf_hub_id"):  # timm's `hf-hub:` route: the repo's own config.json
+        from huggingface_hub import hf_hub_download
+
+        path = hf_hub_download(cfg["hf_hub_id"], cfg.get("hf_hub_filename") or "model.safetensors")
+        return load_state_dict(Path(path)), {}
+    tag = pretrained if isinstance(pretrained, str) else cfg.get("tag")
+    path, entry = fetch_weights(variant, tag or None)
+    return load_state_dict(path), dict(entry.preprocessing, tag=entry.tag)
+
+
+def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], cfg: Mapping[str, Any]) -> None:
+    """Assign ``state_dict`` to ``model`` (possibly on the meta device), adapting head and first conv.
+
+    Tensors the weights cannot provide (a classifier of another size) are initialised fresh; a key the
+    model does not have, or any other shape mismatch, is an error.
+    """
+    own = model.state_dict()
+    state_dict = dict(state_dict)
+    first_conv, classifier = cfg.get("first_conv"), cfg.get("classifier")
+    if first_conv and f"{first_conv}.weight" in state_dict:
+        key = f"{first_conv}.weight"
+        in_chans = own[key].shape[1]
+        if state_dict[key].shape[1] != in_chans:
+            _logger.info("adapting %s from %d to %d input channels", key, state_dict[key].shape[1], in_chans)
+            state_dict[key] = adapt_input_conv(in_chans, state_dict[key])
+    if classifier:
+        for key in (f"{classifier}.weight", f"{classifier}.bias"):
+            if key in state_dict and (key not in own or own[key].shape != state_dict[key].shape):
+                _logger.info("not loading %s: the weights have %s, the model %s", key,
+                             tuple(state_dict[key].shape), tuple(own[key].shape) if key in own else "none")
+                del state_dict[key]
+    unexpected = sorted(set(state_dict) - set(own))
+    mismatched = sorted(k for k in state_dict if k in own and own[k].shape != state_dict[k].shape)
+    if unexpected or mismatched:
+        raise ValueError(
+            f"weights do not fit {type(model).__name__}: unexpected keys {unexpected[:5]}"
+            f"{'...' if len(unexpected) > 5 else ''}, shape mismatches "
+            + ", ".join(f"{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}" for k in mismatched[:5]))
+    missing = {k for k in own if k not in state_dict}
+    for key in sorted(missing):
+        if not (key.endswith("num_batches_tracked") or (classifier and key.startswith(f"{classifier}."))):
+            raise ValueError(f"weights do not fit {type(model).__name__}: missing {key}")
+    _materialize_missing(model, missing)
+    model.load_state_dict(state_dict, strict=False, assign=True)
+
+
+def _materialize_missing(model: nn.Module, missing: set[str]) -> None:
+    """Give real, freshly initialised storage to the modules whose tensors the weights lack."""
+    owners = {key.rpartition(".")[0] for key in missing}
+    for name in owners:
+        module = model.get_submodule(name)
+        if any(t.is_meta for t in module.state_dict().values()):
+            module.to_empty(device="cpu", recurse=False)
+            init_weights(module)
+            if isinstance(module, nn.BatchNorm2d):
+                module.reset_running_stats()
+
+
+def build_model(
+    model_cls: type[nn.Module],
+    variant: str,
+    pretrained: Any = False,
+    *,
+    default_cfg: Mapping[str, Any],
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
+    pretrained_cfg: Any = None,
+    pretrained_cfg_overlay: Mapping[str, Any] | None = None,
+    cache_dir: Any = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """Build ``model_cls(**kwargs)``; load weights per ``pretrained``; optionally wrap as a feature extractor.
+
+    ``pretrained_cfg``, ``pretrained_cfg_overlay`` and ``cache_dir`` are what ``timm.create_model`` passes.
+    """
+    _validate(kwargs)
+    cfg = {**default_cfg, **_cfg_dict(pretrained_cfg), **dict(pretrained_cfg_overlay or {})}
+    cfg.update(architecture=variant, num_classes=kwargs.get("num_classes", cfg["num_classes"]))
+    if pretrained:
+        state_dict, preprocessing = _resolve_weights(variant, pretrained, cfg)
+        with torch.device("meta"):
+            model = model_cls(**kwargs)
+        load_weights(model, state_dict, cfg)
+        cfg.update(preprocessing)
+    else:
+        model = model_cls(**kwargs)
+    model.pretrained_cfg = model.default_cfg = cfg
+    if features_only:
+        model = FeatureListNet(model, out_indices=tuple(range(5)) if out_indices is None else out_indices)
+        model.pretrained_cfg = model.default_cfg = cfg
+    return model

@@ -1,0 +1,56 @@
+"""The Squeeze-and-Excitation block and the paper's ablation variants (§6, §7).
+
+Squeeze: global pooling C×H×W → C. Excitation: 1×1 conv C → C/r (with bias), ReLU, 1×1 conv C/r → C
+(with bias), gate. Scale: multiply each channel by its gate. The defaults (average squeeze, sigmoid
+gate, r = 16) are exactly the released models; the options reproduce the paper's ablations.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["SEModule", "SQUEEZE_OPS", "GATES"]
+
+SQUEEZE_OPS = ("avg", "max", "none")
+GATES = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+class SEModule(nn.Module):
+    """Channel recalibration ``x * gate(fc2(relu(fc1(squeeze(x)))))``.
+
+    Args:
+        channels: input (and output) channels C.
+        reduction: ratio r; the bottleneck has ``channels // reduction`` channels.
+        squeeze: ``"avg"`` (paper default), ``"max"``, or ``"none"`` (the paper's NoSqueeze: the 1×1
+            convolutions run on the full map, so the gate varies per position).
+        gate: ``"sigmoid"`` (default), ``"tanh"`` or ``"relu"``.
+
+    State-dict keys (``fc1``, ``fc2``) are those of timm's legacy SENet, for every option.
+    """
+
+    def __init__(self, channels: int, reduction: int = 16, squeeze: str = "avg", gate: str = "sigmoid") -> None:
+        super().__init__()
+        if squeeze not in SQUEEZE_OPS:
+            raise ValueError(f"squeeze must be one of {SQUEEZE_OPS}, got {squeeze!r}")
+        if gate not in GATES:
+            raise ValueError(f"gate must be one of {tuple(GATES)}, got {gate!r}")
+        if reduction < 1 or channels // reduction < 1:
+            raise ValueError(f"reduction {reduction} leaves no channels for {channels} input channels")
+        self.squeeze = squeeze
+        self.fc1 = nn.Conv2d(channels, channels // reduction, kernel_size=1)
+        self.relu = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(channels // reduction, channels, kernel_size=1)
+        self.gate = GATES[gate]()
+
+    def excitation(self, x: torch.Tensor) -> torch.Tensor:
+        """The gate: N×C×1×1 (N×C×H×W for NoSqueeze). Hook ``self.gate`` to record it."""
+        if self.squeeze == "avg":
+            s = x.mean((2, 3), keepdim=True)
+        elif self.squeeze == "max":
+            s = x.amax((2, 3), keepdim=True)
+        else:
+            s = x
+        return self.gate(self.fc2(self.relu(self.fc1(s))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.excitation(x)

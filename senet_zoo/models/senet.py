@@ -1,0 +1,241 @@
+"""SE-ResNet, SE-ResNeXt and SENet-154: one class configured by arguments.
+
+State-dict keys and shapes are exactly those of timm's ``legacy_seresnet*``, ``legacy_seresnext*`` and
+``legacy_senet154`` (the Cadene layout), so weights move between the two without renaming. Details
+follow the Caffe originals: stride on the first 1×1 for SE-ResNet and on the grouped 3×3 otherwise,
+3×3 stem and 3×3 projection shortcuts after stage 2 for SENet-154, ceil-mode max pooling.
+"""
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from typing import Any
+
+import torch
+from timm.layers import create_classifier
+from timm.models._manipulate import checkpoint_seq
+from torch import nn
+
+from ._builder import build_model, init_weights, make_cfg
+from .se import SEModule
+
+__all__ = ["SENet", "SEBottleneck"]
+
+BLOCK_KINDS = ("resnet", "resnext", "senet")
+
+
+def _bottleneck_widths(kind: str, planes: int, groups: int, base_width: int) -> tuple[int, int]:
+    """Output channels of the first 1×1 and of the 3×3 convolution for each family."""
+    if kind == "resnet":
+        return planes, planes
+    if kind == "resnext":
+        width = math.floor(planes * base_width / 64) * groups
+        return width, width
+    return planes * 2, planes * 4  # senet: SENet-154's wider grouped bottleneck
+
+
+class SEBottleneck(nn.Module):
+    """1×1 → 3×3 (grouped) → 1×1, each with BN, then SE, residual add and ReLU (Caffe's ``Axpy``)."""
+
+    expansion = 4
+
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        *,
+        kind: str,
+        groups: int,
+        base_width: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        se_args: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        mid1, mid2 = _bottleneck_widths(kind, planes, groups, base_width)
+        stride_1x1, stride_3x3 = (stride, 1) if kind == "resnet" else (1, stride)
+        out = planes * self.expansion
+        self.conv1 = nn.Conv2d(inplanes, mid1, 1, stride=stride_1x1, bias=False)
+        self.bn1 = nn.BatchNorm2d(mid1)
+        self.conv2 = nn.Conv2d(mid1, mid2, 3, stride=stride_3x3, padding=1, groups=groups, bias=False)
+        self.bn2 = nn.BatchNorm2d(mid2)
+        self.conv3 = nn.Conv2d(mid2, out, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out)
+        self.relu = nn.ReLU(inplace=True)
+        self.se_module = SEModule(out, **(se_args or {}))
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(self.se_module(out) + shortcut)
+
+
+def _conv_bn_relu(idx: int, in_chs: int, out_chs: int, kernel_size: int, stride: int) -> list[tuple[str, nn.Module]]:
+    return [
+        (f"conv{idx}", nn.Conv2d(in_chs, out_chs, kernel_size, stride=stride, padding=kernel_size // 2, bias=False)),
+        (f"bn{idx}", nn.BatchNorm2d(out_chs)),
+        (f"relu{idx}", nn.ReLU(inplace=True)),
+    ]
+
+
+class SENet(nn.Module):
+    """The SE-ResNet / SE-ResNeXt / SENet-154 family.
+
+    Args:
+        layers: blocks per stage (four stages).
+        block: ``"resnet"``, ``"resnext"`` or ``"senet"`` bottleneck.
+        groups: groups of the 3×3 convolution (1, 32, 64).
+        base_width: width per group for ResNeXt (4 for 32×4d).
+        stem: ``"7x7"`` (one 7×7/2 conv) or ``"3x3"`` (SENet-154's three 3×3 convs).
+        inplanes: stem output channels (64, or 128 for SENet-154).
+        downsample_kernel_size / downsample_padding: projection shortcut of stages 2–4 (3/1 for SENet-154).
+        drop_rate: dropout before the classifier (0.2 only in SENet-154).
+        se_reduction / se_squeeze / se_gate: :class:`SEModule` options.
+    """
+
+    def __init__(
+        self,
+        layers: tuple[int, int, int, int],
+        block: str = "resnet",
+        groups: int = 1,
+        base_width: int = 4,
+        stem: str = "7x7",
+        inplanes: int = 64,
+        downsample_kernel_size: int = 1,
+        downsample_padding: int = 0,
+        drop_rate: float = 0.0,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        global_pool: str = "avg",
+        se_reduction: int = 16,
+        se_squeeze: str = "avg",
+        se_gate: str = "sigmoid",
+    ) -> None:
+        super().__init__()
+        if block not in BLOCK_KINDS:
+            raise ValueError(f"block must be one of {BLOCK_KINDS}, got {block!r}")
+        if stem not in ("7x7", "3x3"):
+            raise ValueError(f"stem must be '7x7' or '3x3', got {stem!r}")
+        self.num_classes = num_classes
+        self.in_chans = in_chans
+        self.drop_rate = drop_rate
+        self.grad_checkpointing = False
+        if stem == "3x3":
+            stem_layers = (_conv_bn_relu(1, in_chans, 64, 3, 2) + _conv_bn_relu(2, 64, 64, 3, 1)
+                           + _conv_bn_relu(3, 64, inplanes, 3, 1))
+        else:
+            stem_layers = _conv_bn_relu(1, in_chans, inplanes, 7, 2)
+        self.layer0 = nn.Sequential(OrderedDict(stem_layers))
+        # Caffe rounds pooled sizes up; ceil_mode reproduces it exactly (no padding).
+        self.pool0 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+        self.feature_info = [dict(num_chs=inplanes, reduction=2, module="layer0")]
+
+        block_args = dict(kind=block, groups=groups, base_width=base_width,
+                          se_args=dict(reduction=se_reduction, squeeze=se_squeeze, gate=se_gate))
+        self.inplanes = inplanes
+        for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), layers)):
+            first = i == 0  # stage 1 keeps the resolution and always uses a 1×1 projection
+            stage = self._make_stage(
+                planes, blocks, stride=1 if first else 2,
+                kernel_size=1 if first else downsample_kernel_size,
+                padding=0 if first else downsample_padding, block_args=block_args)
+            self.add_module(f"layer{i + 1}", stage)
+            self.feature_info.append(dict(num_chs=self.inplanes, reduction=4 * 2 ** i, module=f"layer{i + 1}"))
+        self.num_features = self.head_hidden_size = self.inplanes
+        self.global_pool, self.last_linear = create_classifier(self.num_features, num_classes, pool_type=global_pool)
+        self.apply(init_weights)
+
+    def _make_stage(self, planes: int, blocks: int, stride: int, kernel_size: int, padding: int,
+                    block_args: dict[str, Any]) -> nn.Sequential:
+        out = planes * SEBottleneck.expansion
+        downsample = None
+        if stride != 1 or self.inplanes != out:
+            downsample = nn.Sequential(
+                nn.Conv2d(self.inplanes, out, kernel_size, stride=stride, padding=padding, bias=False),
+                nn.BatchNorm2d(out),
+            )
+        stage = [SEBottleneck(self.inplanes, planes, stride=stride, downsample=downsample, **block_args)]
+        self.inplanes = out
+        stage += [SEBottleneck(out, planes, **block_args) for _ in range(1, blocks)]
+        return nn.Sequential(*stage)
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict[str, str]:
+        return dict(stem=r"^layer0", blocks=r"^layer(\d+)" if coarse else r"^layer(\d+)\.(\d+)")
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return self.last_linear
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """Replace the classifier (``num_classes=0`` removes it), keeping the backbone."""
+        self.num_classes = num_classes
+        pool_type = self.global_pool.pool_type if global_pool is None else global_pool
+        self.global_pool, self.last_linear = create_classifier(self.num_features, num_classes, pool_type=pool_type)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool0(self.layer0(x))
+        stages = [self.layer1, self.layer2, self.layer3, self.layer4]
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            return checkpoint_seq(nn.Sequential(*stages), x)
+        for stage in stages:
+            x = stage(x)
+        return x
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.global_pool(x)
+        if self.drop_rate > 0.0:
+            x = nn.functional.dropout(x, p=self.drop_rate, training=self.training)
+        return x if pre_logits else self.last_linear(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+default_cfgs = {name: make_cfg(first_conv="layer0.conv1") for name in (
+    "se_resnet50", "se_resnet101", "se_resnet152", "se_resnext50_32x4d", "se_resnext101_32x4d", "senet154")}
+
+
+def _create(variant: str, pretrained: Any = False, **kwargs: Any) -> SENet:
+    return build_model(SENet, variant, pretrained, default_cfg=default_cfgs[variant], **kwargs)
+
+
+def se_resnet50(pretrained: Any = False, **kwargs: Any) -> SENet:
+    """SE-ResNet-50 (Hu et al. 2018): 22.37 / 6.36 top-1 / top-5 error in the Caffe release."""
+    return _create("se_resnet50", pretrained, **dict(dict(layers=(3, 4, 6, 3), block="resnet"), **kwargs))
+
+
+def se_resnet101(pretrained: Any = False, **kwargs: Any) -> SENet:
+    """SE-ResNet-101: 21.75 / 5.72 top-1 / top-5 error in the Caffe release."""
+    return _create("se_resnet101", pretrained, **dict(dict(layers=(3, 4, 23, 3), block="resnet"), **kwargs))
+
+
+def se_resnet152(pretrained: Any = False, **kwargs: Any) -> SENet:
+    """SE-ResNet-152: 21.34 / 5.54 top-1 / top-5 error in the Caffe release."""
+    return _create("se_resnet152", pretrained, **dict(dict(layers=(3, 8, 36, 3), block="resnet"), **kwargs))
+
+
+def se_resnext50_32x4d(pretrained: Any = False, **kwargs: Any) -> SENet:
+    """SE-ResNeXt-50 (32×4d): 20.97 / 5.54 top-1 / top-5 error in the Caffe release."""
+    return _create("se_resnext50_32x4d", pretrained,
+                   **dict(dict(layers=(3, 4, 6, 3), block="resnext", groups=32, base_width=4), **kwargs))
+
+
+def se_resnext101_32x4d(pretrained: Any = False, **kwargs: Any) -> SENet:
+    """SE-ResNeXt-101 (32×4d): 19.81 / 4.96 top-1 / top-5 error in the Caffe release."""
+    return _create("se_resnext101_32x4d", pretrained,
+                   **dict(dict(layers=(3, 4, 23, 3), block="resnext", groups=32, base_width=4), **kwargs))
+
+
+def senet154(pretrained: Any = False, **kwargs: Any) -> SENet:
+    """SENet-154 (ILSVRC 2017 winner's single model): 18.68 / 4.47 top-1 / top-5 error in the Caffe release."""
+    return _create("senet154", pretrained, **dict(dict(
+        layers=(3, 8, 36, 3), block="senet", groups=64, stem="3x3", inplanes=128,
+        downsample_kernel_size=3, downsample_padding=1, drop_rate=0.2), **kwargs))
