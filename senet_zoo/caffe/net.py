@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CaffeFormatError", "Layer", "Net", "as_list"]
+__all__ = ["CaffeFormatError", "Layer", "Net", "as_list", "legacy_input_layer"]
 
 
 class CaffeFormatError(ValueError):
@@ -55,3 +55,14 @@ class Net:
 
     def __contains__(self, name: str) -> bool:
         return any(layer.name == name for layer in self.layers)
+
+
+def legacy_input_layer(names: list[str], dims: list[int], shapes: list[dict]) -> Layer:
+    """The ``Input`` layer Caffe substitutes for a net's deprecated top-level input fields."""
+    if not shapes and dims:
+        chunks = [dims[i:i + 4] for i in range(0, len(dims), 4)]
+        shapes = [{"dim": chunk[0] if len(chunk) == 1 else chunk} for chunk in chunks]
+    params: dict[str, Any] = {}
+    if shapes:
+        params["input_param"] = {"shape": shapes[0] if len(shapes) == 1 else list(shapes)}
+    return Layer(name="input", type="Input", tops=list(names), params=params)
