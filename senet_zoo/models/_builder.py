@@ -58,8 +58,11 @@ def _validate(kwargs: Mapping[str, Any]) -> None:
 
 
 def _cfg_dict(cfg: Any) -> dict[str, Any]:
+    """timm passes a pretrained cfg as None, a tag string (``'name.tag'`` lookups), a dict or a dataclass."""
     if cfg is None:
         return {}
+    if isinstance(cfg, str):
+        return {"tag": cfg}
     if dataclasses.is_dataclass(cfg):
         return {k: v for k, v in dataclasses.asdict(cfg).items() if v is not None}
     return dict(cfg)
@@ -90,7 +93,7 @@ def _resolve_weights(variant: str, pretrained: Any, cfg: dict[str, Any]) -> tupl
         return load_state_dict(Path(path)), {}
     tag = pretrained if isinstance(pretrained, str) else cfg.get("tag")
     path, entry = fetch_weights(variant, tag or None)
-    return load_state_dict(path), dict(entry.preprocessing, tag=entry.tag)
+    return load_state_dict(path), dict(entry.preprocessing.as_pretrained_cfg(), tag=entry.tag)
 
 
 def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], cfg: Mapping[str, Any]) -> None:
@@ -161,6 +164,12 @@ def build_model(
     _validate(kwargs)
     cfg = {**default_cfg, **_cfg_dict(pretrained_cfg), **dict(pretrained_cfg_overlay or {})}
     cfg.update(architecture=variant, num_classes=kwargs.get("num_classes", cfg["num_classes"]))
+    if "in_chans" in kwargs:
+        cfg["input_size"] = (kwargs["in_chans"], *cfg["input_size"][1:])
+    if cfg.get("tag") and not pretrained:  # a named weights tag brings its own preprocessing
+        from ..hub.manifest import load_manifest
+
+        cfg.update(load_manifest().get(variant, cfg["tag"]).preprocessing.as_pretrained_cfg())
     if pretrained:
         state_dict, preprocessing = _resolve_weights(variant, pretrained, cfg)
         with torch.device("meta"):

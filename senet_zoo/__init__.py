@@ -1,0 +1,14 @@
+"""senet-zoo: the reference home of Squeeze-and-Excitation networks for PyTorch.
+
+>>> import senet_zoo
+>>> senet_zoo.list_models()
+>>> model = senet_zoo.create_model("se_resnet50", pretrained=True)
+
+Importing the package registers every model with timm (``timm.create_model("se_resnet50")``).
+"""
+from .registry import create_model, get_spec, list_models, model_info, register_with_timm
+
+__version__ = "0.1.0"
+__all__ = ["__version__", "create_model", "list_models", "model_info", "get_spec"]
+
+register_with_timm()

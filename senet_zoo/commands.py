@@ -1,0 +1,55 @@
+"""``senet-zoo list`` and ``senet-zoo info``: what the zoo holds."""
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("list", help="table of the models: parameters, compute, reported accuracy, weights")
+    p.add_argument("pattern", nargs="?", default=None, help="shell-style filter, e.g. 'se_resnext*'")
+    p.set_defaults(func=_list)
+    p = subparsers.add_parser("info", help="everything known about one model, as JSON")
+    p.add_argument("name")
+    p.set_defaults(func=_info)
+
+
+def _weights_column(name: str) -> str:
+    from .hub.manifest import load_manifest
+
+    manifest = load_manifest()
+    if name not in manifest.names():
+        return "-"
+    cells = []
+    for tag in manifest.tags(name):
+        entry = manifest.get(name, tag)
+        size = f" {entry.size / 2**20:.0f}MB" if entry.size else ""
+        cells.append(f"{tag}({'ok' if entry.available else entry.status}{size})")
+    return " ".join(cells)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from .registry import list_models, model_info
+
+    rows = [("model", "params(M)", "GMACs", "top-1", "top-5", "timm name", "weights")]
+    for name in list_models(args.pattern):
+        info = model_info(name)
+        rows.append((name, f"{info['params'] / 1e6:.2f}", f"{info['gmacs']:.2f}", f"{info['top1_acc']:.2f}",
+                     f"{info['top5_acc']:.2f}", info["timm_name"], _weights_column(name)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    print("top-1/top-5: ImageNet val accuracy (%) reported for the Caffe release, single 224 crop.")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from .hub.manifest import load_manifest
+    from .registry import model_info
+
+    info = model_info(args.name)
+    manifest = load_manifest()
+    if args.name in manifest.names():
+        info["weights"] = {tag: manifest.get(args.name, tag).status for tag in manifest.tags(args.name)}
+    print(json.dumps(info, indent=2))
+    return 0

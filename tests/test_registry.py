@@ -1,0 +1,132 @@
+"""Registry, model_info, and the three ways in: senet_zoo, torch.hub and timm."""
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import senet_zoo
+
+ALL = ["se_bn_inception", "se_resnet50", "se_resnet101", "se_resnet152", "se_resnext50_32x4d",
+       "se_resnext101_32x4d", "senet154"]
+
+
+def test_list_models() -> None:
+    assert senet_zoo.list_models() == sorted(ALL)
+    assert senet_zoo.list_models("se_resnext*") == ["se_resnext101_32x4d", "se_resnext50_32x4d"]
+    assert senet_zoo.list_models("nothing*") == []
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_model_info_params_and_flops(name: str) -> None:
+    info = senet_zoo.model_info(name)
+    model = senet_zoo.create_model(name).eval()
+    assert info["params"] == sum(p.numel() for p in model.parameters())
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.randn(1, 3, 224, 224))
+    counted_gflops = counter.get_total_flops() / 1e9  # multiply and add counted separately
+    assert abs(info["gflops"] - counted_gflops) / counted_gflops <= 0.02
+    assert info["top1_acc"] == pytest.approx(100 - info["top1_err"])
+    assert 0 < info["top5_err"] < info["top1_err"] < 30
+
+
+def test_unknown_name_lists_close_matches() -> None:
+    with pytest.raises(ValueError, match=r"Unknown model 'se_resnet5'.*se_resnet50"):
+        senet_zoo.create_model("se_resnet5")
+    with pytest.raises(ValueError, match="Unknown model"):
+        senet_zoo.model_info("resnet50x")
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(num_classes=-1), "num_classes"), (dict(num_classes=2.5), "num_classes"),
+    (dict(num_classes=True), "num_classes"), (dict(in_chans=0), "in_chans"), (dict(in_chans="3"), "in_chans"),
+])
+def test_bad_arguments_are_clear_errors(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        senet_zoo.create_model("se_resnet50", **kwargs)
+
+
+@pytest.mark.parametrize("kwargs,match", [(dict(se_gate="softmax"), "gate"), (dict(se_squeeze="median"), "squeeze"),
+                                          (dict(se_reduction=0), "reduction")])
+def test_bad_se_options_are_clear_errors(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        senet_zoo.create_model("se_resnet50", **kwargs)
+
+
+@pytest.mark.parametrize("name", ["se_resnet50", "se_bn_inception", "senet154"])
+def test_three_ways_in_give_identical_outputs(name: str, repo_root: Path) -> None:
+    x = torch.randn(2, 3, 96, 96)
+    timm_name = senet_zoo.model_info(name)["timm_name"]
+    builders = {
+        "senet_zoo": lambda: senet_zoo.create_model(name),
+        "torch.hub": lambda: torch.hub.load(str(repo_root), name, source="local"),
+        "timm": lambda: timm.create_model(timm_name),
+    }
+    outputs = {}
+    for how, build in builders.items():
+        torch.manual_seed(123)
+        with torch.no_grad():
+            outputs[how] = build().eval()(x)
+    assert torch.equal(outputs["senet_zoo"], outputs["torch.hub"])
+    assert torch.equal(outputs["senet_zoo"], outputs["timm"])
+
+
+def test_hubconf_entry_points_are_listed_and_documented(repo_root: Path) -> None:
+    """What torch.hub.list / torch.hub.help report for a checkout (they only take GitHub repos)."""
+    spec = importlib.util.spec_from_file_location("hubconf_under_test", repo_root / "hubconf.py")
+    hubconf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hubconf)
+    listed = [f for f in dir(hubconf) if callable(getattr(hubconf, f)) and not f.startswith("_")]
+    assert sorted(listed) == sorted(ALL)  # the same filter torch.hub.list applies
+    assert set(hubconf.dependencies) >= {"torch", "timm", "safetensors"}
+    doc = hubconf.se_resnet50.__doc__
+    assert "SE-ResNet-50" in doc and "pretrained" in doc and "28.1M parameters" in doc
+
+
+def test_timm_registration_with_config_and_new_head() -> None:
+    model = timm.create_model("se_resnet50", num_classes=10)
+    assert model.get_classifier().out_features == 10
+    cfg = model.pretrained_cfg
+    assert cfg["first_conv"] == "layer0.conv1" and cfg["classifier"] == "last_linear"
+    assert cfg["input_size"] == (3, 224, 224) and cfg["crop_pct"] == 0.875
+    data_cfg = timm.data.resolve_data_config(model=model)
+    assert data_cfg["mean"] == pytest.approx((123 / 255, 117 / 255, 104 / 255))
+    assert set(senet_zoo.list_models()) - {"senet154"} <= set(timm.list_models("se_*"))
+
+
+@pytest.mark.parametrize("name,channels", [
+    ("se_resnet50", (64, 256, 512, 1024, 2048)), ("senet154", (128, 256, 512, 1024, 2048)),
+    ("se_bn_inception", (64, 192, 320, 608, 1024)),
+])
+def test_features_only(name: str, channels: tuple[int, ...]) -> None:
+    timm_name = senet_zoo.model_info(name)["timm_name"]
+    for model in (timm.create_model(timm_name, features_only=True), senet_zoo.create_model(name, features_only=True)):
+        assert tuple(model.feature_info.channels()) == channels
+        assert tuple(model.feature_info.reduction()) == (2, 4, 8, 16, 32)
+        with torch.no_grad():
+            feats = model.eval()(torch.randn(1, 3, 128, 128))
+        assert [f.shape[1] for f in feats] == list(channels)
+        assert [128 // f.shape[-1] for f in feats] == [2, 4, 8, 16, 32]
+
+
+def test_import_never_replaces_timm_senet154() -> None:
+    """timm owns `senet154` (a gluon ResNet-D); importing senet_zoo must leave it untouched."""
+    probe = ("import timm, sys\n"
+             "{imp}\n"
+             "m = timm.create_model('senet154')\n"
+             "print(type(m).__module__, type(m).__name__, sum(p.numel() for p in m.parameters()),"
+             " timm.models.get_pretrained_cfg_value('senet154', 'hf_hub_id'))\n")
+    outs = [subprocess.run([sys.executable, "-c", probe.format(imp=imp)],
+                           capture_output=True, text=True, check=True).stdout
+            for imp in ("", "import senet_zoo")]
+    assert outs[0] == outs[1]
+    assert outs[0].startswith("timm.models.resnet ResNet")
+    ours = timm.create_model("senet_zoo_senet154")
+    assert type(ours) is type(senet_zoo.create_model("senet154"))
