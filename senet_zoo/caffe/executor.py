@@ -1,0 +1,445 @@
+"""Run a parsed Caffe net with Caffe's own layer semantics: the yardstick for the converter.
+
+Written from Caffe's layer definitions and independent of senet_zoo's model code. Every layer is
+computed from its prototxt parameters and blobs with plain tensor primitives (``conv2d`` and matrix
+products as math; pooling windows, including Caffe's ceil-mode output size, its clipping rule and
+its average divisor, are computed here). Intermediate blobs are freed as soon as no later layer
+reads them, so full-size SENet-154 at batch 2 fits in a few GB.
+
+Blob values returned are those at the end of the pass (like ``net.blobs[name]`` in pycaffe): a blob
+later modified by an in-place layer (``top == bottom``) is returned after that modification.
+
+    run(net, data, outputs=None) -> {blob name: tensor}
+    Executor(net, dtype=torch.float32)(data, outputs=None)   # caches the weights as tensors
+    infer_shapes(net, input_shape) -> {blob name: shape}
+    expected_blob_shapes(layer, bottom_shapes) -> [shape, ...]
+    random_blobs(net, input_shape, seed=0, calibrate=True)   # fills every parametric layer
+"""
+from __future__ import annotations
+
+import logging
+import math
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .net import Layer, Net, as_list
+
+__all__ = ["Executor", "ExecutionError", "run", "infer_shapes", "expected_blob_shapes", "random_blobs",
+           "pool_output_size"]
+
+logger = logging.getLogger(__name__)
+
+Shape = tuple[int, ...]
+Tensors = list[torch.Tensor]
+WeightFn = Callable[[Layer, Tensors], Tensors]
+_DATA_LAYERS = frozenset({"Input", "Data"})
+
+
+class ExecutionError(RuntimeError):
+    """A net that cannot run: missing inputs or blobs, wrong blob shapes, unsupported layers."""
+
+
+def _hw(param: Mapping, name: str, default: int | None, layer: Layer) -> tuple[int, int]:
+    """A 2-D size written as ``name_h``/``name_w`` or as one or two ``name`` values."""
+    if f"{name}_h" in param or f"{name}_w" in param:
+        return int(param.get(f"{name}_h", default)), int(param.get(f"{name}_w", default))
+    values = as_list(param.get("kernel_size" if name == "kernel" else name))
+    if not values:
+        if default is None:
+            raise ExecutionError(f"layer {layer.name!r}: no {name} size given")
+        return default, default
+    if len(values) > 2:
+        raise ExecutionError(f"layer {layer.name!r}: {len(values)} {name} values, only 2-D is supported")
+    return int(values[0]), int(values[-1])
+
+
+def _axis(axis: int, ndim: int, layer: Layer) -> int:
+    if not -ndim <= axis < ndim + (1 if axis < 0 else 0):
+        raise ExecutionError(f"layer {layer.name!r}: axis {axis} out of range for a {ndim}-D blob")
+    return axis + ndim if axis < 0 else axis
+
+
+def expected_blob_shapes(layer: Layer, bottom_shapes: Sequence[Shape]) -> list[Shape]:
+    """The shapes of ``layer``'s parameter blobs in a current Caffe file, given its input shapes."""
+    kind = layer.type
+    x = tuple(bottom_shapes[0]) if bottom_shapes else ()
+    if kind == "Convolution":
+        p = layer.param("convolution_param")
+        kh, kw = _hw(p, "kernel", None, layer)
+        out, group = int(p["num_output"]), int(p.get("group", 1))
+        shapes = [(out, x[1] // group, kh, kw)]
+        return shapes + [(out,)] if p.get("bias_term", True) else shapes
+    if kind == "InnerProduct":
+        p = layer.param("inner_product_param")
+        out = int(p["num_output"])
+        k = math.prod(x[_axis(p.get("axis", 1), len(x), layer):])
+        shapes = [(k, out) if p.get("transpose", False) else (out, k)]
+        return shapes + [(out,)] if p.get("bias_term", True) else shapes
+    if kind == "BatchNorm":
+        channels = x[1] if len(x) > 1 else 1
+        return [(channels,), (channels,), (1,)]
+    if kind == "Scale":
+        p = layer.param("scale_param")
+        axis = _axis(p.get("axis", 1), len(x), layer)
+        if len(bottom_shapes) > 1:
+            return [tuple(bottom_shapes[1])] if p.get("bias_term", False) else []
+        num_axes = p.get("num_axes", 1)
+        shape = x[axis:] if num_axes == -1 else x[axis:axis + num_axes]
+        return [shape, shape] if p.get("bias_term", False) else [shape]
+    return []
+
+
+def pool_output_size(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool = True) -> int:
+    """Caffe's pooled size: ceil (or floor) division, then drop a last window starting in the padding."""
+    span = size + 2 * pad - kernel
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if pad > 0 and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+# -- layers ------------------------------------------------------------------------------------
+
+def _convolution(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
+    p = layer.param("convolution_param")
+    if p.get("axis", 1) != 1:
+        raise ExecutionError(f"layer {layer.name!r}: convolution axis {p['axis']} is not supported")
+    stride = _hw(p, "stride", 1, layer)
+    pad = _hw(p, "pad", 0, layer)
+    dilation = as_list(p.get("dilation")) or [1]
+    bias = blobs[1] if len(blobs) > 1 else None
+    return [F.conv2d(bottoms[0], blobs[0], bias, stride, pad, (dilation[0], dilation[-1]),
+                     int(p.get("group", 1)))]
+
+
+def _pooling(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
+    p = layer.param("pooling_param")
+    x = bottoms[0]
+    method = p.get("pool", "MAX")
+    if method not in ("MAX", "AVE"):
+        raise ExecutionError(f"layer {layer.name!r}: {method} pooling is not supported")
+    if p.get("global_pooling", False):  # one window covering the whole map, no padding
+        return [x.amax((2, 3), keepdim=True) if method == "MAX" else x.mean((2, 3), keepdim=True)]
+    (kh, kw), (sh, sw), (ph, pw) = (_hw(p, "kernel", None, layer), _hw(p, "stride", 1, layer),
+                                    _hw(p, "pad", 0, layer))
+    ceil_mode = p.get("round_mode", "CEIL") == "CEIL"
+    height, width = x.shape[2], x.shape[3]
+    oh = pool_output_size(height, kh, sh, ph, ceil_mode)
+    ow = pool_output_size(width, kw, sw, pw, ceil_mode)
+    # Pad so every window lies inside: ``p`` before, and after as far as the last window reaches.
+    extra_h = max(0, (oh - 1) * sh + kh - height - ph)
+    extra_w = max(0, (ow - 1) * sw + kw - width - pw)
+    fill = float("-inf") if method == "MAX" else 0.0
+    xp = F.pad(x, (pw, extra_w, ph, extra_h), value=fill)
+    out = None
+    for i in range(kh):
+        for j in range(kw):
+            window = xp[:, :, i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw]
+            if out is None:
+                out = window.clone()
+            elif method == "MAX":
+                out = torch.maximum(out, window)
+            else:
+                out += window
+    if method == "AVE":  # divide by the window clipped to the padded image (padding counts)
+        rows = [min(r * sh - ph + kh, height + ph) - (r * sh - ph) for r in range(oh)]
+        cols = [min(c * sw - pw + kw, width + pw) - (c * sw - pw) for c in range(ow)]
+        divisor = torch.tensor(rows, dtype=x.dtype)[:, None] * torch.tensor(cols, dtype=x.dtype)[None, :]
+        out = out / divisor.to(x.device)
+    return [out]
+
+
+def _batch_norm(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
+    p = layer.param("batch_norm_param")
+    x = bottoms[0]
+    view = (1, -1) + (1,) * (x.dim() - 2)
+    if p.get("use_global_stats", True):  # deploy nets run in TEST phase: stored statistics
+        s = blobs[2].reshape(())
+        factor = torch.where(s == 0, torch.zeros_like(s), 1 / s)
+        mean, var = blobs[0] * factor, blobs[1] * factor
+    else:
+        flat = x.transpose(0, 1).reshape(x.shape[1], -1)
+        mean = flat.mean(1)
+        var = ((flat - mean[:, None]) ** 2).mean(1)
+    return [(x - mean.reshape(view)) / torch.sqrt(var.reshape(view) + p.get("eps", 1e-5))]
+
+
+def _scale(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
+    p = layer.param("scale_param")
+    x = bottoms[0]
+    axis = _axis(p.get("axis", 1), x.dim(), layer)
+    if len(bottoms) > 1:
+        scale, bias = bottoms[1], (blobs[0] if blobs else None)
+    else:
+        scale, bias = blobs[0], (blobs[1] if len(blobs) > 1 else None)
+    covered = scale.dim()
+    if tuple(x.shape[axis:axis + covered]) != tuple(scale.shape):
+        raise ExecutionError(f"layer {layer.name!r}: scale of shape {tuple(scale.shape)} does not match "
+                             f"axes {axis}.. of the input {tuple(x.shape)}")
+    view = (1,) * axis + tuple(scale.shape) + (1,) * (x.dim() - axis - covered)
+    out = x * scale.reshape(view)
+    return [out + bias.reshape(view) if bias is not None else out]
+
+
+def _relu(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
+    slope = layer.param("relu_param").get("negative_slope", 0.0)
+    x = bottoms[0]
+    return [F.relu(x) if slope == 0 else torch.clamp(x, min=0) + slope * torch.clamp(x, max=0)]
+
+
+def _axpy(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
+    a, x, y = bottoms
+    if a.numel() != x.shape[0] * x.shape[1]:
+        raise ExecutionError(f"layer {layer.name!r}: Axpy scale {tuple(a.shape)} is not N x C of {tuple(x.shape)}")
+    return [a.reshape(x.shape[0], x.shape[1], *([1] * (x.dim() - 2))) * x + y]
+
+
+def _reshape(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
+    p = layer.param("reshape_param")
+    x = bottoms[0]
+    dims = [int(d) for d in as_list(p.get("shape", {}).get("dim"))]
+    axis, num_axes = p.get("axis", 0), p.get("num_axes", -1)
+    start = axis if axis >= 0 else x.dim() + axis + 1
+    end = x.dim() if num_axes == -1 else start + num_axes
+    part = [x.shape[start + i] if d == 0 else d for i, d in enumerate(dims)]
+    shape = list(x.shape[:start]) + part + list(x.shape[end:])
+    if shape.count(-1) > 1:
+        raise ExecutionError(f"layer {layer.name!r}: more than one -1 in the reshape dims {dims}")
+    if -1 in shape:
+        known = math.prod(d for d in shape if d != -1)
+        shape[shape.index(-1)] = x.numel() // known if known else 0
+    if math.prod(shape) != x.numel():
+        raise ExecutionError(f"layer {layer.name!r}: cannot reshape {tuple(x.shape)} to {tuple(shape)}")
+    return [x.reshape(shape)]
+
+
+def _concat(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
+    p = layer.param("concat_param")
+    axis = p["concat_dim"] if "concat_dim" in p else p.get("axis", 1)
+    return [torch.cat(bottoms, _axis(axis, bottoms[0].dim(), layer))]
+
+
+def _eltwise(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
+    p = layer.param("eltwise_param")
+    op = p.get("operation", "SUM")
+    if op == "PROD":
+        out = bottoms[0]
+        for b in bottoms[1:]:
+            out = out * b
+        return [out]
+    if op == "MAX":
+        out = bottoms[0]
+        for b in bottoms[1:]:
+            out = torch.maximum(out, b)
+        return [out]
+    coeff = as_list(p.get("coeff")) or [1.0] * len(bottoms)
+    if len(coeff) != len(bottoms):
+        raise ExecutionError(f"layer {layer.name!r}: {len(coeff)} coefficients for {len(bottoms)} inputs")
+    out = bottoms[0] * coeff[0] if coeff[0] != 1 else bottoms[0]
+    for c, b in zip(coeff[1:], bottoms[1:]):
+        out = out + (b * c if c != 1 else b)
+    return [out]
+
+
+def _inner_product(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
+    p = layer.param("inner_product_param")
+    x = bottoms[0]
+    axis = _axis(p.get("axis", 1), x.dim(), layer)
+    weight = blobs[0].t() if p.get("transpose", False) else blobs[0]
+    out = x.reshape(*x.shape[:axis], -1) @ weight.t()
+    return [out + blobs[1] if len(blobs) > 1 else out]
+
+
+def _softmax(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
+    x = bottoms[0]
+    return [torch.softmax(x, _axis(layer.param("softmax_param").get("axis", 1), x.dim(), layer))]
+
+
+def _flatten(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
+    p = layer.param("flatten_param")
+    x = bottoms[0]
+    return [x.flatten(_axis(p.get("axis", 1), x.dim(), layer), _axis(p.get("end_axis", -1), x.dim(), layer))]
+
+
+_OPS: dict[str, Callable[[Layer, Tensors, Tensors], Tensors]] = {
+    "Convolution": _convolution, "Pooling": _pooling, "BatchNorm": _batch_norm, "Scale": _scale,
+    "ReLU": _relu, "Sigmoid": lambda layer, b, w: [torch.sigmoid(b[0])], "Axpy": _axpy,
+    "Reshape": _reshape, "Concat": _concat, "Eltwise": _eltwise, "InnerProduct": _inner_product,
+    "Dropout": lambda layer, b, w: [b[0]], "Softmax": _softmax, "Flatten": _flatten,
+    "Split": lambda layer, b, w: [b[0]] * len(layer.tops), "Silence": lambda layer, b, w: [],
+}
+
+
+# -- the pass ----------------------------------------------------------------------------------
+
+def _first_input(net: Net) -> str:
+    first = next((layer for layer in net.layers if layer.type in _DATA_LAYERS and layer.tops), None)
+    if first is None:
+        raise ExecutionError(f"{net.source or net.name}: the net has no Input layer to feed")
+    return first.tops[0]
+
+
+def _feeds(net: Net, data: torch.Tensor | np.ndarray | Mapping[str, torch.Tensor | np.ndarray]
+           ) -> dict[str, torch.Tensor]:
+    """Map the caller's input(s) to the data layers' tops (a single input goes to the first one)."""
+    if isinstance(data, Mapping):
+        return {name: torch.as_tensor(value) for name, value in data.items()}
+    return {_first_input(net): torch.as_tensor(data)}
+
+
+def _forward(net: Net, feeds: dict[str, torch.Tensor], outputs: Iterable[str] | None,
+             weights: WeightFn, keep_all: bool = False) -> dict[str, torch.Tensor]:
+    """One pass over ``net``; blobs are dropped after their last reader unless requested.
+
+    Takes ownership of ``feeds`` (entries are removed as they are used, so inputs can be freed too).
+    """
+    where = net.source or net.name
+    wanted = set(outputs) if outputs is not None else set(net.layers[-1].tops if net.layers else ())
+    last_read: dict[str, int] = {}
+    for index, layer in enumerate(net.layers):
+        for name in layer.bottoms:
+            last_read[name] = index
+    blobs: dict[str, torch.Tensor] = {}
+    for index, layer in enumerate(net.layers):
+        if layer.type in _DATA_LAYERS:
+            tops = []
+            for name in layer.tops[:1] if layer.type == "Data" else layer.tops:
+                if name not in feeds:
+                    raise ExecutionError(f"{where}: no input given for blob {name!r} of layer {layer.name!r}")
+                tops.append(feeds.pop(name))
+        else:
+            op = _OPS.get(layer.type)
+            if op is None:
+                raise ExecutionError(f"{where}: layer {layer.name!r}: type {layer.type!r} is not supported")
+            missing = [name for name in layer.bottoms if name not in blobs]
+            if missing:
+                raise ExecutionError(f"{where}: layer {layer.name!r} reads {missing[0]!r}, which no earlier "
+                                     "layer produced")
+            bottoms = [blobs[name] for name in layer.bottoms]
+            tops = op(layer, bottoms, weights(layer, bottoms))
+        for name, value in zip(layer.tops, tops):
+            blobs[name] = value
+        if keep_all:
+            continue
+        for name in set(layer.bottoms) | set(layer.tops):
+            if last_read.get(name, -1) <= index and name not in wanted:
+                blobs.pop(name, None)
+    missing = wanted - blobs.keys()
+    if missing:
+        raise ExecutionError(f"{where}: requested blob(s) {sorted(missing)} do not exist in the net")
+    return blobs if keep_all else {name: blobs[name] for name in wanted}
+
+
+def _check_blobs(layer: Layer, blobs: Sequence, bottoms: Tensors) -> list[Shape]:
+    """Expected shapes for ``layer``'s blobs; raises when the stored blobs cannot be them."""
+    expected = expected_blob_shapes(layer, [tuple(b.shape) for b in bottoms])
+    if len(blobs) != len(expected):
+        raise ExecutionError(f"layer {layer.name!r} ({layer.type}): has {len(blobs)} blobs, expected "
+                             f"{len(expected)} of shapes {expected}")
+    for i, (blob, shape) in enumerate(zip(blobs, expected)):
+        if math.prod(blob.shape) != math.prod(shape):
+            raise ExecutionError(f"layer {layer.name!r} ({layer.type}): blob {i} has shape {tuple(blob.shape)}, "
+                                 f"expected {shape}")
+    return expected
+
+
+class Executor:
+    """A net ready to run: its blobs converted once to tensors of ``dtype`` on ``device``."""
+
+    def __init__(self, net: Net, *, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"):
+        self.net = net
+        self.dtype = dtype
+        self.device = torch.device(device)
+        self._cache: dict[int, Tensors] = {}
+
+    def _weights(self, layer: Layer, bottoms: Tensors) -> Tensors:
+        key = id(layer)
+        if key not in self._cache:
+            shapes = _check_blobs(layer, layer.blobs, bottoms)
+            np_dtype = torch.empty((), dtype=self.dtype).numpy().dtype
+            self._cache[key] = [torch.from_numpy(np.array(blob, dtype=np_dtype).reshape(shape)).to(self.device)
+                                for blob, shape in zip(layer.blobs, shapes)]
+        return self._cache[key]
+
+    @torch.inference_mode()
+    def __call__(self, data: torch.Tensor | np.ndarray | Mapping[str, torch.Tensor | np.ndarray],
+                 outputs: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
+        """Run on Caffe input (N x C x H x W, BGR, mean subtracted); returns the requested blobs."""
+        feeds = {name: value.to(self.device, self.dtype) for name, value in _feeds(self.net, data).items()}
+        return _forward(self.net, feeds, outputs, self._weights)
+
+
+def run(net: Net, data: torch.Tensor | np.ndarray | Mapping[str, torch.Tensor | np.ndarray],
+        outputs: Iterable[str] | None = None, *, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+    """Run ``net`` once on ``data``; ``outputs`` names the blobs to return (default: the last layer's tops)."""
+    return Executor(net, dtype=dtype)(data, outputs)
+
+
+def infer_shapes(net: Net, input_shape: Shape | Mapping[str, Shape]) -> dict[str, Shape]:
+    """The shape of every blob for the given input shape(s), computed without data (meta tensors).
+
+    Works on nets without blobs (a bare prototxt): parametric layers get blobs of their expected shape.
+    """
+    shapes = dict(input_shape) if isinstance(input_shape, Mapping) else {_first_input(net): input_shape}
+    feeds = {name: torch.empty(tuple(shape), device="meta") for name, shape in shapes.items()}
+
+    def weights(layer: Layer, bottoms: Tensors) -> Tensors:
+        return [torch.empty(s, device="meta") for s in expected_blob_shapes(layer, [tuple(b.shape) for b in bottoms])]
+
+    with torch.inference_mode():
+        blobs = _forward(net, feeds, (), weights, keep_all=True)
+    return {name: tuple(value.shape) for name, value in blobs.items()}
+
+
+def random_blobs(net: Net, input_shape: Shape, seed: int = 0, *, calibrate: bool = True) -> None:
+    """Give every parametric layer of ``net`` random float32 blobs of plausible values, in place.
+
+    Convolutions and inner products get He-scaled weights and small biases, Scale layers gammas
+    around 1 and small betas, BatchNorm layers Caffe's three blobs ``[mean*s, var*s, s]`` with a
+    random ``s`` in [1, 1000) (as the moving-average factor of a trained model). With ``calibrate``
+    a real forward pass on random input sets each BatchNorm's statistics near those of its actual
+    input, so activations stay O(1) through deep nets; without it the pass runs on meta tensors
+    (instant) and the statistics are drawn at random.
+    """
+    rng = np.random.default_rng(seed)
+
+    def weights(layer: Layer, bottoms: Tensors) -> Tensors:
+        shapes = expected_blob_shapes(layer, [tuple(b.shape) for b in bottoms])
+        if shapes:
+            layer.blobs = _random_layer_blobs(layer, shapes, bottoms[0] if calibrate else None, rng)
+        device = bottoms[0].device if bottoms else torch.device("cpu")
+        return [torch.from_numpy(b).to(device) for b in layer.blobs] if shapes else []
+
+    device = "cpu" if calibrate else "meta"
+    data = torch.from_numpy(rng.standard_normal(tuple(input_shape)).astype(np.float32) * 50) if calibrate \
+        else torch.empty(tuple(input_shape), device=device)
+    with torch.inference_mode():
+        _forward(net, _feeds(net, data), (), weights)
+
+
+def _random_layer_blobs(layer: Layer, shapes: list[Shape], x: torch.Tensor | None,
+                        rng: np.random.Generator) -> list[np.ndarray]:
+    def normal(shape: Shape, std: float) -> np.ndarray:
+        return (rng.standard_normal(shape) * std).astype(np.float32)
+
+    if layer.type == "BatchNorm":
+        channels = shapes[0][0]
+        if x is not None:
+            flat = x.detach().transpose(0, 1).reshape(channels, -1).double()
+            mean = flat.mean(1).numpy() + rng.normal(0, 0.05, channels) * flat.std(1).numpy()
+            var = flat.var(1, unbiased=False).numpy() * rng.uniform(0.8, 1.25, channels)
+        else:
+            mean, var = rng.normal(0, 0.1, channels), rng.uniform(0.5, 2.0, channels)
+        s = rng.uniform(1.0, 1000.0)
+        return [(mean * s).astype(np.float32), (var * s).astype(np.float32), np.array([s], np.float32)]
+    if layer.type == "Scale":
+        out = [rng.uniform(0.5, 1.5, shapes[0]).astype(np.float32)] if len(layer.bottoms) == 1 else []
+        return out + [normal(shape, 0.2) for shape in shapes[len(out):]]
+    weight_shape = shapes[0]
+    fan_in = math.prod(weight_shape[1:]) if layer.type == "Convolution" else \
+        (weight_shape[0] if layer.param("inner_product_param").get("transpose", False) else weight_shape[1])
+    gain = 2.0 if layer.type == "Convolution" else 1.0
+    return [normal(weight_shape, math.sqrt(gain / max(fan_in, 1)))] + [normal(s, 0.1) for s in shapes[1:]]
