@@ -1,0 +1,49 @@
+"""``senet-zoo fetch`` and ``senet-zoo publish``: command-line wrappers over :mod:`senet_zoo.hub`."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``fetch`` and ``publish`` subcommands."""
+    p = subparsers.add_parser("fetch", help="download and verify pretrained weights into the cache; print the path")
+    p.add_argument("spec", metavar="NAME[.TAG]", help="registry name, optionally with a weights tag")
+    p.add_argument("--manifest", default=None, help="weights manifest (default: $SENET_ZOO_MANIFEST or shipped)")
+    p.add_argument("--no-progress", action="store_true", help="do not draw progress bars")
+    p.set_defaults(func=_fetch)
+
+    p = subparsers.add_parser("publish", help="upload a converted folder to the Hugging Face Hub, update the manifest")
+    p.add_argument("folder", metavar="DIR", help="output of `senet-zoo convert` (model.safetensors, config.json, README.md)")
+    p.add_argument("--repo-id", required=True, metavar="ORG/NAME", help="Hub repository to publish to")
+    p.add_argument("--private", action="store_true", help="create the repository as private")
+    p.add_argument("--dry-run", action="store_true", help="validate and list what would be uploaded; change nothing")
+    p.add_argument("--name", default=None, help="registry name (default: config.json senet_zoo.name)")
+    p.add_argument("--tag", default="caffe_in1k", help="weights tag (default: %(default)s)")
+    p.add_argument("--manifest", default=None, help="manifest to update (default: $SENET_ZOO_MANIFEST or shipped)")
+    p.set_defaults(func=_publish)
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from .fetch import fetch_weights
+    from .manifest import split_spec
+
+    name, tag = split_spec(args.spec)
+    path, entry = fetch_weights(name, tag, manifest=args.manifest, progress=not args.no_progress)
+    print(path)
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from .publish import publish
+
+    result = publish(args.folder, args.repo_id, private=args.private, dry_run=args.dry_run,
+                     manifest_path=args.manifest, name=args.name, tag=args.tag)
+    verb = "would upload" if result.dry_run else "uploaded"
+    print(f"{result.name}.{result.tag} -> {result.repo_id}: {verb}")
+    for f in result.files:
+        print(f"  {f.path_in_repo:<20} {f.size:>12} bytes  sha256 {f.sha256}")
+    if not result.dry_run:
+        state = "new commit" if result.created_commit else "no changes, existing commit"
+        print(f"{state} {result.revision}; manifest updated: {result.manifest_path}")
+    return 0

@@ -1,0 +1,173 @@
+"""Upload a converted weights folder to the Hugging Face Hub and record the commit in the manifest.
+
+A converted folder (written by ``senet-zoo convert``) holds ``model.safetensors``, ``config.json`` and a
+``README.md`` model card; ``config.json`` names the weights it carries under ``senet_zoo``:
+``{"name": <registry name>, "tag": "caffe_in1k", "converter_version": ...}``. Publishing creates the repository
+if needed and makes ONE commit with every file; identical files produce no new commit (the client compares the
+Hub's oids with the local sha256/git hashes and skips an empty commit). The manifest entry then gets status
+``published``, the Hub source pinned to the commit sha, and the sha256 and size of ``model.safetensors``.
+The token comes from the argument, ``HF_TOKEN`` or the saved login and is never printed or logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .manifest import load_manifest, record_published, resolve_manifest_path
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_FILE = "model.safetensors"
+REQUIRED_FILES = (WEIGHTS_FILE, "config.json", "README.md")
+_REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class PublishError(RuntimeError):
+    """The folder cannot be published (missing files, bad config, no token, ...)."""
+
+
+@dataclass(frozen=True)
+class UploadFile:
+    """One file of the folder: name in the repository, local path, size and sha256."""
+
+    path_in_repo: str
+    local_path: Path
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """What was (or, for a dry run, would be) published."""
+
+    repo_id: str
+    name: str
+    tag: str
+    files: tuple[UploadFile, ...]
+    revision: str | None  # commit sha on the Hub; None for a dry run
+    created_commit: bool  # False when the Hub already had identical files
+    manifest_path: Path | None  # the manifest that was updated; None for a dry run
+    dry_run: bool
+
+    @property
+    def weights(self) -> UploadFile:
+        """The ``model.safetensors`` entry of :attr:`files`."""
+        return next(f for f in self.files if f.path_in_repo == WEIGHTS_FILE)
+
+
+def publish(
+    folder: str | os.PathLike[str],
+    repo_id: str,
+    *,
+    private: bool = False,
+    dry_run: bool = False,
+    token: str | None = None,
+    manifest_path: str | os.PathLike[str] | None = None,
+    name: str | None = None,
+    tag: str = "caffe_in1k",
+    commit_message: str | None = None,
+) -> PublishResult:
+    """Upload ``folder`` to ``repo_id`` in one commit and record the result in the manifest.
+
+    ``name``/``tag`` default to ``config.json``'s ``senet_zoo`` block (an explicit argument must agree with
+    it); the manifest must already have an entry for them. ``dry_run`` validates and hashes the folder only.
+    """
+    folder = Path(folder)
+    if not _REPO_ID_RE.fullmatch(repo_id) or ".." in repo_id or "--" in repo_id:
+        raise PublishError(f"--repo-id must look like ORG/NAME, got {repo_id!r}")
+    files, config = _read_folder(folder)
+    name, tag, converter_version = _weights_identity(folder, config, name, tag)
+    manifest_file = resolve_manifest_path(manifest_path)
+    load_manifest(manifest_file).get(name, tag)  # the entry must exist before anything is uploaded
+    if dry_run:
+        return PublishResult(repo_id, name, tag, files, None, False, None, True)
+
+    from huggingface_hub import CommitOperationAdd, HfApi, get_token
+
+    token = token or get_token()
+    if not token:
+        raise PublishError("no Hugging Face token: set HF_TOKEN or log in with `hf auth login`")
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+    head_before = api.repo_info(repo_id, repo_type="model").sha
+    operations = [CommitOperationAdd(path_in_repo=f.path_in_repo, path_or_fileobj=str(f.local_path)) for f in files]
+    info = api.create_commit(
+        repo_id, operations, commit_message=commit_message or f"Add {name}.{tag} weights", repo_type="model",
+    )
+    revision = str(info.oid)
+    created = revision != head_before
+    logger.info("%s: %s commit %s", repo_id, "new" if created else "unchanged, head", revision)
+    weights = next(f for f in files if f.path_in_repo == WEIGHTS_FILE)
+    record_published(
+        manifest_file, name, tag, repo_id=repo_id, revision=revision, filename=WEIGHTS_FILE,
+        sha256=weights.sha256, size=weights.size, converter_version=converter_version,
+    )
+    return PublishResult(repo_id, name, tag, files, revision, created, Path(os.path.realpath(manifest_file)), False)
+
+
+def _read_folder(folder: Path) -> tuple[tuple[UploadFile, ...], dict[str, Any]]:
+    """Validate the folder and hash its top-level files (hidden files and sub-folders are not uploaded)."""
+    if not folder.is_dir():
+        raise PublishError(f"{folder}: not a directory")
+    missing = [n for n in REQUIRED_FILES if not (folder / n).is_file()]
+    if missing:
+        raise PublishError(f"{folder}: missing {', '.join(missing)} (expected the output of `senet-zoo convert`)")
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PublishError(f"{folder / 'config.json'}: not valid JSON ({exc})") from exc
+    if not isinstance(config, dict):
+        raise PublishError(f"{folder / 'config.json'}: expected a JSON object")
+    _check_safetensors(folder / WEIGHTS_FILE)
+    files = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or not path.is_file():
+            logger.info("not uploading %s", path)
+            continue
+        files.append(UploadFile(path.name, path, *_size_and_sha256(path)))
+    return tuple(files), config
+
+
+def _check_safetensors(path: Path) -> None:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as fh:
+            keys = list(fh.keys())
+    except Exception as exc:  # safetensors raises its own error types for malformed headers
+        raise PublishError(f"{path}: not a readable safetensors file ({exc})") from exc
+    if not keys:
+        raise PublishError(f"{path}: holds no tensors")
+
+
+def _weights_identity(folder: Path, config: dict[str, Any], name: str | None,
+                      tag: str) -> tuple[str, str, str | None]:
+    block = config.get("senet_zoo")
+    if not isinstance(block, dict):
+        block = {}
+    config_name, config_tag = block.get("name"), block.get("tag")
+    for what, given, found in (("name", name, config_name), ("tag", tag, config_tag)):
+        if given is not None and found is not None and given != found:
+            raise PublishError(f"{folder / 'config.json'}: senet_zoo.{what} is {found!r} but {given!r} was asked for")
+    name = name or config_name
+    if not isinstance(name, str) or not name:
+        raise PublishError(f"{folder / 'config.json'}: no senet_zoo.name (registry name); pass name= explicitly")
+    version = block.get("converter_version")
+    return name, config_tag or tag, str(version) if version is not None else None
+
+
+def _size_and_sha256(path: Path) -> tuple[int, str]:
+    hasher = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            hasher.update(chunk)
+            size += len(chunk)
+    return size, hasher.hexdigest()
