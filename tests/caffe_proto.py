@@ -1,11 +1,13 @@
 """An independent Caffe encoder for tests: google.protobuf with a subset of caffe.proto declared here.
 
-It shares no code with ``senet_zoo.caffe`` (numbers and types are copied from BVLC caffe.proto), so
+It shares no encoding or decoding code with ``senet_zoo.caffe`` (only the Net/Layer dataclasses;
+field numbers and types are copied from BVLC caffe.proto), so
 files it writes check the project's own reader and writer against a real protobuf implementation.
 
     encode_net(net, v1=False, packed=True, double=False, legacy_dims=False) -> bytes
     write_caffemodel(net, path, **same options)
-    decode_net(data, v1=False) -> the google.protobuf NetParameter message
+    decode_net(data) -> the google.protobuf NetParameter message
+    message_classes(packed=True) -> {message name: google.protobuf class} of the declared subset
     net_message(net, **same options) -> the message encode_net serializes
 
 Variants: ``v1`` writes legacy ``layers`` (V1LayerParameter, enum types; an ``Input`` layer becomes
@@ -126,7 +128,7 @@ def _add_field(msg: Any, label: str, type_: str, name: str, number: int, packed:
 
 
 @functools.lru_cache(maxsize=None)
-def _classes(packed: bool) -> dict[str, type]:
+def message_classes(packed: bool) -> dict[str, type]:
     """Message classes of the declared subset, in a private pool; ``packed`` marks BlobProto data."""
     fdp = descriptor_pb2.FileDescriptorProto(name=f"caffe_subset_{int(packed)}.proto", package="caffe",
                                              syntax="proto2")
@@ -222,7 +224,7 @@ def _fill_blob(msg: Any, array: np.ndarray, *, double: bool, legacy_dims: bool) 
 def net_message(net: Net, *, v1: bool = False, packed: bool = True, double: bool = False,
                 legacy_dims: bool = False) -> Any:
     """The google.protobuf NetParameter for ``net`` (see the module docstring for the options)."""
-    classes = _classes(packed)
+    classes = message_classes(packed)
     msg = classes["NetParameter"]()
     if net.name:
         msg.name = net.name
@@ -265,6 +267,6 @@ def write_caffemodel(net: Net, path: str | os.PathLike, **options: bool) -> None
 
 def decode_net(data: bytes) -> Any:
     """Parse caffemodel bytes into the google.protobuf NetParameter message of this subset."""
-    msg = _classes(True)["NetParameter"]()
+    msg = message_classes(True)["NetParameter"]()
     msg.ParseFromString(data)
     return msg

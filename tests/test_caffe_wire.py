@@ -7,66 +7,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from caffe_proto import _classes, encode_net, write_caffemodel
+from caffe_nets import assert_same_net, rand, small_net
+from caffe_proto import message_classes, encode_net, write_caffemodel
 from senet_zoo.caffe.net import CaffeFormatError, Layer, Net
 from senet_zoo.caffe.wire import parse_caffemodel, read_caffemodel
-
-
-def _rand(rng: np.random.Generator, *shape: int) -> np.ndarray:
-    return rng.standard_normal(shape).astype(np.float32)
-
-
-def small_net(seed: int = 0, *, v1_compatible: bool = False) -> Net:
-    """A tiny net touching every decoded param message (V1-compatible: only V1 layer types)."""
-    rng = np.random.default_rng(seed)
-    layers = [
-        Layer("input", "Input", [], ["data"], {"input_param": {"shape": {"dim": [2, 3, 9, 9]}}}),
-        Layer("conv1", "Convolution", ["data"], ["conv1"],
-              {"convolution_param": {"num_output": 4, "bias_term": True, "pad": [1, 2], "kernel_size": 3,
-                                     "stride": 2, "group": 1, "dilation": 1}},
-              [_rand(rng, 4, 3, 3, 3), _rand(rng, 4)]),
-        Layer("conv2", "Convolution", ["conv1"], ["conv2"],
-              {"convolution_param": {"num_output": 4, "bias_term": False, "kernel_h": 1, "kernel_w": 3,
-                                     "pad_h": 0, "pad_w": 1, "stride_h": 1, "stride_w": 1, "group": 2,
-                                     "engine": "CAFFE"}},
-              [_rand(rng, 4, 2, 1, 3)]),
-        Layer("relu", "ReLU", ["conv2"], ["conv2"], {"relu_param": {"negative_slope": 0.1}}),
-        Layer("pool", "Pooling", ["conv2"], ["pool"],
-              {"pooling_param": {"pool": "AVE", "kernel_size": 3, "stride": 2, "pad": 1}}),
-        Layer("gpool", "Pooling", ["pool"], ["gpool"],
-              {"pooling_param": {"pool": "MAX", "global_pooling": True, "engine": "CAFFE"}}),
-        Layer("sum", "Eltwise", ["gpool", "gpool"], ["sum"],
-              {"eltwise_param": {"operation": "SUM", "coeff": [0.5, -2.25]}}),
-        Layer("cat", "Concat", ["sum", "gpool"], ["cat"], {"concat_param": {"axis": 1}}),
-        Layer("drop", "Dropout", ["cat"], ["cat"], {"dropout_param": {"dropout_ratio": 0.2}}),
-        Layer("fc", "InnerProduct", ["cat"], ["fc"],
-              {"inner_product_param": {"num_output": 5, "bias_term": True, "axis": 1}},
-              [_rand(rng, 5, 8), _rand(rng, 5)]),
-        Layer("prob", "Softmax", ["fc"], ["prob"], {"softmax_param": {"axis": 1}}),
-    ]
-    if not v1_compatible:
-        layers[1:1] = [
-            Layer("bn", "BatchNorm", ["data"], ["data"],
-                  {"batch_norm_param": {"use_global_stats": True, "eps": 1e-3}},
-                  [_rand(rng, 3), np.abs(_rand(rng, 3)), np.array([999.5], np.float32)]),
-            Layer("scale", "Scale", ["data"], ["data"], {"scale_param": {"bias_term": True, "axis": 1}},
-                  [_rand(rng, 3), _rand(rng, 3)]),
-        ]
-        layers.append(Layer("reshape", "Reshape", ["prob"], ["flat"],
-                            {"reshape_param": {"shape": {"dim": [0, -1, 1]}, "axis": 0, "num_axes": -1}}))
-    return Net(name="tiny", layers=layers)
-
-
-def assert_same_net(expected: Net, actual: Net, *, legacy_dims: bool = False) -> None:
-    assert actual.name == expected.name
-    assert [layer.name for layer in actual.layers] == [layer.name for layer in expected.layers]
-    for want, got in zip(expected.layers, actual.layers):
-        assert (got.type, got.bottoms, got.tops, got.params) == (want.type, want.bottoms, want.tops, want.params)
-        assert len(got.blobs) == len(want.blobs)
-        for w, g in zip(want.blobs, got.blobs):
-            shape = (1,) * (4 - w.ndim) + w.shape if legacy_dims else w.shape
-            assert g.shape == shape and g.dtype == np.float32
-            np.testing.assert_array_equal(g.reshape(w.shape), w.astype(np.float32))
 
 
 @pytest.mark.parametrize("options", [
@@ -106,12 +50,12 @@ def test_packed_blobs_are_zero_copy_views(tmp_path):
 def test_large_unpacked_and_chunked_blobs(tmp_path):
     """A long one-tag-per-value run and a blob whose data is split over several packed fields."""
     rng = np.random.default_rng(1)
-    big = _rand(rng, 64, 3, 7, 7)
+    big = rand(rng, 64, 3, 7, 7)
     net = Net("big", [Layer("c", "Convolution", ["data"], ["c"], {"convolution_param": {"num_output": 64}},
-                            [big, _rand(rng, 64)])])
+                            [big, rand(rng, 64)])])
     assert_same_net(net, parse_caffemodel(encode_net(net, packed=False)))
 
-    classes = _classes(True)
+    classes = message_classes(True)
     part1, part2 = big.ravel()[:1000], big.ravel()[1000:]
     blob = classes["BlobProto"](data=part1.tolist()).SerializeToString()
     blob += classes["BlobProto"](data=part2.tolist(), shape={"dim": big.shape}).SerializeToString()
@@ -205,7 +149,7 @@ def test_bad_wire_type_names_offset(tmp_path):
 
 
 def test_blob_size_mismatch(tmp_path):
-    classes = _classes(True)
+    classes = message_classes(True)
     msg = classes["NetParameter"]()
     layer = msg.layer.add(name="conv", type="Convolution")
     blob = layer.blobs.add()
