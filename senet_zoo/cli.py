@@ -13,7 +13,6 @@ import sys
 COMMAND_MODULES: tuple[str, ...] = (
     "senet_zoo.commands",
     "senet_zoo.hub.commands",
-    "senet_zoo.finetune.commands",
 )
 
 
