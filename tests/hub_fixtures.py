@@ -96,18 +96,23 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_python(code: str, env: dict[str, str], *, timeout: float = 120.0) -> Any:
-    """Run ``code`` in a fresh interpreter; its last stdout line must be JSON, which is returned."""
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout,
+def run_python(code: str, env: dict[str, str], *argv: str, timeout: float = 120.0,
+               forbid: tuple[str, ...] = ()) -> Any:
+    """Run ``code`` (with ``sys.argv[1:] == argv``) in a fresh interpreter; its last stdout line must be JSON,
+    which is returned. ``forbid``: strings (e.g. a token) that must appear nowhere in its stdout or stderr.
+    """
+    proc = subprocess.run([sys.executable, "-c", code, *argv], env=env, capture_output=True, text=True, timeout=timeout,
                           cwd=REPO_ROOT)
     if proc.returncode != 0:
         raise AssertionError(f"subprocess failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    for secret in forbid:
+        assert secret not in proc.stdout + proc.stderr, "a forbidden string was printed or logged"
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def hub_client_env(hub: Any, home: Path, **extra: str) -> dict[str, str]:
     """Environment for a subprocess talking to ``hub``, with private HF and torch caches under ``home``."""
-    return clean_env(**hub.client_env(home / "hf"), TORCH_HOME=str(home / "torch"), **extra)
+    return clean_env(**{**hub.client_env(home / "hf"), "TORCH_HOME": str(home / "torch"), **extra})
 
 
 def publish_to_emulator(hub: Any, folder: Path, repo_id: str, manifest_path: Path, home: Path,
@@ -117,10 +122,11 @@ def publish_to_emulator(hub: Any, folder: Path, repo_id: str, manifest_path: Pat
     Returns ``{"repo_id", "revision", "created_commit", "sha256", "size", "manifest_path"}``.
     """
     code = BARE_HUB_IMPORT + (
-        "import json\n"
+        "import json, logging\n"
+        "logging.basicConfig(level=logging.INFO)\n"
         "from senet_zoo.hub.publish import publish\n"
         f"r = publish({str(folder)!r}, {repo_id!r}, manifest_path={str(manifest_path)!r}, **{publish_kwargs!r})\n"
         "print(json.dumps({'repo_id': r.repo_id, 'revision': r.revision, 'created_commit': r.created_commit,"
         " 'sha256': r.weights.sha256, 'size': r.weights.size, 'manifest_path': str(r.manifest_path)}))\n"
     )
-    return run_python(code, hub_client_env(hub, home))
+    return run_python(code, hub_client_env(hub, home), forbid=(hub.token,))
