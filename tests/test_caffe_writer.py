@@ -10,7 +10,7 @@ import torch
 from caffe_nets import assert_same_net, small_net
 from caffe_proto import decode_net, net_message
 from senet_zoo.caffe.executor import run
-from senet_zoo.caffe.net import Layer, Net
+from senet_zoo.caffe.net import Layer, Net, copy_trained_layers
 from senet_zoo.caffe.prototxt import read_prototxt
 from senet_zoo.caffe.wire import read_caffemodel
 from senet_zoo.caffe.writer import write_caffemodel, write_prototxt
@@ -85,3 +85,17 @@ def test_prototxt_round_trip(tmp_path):
     assert [(l.name, l.type, l.bottoms, l.tops, l.params) for l in back.layers] == \
            [(l.name, l.type, l.bottoms, l.tops, l.params) for l in net.layers]
     assert all(not layer.blobs for layer in back.layers)
+
+
+def test_prototxt_structure_plus_caffemodel_blobs(tmp_path):
+    """The usual pairing: deploy prototxt for the structure, caffemodel (here with an extra layer) for blobs."""
+    net = small_net()
+    write_prototxt(net, tmp_path / "deploy.prototxt")
+    trained = small_net()
+    trained.layers.append(Layer("loss_fc", "InnerProduct", ["flat"], ["loss"], {"inner_product_param": {"num_output": 1}},
+                                [np.ones((1, 5), np.float32)]))
+    write_caffemodel(trained, tmp_path / "trained.caffemodel")
+    deploy = read_prototxt(tmp_path / "deploy.prototxt")
+    assert copy_trained_layers(deploy, read_caffemodel(tmp_path / "trained.caffemodel")) == ["loss_fc"]
+    x = torch.from_numpy(np.random.default_rng(2).standard_normal((2, 3, 9, 9)).astype(np.float32))
+    torch.testing.assert_close(run(deploy, x), run(net, x), rtol=0, atol=0)

@@ -17,7 +17,6 @@ later modified by an in-place layer (``top == bottom``) is returned after that m
 """
 from __future__ import annotations
 
-import logging
 import math
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -29,8 +28,6 @@ from .net import Layer, Net, as_list
 
 __all__ = ["Executor", "ExecutionError", "run", "infer_shapes", "expected_blob_shapes", "random_blobs",
            "pool_output_size"]
-
-logger = logging.getLogger(__name__)
 
 Shape = tuple[int, ...]
 Tensors = list[torch.Tensor]

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CaffeFormatError", "Layer", "Net", "as_list", "legacy_input_layer"]
+__all__ = ["CaffeFormatError", "Layer", "Net", "as_list", "copy_trained_layers", "legacy_input_layer"]
 
 
 class CaffeFormatError(ValueError):
@@ -66,3 +66,23 @@ def legacy_input_layer(names: list[str], dims: list[int], shapes: list[dict]) ->
     if shapes:
         params["input_param"] = {"shape": shapes[0] if len(shapes) == 1 else list(shapes)}
     return Layer(name="input", type="Input", tops=list(names), params=params)
+
+
+def copy_trained_layers(net: Net, weights: Net) -> list[str]:
+    """Give each layer of ``net`` the blobs of the same-named layer in ``weights``, in place.
+
+    Caffe's ``CopyTrainedLayersFrom``: a deploy prototxt supplies the structure, a caffemodel (often
+    saved from the training net) the blobs. Returns the names of ``weights`` layers that carry blobs
+    but have no counterpart in ``net`` (ignored, as Caffe does); blob shapes are checked when the
+    net runs or is converted.
+    """
+    by_name = {layer.name: layer for layer in net.layers}
+    ignored = []
+    for source in weights.layers:
+        target = by_name.get(source.name)
+        if target is None:
+            if source.blobs:
+                ignored.append(source.name)
+            continue
+        target.blobs = list(source.blobs)
+    return ignored

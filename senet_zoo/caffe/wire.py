@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import mmap
 import os
-import struct
 from typing import Any, Iterator
 
 import numpy as np
