@@ -71,7 +71,7 @@ def pool_net(shape, **param) -> Net:
 ])
 @pytest.mark.parametrize("method", ["MAX", "AVE"])
 def test_pooling_matches_caffe(size, k, s, p, method):
-    x = rand(2, 3, size, size + 1)[..., :size].copy() if size < 20 else rand(1, 2, size, size)
+    x = rand(2, 3, size, size + 1) if size < 20 else rand(1, 2, size, size)  # small ones not square
     got = run1(pool_net(x.shape, pool=method, kernel_size=k, stride=s, pad=p), x)
     np.testing.assert_allclose(got, caffe_pool(x.astype(np.float64), method, k, s, p), rtol=1e-12, atol=1e-12)
 
@@ -195,7 +195,8 @@ def test_scale_with_bias_in_place():
     x = rand(2, 3, 4, 4)
     gamma, beta = rand(3), rand(3)
     net = net_of(x.shape, Layer("scale", "Scale", ["data"], ["data"], {"scale_param": {"bias_term": True}}, [gamma, beta]))
-    np.testing.assert_allclose(run1(net, x, "data"), x.astype(np.float64) * gamma.reshape(1, 3, 1, 1) + beta.reshape(1, 3, 1, 1), rtol=1e-12)
+    want = x.astype(np.float64) * gamma.reshape(1, 3, 1, 1) + beta.reshape(1, 3, 1, 1)
+    np.testing.assert_allclose(run1(net, x, "data"), want, rtol=1e-12)
 
 
 def test_se_bn_inception_gate_reshape_then_scale_axis0():

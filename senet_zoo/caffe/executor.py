@@ -384,7 +384,8 @@ def infer_shapes(net: Net, input_shape: Shape | Mapping[str, Shape]) -> dict[str
     feeds = {name: torch.empty(tuple(shape), device="meta") for name, shape in shapes.items()}
 
     def weights(layer: Layer, bottoms: Tensors) -> Tensors:
-        return [torch.empty(s, device="meta") for s in expected_blob_shapes(layer, [tuple(b.shape) for b in bottoms])]
+        shapes = expected_blob_shapes(layer, [tuple(b.shape) for b in bottoms])
+        return [torch.empty(shape, device="meta") for shape in shapes]
 
     with torch.inference_mode():
         blobs = _forward(net, feeds, (), weights, keep_all=True)

@@ -163,11 +163,12 @@ class _Decoder:
                 return None
             return [self.convert(field, v) for v in raw]
         if kind in _SCALAR_WIRE:
-            dtype = "<f4" if kind == "float" else "<f8"
-            if wire == _SCALAR_WIRE[kind] or (wire == 2 and field.repeated and (b - a) % np.dtype(dtype).itemsize == 0):
-                values = np.frombuffer(self.buf, dtype, (b - a) // np.dtype(dtype).itemsize, a).tolist()
-                return [float32(v) for v in values] if kind == "float" else values
-            return None
+            dtype = np.dtype("<f4" if kind == "float" else "<f8")
+            packed = wire == 2 and field.repeated and (b - a) % dtype.itemsize == 0
+            if wire != _SCALAR_WIRE[kind] and not packed:
+                return None
+            values = np.frombuffer(self.buf, dtype, (b - a) // dtype.itemsize, a).tolist()
+            return [float32(v) for v in values] if kind == "float" else values
         if wire != 2:
             return None
         if kind == "string":

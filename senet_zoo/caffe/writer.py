@@ -69,6 +69,8 @@ def _scalar(field: Field, value: Any) -> tuple[int, bytes]:
         return 2, _varint(len(value.encode("utf-8"))) + value.encode("utf-8")
     if kind == "enum":
         numbers = {name: number for number, name in field.ref.items()}
+        if isinstance(value, int) and not isinstance(value, bool):  # a value this schema has no name for
+            return 0, _varint(value)
         if value not in numbers:
             raise ValueError(f"{field.name}: {value!r} is not one of {sorted(numbers)}")
         return 0, _varint(numbers[value])
