@@ -28,6 +28,7 @@ __all__ = [
 
 INPUT_SIZE = 224
 BN_SCALE_FACTOR = 999.98  # what Caffe's moving-average bookkeeping leaves in real SENet caffemodels
+INPUT_STD = 60.0  # typical spread of 0–255 pixel values minus the mean
 SE_REDUCTION = 16
 STAGE_PLANES = (64, 128, 256, 512)
 
@@ -377,6 +378,20 @@ def _blob_shapes(layer: Layer, ins: list[tuple[int, ...]]) -> list[tuple[int, ..
 # ---------------------------------------------------------------------------------------- weights
 
 
+def _reading_input(net: Net) -> set[str]:
+    """BatchNorm layers that normalize a convolution of the raw input (pixels, not unit-scale activations)."""
+    inputs = {top for layer in net.layers if layer.type in ("Input", "Data") for top in layer.tops}
+    first = {layer.tops[0] for layer in net.layers
+             if layer.type == "Convolution" and layer.bottoms and layer.bottoms[0] in inputs}
+    return {layer.name for layer in net.layers if layer.type == "BatchNorm" and layer.bottoms[0] in first}
+
+
+def _gating(net: Net) -> set[str]:
+    """Convolutions whose output goes through a Sigmoid: the SE excitation (``*_1x1_up``)."""
+    gated = {layer.bottoms[0] for layer in net.layers if layer.type == "Sigmoid" and layer.bottoms}
+    return {layer.name for layer in net.layers if layer.type == "Convolution" and layer.tops[0] in gated}
+
+
 def _following_axpy(net: Net) -> set[str]:
     """Scale layers whose output is a residual branch (the bottom Axpy scales and adds)."""
     producer: dict[str, str] = {}
@@ -392,15 +407,23 @@ def _following_axpy(net: Net) -> set[str]:
 
 
 def random_blobs(net: Net, *, seed: int = 0, bn_scale_factor: float = BN_SCALE_FACTOR,
-                 input_shape: tuple[int, ...] | None = None) -> Net:
+                 input_shape: tuple[int, ...] | None = None, input_std: float = INPUT_STD) -> Net:
     """Give every parametrised layer random float32 blobs of the right shape (in place; returns ``net``).
 
-    Convolutions: He-normal (fan-in); biases small. BatchNorm: mean ~ N(0, 0.1), var ~ U(0.5, 2),
-    stored as ``[mean·s, var·s, [s]]``. Scale: gamma ~ U(0.5, 1.5) (U(0.1, 0.3) on the residual
-    branch before an ``Axpy``, so 50 blocks neither explode nor vanish), beta ~ N(0, 0.1).
+    The values keep activations of order 1 everywhere, as in a trained net, without a forward pass:
+    convolutions are He-normal (fan-in), which preserves the second moment through conv + ReLU, and
+    BatchNorm variances are ~U(0.5, 2) times the variance its input actually has: ``2·input_std²``
+    after the first convolution (which sees 0–255 pixels minus the mean), ≈ 1 after that. Means and
+    Scale betas ~ N(0, 0.1), gammas ~ U(0.5, 1.5), but U(0.1, 0.3) on the residual branch before an
+    ``Axpy`` so the sum over 50 blocks grows slowly. The SE excitation biases ~ N(3, 0.5) keep the
+    gates near 0.95 (not 0.5), or ten SE-BN-Inception modules would shrink the signal 1000-fold.
+    BatchNorm blobs are stored the Caffe way,
+    ``[mean·s, var·s, [s]]`` with ``s = bn_scale_factor``.
     """
     rng = np.random.default_rng(seed)
     residual = _following_axpy(net)
+    on_pixels = _reading_input(net)
+    gates = _gating(net)
     expected = param_shapes(net, input_shape)
     s = np.float32(bn_scale_factor)
     for layer in net.layers:
@@ -413,10 +436,12 @@ def random_blobs(net: Net, *, seed: int = 0, bn_scale_factor: float = BN_SCALE_F
             gain = 2.0 if layer.type == "Convolution" else 1.0
             blobs = [(rng.standard_normal(shapes[0], dtype=np.float32) * np.float32(math.sqrt(gain / fan_in)))]
             if len(shapes) > 1:
-                blobs.append(rng.normal(0.0, 0.1, shapes[1]).astype(np.float32))
+                blobs.append(rng.normal(3.0 if layer.name in gates else 0.0, 0.5 if layer.name in gates else 0.1,
+                                        shapes[1]).astype(np.float32))
         elif layer.type == "BatchNorm":
             mean = rng.normal(0.0, 0.1, shapes[0]).astype(np.float32)
-            var = rng.uniform(0.5, 2.0, shapes[1]).astype(np.float32)
+            var = rng.uniform(0.5, 2.0, shapes[1]) * (2 * input_std**2 if layer.name in on_pixels else 1.0)
+            var = var.astype(np.float32)
             blobs = [mean * s, var * s, np.full(shapes[2], s, dtype=np.float32)]
         else:  # Scale
             low, high = (0.1, 0.3) if layer.name in residual else (0.5, 1.5)

@@ -1,0 +1,11 @@
+"""Caffe → PyTorch conversion of the SENet releases: detect, map, stream to safetensors, verify, describe.
+
+    from senet_zoo.convert import convert
+    report = convert("SE-ResNet-50.caffemodel", "out/se_resnet50.caffe_in1k", prototxt="SE-ResNet-50.prototxt")
+
+Importing this package does not import torch; only verification (:mod:`.verify`) does.
+"""
+from .convert import CONVERTER_VERSION, ConversionReport, convert, load_caffe
+from .mapping import ConversionError
+
+__all__ = ["convert", "load_caffe", "ConversionReport", "ConversionError", "CONVERTER_VERSION"]

@@ -1,0 +1,327 @@
+"""Convert an SENet Caffe release into a weights folder that senet_zoo, torch.hub and timm load.
+
+    report = convert("SE-ResNet-50.caffemodel", "out/se_resnet50.caffe_in1k",
+                     prototxt="SE-ResNet-50.prototxt")
+
+The caffemodel's layers are the source of truth: their blobs must be exactly those of one release
+(see :mod:`.detect`), each lands in exactly one tensor (:mod:`.mapping`), and a prototxt, when
+given, must describe the same net. The first convolution's input channels are reversed (the Caffe
+models read BGR), the classifier rows are reordered to sorted-WNID class order, BatchNorm
+statistics are divided by Caffe's scale factor. Output folder: ``model.safetensors`` (timm legacy
+key names, float32), ``config.json`` (timm format), ``README.md`` (model card).
+
+The weights are streamed tensor by tensor from the memory-mapped caffemodel into the safetensors
+file, so memory stays near the size of the file's pages in use, never a second copy of the model;
+torch is only imported for the optional verification. Everything is built in a temporary folder
+beside ``out_dir`` and renamed into place at the end: on any error nothing is left behind.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .. import __version__
+from ..caffe.net import Net
+from ..caffe.prototxt import read_prototxt
+from ..caffe.synth import ARCHS, param_shapes
+from ..caffe.wire import read_caffemodel
+from .card import build_config, write_card, write_config
+from .classes import sorted_row_order
+from .detect import Detection, blob_differences, detect_architecture
+from .mapping import FAMILY_RULES, TORCH_BN_EPS, ConversionError, Tensor, plan_tensors
+from .releases import RELEASES
+from .safetensors_writer import Entry, sha256_file, write_safetensors
+
+__all__ = ["convert", "ConversionReport", "CONVERTER_VERSION", "WEIGHTS_FILE", "CONFIG_FILE", "CARD_FILE",
+           "load_caffe", "CaffeSource"]
+
+logger = logging.getLogger(__name__)
+
+CONVERTER_VERSION = "1.0"  # bump whenever the same caffemodel would convert to different bytes
+WEIGHTS_FILE, CONFIG_FILE, CARD_FILE = "model.safetensors", "config.json", "README.md"
+# Compute-relevant parameters compared between a caffemodel/prototxt and the release (with defaults).
+_COMPUTE_PARAMS: dict[str, tuple[str, dict[str, Any]]] = {
+    "Convolution": ("convolution_param", {"num_output": None, "bias_term": True, "kernel_size": None,
+                                          "stride": 1, "pad": 0, "group": 1, "dilation": 1}),
+    "Pooling": ("pooling_param", {"pool": "MAX", "kernel_size": None, "stride": 1, "pad": 0,
+                                  "global_pooling": False, "round_mode": "CEIL"}),
+    "InnerProduct": ("inner_product_param", {"num_output": None, "bias_term": True}),
+    "Scale": ("scale_param", {"axis": 1, "bias_term": False}),
+    "Concat": ("concat_param", {"axis": 1}),
+    "Reshape": ("reshape_param", {"shape": None}),
+}
+
+
+@dataclass
+class ConversionReport:
+    """What :func:`convert` wrote and measured."""
+
+    out_dir: Path
+    arch: str  # senet_zoo model name
+    timm_arch: str | None
+    model_args: dict[str, Any]
+    source_file: str
+    source_sha256: str
+    source_bytes: int
+    weights_sha256: str
+    weights_bytes: int
+    tensors: int
+    parameters: int
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+    verification: dict[str, Any] | None = None
+    converter_version: str = CONVERTER_VERSION
+
+
+@dataclass
+class CaffeSource:
+    """A caffemodel read for conversion: its blobs, the structure that runs them, the detected release."""
+
+    path: Path
+    blobs: dict[str, list[np.ndarray]]
+    topology: Net  # layers with parameters and wiring, blobs attached
+    detection: Detection
+    notes: list[str]
+
+
+def _blob_table(net: Net) -> dict[str, list[np.ndarray]]:
+    table: dict[str, list[np.ndarray]] = {}
+    for layer in net.layers:
+        if layer.blobs:
+            if layer.name in table:
+                raise ConversionError(f"{net.source}: two layers named {layer.name!r} carry blobs")
+            table[layer.name] = layer.blobs
+    return table
+
+
+def _shapes(blobs: dict[str, list[np.ndarray]]) -> dict[str, list[tuple[int, ...]]]:
+    return {name: [tuple(b.shape) for b in arrays] for name, arrays in blobs.items()}
+
+
+def _check_same_net(proto: Net, blobs: dict[str, list[np.ndarray]], weights: Net) -> None:
+    """A prototxt must describe the net whose blobs the caffemodel holds (names and shapes)."""
+    try:
+        expected = param_shapes(proto)
+    except ValueError as err:
+        raise ConversionError(f"{proto.source}: cannot infer its blob shapes: {err}") from None
+    types = {layer.name: layer.type for layer in proto.layers}
+    problems = blob_differences(expected, _shapes(blobs), types)
+    if problems:
+        more = f" (and {len(problems) - 1} more difference(s))" if len(problems) > 1 else ""
+        raise ConversionError(f"{proto.source} (net {proto.name!r}) does not describe the network in "
+                              f"{weights.source} (net {weights.name!r}): {problems[0]}{more}")
+
+
+def _compute_params(layer: Any) -> dict[str, Any]:
+    message, defaults = _COMPUTE_PARAMS.get(layer.type, ("", {}))
+    given = layer.param(message) if message else {}
+    return {key: given.get(key, default) for key, default in defaults.items()}
+
+
+def _check_topology(topology: Net, expected: Net, arch: str) -> None:
+    """Every layer of the release must exist in ``topology`` with the same type, wiring and parameters."""
+    where = topology.source or topology.name
+    have = {layer.name: layer for layer in topology.layers}
+    for want in expected.layers:
+        if want.type in ("Input", "Softmax"):
+            continue  # deploy-only layers; a train net has Data and a loss instead
+        got = have.get(want.name)
+        if got is None:
+            raise ConversionError(f"{where}: layer {want.name!r} ({want.type}) of the {arch} release is missing")
+        if got.type != want.type:
+            raise ConversionError(f"{where}: layer {want.name!r} is a {got.type}, the {arch} release has a {want.type}")
+        if (got.bottoms, got.tops) != (want.bottoms, want.tops):
+            raise ConversionError(f"{where}: layer {want.name!r} reads {got.bottoms} and writes {got.tops}; "
+                                  f"the {arch} release reads {want.bottoms} and writes {want.tops}")
+        a, b = _compute_params(got), _compute_params(want)
+        for key in a:
+            if a[key] != b[key]:
+                raise ConversionError(f"{where}: layer {want.name!r}: {key} is {a[key]!r}, "
+                                      f"the {arch} release has {b[key]!r}")
+
+
+def load_caffe(caffemodel: str | os.PathLike, prototxt: str | os.PathLike | None = None,
+               arch: str | None = None) -> CaffeSource:
+    """Read a caffemodel (and prototxt), identify the release, check structure; no torch needed."""
+    path = Path(caffemodel)
+    weights = read_caffemodel(path)
+    blobs = _blob_table(weights)
+    if not blobs:
+        raise ConversionError(f"{path}: the caffemodel holds no blobs (a prototxt saved as .caffemodel?)")
+    notes: list[str] = []
+    proto = read_prototxt(prototxt) if prototxt is not None else None
+    if proto is not None:
+        _check_same_net(proto, blobs, weights)
+    own_structure = any(layer.bottoms or layer.tops for layer in weights.layers)
+    name = weights.name or (proto.name if proto is not None else "")
+    detection = detect_architecture(name, _shapes(blobs), arch=arch, where=str(path))
+    notes += detection.notes
+    if own_structure:
+        topology = weights
+    elif proto is not None:
+        topology = dataclasses.replace(proto, layers=[dataclasses.replace(layer, blobs=blobs.get(layer.name, []))
+                                                      for layer in proto.layers])
+    else:
+        topology = dataclasses.replace(detection.expected, source=str(path), layers=[
+            dataclasses.replace(layer, blobs=blobs.get(layer.name, [])) for layer in detection.expected.layers])
+        notes.append(f"{path.name} carries no layer definitions and no prototxt was given: the layers of the "
+                     f"{ARCHS[detection.arch].caffe_name} release were used (its blobs match them exactly)")
+    for net in (weights if own_structure else None, proto):
+        if net is not None:
+            _check_topology(net, detection.expected, detection.arch)
+    return CaffeSource(path, blobs, topology, detection, notes)
+
+
+def _plan(source: CaffeSource) -> list[Tensor]:
+    det = source.detection
+    rules = FAMILY_RULES["inception" if ARCHS[det.arch].block == "inception" else "senet"]
+    plan = plan_tensors(det.expected, det.shapes, rules)
+    layers = {layer.name: layer for layer in source.topology.layers}
+    folded = []
+    for i, t in enumerate(plan):
+        if t.kind == "bn_var":
+            eps = float(layers[t.layer].param("batch_norm_param").get("eps", TORCH_BN_EPS))
+            if eps != TORCH_BN_EPS:
+                plan[i] = dataclasses.replace(t, eps=eps)
+                folded.append(t.layer)
+    if folded:
+        source.notes.append(f"{len(folded)} BatchNorm layer(s) use an eps other than 1e-5 (first: {folded[0]!r}); "
+                            "the difference is folded into running_var, which is exact")
+    return plan
+
+
+def _values(plan: list[Tensor], blobs: dict[str, list[np.ndarray]]) -> Iterator[np.ndarray]:
+    """Each planned tensor's values, computed from the (memory-mapped) blobs one at a time."""
+    order = sorted_row_order()
+    for t in plan:
+        if t.kind == "count":
+            yield np.zeros((), dtype=np.int64)
+            continue
+        value = np.asarray(blobs[t.layer][t.blob], dtype=np.float32).reshape(t.shape)
+        if t.kind in ("bn_mean", "bn_var"):
+            s = np.float32(np.asarray(blobs[t.layer][2]).reshape(-1)[0])
+            factor = np.float32(0.0) if s == 0 else np.float32(1.0) / s  # Caffe: 1 / s in float, then scale
+            value = value * factor
+            if t.kind == "bn_var" and t.eps != TORCH_BN_EPS:
+                value = value + np.float32(t.eps - TORCH_BN_EPS)
+        if t.flip_in:
+            value = value[:, ::-1]
+        if t.permute_rows:
+            value = value[order]
+        yield value
+
+
+def _progress(values: Iterator[np.ndarray], plan: list[Tensor], bar: tqdm) -> Iterator[np.ndarray]:
+    for t, value in zip(plan, values):
+        bar.set_postfix_str(t.layer, refresh=False)
+        yield value
+        bar.update(value.nbytes)
+
+
+def _replace_dir(tmp: Path, out_dir: Path) -> None:
+    """Move the finished ``tmp`` folder to ``out_dir`` (replacing an old one only after success)."""
+    old = None
+    if out_dir.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
+        os.rmdir(old)
+        os.rename(out_dir, old)
+    try:
+        os.rename(tmp, out_dir)
+    except BaseException:
+        if old is not None:
+            os.rename(old, out_dir)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    fd = os.open(out_dir.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def convert(caffemodel: str | os.PathLike, out_dir: str | os.PathLike, *, prototxt: str | os.PathLike | None = None,
+            arch: str | None = None, verify: bool = True, progress: bool = True,
+            overwrite: bool = False) -> ConversionReport:
+    """Convert ``caffemodel`` into the folder ``out_dir``; see the module docstring.
+
+    ``arch`` forces the senet_zoo architecture instead of detecting it. ``verify`` runs the Caffe net
+    (executor) and the converted model on the same random images and fails above 1e-4 relative
+    difference. ``overwrite`` replaces an existing ``out_dir`` (only once the new one is complete).
+    """
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
+        raise FileExistsError(f"{out_dir} already exists and is not empty (overwrite it with --force)")
+    caffemodel = Path(caffemodel)
+    if not caffemodel.is_file():
+        raise FileNotFoundError(f"caffemodel not found: {caffemodel}")
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="source-sha256") as pool:
+        source_hash = pool.submit(sha256_file, caffemodel)
+        try:
+            source = load_caffe(caffemodel, prototxt, arch)
+            plan = _plan(source)
+        except BaseException:
+            source_hash.cancel()
+            raise
+        det = source.detection
+        release = RELEASES[det.arch]
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+        try:
+            entries = [Entry(t.key, t.dtype, t.shape) for t in plan]
+            total = sum(e.nbytes for e in entries)
+            source_sha256 = source_hash.result()  # the header, which records it, precedes the data
+            metadata = {"format": "pt", "architecture": release.timm_arch or det.arch, "senet_zoo_name": det.arch,
+                        "source_file": caffemodel.name, "source_sha256": source_sha256,
+                        "converter_version": CONVERTER_VERSION, "senet_zoo_version": __version__}
+            with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, disable=not progress,
+                      desc=f"converting {caffemodel.name}") as bar:
+                weights_sha256, weights_bytes = write_safetensors(
+                    tmp / WEIGHTS_FILE, entries, _progress(_values(plan, source.blobs), plan, bar), metadata)
+            report = ConversionReport(
+                out_dir=out_dir, arch=det.arch, timm_arch=release.timm_arch, model_args=det.model_args,
+                source_file=caffemodel.name, source_sha256=source_sha256,
+                source_bytes=caffemodel.stat().st_size, weights_sha256=weights_sha256,
+                weights_bytes=weights_bytes, tensors=len(entries),
+                parameters=sum(math.prod(t.shape) for t in plan if t.kind == "copy"),
+                seconds=0.0, notes=list(source.notes))
+            if verify:
+                from .verify import verify_conversion  # torch, the model and the executor: only when asked
+
+                report.verification = verify_conversion(source.topology, tmp / WEIGHTS_FILE, det.arch,
+                                                        det.model_args)
+            config = build_config(report, num_classes=plan_classes(plan), num_features=plan_features(plan),
+                                  first_conv=next(t.key for t in plan if t.flip_in).rpartition(".")[0])
+            write_config(tmp / CONFIG_FILE, config)
+            write_card(tmp / CARD_FILE, config)
+            _replace_dir(tmp, out_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    report.seconds = time.perf_counter() - start
+    for note in report.notes:
+        logger.warning("%s: %s", caffemodel.name, note)
+    return report
+
+
+def plan_classes(plan: list[Tensor]) -> int:
+    """Output classes of the converted classifier."""
+    return next(t.shape[0] for t in plan if t.key == "last_linear.weight")
+
+
+def plan_features(plan: list[Tensor]) -> int:
+    """Width of the pooled features that feed the classifier."""
+    return next(t.shape[1] for t in plan if t.key == "last_linear.weight")
