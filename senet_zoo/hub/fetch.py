@@ -7,8 +7,9 @@ connection errors and 5xx answers are retried a bounded number of times with exp
 downloads while others wait on a file lock, and the file is fsynced and verified (size and sha256, or the
 sha256 prefix for legacy files) before an atomic rename. A file in the cache is therefore always verified.
 Hugging Face Hub sources go through ``huggingface_hub.hf_hub_download`` at the pinned commit (HF's own cache);
-the file it returns is verified too and deleted on mismatch. ``SENET_ZOO_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``
-use the caches only.
+the file it returns is verified too and deleted on mismatch (a small stamp under ``<cache>/.verified`` records a
+good check, so later loads do not hash the file again). ``SENET_ZOO_OFFLINE=1`` or ``HF_HUB_OFFLINE=1`` use the
+caches only.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import logging
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,8 +91,6 @@ def cache_dir() -> Path:
     Uses ``torch.hub.get_dir()`` when torch is already imported (it honours ``torch.hub.set_dir``); otherwise
     the same rule torch applies, so that fetching does not pay for importing torch.
     """
-    import sys
-
     if "torch.hub" in sys.modules:
         return Path(sys.modules["torch.hub"].get_dir()) / "senet_zoo"
     torch_home = os.environ.get("TORCH_HOME") or os.path.join(
