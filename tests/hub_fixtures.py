@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import subprocess
@@ -32,6 +33,7 @@ METRICS = {"dataset": "imagenet-1k val", "protocol": "single 224 centre crop of 
            "top1_acc": 77.63, "top5_acc": 93.64, "source": "test fixture"}
 PROVENANCE = {"caffemodel": "SE-ResNet-50.caffemodel", "caffemodel_sha256": None, "prototxt": "SE-ResNet-50.prototxt",
               "converter": "senet-zoo", "converter_version": None}
+CAFFEMODEL_SHA256 = "c0ffee" * 10 + "cafe"  # stands for the digest the converter records for its input
 _ENV_PREFIXES = ("HF_", "HUGGINGFACE_", "SENET_ZOO_", "TORCH_HOME")
 
 
@@ -80,9 +82,12 @@ def make_weights_folder(folder: Path, *, name: str = "se_resnet50", tag: str = "
     gen = torch.Generator().manual_seed(seed)
     save_file({"conv1.weight": torch.randn(8, 3, 3, 3, generator=gen), "fc.weight": torch.randn(10, 8, generator=gen),
                "fc.bias": torch.randn(10, generator=gen)}, str(folder / "model.safetensors"))
+    weights_sha256 = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
     config = {"architecture": name, "num_classes": 10, "num_features": 8, "pretrained_cfg": {},
               "label_names": [f"class{i}" for i in range(10)],
-              "senet_zoo": {"name": name, "tag": tag, "converter_version": "0.1.0-test"}}
+              "senet_zoo": {"name": name, "tag": tag, "converter_version": "0.1.0-test",
+                            "source": {"file": "SE-ResNet-50.caffemodel", "sha256": CAFFEMODEL_SHA256},
+                            "weights": {"file": "model.safetensors", "sha256": weights_sha256}}}
     (folder / "config.json").write_text(json.dumps(config, indent=2))
     (folder / "README.md").write_text(f"---\nlicense: apache-2.0\nlibrary_name: timm\n---\n# {name}.{tag}\n")
     return folder

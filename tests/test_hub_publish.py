@@ -12,6 +12,7 @@ from hub_emulator import HubEmulator
 from hub_fileserver import FileServer
 from hub_fixtures import (
     BARE_HUB_IMPORT,
+    CAFFEMODEL_SHA256,
     clean_env,
     hf_source,
     hub_client_env,
@@ -81,6 +82,7 @@ def test_publish_fetch_round_trip(tmp_path: Path) -> None:
         assert entry.sources[0].describe() == f"hf://{REPO}@{first['revision']}/model.safetensors"
         assert (entry.sha256, entry.size) == (first["sha256"], len(weights))
         assert entry.provenance.converter_version == "0.1.0-test"
+        assert entry.provenance.caffemodel_sha256 == CAFFEMODEL_SHA256
 
         second = run_python(_REPUBLISH_AND_FETCH, hub_client_env(hub, tmp_path / "home"), str(folder), REPO,
                             str(manifest), forbid=(hub.token,))
@@ -179,6 +181,11 @@ def test_dry_run_changes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[s
     (lambda f: (f / "model.safetensors").write_bytes(b"garbage!" * 4), "not a readable safetensors file"),
     (lambda f: (f / "config.json").write_text(json.dumps({"senet_zoo": {"name": "senet154"}})), "no entry|senet154"),
     (lambda f: (f / "config.json").write_text("{}"), "no senet_zoo.name"),
+    (lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:-4] + b"\0" * 4),
+     "differs from the .* recorded in config.json"),
+    (lambda f: (f / "config.json").write_text(json.dumps({"senet_zoo": {"name": "se_resnet50",
+                                                                        "source": {"sha256": "xyz"}}})),
+     "senet_zoo.source.sha256 is not a sha256"),
 ])
 def test_publish_rejects_bad_folders(tmp_path: Path, damage, message: str) -> None:
     folder = make_weights_folder(tmp_path / "converted")

@@ -334,12 +334,14 @@ def record_published(
     sha256: str,
     size: int,
     converter_version: str | None = None,
+    caffemodel_sha256: str | None = None,
     make_default: bool = True,
 ) -> WeightsEntry:
     """Mark ``name.tag`` as published on the Hub at commit ``revision`` with the given digest and size.
 
     The Hub source goes first (replacing an older source of the same repository); URL mirrors stay.
-    A full ``sha256`` replaces any ``sha256_prefix``. With ``make_default`` the entry becomes the model default.
+    A full ``sha256`` replaces any ``sha256_prefix``; ``converter_version`` / ``caffemodel_sha256``, when given,
+    update the provenance. With ``make_default`` the entry becomes the model default.
     """
     hf_source = Source("hf", repo_id=repo_id, revision=revision, filename=filename).to_dict()
 
@@ -347,8 +349,9 @@ def record_published(
         others = [s for s in entry["sources"] if not (s.get("type") == "hf" and s.get("repo_id") == repo_id)]
         entry.pop("sha256_prefix", None)
         entry.update(status="published", sources=[hf_source, *others], sha256=sha256, size=size)
-        if converter_version is not None:
-            entry["provenance"]["converter_version"] = converter_version
+        for key, value in (("converter_version", converter_version), ("caffemodel_sha256", caffemodel_sha256)):
+            if value is not None:
+                entry["provenance"][key] = value
         if make_default:
             model["default_tag"] = tag
 

@@ -2,7 +2,9 @@
 
 A converted folder (written by ``senet-zoo convert``) holds ``model.safetensors``, ``config.json`` and a
 ``README.md`` model card; ``config.json`` names the weights it carries under ``senet_zoo``:
-``{"name": <registry name>, "tag": "caffe_in1k", "converter_version": ...}``. Publishing creates the repository
+``{"name": <registry name>, "tag": "caffe_in1k", "converter_version": ..., "source": {"sha256": <caffemodel>},
+"weights": {"sha256": <model.safetensors>}}`` (the digests are optional; when present the weights digest must
+match the file, and the caffemodel digest is recorded as provenance). Publishing creates the repository
 if needed and makes ONE commit with every file; identical files produce no new commit (the client compares the
 Hub's oids with the local sha256/git hashes and skips an empty commit). The manifest entry then gets status
 ``published``, the Hub source pinned to the commit sha, and the sha256 and size of ``model.safetensors``.
@@ -27,6 +29,7 @@ logger = logging.getLogger(__name__)
 WEIGHTS_FILE = "model.safetensors"
 REQUIRED_FILES = (WEIGHTS_FILE, "config.json", "README.md")
 _REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 class PublishError(RuntimeError):
@@ -83,7 +86,12 @@ def publish(
     if not _REPO_ID_RE.fullmatch(repo_id) or ".." in repo_id or "--" in repo_id:
         raise PublishError(f"--repo-id must look like ORG/NAME, got {repo_id!r}")
     files, config = _read_folder(folder)
-    name, tag, converter_version = _weights_identity(folder, config, name, tag)
+    ident = _weights_identity(folder, config, name, tag)
+    name, tag = ident.name, ident.tag
+    weights = next(f for f in files if f.path_in_repo == WEIGHTS_FILE)
+    if ident.weights_sha256 is not None and ident.weights_sha256 != weights.sha256:
+        raise PublishError(f"{weights.local_path}: sha256 {weights.sha256} differs from the {ident.weights_sha256} "
+                           f"recorded in config.json at conversion; the file was changed, convert again")
     manifest_file = resolve_manifest_path(manifest_path)
     load_manifest(manifest_file).get(name, tag)  # the entry must exist before anything is uploaded
     if dry_run:
@@ -104,10 +112,10 @@ def publish(
     revision = str(info.oid)
     created = revision != head_before
     logger.info("%s: %s commit %s", repo_id, "new" if created else "unchanged, head", revision)
-    weights = next(f for f in files if f.path_in_repo == WEIGHTS_FILE)
     record_published(
         manifest_file, name, tag, repo_id=repo_id, revision=revision, filename=WEIGHTS_FILE,
-        sha256=weights.sha256, size=weights.size, converter_version=converter_version,
+        sha256=weights.sha256, size=weights.size, converter_version=ident.converter_version,
+        caffemodel_sha256=ident.caffemodel_sha256,
     )
     return PublishResult(repo_id, name, tag, files, revision, created, Path(os.path.realpath(manifest_file)), False)
 
@@ -147,20 +155,46 @@ def _check_safetensors(path: Path) -> None:
         raise PublishError(f"{path}: holds no tensors")
 
 
-def _weights_identity(folder: Path, config: dict[str, Any], name: str | None,
-                      tag: str) -> tuple[str, str, str | None]:
+@dataclass(frozen=True)
+class _Identity:
+    """What ``config.json``'s ``senet_zoo`` block says about the weights in the folder."""
+
+    name: str
+    tag: str
+    converter_version: str | None
+    caffemodel_sha256: str | None
+    weights_sha256: str | None
+
+
+def _weights_identity(folder: Path, config: dict[str, Any], name: str | None, tag: str) -> _Identity:
+    where = folder / "config.json"
     block = config.get("senet_zoo")
     if not isinstance(block, dict):
         block = {}
     config_name, config_tag = block.get("name"), block.get("tag")
     for what, given, found in (("name", name, config_name), ("tag", tag, config_tag)):
         if given is not None and found is not None and given != found:
-            raise PublishError(f"{folder / 'config.json'}: senet_zoo.{what} is {found!r} but {given!r} was asked for")
+            raise PublishError(f"{where}: senet_zoo.{what} is {found!r} but {given!r} was asked for")
     name = name or config_name
     if not isinstance(name, str) or not name:
-        raise PublishError(f"{folder / 'config.json'}: no senet_zoo.name (registry name); pass name= explicitly")
+        raise PublishError(f"{where}: no senet_zoo.name (registry name); pass name= explicitly")
     version = block.get("converter_version")
-    return name, config_tag or tag, str(version) if version is not None else None
+    return _Identity(
+        name=name,
+        tag=config_tag or tag,
+        converter_version=str(version) if version is not None else None,
+        caffemodel_sha256=_digest(block, "source", where),
+        weights_sha256=_digest(block, "weights", where),
+    )
+
+
+def _digest(block: dict[str, Any], key: str, where: Path) -> str | None:
+    """``senet_zoo.<key>.sha256`` when present (64 lowercase hex digits)."""
+    section = block.get(key)
+    digest = section.get("sha256") if isinstance(section, dict) else None
+    if digest is not None and not (isinstance(digest, str) and _SHA256_RE.fullmatch(digest)):
+        raise PublishError(f"{where}: senet_zoo.{key}.sha256 is not a sha256 hex digest: {digest!r}")
+    return digest
 
 
 def _size_and_sha256(path: Path) -> tuple[int, str]:
