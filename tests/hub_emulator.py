@@ -187,6 +187,10 @@ class HubEmulator:
         with self._lock:
             return list(self._repo(repo_id).commits)
 
+    def is_private(self, repo_id: str) -> bool:
+        with self._lock:
+            return self._repo(repo_id).private
+
     def head(self, repo_id: str) -> str:
         with self._lock:
             return self._repo(repo_id).commits[-1].oid

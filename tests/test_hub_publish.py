@@ -140,7 +140,7 @@ def test_private_repo_round_trip(tmp_path: Path) -> None:
     manifest = pending_manifest(tmp_path / "m.json")
     with HubEmulator(lifetime_s=90) as hub:
         publish_to_emulator(hub, folder, "org/private_se", manifest, tmp_path / "home", private=True)
-        assert hub._repos["org/private_se"].private
+        assert hub.is_private("org/private_se")
         got = _fetch_all(hub, tmp_path / "reader", manifest, "caffe_in1k")
         assert bytes.fromhex(got["caffe_in1k"]["bytes"]) == (folder / "model.safetensors").read_bytes()
         anonymous = _fetch_all(hub, tmp_path / "anon", manifest, "caffe_in1k", HF_TOKEN="hf_wrong")

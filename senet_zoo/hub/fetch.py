@@ -128,7 +128,8 @@ def fetch(entry: WeightsEntry, *, progress: bool = True, settings: DownloadSetti
                 return _fetch_hf(entry, source, offline=offline, progress=progress)
             return _fetch_url(entry, source, offline=offline, progress=progress, settings=settings)
         except _SourceFailed as exc:
-            logger.warning("%s: %s failed: %s", entry.spec, source.describe(), exc)
+            logger.log(logging.INFO if offline else logging.WARNING, "%s: %s failed: %s", entry.spec,
+                       source.describe(), exc)
             attempts.append((source.describe(), str(exc)))
     tried = "\n".join(f"  - {where}: {why}" for where, why in attempts)
     if offline:
