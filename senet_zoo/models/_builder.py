@@ -87,13 +87,24 @@ def _resolve_weights(variant: str, pretrained: Any, cfg: dict[str, Any]) -> tupl
     if pretrained is True and cfg.get("file"):
         return load_state_dict(Path(cfg["file"])), {}
     if pretrained is True and cfg.get("hf_hub_id"):  # timm's `hf-hub:` route: the repo's own config.json
-        from huggingface_hub import hf_hub_download
-
-        path = hf_hub_download(cfg["hf_hub_id"], cfg.get("hf_hub_filename") or "model.safetensors")
-        return load_state_dict(Path(path)), {}
+        return _load_hf_hub(cfg["hf_hub_id"], cfg.get("hf_hub_filename") or "model.safetensors"), {}
     tag = pretrained if isinstance(pretrained, str) else cfg.get("tag")
     path, entry = fetch_weights(variant, tag or None)
     return load_state_dict(path), dict(entry.preprocessing.as_pretrained_cfg(), tag=entry.tag)
+
+
+def _load_hf_hub(repo_id: str, filename: str) -> dict[str, torch.Tensor]:
+    """A Hub repo the manifest knows is fetched at its pinned commit and sha256-verified; others as timm would."""
+    from ..hub.fetch import fetch, load_state_dict
+    from ..hub.manifest import load_manifest
+
+    for entry in load_manifest().entries():
+        if any(src.kind == "hf" and src.repo_id == repo_id for src in entry.sources):
+            return load_state_dict(fetch(entry))
+    from huggingface_hub import hf_hub_download
+
+    _logger.warning("%s is not in the weights manifest: loading it unpinned and unverified", repo_id)
+    return load_state_dict(Path(hf_hub_download(repo_id, filename)))
 
 
 def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], cfg: Mapping[str, Any]) -> None:
