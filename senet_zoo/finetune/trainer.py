@@ -1,0 +1,402 @@
+"""Fine-tune an SE network on a new label set: one process or many (``torchrun``), resumable, reproducible.
+
+>>> from senet_zoo.finetune import Trainer, TrainConfig, image_folder_datasets
+>>> trainer = Trainer("se_resnet50", train, val, num_classes=5, pretrained=True, out_dir="runs/flowers",
+...                   config=TrainConfig(epochs=10, lr=0.01, head_lr=0.1, freeze_epochs=1, warmup_epochs=1))
+>>> history = trainer.fit()          # or trainer.fit(resume=True) after an interruption
+
+Each epoch reseeds every random generator from (seed, epoch, rank) and the data order depends only on
+(seed, epoch), so an interrupted run resumed from its last checkpoint reproduces the uninterrupted one.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from . import checkpoint, distributed
+from .data import PREPROCESSING_KEYS, dataset_classes, eval_loader, train_loader
+from .metrics import plot_curves, write_metrics_csv
+from .optim import OPTIMIZERS, backbone_modules, build_optimizer, lr_factor, modules_until
+
+__all__ = ["TrainConfig", "Trainer", "evaluate", "amp_dtype", "AMP_MODES"]
+
+_logger = logging.getLogger(__name__)
+
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+STATE_FILE = "state.json"
+STATE_FORMAT = 1
+# Options that may change between an interrupted run and its resumption.
+_RESUMABLE_CHANGES = frozenset({"epochs", "num_workers", "progress", "device"})
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Fine-tuning options.
+
+    ``lr`` is the backbone's peak learning rate and ``head_lr`` the new classifier's (default ``lr``).
+    ``freeze_epochs`` trains only the head for the first epochs; ``freeze_until`` keeps the top-level
+    modules up to and including that one (e.g. ``"layer2"``) frozen for the whole run (frozen BatchNorm
+    layers keep their running statistics). The schedule is a linear warm-up over ``warmup_epochs``, then a
+    cosine decay to ``min_lr_ratio × lr``, stepped per optimizer step. ``accum_steps`` micro-batches
+    make one optimizer step. ``amp``: ``"auto"`` uses CUDA autocast (bf16 where supported, else fp16
+    with loss scaling) and full precision on the CPU; ``"bf16"`` also works on the CPU.
+    """
+
+    epochs: int = 10
+    batch_size: int = 32
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    head_lr: float | None = None
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 0.0
+    min_lr_ratio: float = 0.0
+    label_smoothing: float = 0.0
+    freeze_epochs: int = 0
+    freeze_until: str | None = None
+    accum_steps: int = 1
+    amp: str = "auto"
+    seed: int = 0
+    num_workers: int = 0
+    device: str = "auto"
+    deterministic: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        positive = dict(epochs=self.epochs, batch_size=self.batch_size, accum_steps=self.accum_steps, lr=self.lr)
+        for key, value in positive.items():
+            if not value > 0:
+                raise ValueError(f"{key} must be positive, got {value!r}")
+        non_negative = dict(weight_decay=self.weight_decay, warmup_epochs=self.warmup_epochs,
+                            freeze_epochs=self.freeze_epochs, num_workers=self.num_workers, momentum=self.momentum)
+        for key, value in non_negative.items():
+            if value < 0:
+                raise ValueError(f"{key} must be non-negative, got {value!r}")
+        if self.head_lr is not None and not self.head_lr > 0:
+            raise ValueError(f"head_lr must be positive, got {self.head_lr!r}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
+
+
+def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``mode`` on ``device`` (None: full precision)."""
+    if mode == "off" or (mode == "auto" and device.type != "cuda"):
+        return None
+    if mode == "fp16" and device.type != "cuda":
+        raise ValueError("amp='fp16' needs a CUDA device; use 'bf16' or 'off' on the CPU")
+    if mode == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if mode == "bf16" else torch.float16
+
+
+def _seed_all(seed: int, epoch: int, rank: int) -> None:
+    """Seed Python, NumPy and torch from (seed, epoch, rank): every epoch's randomness is reproducible."""
+    value = int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
+    random.seed(value)
+    np.random.seed(value)
+    torch.manual_seed(value)
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    return torch.autocast(device_type=device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str = "cpu",
+             amp_dtype: torch.dtype | None = None, progress: bool = False) -> dict[str, float]:
+    """Cross-entropy loss and top-1 / top-5 accuracy (%) of ``model`` over ``loader``.
+
+    Under ``torchrun`` each rank evaluates its shard and the sums are reduced, so every rank returns
+    the metrics of the whole data set. With fewer than 5 classes top-5 is top-(number of classes).
+    """
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    totals = torch.zeros(4, dtype=torch.float64, device=device)  # loss sum, top-1 hits, top-5 hits, samples
+    for images, targets in tqdm(loader, desc="eval", leave=False, disable=not progress):
+        images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        with _autocast(device, amp_dtype):
+            logits = model(images)
+        logits = logits.float()
+        k = min(5, logits.shape[1])
+        hits = logits.topk(k, dim=1).indices == targets[:, None]
+        totals += torch.stack([
+            nn.functional.cross_entropy(logits, targets, reduction="sum").double(),
+            hits[:, 0].sum().double(), hits.any(dim=1).sum().double(),
+            torch.tensor(float(len(targets)), dtype=torch.float64, device=device)])
+    model.train(was_training)
+    loss_sum, top1, top5, count = distributed.all_reduce_sum(totals).tolist()
+    if count == 0:
+        raise ValueError("evaluation data set is empty")
+    return dict(loss=loss_sum / count, top1=100.0 * top1 / count, top5=100.0 * top5 / count, samples=int(count))
+
+
+class Trainer:
+    """Fine-tune ``model`` (a registry name or a module) on ``train_data``, validating on ``val_data``.
+
+    Args:
+        model: a senet_zoo model name (built with ``pretrained``, ``num_classes`` and ``model_kwargs``)
+            or an ``nn.Module`` with ``get_classifier()`` (its classifier is reset when ``num_classes``
+            differs from ``model.num_classes``; ``model_kwargs`` then only records how it was built).
+        train_data / val_data: map-style data sets of ``(image tensor, class index)``;
+            :func:`~senet_zoo.finetune.data.image_folder_datasets` builds them with the model's preprocessing.
+        num_classes: classes of the new task (default: ``len(train_data.classes)``).
+        out_dir: run directory: ``state.json``, ``checkpoints/``, ``best.safetensors``, ``metrics.csv``,
+            ``curves.png``. Only rank 0 writes.
+        config: :class:`TrainConfig`.
+        pretrained: for a model name: ``False``, ``True``, a weights tag or a ``.safetensors`` path.
+        model_kwargs: architecture options (``in_chans``, ``se_gate``, ``drop_rate`` ...), stored in the
+            checkpoints so that :func:`~senet_zoo.finetune.load_model` rebuilds the same network.
+        preprocessing: the data config (timm keys: input_size, mean, std, ...) the data sets use; stored
+            in the checkpoints so evaluation preprocesses alike (default: the data sets' ``data_config``,
+            as :func:`~senet_zoo.finetune.data.image_folder_datasets` sets it, else the model's config).
+    """
+
+    def __init__(self, model: str | nn.Module, train_data: Dataset, val_data: Dataset | None = None, *,
+                 out_dir: str | Path, num_classes: int | None = None, config: TrainConfig | None = None,
+                 pretrained: Any = False, model_kwargs: Mapping[str, Any] | None = None,
+                 preprocessing: Mapping[str, Any] | None = None) -> None:
+        self.config = cfg = config or TrainConfig()
+        self.out_dir = Path(out_dir)
+        self.dist = distributed.setup(cfg.device)
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
+        self.classes = dataset_classes(train_data)
+        if num_classes is None:
+            if self.classes is None:
+                raise ValueError("num_classes is required when the training data set has no `classes`")
+            num_classes = len(self.classes)
+        torch.manual_seed(cfg.seed)  # the same fresh head on every rank and in every run with this seed
+        self.model, self.model_info = _build(model, num_classes, pretrained, dict(model_kwargs or {}), self.classes)
+        given = preprocessing or getattr(val_data if val_data is not None else train_data, "data_config", None)
+        self.model_info["preprocessing"] = _preprocessing(self.model, given)
+        self.model.to(self.dist.device)
+        self.amp_dtype = amp_dtype(cfg.amp, self.dist.device)
+        self.train_loader = train_loader(train_data, cfg.batch_size, self.dist, cfg.seed, cfg.num_workers)
+        self.val_loader = None if val_data is None else eval_loader(val_data, cfg.batch_size, self.dist,
+                                                                    cfg.num_workers)
+        self.steps_per_epoch = math.ceil(len(self.train_loader) / cfg.accum_steps)
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+        self.warmup_steps = round(cfg.warmup_epochs * self.steps_per_epoch)
+        self.optimizer = build_optimizer(self.model, cfg.optimizer, cfg.lr, cfg.head_lr, cfg.momentum,
+                                         cfg.weight_decay)
+        self.scaler = torch.amp.GradScaler(self.dist.device.type, enabled=self.amp_dtype == torch.float16)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.always_frozen = set(modules_until(self.model, cfg.freeze_until)) if cfg.freeze_until else set()
+        self.backbone = set(backbone_modules(self.model))
+        self.frozen: set[str] | None = None
+        self.wrapped: nn.Module = self.model
+        self.step = 0
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------------------------------ run
+
+    def fit(self, resume: bool = False,
+            on_epoch_end: Callable[[Trainer, dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+        """Train until ``config.epochs``; return the per-epoch metrics (also in ``metrics.csv``).
+
+        ``resume=True`` continues from ``out_dir``'s last checkpoint; without it an ``out_dir`` that
+        already holds a run is an error. ``on_epoch_end(trainer, row)`` runs after each checkpoint.
+        """
+        state_path = self.out_dir / STATE_FILE
+        if resume:
+            start = self._load(state_path)
+            _logger.info("resuming %s after epoch %d", self.out_dir, start)
+        elif state_path.exists():
+            raise FileExistsError(f"{state_path} exists: {self.out_dir} already holds a run "
+                                  "(resume it, or choose another output directory)")
+        else:
+            start = 0
+        for epoch in range(start, self.config.epochs):
+            started = time.perf_counter()
+            self._set_frozen(epoch)
+            _seed_all(self.config.seed, epoch, self.dist.rank)
+            train = self._train_epoch(epoch)
+            val = self.evaluate() if self.val_loader is not None else {}
+            lrs = {g["part"]: g["lr"] for g in self.optimizer.param_groups}
+            row = dict(epoch=epoch + 1, train_loss=train["loss"], train_top1=train["top1"],
+                       val_loss=val.get("loss"), val_top1=val.get("top1"), val_top5=val.get("top5"),
+                       lr_backbone=lrs.get("backbone"), lr_head=lrs.get("head"), train_samples=train["samples"],
+                       val_samples=val.get("samples"), world_size=self.dist.world_size,
+                       epoch_time_s=round(time.perf_counter() - started, 3))
+            self.history.append(row)
+            _logger.info("epoch %d/%d: train loss %.4f top-1 %.2f%% | val loss %s top-1 %s", epoch + 1,
+                         self.config.epochs, row["train_loss"], row["train_top1"], row["val_loss"], row["val_top1"])
+            self._save(epoch + 1)
+            if on_epoch_end is not None:
+                on_epoch_end(self, row)
+        return self.history
+
+    def evaluate(self) -> dict[str, float]:
+        """Validation metrics of the current model (reduced over all ranks)."""
+        if self.val_loader is None:
+            raise ValueError("no validation data set was given")
+        return evaluate(self.model, self.val_loader, self.dist.device, self.amp_dtype,
+                        progress=self.config.progress and self.dist.is_main)
+
+    def close(self) -> None:
+        """Leave the process group this trainer joined (under ``torchrun``)."""
+        distributed.teardown(self.dist)
+
+    # ------------------------------------------------------------------------------------- training
+
+    def _set_frozen(self, epoch: int) -> None:
+        """Freeze the backbone during the first ``freeze_epochs``; re-wrap for DDP when that changes."""
+        frozen = self.always_frozen | (self.backbone if epoch < self.config.freeze_epochs else set())
+        if frozen == self.frozen:
+            return
+        self.frozen = frozen
+        for name, child in self.model.named_children():
+            child.requires_grad_(name not in frozen)
+        if self.dist.world_size > 1:  # DDP registers the parameters that need gradients when it is built
+            ids = None if self.dist.device.type == "cpu" else [self.dist.device]
+            self.wrapped = DistributedDataParallel(self.model, device_ids=ids)
+        _logger.info("epoch %d: frozen modules %s", epoch + 1, sorted(frozen) or "none")
+
+    def _train_mode(self) -> None:
+        self.model.train()
+        for name, child in self.model.named_children():
+            if name in self.frozen:
+                child.eval()  # frozen BatchNorm keeps its running statistics
+
+    def _set_lr(self) -> None:
+        factor = lr_factor(self.step, self.total_steps, self.warmup_steps, self.config.min_lr_ratio)
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["base_lr"] * factor
+
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        cfg, device = self.config, self.dist.device
+        self.train_loader.sampler.set_epoch(epoch)
+        self._train_mode()
+        n_batches = len(self.train_loader)
+        totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, top-1 hits, samples
+        self.optimizer.zero_grad(set_to_none=True)
+        bar = tqdm(self.train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                   disable=not (cfg.progress and self.dist.is_main))
+        for i, (images, targets) in enumerate(bar):
+            images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+            window_start = i - i % cfg.accum_steps
+            window = min(cfg.accum_steps, n_batches - window_start)  # micro-batches in this optimizer step
+            last = i - window_start == window - 1
+            sync = contextlib.nullcontext() if last or self.wrapped is self.model else self.wrapped.no_sync()
+            with sync:
+                with _autocast(device, self.amp_dtype):
+                    logits = self.wrapped(images)
+                    loss = self.criterion(logits, targets)
+                self.scaler.scale(loss / window).backward()
+            totals += torch.stack([loss.detach().double() * len(targets),
+                                   (logits.detach().argmax(1) == targets).sum().double(),
+                                   torch.tensor(float(len(targets)), dtype=torch.float64, device=device)])
+            if last:
+                self._set_lr()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.step += 1
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        loss_sum, hits, count = distributed.all_reduce_sum(totals).tolist()
+        return dict(loss=loss_sum / count, top1=100.0 * hits / count, samples=int(count))
+
+    # ---------------------------------------------------------------------------------- checkpoints
+
+    def _save(self, epoch: int) -> None:
+        """Rank 0 writes the checkpoint, then ``state.json`` (the commit point), metrics and curves."""
+        if self.dist.is_main:
+            ckpt_dir = self.out_dir / "checkpoints"
+            model_file = ckpt_dir / f"epoch_{epoch:03d}.safetensors"
+            optim_file = ckpt_dir / f"epoch_{epoch:03d}.optim.safetensors"
+            info = dict(self.model_info, epoch=epoch)
+            checkpoint.save_model(model_file, self.model.state_dict(), info)
+            optim_rest = checkpoint.save_optimizer(optim_file, self.optimizer.state_dict())
+            val_top1 = self.history[-1].get("val_top1")
+            if val_top1 is not None and val_top1 > self.best.get("val_top1", -1.0):
+                checkpoint.save_model(self.out_dir / "best.safetensors", self.model.state_dict(), info)
+                self.best = dict(epoch=epoch, val_top1=val_top1)
+            state = dict(format=STATE_FORMAT, epoch=epoch, step=self.step, world_size=self.dist.world_size,
+                         config=dataclasses.asdict(self.config), model=self.model_info,
+                         checkpoint=dict(model=str(model_file.relative_to(self.out_dir)),
+                                         optimizer=str(optim_file.relative_to(self.out_dir))),
+                         optimizer=optim_rest, scaler=self.scaler.state_dict(), best=self.best,
+                         history=self.history)
+            checkpoint.write_json(self.out_dir / STATE_FILE, state)
+            for old in ckpt_dir.glob("epoch_*.safetensors"):
+                if old not in (model_file, optim_file):
+                    old.unlink()
+            write_metrics_csv(self.out_dir / "metrics.csv", self.history)
+            plot_curves(self.out_dir / "curves.png", self.history)
+        distributed.barrier()
+
+    def _load(self, state_path: Path) -> int:
+        """Restore model, optimizer, scaler, step and history from ``state.json``; return its epoch."""
+        if not state_path.is_file():
+            raise FileNotFoundError(f"{state_path}: no checkpoint to resume from")
+        state = checkpoint.read_json(state_path)
+        if state.get("format") != STATE_FORMAT:
+            raise ValueError(f"{state_path}: unsupported state format {state.get('format')!r}")
+        changed = {k: (v, getattr(self.config, k)) for k, v in state["config"].items()
+                   if k not in _RESUMABLE_CHANGES and getattr(self.config, k, None) != v}
+        if changed:
+            raise ValueError(f"{state_path}: the run was started with other options: "
+                             + ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items()))
+        if state["config"]["epochs"] != self.config.epochs:
+            _logger.warning("epochs changed from %d to %d: the learning-rate schedule changes with it",
+                            state["config"]["epochs"], self.config.epochs)
+        model_file = self.out_dir / state["checkpoint"]["model"]
+        try:
+            weights = load_file(str(model_file), device=str(self.dist.device))
+        except Exception as err:
+            raise ValueError(f"{model_file}: not a readable checkpoint ({err})") from err
+        self.model.load_state_dict(weights)
+        optim_state = checkpoint.load_optimizer(self.out_dir / state["checkpoint"]["optimizer"], state["optimizer"])
+        self.optimizer.load_state_dict(optim_state)
+        self.scaler.load_state_dict(state["scaler"])
+        self.step, self.history, self.best = state["step"], state["history"], state["best"]
+        return state["epoch"]
+
+
+def _preprocessing(model: nn.Module, given: Mapping[str, Any] | None) -> dict[str, Any]:
+    from timm.data import resolve_data_config
+
+    cfg = dict(given) if given is not None else resolve_data_config(model=model)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items() if k in PREPROCESSING_KEYS}
+
+
+def _build(model: str | nn.Module, num_classes: int, pretrained: Any, model_kwargs: dict[str, Any],
+           classes: list[str] | None) -> tuple[nn.Module, dict[str, Any]]:
+    """The model to train and the description stored with its checkpoints."""
+    if isinstance(model, str):
+        from ..registry import create_model
+
+        net = create_model(model, pretrained=pretrained, num_classes=num_classes, **model_kwargs)
+        name = model
+    else:
+        if pretrained:
+            raise ValueError("pretrained applies to a model name; a built module already holds its weights")
+        net = model
+        if getattr(net, "num_classes", None) != num_classes:
+            net.reset_classifier(num_classes)
+        name = getattr(net, "pretrained_cfg", {}).get("architecture")
+    info = dict(architecture=name, num_classes=num_classes, model_kwargs=model_kwargs, classes=classes)
+    return net, info
