@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import torch
-from timm.layers import create_classifier
 from torch import nn
 from torch.nn import functional as F
 
 from ._builder import build_model, init_weights, make_cfg
+from ._head import ClassifierHeadMixin
 from .se import SEModule
 
 __all__ = ["SEBNInception", "InceptionBlock", "InceptionCfg"]
@@ -105,7 +105,7 @@ INCEPTION_CFGS: tuple[tuple[str, InceptionCfg], ...] = (
 FEATURE_MODULES = {"conv1": 2, "conv2": 4, "inception3b": 8, "inception4d": 16, "inception5b": 32}
 
 
-class SEBNInception(nn.Module):
+class SEBNInception(ClassifierHeadMixin, nn.Module):
     """SE-BN-Inception. Children are registered in forward order so timm's FeatureListNet can tap them."""
 
     def __init__(
@@ -119,7 +119,6 @@ class SEBNInception(nn.Module):
         se_gate: str = "sigmoid",
     ) -> None:
         super().__init__()
-        self.num_classes = num_classes
         self.in_chans = in_chans
         self.drop_rate = drop_rate
         self.conv1 = ConvBnReLU(in_chans, 64, 7, stride=2)
@@ -135,8 +134,8 @@ class SEBNInception(nn.Module):
             self.add_module(name, block)
             in_chs = chs[name] = block.out_chs
         self.feature_info = [dict(num_chs=chs[m], reduction=r, module=m) for m, r in FEATURE_MODULES.items()]
-        self.num_features = self.head_hidden_size = in_chs
-        self.global_pool, self.last_linear = create_classifier(self.num_features, num_classes, pool_type=global_pool)
+        self.num_features = in_chs
+        self._init_head(num_classes, global_pool)
         self.apply(init_weights)
 
     def _blocks(self) -> list[nn.Module]:
@@ -146,16 +145,6 @@ class SEBNInception(nn.Module):
     def group_matcher(self, coarse: bool = False) -> dict[str, str]:
         return dict(stem=r"^conv|^pool", blocks=r"^inception(\d)" if coarse else r"^inception(\d[a-e])")
 
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.last_linear
-
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        """Replace the classifier (``num_classes=0`` removes it), keeping the backbone."""
-        self.num_classes = num_classes
-        pool_type = self.global_pool.pool_type if global_pool is None else global_pool
-        self.global_pool, self.last_linear = create_classifier(self.num_features, num_classes, pool_type=pool_type)
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool1(self.conv1(x))
         x = self.pool2(self.conv2(self.conv2_reduce(x)))
@@ -163,14 +152,6 @@ class SEBNInception(nn.Module):
             x = block(x)
         return x
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.global_pool(x)
-        if self.drop_rate > 0.0:
-            x = F.dropout(x, p=self.drop_rate, training=self.training)
-        return x if pre_logits else self.last_linear(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 default_cfgs = {"se_bn_inception": make_cfg(first_conv="conv1.conv")}

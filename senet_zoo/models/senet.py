@@ -12,11 +12,11 @@ from collections import OrderedDict
 from typing import Any
 
 import torch
-from timm.layers import create_classifier
 from timm.models._manipulate import checkpoint_seq
 from torch import nn
 
 from ._builder import build_model, init_weights, make_cfg
+from ._head import ClassifierHeadMixin
 from .se import SEModule
 
 __all__ = ["SENet", "SEBottleneck"]
@@ -81,7 +81,7 @@ def _conv_bn_relu(idx: int, in_chs: int, out_chs: int, kernel_size: int, stride:
     ]
 
 
-class SENet(nn.Module):
+class SENet(ClassifierHeadMixin, nn.Module):
     """The SE-ResNet / SE-ResNeXt / SENet-154 family.
 
     Args:
@@ -119,7 +119,6 @@ class SENet(nn.Module):
             raise ValueError(f"block must be one of {BLOCK_KINDS}, got {block!r}")
         if stem not in ("7x7", "3x3"):
             raise ValueError(f"stem must be '7x7' or '3x3', got {stem!r}")
-        self.num_classes = num_classes
         self.in_chans = in_chans
         self.drop_rate = drop_rate
         self.grad_checkpointing = False
@@ -144,8 +143,8 @@ class SENet(nn.Module):
                 padding=0 if first else downsample_padding, block_args=block_args)
             self.add_module(f"layer{i + 1}", stage)
             self.feature_info.append(dict(num_chs=self.inplanes, reduction=4 * 2 ** i, module=f"layer{i + 1}"))
-        self.num_features = self.head_hidden_size = self.inplanes
-        self.global_pool, self.last_linear = create_classifier(self.num_features, num_classes, pool_type=global_pool)
+        self.num_features = self.inplanes
+        self._init_head(num_classes, global_pool)
         self.apply(init_weights)
 
     def _make_stage(self, planes: int, blocks: int, stride: int, kernel_size: int, padding: int,
@@ -170,16 +169,6 @@ class SENet(nn.Module):
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         self.grad_checkpointing = enable
 
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.last_linear
-
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        """Replace the classifier (``num_classes=0`` removes it), keeping the backbone."""
-        self.num_classes = num_classes
-        pool_type = self.global_pool.pool_type if global_pool is None else global_pool
-        self.global_pool, self.last_linear = create_classifier(self.num_features, num_classes, pool_type=pool_type)
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool0(self.layer0(x))
         stages = [self.layer1, self.layer2, self.layer3, self.layer4]
@@ -189,14 +178,6 @@ class SENet(nn.Module):
             x = stage(x)
         return x
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.global_pool(x)
-        if self.drop_rate > 0.0:
-            x = nn.functional.dropout(x, p=self.drop_rate, training=self.training)
-        return x if pre_logits else self.last_linear(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 default_cfgs = {name: make_cfg(first_conv="layer0.conv1") for name in (
