@@ -13,6 +13,8 @@ import sys
 COMMAND_MODULES: tuple[str, ...] = (
     "senet_zoo.commands",
     "senet_zoo.hub.commands",
+    "senet_zoo.finetune.commands",
+    "senet_zoo.analysis.commands",
 )
 
 

@@ -20,20 +20,10 @@ from senet_zoo.finetune.optim import lr_factor
 from senet_zoo.finetune.synthetic import make_colour_folder
 from senet_zoo.models import SENet
 
-SMALL = {"layers": [1, 1, 1, 1]}  # se_resnet50's blocks, one per stage: the same code, 9 M parameters
+from finetune_helpers import one_thread  # noqa: F401  (fixture)
 
-
-@pytest.fixture(autouse=True)
-def _one_thread_and_restored_determinism():
-    """One intra-op thread: these tensors are tiny, so a second thread costs more than it saves (2–3× slower
-    when other processes share the cores). TrainConfig(deterministic=True) switches a global torch flag;
-    both are put back after each test."""
-    threads = torch.get_num_threads()
-    enabled, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+SMALL = {"layers": [1, 1, 1, 1]}  # se_resnet50 with one block per stage: the same code, 9 M parameters
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,76 @@
+"""``senet-zoo excitations``: per-class SE gate statistics of a model over an ImageFolder, with plots."""
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from ..finetune.commands import add_model_options
+
+    p = subparsers.add_parser(
+        "excitations", help="SE gate statistics per block and class over an ImageFolder (paper §7)",
+        description="Record every SE block's excitations over DIR/CLASS/* and write to OUT: stats.json "
+                    "(class spread, saturation, mean gate per block), class_means.safetensors (block -> "
+                    "classes x channels), excitations.png and excitations_<block>.png (mean activation per "
+                    "channel, one line per class), depth.png (spread and saturation against depth).")
+    p.add_argument("--model", help="model name (default: the one recorded in a fine-tuning checkpoint)")
+    p.add_argument("--weights", required=True, metavar="PATH|TAG|default", help="weights to analyse")
+    p.add_argument("--data", required=True, metavar="DIR", help="ImageFolder root (DIR/CLASS/*)")
+    p.add_argument("--out", required=True, metavar="OUT", help="output directory")
+    p.add_argument("--blocks", nargs="+", metavar="PATTERN",
+                   help="blocks to plot, shell patterns over names like layer4.0 (default: last block of each "
+                        "stage and every block of the last stage)")
+    p.add_argument("--classes", nargs="+", help="classes drawn as lines (default: the first eight)")
+    p.add_argument("--max-images", type=int, help="stop after this many images")
+    p.add_argument("--tol", type=float, default=0.05, help="saturation threshold: gate >= 1 - tol, <= tol")
+    p.add_argument("--img-size", type=int, help="input resolution (default: the model's pretrained config)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--workers", type=int, default=4)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_model_options(p)
+    p.set_defaults(func=_excitations)
+
+
+def _excitations(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    import torch
+    from safetensors.torch import save_file
+    from torch.utils.data import DataLoader
+
+    from ..finetune.checkpoint import atomic_path, write_json
+    from ..finetune.commands import model_kwargs_from
+    from ..finetune.data import image_folder, model_transforms
+    from ..finetune.distributed import pick_device
+    from ..finetune.load import load_model
+    from .excitations import collect_excitations, default_plot_blocks, se_blocks, select_blocks
+    from .plots import plot_blocks, plot_depth
+
+    device = pick_device(args.device)
+    model, _ = load_model(args.model, args.weights, **model_kwargs_from(args))
+    plot_list = select_blocks(list(se_blocks(model)), args.blocks) if args.blocks else None
+    _, eval_tf = model_transforms(model, args.img_size, augment=False, in_chans=getattr(model, "in_chans", 3))
+    dataset = image_folder(args.data, eval_tf)
+    loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.workers, shuffle=False)
+    stats = collect_excitations(model, loader, dataset.classes, device=device, max_images=args.max_images,
+                                tol=args.tol, progress=True)
+    plot_list = plot_list or default_plot_blocks(stats.blocks)
+    out = Path(args.out)
+    summary = stats.summary()
+    write_json(out / "stats.json", summary)
+    with atomic_path(out / "class_means.safetensors") as tmp:
+        save_file({b: torch.from_numpy(stats.class_means(b)).float() for b in stats.blocks}, str(tmp),
+                  metadata={"classes": json.dumps(stats.classes)})
+    plot_blocks(stats, plot_list, out / "excitations.png", args.classes)
+    for block in plot_list:
+        plot_blocks(stats, [block], out / f"excitations_{block}.png", args.classes)
+    plot_depth(stats, out / "depth.png")
+    print(f"{'block':<16}{'channels':>9}{'mean gate':>11}{'class spread':>14}{'≈1':>8}{'≈0':>8}")
+    for block, row in summary["blocks"].items():
+        print(f"{block:<16}{row['channels']:>9}{row['mean_gate']:>11.4f}{row['class_spread']:>14.4f}"
+              f"{row['near_one']:>8.1%}{row['near_zero']:>8.1%}")
+    print(f"{int(stats.counts.sum())} images, {len(stats.classes)} classes; plots and stats.json in {out}")
+    return 0
