@@ -23,8 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="blocks to plot, shell patterns over names like layer4.0 (default: last block of each "
                         "stage and every block of the last stage)")
     p.add_argument("--classes", nargs="+", help="classes drawn as lines (default: the first eight)")
-    p.add_argument("--max-images", type=int, help="stop after this many images")
+    p.add_argument("--max-images", type=int, help="analyse a random subset (seed 0) of this many images")
     p.add_argument("--tol", type=float, default=0.05, help="saturation threshold: gate >= 1 - tol, <= tol")
+    p.add_argument("--dpi", type=int, default=80, help="resolution of the PNG files")
     p.add_argument("--img-size", type=int, help="input resolution (default: the model's pretrained config)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, default=4)
@@ -39,7 +40,7 @@ def _excitations(args: argparse.Namespace) -> int:
 
     import torch
     from safetensors.torch import save_file
-    from torch.utils.data import DataLoader
+    from torch.utils.data import DataLoader, Subset
 
     from ..finetune.checkpoint import atomic_path, write_json
     from ..finetune.commands import model_kwargs_from
@@ -54,9 +55,12 @@ def _excitations(args: argparse.Namespace) -> int:
     plot_list = select_blocks(list(se_blocks(model)), args.blocks) if args.blocks else None
     _, eval_tf = model_transforms(model, args.img_size, augment=False, in_chans=getattr(model, "in_chans", 3))
     dataset = image_folder(args.data, eval_tf)
+    classes = dataset.classes
+    if args.max_images is not None and args.max_images < len(dataset):  # the folder is sorted by class
+        subset = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[: args.max_images]
+        dataset = Subset(dataset, sorted(subset.tolist()))
     loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.workers, shuffle=False)
-    stats = collect_excitations(model, loader, dataset.classes, device=device, max_images=args.max_images,
-                                tol=args.tol, progress=True)
+    stats = collect_excitations(model, loader, classes, device=device, tol=args.tol, progress=True)
     plot_list = plot_list or default_plot_blocks(stats.blocks)
     out = Path(args.out)
     summary = stats.summary()
@@ -64,10 +68,10 @@ def _excitations(args: argparse.Namespace) -> int:
     with atomic_path(out / "class_means.safetensors") as tmp:
         save_file({b: torch.from_numpy(stats.class_means(b)).float() for b in stats.blocks}, str(tmp),
                   metadata={"classes": json.dumps(stats.classes)})
-    plot_blocks(stats, plot_list, out / "excitations.png", args.classes)
+    plot_blocks(stats, plot_list, out / "excitations.png", args.classes, dpi=args.dpi)
     for block in plot_list:
-        plot_blocks(stats, [block], out / f"excitations_{block}.png", args.classes)
-    plot_depth(stats, out / "depth.png")
+        plot_blocks(stats, [block], out / f"excitations_{block}.png", args.classes, dpi=args.dpi)
+    plot_depth(stats, out / "depth.png", dpi=args.dpi)
     print(f"{'block':<16}{'channels':>9}{'mean gate':>11}{'class spread':>14}{'≈1':>8}{'≈0':>8}")
     for block, row in summary["blocks"].items():
         print(f"{block:<16}{row['channels']:>9}{row['mean_gate']:>11.4f}{row['class_spread']:>14.4f}"

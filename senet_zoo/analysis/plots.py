@@ -33,14 +33,18 @@ def plot_blocks(stats: ExcitationStats, blocks: Sequence[str], path: str | Path,
                 classes: Sequence[str] | None = None, columns: int = 3, dpi: int = 80) -> None:
     """One panel per block: mean gate per channel, one line per class and the mean over all images.
 
-    ``classes`` picks the lines (default: the first eight classes that have images).
+    ``classes`` picks the lines (default: the first eight classes that have images). When every chosen
+    class is named after a colour (``red``, ``tab:blue``), its line is drawn in that colour.
     """
+    from matplotlib.colors import get_named_colors_mapping
     from matplotlib.figure import Figure
 
     unknown = [b for b in blocks if b not in stats.blocks]
     if unknown or not blocks:
         raise ValueError(f"blocks {unknown or '[]'} not in the statistics (recorded: {stats.blocks})")
     chosen = _pick_classes(stats, classes)
+    named = get_named_colors_mapping()
+    colours = {i: stats.classes[i] if all(stats.classes[j] in named for j in chosen) else None for i in chosen}
     columns = min(columns, len(blocks))
     rows = -(-len(blocks) // columns)
     fig = Figure(figsize=(4.2 * columns, 2.8 * rows))
@@ -49,7 +53,7 @@ def plot_blocks(stats: ExcitationStats, blocks: Sequence[str], path: str | Path,
         means = stats.class_means(block)
         channels = np.arange(means.shape[1])
         for i in chosen:
-            ax.plot(channels, means[i], linewidth=0.7, label=stats.classes[i])
+            ax.plot(channels, means[i], linewidth=0.7, label=stats.classes[i], color=colours[i])
         ax.plot(channels, stats.overall_mean(block), color="black", linestyle="--", linewidth=0.8, label="all")
         ax.set_title(block, fontsize=10)
         ax.set_xlabel("channel index", fontsize=8)
