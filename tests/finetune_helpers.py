@@ -15,7 +15,8 @@ def one_thread() -> Iterator[None]:
     other processes share the cores); TrainConfig(deterministic=True) switches a global flag.
     """
     threads = torch.get_num_threads()
-    enabled, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)

@@ -17,8 +17,8 @@ from .distributed import DistInfo
 
 PREPROCESSING_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
 
-__all__ = ["PREPROCESSING_KEYS", "data_config", "model_transforms", "image_folder", "image_folder_datasets", "count_classes",
-           "dataset_classes", "train_loader", "eval_loader", "ShardSampler"]
+__all__ = ["PREPROCESSING_KEYS", "data_config", "model_transforms", "image_folder", "image_folder_datasets",
+           "count_classes", "dataset_classes", "train_loader", "eval_loader", "ShardSampler"]
 
 
 def data_config(model: nn.Module, img_size: int | None = None, in_chans: int = 3) -> dict[str, Any]:
@@ -110,11 +110,10 @@ class ShardSampler(Sampler[int]):
         return len(self.indices)
 
 
-def _loader(dataset: Dataset, batch_size: int, sampler: Sampler, num_workers: int, device: torch.device,
-            seed: int) -> DataLoader:
+def _loader(dataset: Dataset, batch_size: int, sampler: Sampler, num_workers: int, device: torch.device) -> DataLoader:
+    # No generator of its own: worker seeds come from the global RNG, which the trainer reseeds every epoch.
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      pin_memory=device.type == "cuda", persistent_workers=False,
-                      generator=torch.Generator().manual_seed(seed))
+                      pin_memory=device.type == "cuda")
 
 
 def train_loader(dataset: Dataset, batch_size: int, dist_info: DistInfo, seed: int,
@@ -123,15 +122,17 @@ def train_loader(dataset: Dataset, batch_size: int, dist_info: DistInfo, seed: i
 
     The order depends only on ``seed`` and the epoch, so a resumed run sees the same batches.
     """
+    if len(dataset) == 0:
+        raise ValueError("the training data set is empty")
     sampler = DistributedSampler(dataset, num_replicas=dist_info.world_size, rank=dist_info.rank,
                                  shuffle=True, seed=seed)
-    return _loader(dataset, batch_size, sampler, num_workers, dist_info.device, seed)
+    return _loader(dataset, batch_size, sampler, num_workers, dist_info.device)
 
 
 def eval_loader(dataset: Dataset, batch_size: int, dist_info: DistInfo, num_workers: int = 0) -> DataLoader:
     """In-order evaluation batches, each sample on exactly one rank."""
     sampler = ShardSampler(len(dataset), dist_info.rank, dist_info.world_size)
-    return _loader(dataset, batch_size, sampler, num_workers, dist_info.device, 0)
+    return _loader(dataset, batch_size, sampler, num_workers, dist_info.device)
 
 
 def dataset_classes(dataset: Dataset) -> Sequence[str] | None:

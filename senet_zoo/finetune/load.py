@@ -17,8 +17,10 @@ __all__ = ["load_model", "parse_pretrained"]
 def parse_pretrained(value: str | os.PathLike[str] | bool | None) -> Any:
     """CLI spelling → ``create_model``'s ``pretrained``: ``none``/``false`` → False, ``default``/``true`` →
     True, anything else (a tag or a path) unchanged."""
-    if value is None or isinstance(value, (bool, os.PathLike)):
-        return bool(value) if not isinstance(value, os.PathLike) else value
+    if isinstance(value, os.PathLike):
+        return value
+    if value is None or isinstance(value, bool):
+        return bool(value)
     lowered = value.lower()
     if lowered in ("none", "false", "no", "off"):
         return False
@@ -32,12 +34,14 @@ def _classifier_size(path: Path, key: str) -> int | None:
         return fh.get_slice(key).get_shape()[0] if key in fh.keys() else None
 
 
-def load_model(name: str | None, weights: str | os.PathLike[str] | bool, **kwargs: Any) -> tuple[nn.Module, dict[str, Any]]:
+def load_model(name: str | None, weights: str | os.PathLike[str] | bool,
+               **kwargs: Any) -> tuple[nn.Module, dict[str, Any]]:
     """Build ``name`` with ``weights`` and return it with the description stored in the file (may be empty).
 
     For a ``.safetensors`` path the architecture, classifier size and model options default to those a
     fine-tuning checkpoint records (explicit ``kwargs`` win), and so does the preprocessing in
-    ``model.pretrained_cfg``; for a file from elsewhere the classifier size is read from the file. A tag (or ``"default"``) loads the published weights.
+    ``model.pretrained_cfg``; for a file from elsewhere the classifier size is read from the file. A tag
+    (or ``"default"``) loads the published weights.
     """
     from ..registry import create_model
 
