@@ -17,12 +17,11 @@ import math
 import os
 import re
 import struct
-import uuid
-from pathlib import Path
-from typing import Any, BinaryIO, Callable, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import numpy as np
 
+from .._files import atomic_open
 from .net import Layer, Net, as_list
 from .schema import LAYER_FIELDS, MESSAGES, Field
 
@@ -136,22 +135,6 @@ def _layer_parts(layer: Layer) -> tuple[list, int]:
     return parts, sum(p.nbytes if isinstance(p, np.ndarray) else len(p) for p in parts)
 
 
-def _atomic_write(path: str | os.PathLike, mode: str, write: Callable[[Any], None]) -> None:
-    """Run ``write`` on a temporary sibling of ``path``, fsync it, then move it into place."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    options = {"buffering": 1 << 20} if "b" in mode else {"encoding": "utf-8", "newline": "\n"}
-    try:
-        with open(tmp, mode.replace("w", "x"), **options) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_caffemodel(net: Net, path: str | os.PathLike) -> None:
     """Write ``net`` (structure, params and blobs) as a binary caffemodel, atomically."""
     def write(f: BinaryIO) -> None:
@@ -163,7 +146,8 @@ def write_caffemodel(net: Net, path: str | os.PathLike) -> None:
             for part in parts:
                 f.write(memoryview(part).cast("B") if isinstance(part, np.ndarray) else part)
 
-    _atomic_write(path, "wb", write)
+    with atomic_open(path, "wb", buffering=1 << 20) as f:
+        write(f)
 
 
 # -- text --------------------------------------------------------------------------------------
@@ -232,4 +216,5 @@ def write_prototxt(net: Net, path: str | os.PathLike) -> None:
     def write(f: TextIO) -> None:
         f.write(text)
 
-    _atomic_write(path, "w", write)
+    with atomic_open(path, "w", encoding="utf-8", newline="\n") as f:
+        write(f)

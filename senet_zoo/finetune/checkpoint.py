@@ -9,50 +9,23 @@ intact.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from .._files import atomic_path
+
 __all__ = [
-    "atomic_path", "write_json", "read_json", "save_model", "read_model_metadata", "save_optimizer",
+    "write_json", "read_json", "save_model", "read_model_metadata", "save_optimizer",
     "load_optimizer", "META_KEY",
 ]
 
 META_KEY = "senet_zoo.finetune"  # safetensors metadata key holding the JSON model description
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success fsync it and move it over ``path``.
-
-    On error the temporary file is removed and ``path`` is left as it was.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp's 0600 would make results private
-        with tmp_path.open("rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp_path, path)
-    finally:
-        tmp_path.unlink(missing_ok=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:

@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .checkpoint import atomic_path
+from .._files import atomic_path
 
 __all__ = ["COLUMNS", "write_metrics_csv", "read_metrics_csv", "plot_curves"]
 

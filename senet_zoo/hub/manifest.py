@@ -41,6 +41,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .._files import write_text_atomic
+
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
@@ -379,7 +381,7 @@ def _edit(
             raise UnknownWeightsError(f"{target}: no entry {name}.{tag} to update") from None
         edit(model, entry)
         manifest = Manifest(data, target)  # validate before anything touches the disk
-        _atomic_write_text(target, dump_manifest_json(data))
+        write_text_atomic(target, dump_manifest_json(data))
     logger.info("updated %s.%s in %s", name, tag, target)
     return manifest
 
@@ -401,25 +403,6 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ManifestError(f"{path}: the manifest must be a JSON object, got {type(data).__name__}")
     return data
-
-
-def _atomic_write_text(target: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _label(path: Path | None) -> str:
