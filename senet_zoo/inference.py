@@ -1,0 +1,346 @@
+"""An inference-only fast path for every senet_zoo model: :func:`optimize_for_inference`.
+
+The training model stays the default; this builds a second, eval-only model from it that
+
+* folds every BatchNorm into the convolution before it (one pass over memory fewer per convolution),
+* runs the SE excitation as two matmuls on the N×C squeezed vector (``Linear``, not 1×1 conv on N×C×1×1),
+* applies the SE scale and the residual add in one kernel, in place (``addcmul(shortcut, out, gate,
+  out=out)``), then the ReLU in place,
+* keeps activations in ``channels_last`` where that is faster on the device (CUDA; see ``channels_last``),
+* runs under :func:`torch.inference_mode`, optionally through :func:`torch.compile`.
+
+The result gives the unfused model's logits to float rounding (folding reorders a few multiplications).
+It refuses training: it cannot be switched to ``train()`` and the model it is built from must be in eval
+mode, because folded BatchNorm has no batch statistics to update.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+from collections import OrderedDict
+import logging
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .models.bn_inception import ConvBnReLU, InceptionBlock
+from .models.se import SEModule
+from .models.senet import SEBottleneck
+
+__all__ = ["optimize_for_inference", "InferenceModel", "fold_bn"]
+
+_logger = logging.getLogger(__name__)
+
+_TRAIN_ERROR = ("{name} is fused for inference (BatchNorm folded, in-place ops) and cannot be trained; "
+                "train the model you passed to optimize_for_inference() and fuse it again afterwards")
+
+
+def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d,
+            memory_format: torch.memory_format = torch.contiguous_format) -> nn.Conv2d:
+    """A new convolution (with bias) equal to ``bn(conv(x))`` in eval mode, its weight in ``memory_format``.
+
+    The per-channel scale and bias are computed in float64; the weight takes one rounding.
+    """
+    if not bn.track_running_stats or bn.running_mean is None or bn.running_var is None:
+        raise ValueError(f"cannot fold {bn}: it has no running statistics")
+    dtype = conv.weight.dtype
+    gamma = bn.weight.detach().double() if bn.affine else torch.ones_like(bn.running_var, dtype=torch.float64)
+    beta = bn.bias.detach().double() if bn.affine else torch.zeros_like(gamma)
+    scale = gamma / torch.sqrt(bn.running_var.double() + bn.eps)
+    bias = beta - bn.running_mean.double() * scale
+    if conv.bias is not None:
+        bias = bias + conv.bias.detach().double() * scale
+    w = conv.weight.detach()
+    weight = torch.mul(w, scale.to(dtype).reshape(-1, *([1] * (w.dim() - 1))),
+                       out=torch.empty_like(w, memory_format=memory_format))
+    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
+                      padding=conv.padding, dilation=conv.dilation, groups=conv.groups, bias=True,
+                      padding_mode=conv.padding_mode, device="meta")
+    fused.weight = nn.Parameter(weight, requires_grad=False)
+    fused.bias = nn.Parameter(bias.to(dtype), requires_grad=False)
+    return fused
+
+
+_Fold = Callable[[nn.Conv2d, nn.BatchNorm2d], nn.Conv2d]
+
+
+class _InferenceOnly(nn.Module):
+    """Base of the fused blocks: switching one to training mode is an error."""
+
+    def train(self, mode: bool = True) -> nn.Module:
+        if mode:
+            raise RuntimeError(_TRAIN_ERROR.format(name=type(self).__name__))
+        return super().train(False)
+
+
+class ConvAct(_InferenceOnly):
+    """A BatchNorm-folded convolution, optionally followed by a ReLU.
+
+    With ``onednn`` (CPU, float32) it runs as one oneDNN kernel, ``mkldnn::_convolution_pointwise``
+    (the kernel PyTorch's inductor emits): the ReLU is a post-op instead of a pass over the output, and
+    the weights are reordered once into oneDNN's blocked layout instead of on every call (this copy
+    is a cache beside ``conv.weight``, dropped on pickling and device moves, re-made on demand).
+    Otherwise, and for inputs on other devices, it is ``conv`` then an in-place ``relu_``.
+    """
+
+    def __init__(self, conv: nn.Conv2d, relu: bool, onednn: bool = False) -> None:
+        super().__init__()
+        self.conv = conv
+        self.relu = relu
+        self.onednn = onednn
+        self._packed: tuple[tuple[int, ...], torch.Tensor] | None = None
+
+    def packed_weight(self, input_size: list[int]) -> torch.Tensor:
+        """``conv.weight`` in the oneDNN layout for inputs of ``input_size``; re-packed when that size
+        or the weight changes (a layout packed without the size can be 50x slower for some shapes)."""
+        w, c = self.conv.weight, self.conv
+        key = (w.data_ptr(), w._version, *input_size)
+        if self._packed is None or self._packed[0] != key:
+            with torch.no_grad():
+                packed = torch.ops.mkldnn._reorder_convolution_weight(
+                    w.detach(), list(c.padding), list(c.stride), list(c.dilation), c.groups, input_size)
+            self._packed = (key, packed)
+        return self._packed[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.conv
+        if self.onednn and x.device.type == "cpu" and x.dtype == torch.float32 == c.weight.dtype:
+            return torch.ops.mkldnn._convolution_pointwise(
+                x, self.packed_weight(list(x.shape)), c.bias, c.padding, c.stride, c.dilation, c.groups,
+                "relu" if self.relu else "none", [], "")
+        x = c(x)
+        return x.relu_() if self.relu else x
+
+    def _apply(self, fn: Callable, recurse: bool = True) -> ConvAct:  # type: ignore[override]
+        self._packed = None
+        return super()._apply(fn, recurse)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return dict(super().__getstate__(), _packed=None)
+
+    def extra_repr(self) -> str:
+        return f"relu={self.relu}, onednn={self.onednn}"
+
+
+_INPLACE_GATES: dict[type[nn.Module], Callable[[torch.Tensor], torch.Tensor]] = {
+    nn.Sigmoid: torch.Tensor.sigmoid_, nn.Tanh: torch.Tensor.tanh_, nn.ReLU: torch.Tensor.relu_}
+
+
+def _as_linear(conv: nn.Conv2d) -> nn.Linear:
+    """The 1×1 convolution on a N×C×1×1 vector as a ``Linear`` on N×C (a copy of the weights)."""
+    linear = nn.Linear(conv.in_channels, conv.out_channels, bias=conv.bias is not None, device="meta")
+    linear.weight = nn.Parameter(conv.weight.detach().flatten(1).clone(), requires_grad=False)
+    if conv.bias is not None:
+        linear.bias = nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
+    return linear
+
+
+def _spatial_mean(x: torch.Tensor) -> torch.Tensor:
+    """``x.mean((2, 3))`` as N×C. On CPU, for channels_last maps, a matmul with a 1/HW row instead:
+    the reduction over the strided spatial axes runs far below memory bandwidth there, BLAS does not."""
+    n, c, h, w = x.shape
+    if x.device.type != "cpu" or x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
+        return x.mean((2, 3))
+    rows = x.permute(0, 2, 3, 1).reshape(n, h * w, c)
+    return torch.matmul(x.new_full((1, h * w), 1.0 / (h * w)), rows).squeeze(1)
+
+
+class FusedSE(_InferenceOnly):
+    """The excitation of an :class:`SEModule` computed lean: matmuls on N×C, activations in place."""
+
+    def __init__(self, se: SEModule) -> None:
+        super().__init__()
+        self.squeeze = se.squeeze
+        pointwise = se.squeeze == "none"  # NoSqueeze: the excitation runs on the full map
+        self.fc1 = copy.deepcopy(se.fc1) if pointwise else _as_linear(se.fc1)
+        self.fc2 = copy.deepcopy(se.fc2) if pointwise else _as_linear(se.fc2)
+        self._gate = _INPLACE_GATES[type(se.gate)]
+
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """N×C×1×1 (N×C×H×W for NoSqueeze) gate, broadcastable against ``x``."""
+        if self.squeeze == "none":
+            return self._gate(self.fc2(self.fc1(x).relu_()))
+        s = _spatial_mean(x) if self.squeeze == "avg" else x.amax((2, 3))
+        return self._gate(self.fc2(self.fc1(s).relu_()))[:, :, None, None]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate(x)
+
+
+class FusedBottleneck(_InferenceOnly):
+    """:class:`SEBottleneck` with folded BatchNorm; SE scale + residual add in one in-place ``addcmul``."""
+
+    def __init__(self, block: SEBottleneck, fold: _Fold) -> None:
+        super().__init__()
+        self.conv1 = ConvAct(fold(block.conv1, block.bn1), relu=True)
+        self.conv2 = ConvAct(fold(block.conv2, block.bn2), relu=True)
+        self.conv3 = ConvAct(fold(block.conv3, block.bn3), relu=False)
+        self.downsample = None if block.downsample is None else _fold_sequential(block.downsample, fold)
+        self.se = FusedSE(block.se_module)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = self.conv3(self.conv2(self.conv1(x)))
+        # out = shortcut + out * gate, written over `out` (x may still be needed by the caller)
+        torch.addcmul(shortcut, out, self.se.gate(out), out=out)
+        return out.relu_()
+
+
+class FusedInceptionBlock(_InferenceOnly):
+    """:class:`InceptionBlock` with folded BatchNorm and the SE scale applied in place on the concat."""
+
+    def __init__(self, block: InceptionBlock, fold: _Fold) -> None:
+        super().__init__()
+        self.branch1x1 = None if block.branch1x1 is None else _fold_conv_bn_relu(block.branch1x1, fold)
+        self.branch3x3_reduce = _fold_conv_bn_relu(block.branch3x3_reduce, fold)
+        self.branch3x3 = _fold_conv_bn_relu(block.branch3x3, fold)
+        self.double3x3_reduce = _fold_conv_bn_relu(block.double3x3_reduce, fold)
+        self.double3x3a = _fold_conv_bn_relu(block.double3x3a, fold)
+        self.double3x3b = _fold_conv_bn_relu(block.double3x3b, fold)
+        self.pool = copy.deepcopy(block.pool)
+        self.pool_proj = None if block.pool_proj is None else _fold_conv_bn_relu(block.pool_proj, fold)
+        self.se = FusedSE(block.se)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        branches = [] if self.branch1x1 is None else [self.branch1x1(x)]
+        branches.append(self.branch3x3(self.branch3x3_reduce(x)))
+        branches.append(self.double3x3b(self.double3x3a(self.double3x3_reduce(x))))
+        pooled = self.pool(x)
+        branches.append(pooled if self.pool_proj is None else self.pool_proj(pooled))
+        out = torch.cat(branches, 1)
+        return out.mul_(self.se.gate(out))
+
+
+def _fold_conv_bn_relu(m: ConvBnReLU, fold: _Fold) -> ConvAct:
+    return ConvAct(fold(m.conv, m.bn), relu=True)
+
+
+def _fold_sequential(seq: nn.Sequential, fold: _Fold) -> nn.Sequential:
+    """Fold each Conv2d→BatchNorm2d(→ReLU) run of a Sequential into a :class:`ConvAct`; keep the rest."""
+    mods = list(seq.named_children())
+    out: list[tuple[str, nn.Module]] = []
+    i = 0
+    while i < len(mods):
+        name, m = mods[i]
+        nxt = mods[i + 1][1] if i + 1 < len(mods) else None
+        if isinstance(m, nn.Conv2d) and isinstance(nxt, nn.BatchNorm2d):
+            relu = i + 2 < len(mods) and isinstance(mods[i + 2][1], nn.ReLU)
+            out.append((name, ConvAct(fold(m, nxt), relu=relu)))
+            i += 3 if relu else 2
+        else:
+            out.append((name, _fuse(m, fold)))
+            i += 1
+    return nn.Sequential(OrderedDict(out))
+
+
+def _fuse(module: nn.Module, fold: _Fold) -> nn.Module:
+    """The fused counterpart of ``module``, sharing no module or tensor with it (so that training the
+    source later leaves the fused model alone); containers are rebuilt with their children fused."""
+    if isinstance(module, SEBottleneck):
+        return FusedBottleneck(module, fold)
+    if isinstance(module, InceptionBlock):
+        return FusedInceptionBlock(module, fold)
+    if isinstance(module, ConvBnReLU):
+        return _fold_conv_bn_relu(module, fold)
+    if isinstance(module, SEModule):
+        return FusedSE(module)
+    if isinstance(module, nn.Sequential):
+        return _fold_sequential(module, fold)
+    if not module._modules:
+        return copy.deepcopy(module)
+    # Any other container (SENet, SEBNInception, timm's FeatureListNet): a copy whose children are fused.
+    clone = copy.copy(module)
+    clone._modules = {name: None if child is None else _fuse(child, fold) for name, child in module._modules.items()}
+    clone._parameters = copy.deepcopy(module._parameters)
+    clone._buffers = copy.deepcopy(module._buffers)
+    return clone
+
+
+def _onednn_available() -> bool:
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+
+
+def _prefers_channels_last(device: torch.device) -> bool:
+    """channels_last pays on CPU (oneDNN runs NHWC without reorders; measured, see benchmarks/README.md)
+    and on CUDA (cuDNN's NHWC tensor-core kernels)."""
+    return device.type in ("cpu", "cuda")
+
+
+class InferenceModel(nn.Module):
+    """An eval-only model produced by :func:`optimize_for_inference`; ``train()`` raises.
+
+    ``forward`` runs under :func:`torch.inference_mode` (outputs carry no autograd history) and, if
+    ``channels_last``, converts 4-D inputs to that memory format. ``pretrained_cfg`` is the source model's.
+    """
+
+    def __init__(self, model: nn.Module, channels_last: bool, compiled: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.channels_last = channels_last
+        self.compiled = compiled
+        self._run: Callable[[torch.Tensor], torch.Tensor] = torch.compile(model) if compiled else model
+        for attr in ("pretrained_cfg", "default_cfg", "num_classes", "feature_info"):
+            if hasattr(model, attr):
+                setattr(self, attr, getattr(model, attr))
+        super().train(False)
+
+    def train(self, mode: bool = True) -> InferenceModel:
+        if mode:
+            raise RuntimeError(_TRAIN_ERROR.format(name=type(self).__name__))
+        return super().train(False)
+
+    def forward(self, x: torch.Tensor) -> Any:
+        if self.training or any(m.training for m in self.model.modules()):
+            raise RuntimeError(_TRAIN_ERROR.format(name=type(self).__name__) + " (a submodule is in training mode)")
+        with torch.inference_mode():
+            if self.channels_last and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            return self._run(x)
+
+    def extra_repr(self) -> str:
+        return f"channels_last={self.channels_last}, compiled={self.compiled}"
+
+
+def optimize_for_inference(model: nn.Module, *, channels_last: bool | None = None, onednn: bool | None = None,
+                           compile: bool = False) -> InferenceModel:
+    """An eval-only, faster copy of ``model`` (any senet_zoo model, also ``features_only``).
+
+    Args:
+        model: a senet_zoo model in eval mode (call ``model.eval()`` first). It is left untouched and
+            shares no tensor with the result, so it can go on training.
+        channels_last: keep activations in ``channels_last``; ``None`` decides per device.
+        onednn: on CPU, run convolution+ReLU as one oneDNN kernel; ``None``: when PyTorch has oneDNN.
+        compile: run the fused model through :func:`torch.compile` (slow first call, off by default).
+
+    Raises:
+        RuntimeError: ``model`` is in training mode.
+        ValueError: a BatchNorm could not be folded (the model is not a senet_zoo architecture).
+    """
+    if isinstance(model, InferenceModel):
+        return model
+    if model.training:
+        raise RuntimeError(f"optimize_for_inference() needs {type(model).__name__} in eval mode: "
+                           "folding BatchNorm uses its running statistics; call model.eval() first")
+    params = [*model.parameters(), *model.buffers()]
+    if any(t.is_meta for t in params):
+        raise ValueError(f"{type(model).__name__} has tensors on the meta device; load its weights first")
+    device = params[0].device if params else torch.device("cpu")
+    if channels_last is None:
+        channels_last = _prefers_channels_last(device)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    fused = _fuse(model, functools.partial(fold_bn, memory_format=memory_format)).eval().requires_grad_(False)
+    left = [name for name, m in fused.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if left:
+        raise ValueError(f"cannot fold BatchNorm {left[0]!r} of {type(model).__name__}: "
+                         "it does not follow a convolution in a known senet_zoo block")
+    if channels_last:  # the folded weights already are; this converts the rest (NoSqueeze SE convolutions)
+        fused = fused.to(memory_format=torch.channels_last)
+    if onednn is None:
+        onednn = _onednn_available() and not compile  # under compile, inductor packs and fuses itself
+    for m in fused.modules():
+        if isinstance(m, ConvAct):
+            m.onednn = onednn
+    _logger.info("fused %s for inference (channels_last=%s, onednn=%s, compile=%s)",
+                 type(model).__name__, channels_last, onednn, compile)
+    return InferenceModel(fused, channels_last=channels_last, compiled=compile)

@@ -1,0 +1,173 @@
+"""optimize_for_inference: same logits as the unfused model for every architecture; refuses training."""
+from __future__ import annotations
+
+import copy
+import io
+
+import pytest
+import torch
+from torch import nn
+
+import senet_zoo
+from senet_zoo.inference import InferenceModel, fold_bn, optimize_for_inference
+
+# (name, batch, input size): reduced inputs where the network allows them; the two the brief names at 224.
+ARCHS = [
+    ("se_resnet50", 2, 96),
+    ("se_resnet101", 1, 64),
+    ("se_resnet152", 1, 64),
+    ("se_resnext50_32x4d", 2, 96),
+    ("se_resnext101_32x4d", 1, 64),
+    ("senet154", 1, 96),
+    ("se_bn_inception", 1, 224),
+]
+TOL = 1e-4
+
+
+def _randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Non-trivial BatchNorm statistics and affine terms, so folding them changes every convolution."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                c = m.num_features
+                m.running_mean.copy_(torch.rand(c, generator=g) * 0.4 - 0.2)
+                m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(c, generator=g) * 0.5 + 0.5)
+                m.bias.copy_(torch.rand(c, generator=g) * 0.2 - 0.1)
+    return model
+
+
+def _model(name: str, **kwargs) -> nn.Module:
+    torch.manual_seed(0)
+    return _randomize_bn(senet_zoo.create_model(name, **kwargs)).eval()
+
+
+def _reference_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The unfused logits, after scaling the classifier so that they spread like a trained model's
+    (std 4, a max of 10-15): with random weights they are tiny or, in deep nets, large, and an absolute
+    tolerance would mean little."""
+    with torch.no_grad():
+        feats = model.forward_features(x)
+        model.get_classifier().weight.mul_(4.0 / model.forward_head(feats).std())
+        return model.forward_head(feats)
+
+
+def _assert_close(fast: torch.Tensor, ref: torch.Tensor) -> None:
+    assert fast.shape == ref.shape
+    assert (fast - ref).abs().max().item() <= TOL
+
+
+@pytest.fixture(scope="module")
+def resnet50() -> nn.Module:
+    return _model("se_resnet50")
+
+
+@pytest.mark.parametrize("name,batch,size", ARCHS, ids=[a[0] for a in ARCHS])
+def test_fused_logits_equal_unfused(name: str, batch: int, size: int) -> None:
+    model = _model(name)
+    x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(1))
+    ref = _reference_logits(model, x)
+    fast = optimize_for_inference(model)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
+    out = fast(x)
+    _assert_close(out, ref)
+    assert not out.requires_grad
+
+
+@pytest.mark.parametrize("channels_last,onednn", [(False, False), (True, False), (False, True)])
+def test_every_fast_path_option_is_exact(resnet50: nn.Module, channels_last: bool, onednn: bool) -> None:
+    x = torch.randn(2, 3, 64, 64)
+    ref = _reference_logits(resnet50, x)
+    _assert_close(optimize_for_inference(resnet50, channels_last=channels_last, onednn=onednn)(x), ref)
+
+
+@pytest.mark.parametrize("squeeze,gate", [("max", "tanh"), ("none", "relu"), ("avg", "relu")])
+def test_se_ablation_variants_fuse_exactly(squeeze: str, gate: str) -> None:
+    model = _model("se_resnet50", se_squeeze=squeeze, se_gate=gate)
+    x = torch.randn(2, 3, 64, 64)
+    ref = _reference_logits(model, x)
+    _assert_close(optimize_for_inference(model)(x), ref)
+
+
+def test_features_only_model_fuses(resnet50: nn.Module) -> None:
+    feats = _randomize_bn(senet_zoo.create_model("se_resnet50", features_only=True)).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        ref = feats(x)
+    out = optimize_for_inference(feats)(x)
+    assert len(out) == len(ref) == 5
+    for a, b in zip(out, ref):
+        assert a.shape == b.shape and (a - b).abs().max().item() <= TOL * max(1.0, b.abs().max().item())
+
+
+def test_fold_bn_matches_conv_then_bn_for_grouped_strided_conv() -> None:
+    torch.manual_seed(0)
+    conv = nn.Conv2d(8, 16, 3, stride=2, padding=1, groups=4, bias=True)
+    bn = _randomize_bn(nn.BatchNorm2d(16)).eval()
+    x = torch.randn(2, 8, 9, 9)
+    with torch.no_grad():
+        ref = bn(conv(x))
+        out = fold_bn(conv, bn)(x)
+    assert (out - ref).abs().max().item() < 1e-5
+    assert fold_bn(conv, bn).weight.requires_grad is False
+
+
+def test_refuses_a_model_in_train_mode() -> None:
+    model = senet_zoo.create_model("se_resnet50")  # train mode, as built
+    with pytest.raises(RuntimeError, match="eval mode"):
+        optimize_for_inference(model)
+
+
+def test_fused_model_refuses_training(resnet50: nn.Module) -> None:
+    fast = optimize_for_inference(resnet50)
+    x = torch.randn(1, 3, 64, 64)
+    with pytest.raises(RuntimeError, match="cannot be trained"):
+        fast.train()
+    with pytest.raises(RuntimeError, match="cannot be trained"):
+        fast.model.layer1.train()  # a fused block refuses too, even reached directly
+    fast.eval()
+    fast.model.training = True  # flipped behind its back: the call refuses
+    with pytest.raises(RuntimeError, match="cannot be trained"):
+        fast(x)
+    fast.model.training = False
+    assert fast(x).shape == (1, 1000)
+
+
+def test_source_model_stays_trainable_and_independent(resnet50: nn.Module) -> None:
+    model = copy.deepcopy(resnet50)
+    fast = optimize_for_inference(model)
+    x = torch.randn(1, 3, 64, 64)
+    before = fast(x).clone()
+    model.train()  # the unfused model remains the one to train
+    loss = model(torch.randn(2, 3, 64, 64)).square().mean()
+    loss.backward()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    assert model.layer1[0].bn1.training and not fast.training
+    assert torch.equal(fast(x), before)  # the fused model shares no tensor with its source
+
+
+def test_fused_model_copies_and_pickles(resnet50: nn.Module) -> None:
+    fast = optimize_for_inference(resnet50)
+    x = torch.randn(1, 3, 64, 64)
+    ref = fast(x)
+    buf = io.BytesIO()
+    torch.save(fast, buf)
+    buf.seek(0)
+    for clone in (copy.deepcopy(fast), torch.load(buf, weights_only=False)):
+        assert isinstance(clone, InferenceModel)
+        assert torch.equal(clone(x), ref)
+    assert optimize_for_inference(fast) is fast
+    assert fast.pretrained_cfg == resnet50.pretrained_cfg
+
+
+def test_refuses_what_it_cannot_fold() -> None:
+    stray_bn = nn.Sequential(nn.ReLU(), nn.BatchNorm2d(3)).eval()
+    with pytest.raises(ValueError, match="cannot fold BatchNorm"):
+        optimize_for_inference(stray_bn)
+    with torch.device("meta"):
+        meta = senet_zoo.create_model("se_resnet50").eval()
+    with pytest.raises(ValueError, match="meta device"):
+        optimize_for_inference(meta)
