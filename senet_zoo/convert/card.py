@@ -63,6 +63,8 @@ def build_config(report: ConversionReport, *, num_classes: int, num_features: in
             "classifier": "last_linear", "license": "apache-2.0",
         },
     }
+    if report.model_args:  # timm passes these to the architecture (a net with fewer blocks per stage)
+        config["model_args"] = report.model_args
     if num_classes == 1000:
         names = sorted_wnids()
         config["label_names"] = names
@@ -77,8 +79,6 @@ def build_config(report: ConversionReport, *, num_classes: int, num_features: in
                        "the classifier rows were permuted",
         "input": "RGB; the first convolution's input channels were reversed from the Caffe model's BGR",
     }
-    if report.model_args:
-        zoo["model_args"] = report.model_args
     if timm_arch is None:
         zoo["requires"] = (f"senet_zoo: timm has no {report.arch}; `import senet_zoo` registers it with timm "
                            "(pip install senet-zoo)")
@@ -157,7 +157,7 @@ def model_card(config: dict[str, Any], repo_id: str | None = None) -> str:
     timm_note = (f"The weights use the key layout of timm's `{timm_arch}`, so plain timm loads them."
                  if timm_arch else "timm has no SE-BN-Inception: install senet_zoo, whose import registers it.")
     src = zoo["source"]
-    args = f", {', '.join(f'{k}={v}' for k, v in zoo['model_args'].items())}" if zoo.get("model_args") else ""
+    args = "".join(f", {k}={v}" for k, v in config.get("model_args", {}).items())
     return _front_matter(name, arch) + f"""
 # {name}
 

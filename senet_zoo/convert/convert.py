@@ -33,7 +33,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..caffe.net import Net
+from ..caffe.net import Net, copy_trained_layers
 from ..caffe.prototxt import read_prototxt
 from ..caffe.synth import ARCHS, param_shapes
 from ..caffe.wire import read_caffemodel
@@ -168,19 +168,17 @@ def load_caffe(caffemodel: str | os.PathLike, prototxt: str | os.PathLike | None
     name = weights.name or (proto.name if proto is not None else "")
     detection = detect_architecture(name, _shapes(blobs), arch=arch, where=str(path))
     notes += detection.notes
-    if own_structure:
-        topology = weights
-    elif proto is not None:
-        topology = dataclasses.replace(proto, layers=[dataclasses.replace(layer, blobs=blobs.get(layer.name, []))
-                                                      for layer in proto.layers])
-    else:
-        topology = dataclasses.replace(detection.expected, source=str(path), layers=[
-            dataclasses.replace(layer, blobs=blobs.get(layer.name, [])) for layer in detection.expected.layers])
-        notes.append(f"{path.name} carries no layer definitions and no prototxt was given: the layers of the "
-                     f"{ARCHS[detection.arch].caffe_name} release were used (its blobs match them exactly)")
     for net in (weights if own_structure else None, proto):
         if net is not None:
             _check_topology(net, detection.expected, detection.arch)
+    if own_structure:
+        topology = weights
+    else:  # Caffe's CopyTrainedLayersFrom: the prototxt's (or the release's) layers, the caffemodel's blobs
+        topology = proto if proto is not None else dataclasses.replace(detection.expected, source=str(path))
+        copy_trained_layers(topology, weights)
+    if not own_structure and proto is None:
+        notes.append(f"{path.name} carries no layer definitions and no prototxt was given: the layers of the "
+                     f"{ARCHS[detection.arch].caffe_name} release were used (its blobs match them exactly)")
     return CaffeSource(path, blobs, topology, detection, notes)
 
 

@@ -3,8 +3,9 @@
 A candidate architecture is synthesized (:func:`senet_zoo.caffe.synth.synth_net`, layer for layer
 the released prototxt) and its expected blob shapes compared with the caffemodel's: every layer
 with blobs must exist on both sides with the same number of blobs and the same shapes (singleton
-axes aside: old files store a bias as 1×1×1×C). The net name orders the candidates; a net with
-fewer blocks per stage than the release (a reduced test net) matches with those block counts.
+axes aside: old files store a bias as 1×1×1×C). The net name orders the candidates; the releases'
+own depths are tried before a candidate at the caffemodel's counted blocks per stage (a reduced
+test net, recorded as ``model_args``).
 """
 from __future__ import annotations
 
@@ -100,21 +101,21 @@ def detect_architecture(net_name: str, actual: Shapes, *, arch: str | None = Non
     candidates = _candidates(net_name, arch)
     counted = count_blocks(list(actual))
     attempts: list[tuple[str, tuple[int, ...] | None, list[str]]] = []
-    for candidate in candidates:
-        options: list[tuple[int, ...] | None] = [None]
-        if ARCHS[candidate].block != "inception" and counted and counted != ARCHS[candidate].layers:
-            options.append(counted)
-        for layers in options:
-            expected, shapes = _expected(candidate, layers)
-            types = {layer.name: layer.type for layer in expected.layers}
-            problems = blob_differences(shapes, actual, types)
-            if not problems:
-                detection = Detection(candidate, layers, expected, shapes)
-                named = normalize_name(net_name)
-                if named and named not in (normalize_name(ARCHS[candidate].caffe_name), normalize_name(candidate)):
-                    detection.notes.append(f"the net is named {net_name!r} but its blobs are those of {candidate}")
-                return detection
-            attempts.append((candidate, layers, problems))
+    # A release's own depth first (any candidate), then the candidates at the counted depth.
+    options = [(c, None) for c in candidates] + [
+        (c, counted) for c in candidates
+        if ARCHS[c].block != "inception" and counted and counted != ARCHS[c].layers]
+    for candidate, layers in options:
+        expected, shapes = _expected(candidate, layers)
+        types = {layer.name: layer.type for layer in expected.layers}
+        problems = blob_differences(shapes, actual, types)
+        if not problems:
+            detection = Detection(candidate, layers, expected, shapes)
+            named = normalize_name(net_name)
+            if named and named not in (normalize_name(ARCHS[candidate].caffe_name), normalize_name(candidate)):
+                detection.notes.append(f"the net is named {net_name!r} but its blobs are those of {candidate}")
+            return detection
+        attempts.append((candidate, layers, problems))
     first_named = arch is not None or normalize_name(net_name) in {
         k for a, s in ARCHS.items() for k in (normalize_name(s.caffe_name), normalize_name(a))}
     pool = [a for a in attempts if a[0] == candidates[0]] if first_named else attempts

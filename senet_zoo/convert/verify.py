@@ -150,14 +150,15 @@ def verify_folder(folder: str | os.PathLike, caffemodel: str | os.PathLike,
     config_path = folder / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"{folder}: no config.json (not a converted folder)")
-    zoo = json.loads(config_path.read_text("utf-8")).get("senet_zoo")
+    config = json.loads(config_path.read_text("utf-8"))
+    zoo, model_args = config.get("senet_zoo"), config.get("model_args", {})
     if not isinstance(zoo, dict) or "name" not in zoo:
         raise ConversionError(f"{config_path}: no senet_zoo section (not written by senet_zoo's converter)")
     source = load_caffe(caffemodel, prototxt, arch=zoo["name"])
-    if source.detection.model_args != zoo.get("model_args", {}):
+    if source.detection.model_args != model_args:
         raise ConversionError(f"{caffemodel}: has {source.detection.model_args or 'the release depth'}, "
-                              f"{config_path} records {zoo.get('model_args')}")
-    result = verify_conversion(source.topology, folder / WEIGHTS_FILE, zoo["name"], zoo.get("model_args"), **kwargs)
+                              f"{config_path} records {model_args}")
+    result = verify_conversion(source.topology, folder / WEIGHTS_FILE, zoo["name"], model_args, **kwargs)
     recorded = zoo.get("source", {}).get("sha256")
     result["source_sha256_matches"] = recorded == sha256_file(caffemodel) if recorded else None
     return result

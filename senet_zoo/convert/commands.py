@@ -1,0 +1,65 @@
+"""``senet-zoo convert`` and ``senet-zoo verify``: Caffe release → verified weights folder, and re-checking one."""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "convert", help="convert an SENet Caffe release (caffemodel [+ prototxt]) into a verified weights folder",
+        description="Convert one of the SENet authors' Caffe models into a folder with model.safetensors, "
+                    "config.json (timm format) and README.md. The architecture is detected from the caffemodel; "
+                    "the result is checked against the Caffe net run by senet_zoo's executor unless --no-verify.")
+    p.add_argument("--caffemodel", required=True, help="the .caffemodel file")
+    p.add_argument("--prototxt", help="the deploy .prototxt (optional: checked against the caffemodel)")
+    p.add_argument("--arch", help="force the senet_zoo architecture (default: detected)")
+    p.add_argument("--out", required=True, help="output folder (created atomically)")
+    p.add_argument("--no-verify", dest="verify", action="store_false", help="skip the numerical check")
+    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_convert)
+
+    p = subparsers.add_parser("verify", help="re-check a converted folder against its Caffe model",
+                              description="Run the Caffe net and the converted model on the same random images "
+                                          "and compare logits (224) and the last feature map (259).")
+    p.add_argument("folder", help="a folder written by `senet-zoo convert`")
+    p.add_argument("--caffemodel", required=True)
+    p.add_argument("--prototxt")
+    p.set_defaults(func=_verify)
+
+
+def print_checks(verification: dict[str, Any]) -> None:
+    """The verification numbers as a small table on stdout."""
+    print(f"{'check':<9} {'input':>14} {'max abs':>10} {'max rel':>10} {'top-1 agree':>11}")
+    for c in verification["checks"]:
+        agree = "-" if c["top1_agreement"] is None else f"{c['top1_agreement']:.0%}"
+        size = f"{c['batch']}x3x{c['size']}x{c['size']}"
+        print(f"{c['name']:<9} {size:>14} {c['max_abs']:>10.3g} {c['max_rel']:>10.3g} {agree:>11}")
+    print(f"tolerance {verification['tolerance']:g} (relative to max |Caffe output|): passed")
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from .convert import convert
+
+    report = convert(args.caffemodel, args.out, prototxt=args.prototxt, arch=args.arch, verify=args.verify,
+                     progress=not args.quiet, overwrite=args.force)
+    print(f"{report.source_file} → {report.out_dir}  ({report.arch}"
+          f"{', ' + str(report.model_args) if report.model_args else ''}; timm: {report.timm_arch or 'via senet_zoo'})")
+    print(f"{report.tensors} tensors, {report.parameters:,} parameters, {report.weights_bytes / 2**20:.1f} MiB, "
+          f"sha256 {report.weights_sha256}, {report.seconds:.1f} s")
+    for note in report.notes:
+        print(f"note: {note}")
+    if report.verification:
+        print_checks(report.verification)
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from .verify import verify_folder
+
+    result = verify_folder(args.folder, args.caffemodel, args.prototxt)
+    print_checks(result)
+    if result["source_sha256_matches"] is False:
+        print(f"warning: {args.caffemodel} is not the file this folder was converted from (sha256 differs)")
+    return 0
