@@ -5,7 +5,7 @@
 
 Importing this package does not import torch; only verification (:mod:`.verify`) does.
 """
-from .convert import CONVERTER_VERSION, ConversionReport, convert, load_caffe
+from .converter import CONVERTER_VERSION, ConversionReport, convert, load_caffe
 from .mapping import ConversionError
 
 __all__ = ["convert", "load_caffe", "ConversionReport", "ConversionError", "CONVERTER_VERSION"]

@@ -15,7 +15,7 @@ from .classes import sorted_wnids, wnid_lemmas
 from .releases import RELEASES
 
 if TYPE_CHECKING:
-    from .convert import ConversionReport
+    from .converter import ConversionReport
 
 __all__ = ["TAG", "build_config", "write_config", "model_card", "write_card", "write_text_atomic"]
 

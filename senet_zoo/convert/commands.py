@@ -40,7 +40,7 @@ def print_checks(verification: dict[str, Any]) -> None:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from .convert import convert
+    from .converter import convert
 
     report = convert(args.caffemodel, args.out, prototxt=args.prototxt, arch=args.arch, verify=args.verify,
                      progress=not args.quiet, overwrite=args.force)

@@ -143,7 +143,7 @@ def verify_conversion(net: Net, weights: str | os.PathLike, arch: str, model_arg
 def verify_folder(folder: str | os.PathLike, caffemodel: str | os.PathLike,
                   prototxt: str | os.PathLike | None = None, **kwargs: Any) -> dict[str, Any]:
     """Re-verify a converted folder against its caffemodel (and prototxt); also checks the source hash."""
-    from .convert import WEIGHTS_FILE, load_caffe
+    from .converter import WEIGHTS_FILE, load_caffe
     from .safetensors_writer import sha256_file
 
     folder = Path(folder)

@@ -1,0 +1,122 @@
+"""Bad input: one clear error naming the file and the layer, and no output folder left behind."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from senet_zoo.caffe.net import CaffeFormatError, Layer, Net
+from senet_zoo.caffe.synth import synth_net
+from senet_zoo.caffe.writer import write_prototxt
+from senet_zoo.convert import ConversionError, convert
+import importlib
+
+from convert_helpers import caffemodel, listing
+
+
+@pytest.fixture()
+def good(tmp_path: Path) -> Path:
+    return caffemodel(tmp_path, "se_resnet50", seed=1, package_writer=True)
+
+
+def _fails(tmp_path: Path, error: type[Exception], match: str, caffemodel_path: Path, **kwargs) -> None:
+    before = listing(tmp_path)
+    with pytest.raises(error, match=match):
+        convert(caffemodel_path, tmp_path / "out", progress=False, **kwargs)
+    assert listing(tmp_path) == before  # no output folder, no temporary folder
+
+
+def test_truncated_caffemodel(tmp_path, good) -> None:
+    data = good.read_bytes()
+    good.write_bytes(data[: len(data) // 2])
+    _fails(tmp_path, CaffeFormatError, r"se_resnet50\.caffemodel", good, verify=False)
+
+
+@pytest.mark.parametrize("content", [b"\x89PNG\r\n\x1a\n" + bytes(200), b'name: "SE-ResNet-50"\nlayer {\n'],
+                         ids=["png", "prototxt-text"])
+def test_not_a_caffemodel(tmp_path, content) -> None:
+    path = tmp_path / "model.caffemodel"
+    path.write_bytes(content)
+    _fails(tmp_path, CaffeFormatError, r"model\.caffemodel", path, verify=False)
+
+
+def test_prototxt_of_another_network(tmp_path, good) -> None:
+    other = tmp_path / "SE-BN-Inception.prototxt"
+    write_prototxt(synth_net("se_bn_inception", blobs=False), other)
+    _fails(tmp_path, ConversionError, r"SE-BN-Inception\.prototxt.*does not describe.*se_resnet50\.caffemodel",
+           good, prototxt=other, verify=False)
+
+
+def _mutated(tmp_path: Path, mutate) -> Path:
+    return caffemodel(tmp_path, "se_resnet50", seed=1, name="bad", mutate=mutate, package_writer=True)
+
+
+def test_missing_layer(tmp_path) -> None:
+    def drop(net: Net) -> None:
+        net.layers = [layer for layer in net.layers if layer.name != "conv4_1_1x1_up"]
+
+    _fails(tmp_path, ConversionError, r"bad\.caffemodel.*'conv4_1_1x1_up' \(Convolution\) is missing",
+           _mutated(tmp_path, drop), verify=False)
+
+
+def test_extra_blob(tmp_path) -> None:
+    def extra(net: Net) -> None:
+        layer = net.layer("conv3_1_1x1_increase")
+        layer.blobs = layer.blobs + [np.zeros(512, np.float32)]
+
+    _fails(tmp_path, ConversionError, r"'conv3_1_1x1_increase' has 2 blob\(s\)", _mutated(tmp_path, extra),
+           verify=False)
+
+
+def test_leftover_layer(tmp_path) -> None:
+    def leftover(net: Net) -> None:
+        net.layers.append(Layer("fc_extra", "InnerProduct", ["classifier"], ["fc_extra"],
+                                {"inner_product_param": {"num_output": 10}},
+                                [np.zeros((10, 1000), np.float32), np.zeros(10, np.float32)]))
+
+    _fails(tmp_path, ConversionError, r"'fc_extra' carries 2 blob\(s\).*no place", _mutated(tmp_path, leftover),
+           verify=False)
+
+
+def test_shape_mismatch(tmp_path) -> None:
+    def reshape(net: Net) -> None:
+        layer = net.layer("conv2_1_3x3")
+        layer.blobs = [np.zeros((64, 32, 3, 3), np.float32)]
+
+    _fails(tmp_path, ConversionError, r"'conv2_1_3x3' blob 0 has shape \(64, 32, 3, 3\), expected \(64, 64, 3, 3\)",
+           _mutated(tmp_path, reshape), verify=False)
+
+
+def test_changed_layer_parameter(tmp_path) -> None:
+    """Same blobs, different computation (a stride moved): caught from the caffemodel's own layers."""
+    def stride(net: Net) -> None:
+        net.layer("conv3_1_1x1_reduce").params["convolution_param"]["stride"] = 1
+        net.layer("conv3_1_3x3").params["convolution_param"]["stride"] = 2
+
+    _fails(tmp_path, ConversionError, r"'conv3_1_1x1_reduce': stride is 1, the se_resnet50 release has 2",
+           _mutated(tmp_path, stride), verify=False)
+
+
+def test_forced_wrong_architecture(tmp_path, good) -> None:
+    _fails(tmp_path, ConversionError, r"does not match architecture se_resnext50_32x4d.*'conv2_1_1x1_reduce' "
+           r"blob 0 has shape \(64, 64, 1, 1\), expected \(128, 64, 1, 1\)", good, arch="se_resnext50_32x4d",
+           verify=False)
+
+
+def test_existing_output_is_kept(tmp_path, good) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="out"):
+        convert(good, out, verify=False, progress=False)
+    assert listing(out) == ["keep.txt"]
+    convert(good, out, verify=False, progress=False, overwrite=True)
+    assert listing(out) == ["README.md", "config.json", "model.safetensors"]
+
+
+def test_failed_verification_leaves_nothing(tmp_path, good, monkeypatch) -> None:
+    """A converter that forgot the class permutation is caught by verification, and cleaned up."""
+    converter = importlib.import_module("senet_zoo.convert.converter")
+    monkeypatch.setattr(converter, "sorted_row_order", lambda: np.arange(1000))
+    _fails(tmp_path, ConversionError, r"differs from the Caffe net: logits", good)
