@@ -62,7 +62,7 @@ def run_demo(out: str | Path | None = None) -> dict[str, object]:
     """Run the demo; returns paths and the loaders' max abs logit differences (printed by the CLI)."""
     from .caffe.synth import synth_net
     from .caffe.writer import write_caffemodel, write_prototxt
-    from .convert.convert import convert
+    from .convert.converter import convert
     from .convert.verify import model_input, random_images
 
     root = Path(out) if out else Path(tempfile.mkdtemp(prefix="senet-zoo-demo-"))
