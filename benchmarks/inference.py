@@ -2,10 +2,12 @@
 
 Both models load the same random weights from a temporary ``.safetensors`` file (no downloads) and run
 in eval mode under ``torch.inference_mode`` at 224×224. Per batch size: warm-up calls, then rounds in
-which every variant runs once, in an order that rotates each round (so drifting machine load hits all
-alike); the figures are medians over the rounds. Throughput is images/s from the median latency; the
-speedup is timm's median latency over senet_zoo-fast's (the median of the per-round ratios is shown
-beside it). ``max|Δ|`` is the largest absolute logit difference to timm (on CUDA computed with TF32 off).
+which every variant runs once, in an order that rotates each round, for at least ``--repeats`` rounds
+and ``--min-time`` seconds. Latency is the median over the rounds, throughput images/s from it. The
+speedup is the median over the rounds of timm's time / the variant's time in that round ("paired": a
+burst of load from other processes then hits both sides of a ratio alike, the robust figure on a busy
+machine); the ratio of the median latencies is shown beside it. ``max|Δ|`` is the largest absolute logit
+difference to timm (on CUDA computed with TF32 off).
 
     python benchmarks/inference.py                      # se_resnet50, batch 1 and 16, CPU
     python benchmarks/inference.py --models se_resnet50,senet154 --ablation
@@ -80,7 +82,7 @@ def build_variants(model_name: str, timm_name: str, path: Path, device: torch.de
 
 
 def bench_batch(variants: dict[str, Runner], batch: int, size: int, device: torch.device, warmup: int,
-                repeats: int, inner: int) -> dict[str, dict[str, float]]:
+                repeats: int, min_time: float, inner: int) -> dict[str, dict[str, float]]:
     """Median latency per variant, throughput, speedups vs timm and max |Δ| of the logits."""
     x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(batch)).to(device)
     names = list(variants)
@@ -90,25 +92,28 @@ def bench_batch(variants: dict[str, Runner], batch: int, size: int, device: torc
         for _ in range(warmup):
             for n in names:
                 variants[n](x)
-        for r in range(repeats):
+        start, r = time.perf_counter(), 0
+        while r < repeats or time.perf_counter() - start < min_time:
             for n in names[r % len(names):] + names[:r % len(names)]:
                 times[n].append(_timed(variants[n], x, inner))
+            r += 1
     out = {}
     for n in names:
         lat = statistics.median(times[n])
-        out[n] = dict(latency_ms=lat * 1e3, min_ms=min(times[n]) * 1e3, images_s=batch / lat,
-                      speedup=statistics.median(times["timm"]) / lat,
-                      paired=statistics.median(t / s for t, s in zip(times["timm"], times[n])),
+        out[n] = dict(latency_ms=lat * 1e3, min_ms=min(times[n]) * 1e3, images_s=batch / lat, rounds=len(times[n]),
+                      speedup=statistics.median(t / s for t, s in zip(times["timm"], times[n])),
+                      of_medians=statistics.median(times["timm"]) / lat,
                       max_abs_diff=diffs[n], logit_scale=scale)
     return out
 
 
 def _print_table(model_name: str, batch: int, rows: dict[str, dict[str, float]]) -> None:
-    print(f"\n{model_name}  batch {batch}  (max |logit| {rows['timm']['logit_scale']:.2f})")
-    print(f"{'variant':<22} {'median ms':>10} {'min ms':>9} {'images/s':>9} {'vs timm':>8} {'paired':>7} {'max|Δ|':>9}")
+    print(f"\n{model_name}  batch {batch}  ({rows['timm']['rounds']} rounds; max |logit| {rows['timm']['logit_scale']:.2f})")
+    print(f"{'variant':<22} {'median ms':>10} {'min ms':>9} {'images/s':>9} {'speedup':>8} {'of medians':>11} "
+          f"{'max|Δ|':>9}")
     for n, r in rows.items():
         print(f"{n:<22} {r['latency_ms']:>10.1f} {r['min_ms']:>9.1f} {r['images_s']:>9.2f} {r['speedup']:>7.2f}x "
-              f"{r['paired']:>6.2f}x {r['max_abs_diff']:>9.2e}")
+              f"{r['of_medians']:>10.2f}x {r['max_abs_diff']:>9.2e}")
 
 
 def main() -> int:
@@ -117,7 +122,8 @@ def main() -> int:
     parser.add_argument("--batch-sizes", default="1,16")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeats", type=int, default=None, help="timed rounds (default: 7 CPU, 30 CUDA)")
+    parser.add_argument("--repeats", type=int, default=None, help="least timed rounds (default: 7 CPU, 30 CUDA)")
+    parser.add_argument("--min-time", type=float, default=20.0, help="least seconds of timed rounds per batch")
     parser.add_argument("--warmup", type=int, default=None, help="warm-up rounds (default: 2 CPU, 10 CUDA)")
     parser.add_argument("--inner", type=int, default=None, help="calls per timing (default: 1 CPU, 10 CUDA)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
@@ -139,8 +145,8 @@ def main() -> int:
     batches = [int(b) for b in args.batch_sizes.split(",")]
     models = args.models.split(",")
     where = torch.cuda.get_device_name(device) if gpu else f"CPU, {torch.get_num_threads()} threads"
-    print(f"torch {torch.__version__}, {where}; {args.size}x{args.size}; warm-up {warmup}, "
-          f"median of {repeats} alternating rounds x {inner} call(s)")
+    print(f"torch {torch.__version__}, {where}; {args.size}x{args.size}; warm-up {warmup}; "
+          f"at least {repeats} alternating rounds and {args.min_time:g} s per batch size, {inner} call(s) each")
 
     key: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -153,7 +159,7 @@ def main() -> int:
             prefix = "" if i == 0 else f"{name}_"
             diffs = []
             for b in batches:
-                rows = bench_batch(variants, b, args.size, device, warmup, repeats, inner)
+                rows = bench_batch(variants, b, args.size, device, warmup, repeats, args.min_time, inner)
                 _print_table(name, b, rows)
                 key[f"{prefix}speedup_b{b}"] = rows["senet_zoo-fast"]["speedup"]
                 diffs.append(rows["senet_zoo-fast"]["max_abs_diff"])
