@@ -15,6 +15,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "senet_zoo.hub.commands",
     "senet_zoo.finetune.commands",
     "senet_zoo.analysis.commands",
+    "senet_zoo.convert.commands",
+    "senet_zoo.demo",
 )
 
 

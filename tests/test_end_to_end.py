@@ -21,7 +21,7 @@ from hub_emulator import HubEmulator
 from hub_fixtures import REPO_ROOT, hub_client_env, pending_manifest, publish_to_emulator, run_python
 from senet_zoo.caffe.synth import synth_net
 from senet_zoo.caffe.writer import write_caffemodel
-from senet_zoo.convert.convert import convert
+from senet_zoo.convert import convert
 
 REPO_ID = "senet-zoo/se_resnet50.caffe_in1k"
 LOGITS = (  # every route computes logits on the same seeded input and saves them to argv[1]
