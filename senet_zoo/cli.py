@@ -10,12 +10,12 @@ import importlib
 import logging
 import sys
 
-COMMAND_MODULES: tuple[str, ...] = (
+COMMAND_MODULES: tuple[str, ...] = (  # in the order of the data flow
     "senet_zoo.commands",
+    "senet_zoo.convert.commands",
     "senet_zoo.hub.commands",
     "senet_zoo.finetune.commands",
     "senet_zoo.analysis.commands",
-    "senet_zoo.convert.commands",
     "senet_zoo.demo",
 )
 
