@@ -96,23 +96,21 @@ def _assert_same_logits(model: torch.nn.Module, reference: torch.nn.Module) -> N
 @pytest.mark.parametrize("arch", ["se_resnet50", "se_resnext50_32x4d", "senet154"])
 def test_loads_into_timm_legacy(converted, arch: str) -> None:
     """Strict load into timm's legacy SENet built with the same arguments (reduced depth where the
-    conversion was reduced) and the same logits as senet_zoo; plain timm also builds the model from
-    the folder's config.json (``local-dir:``, the route ``hf-hub:`` takes) with the Caffe preprocessing."""
+    conversion was reduced), same logits as senet_zoo.create_model on the file; plain timm also builds
+    the model from the folder's config.json (``local-dir:``, the route ``hf-hub:`` takes) with the
+    Caffe preprocessing."""
     folder, report = converted[arch]
     state = tensors(folder)
-    ours = getattr(models, arch)(**report.model_args)
-    ours.load_state_dict(state, strict=True)
-    theirs = timm.create_model(RELEASES[arch].timm_arch, **report.model_args)
-    theirs.load_state_dict(state, strict=True)
+    ours = senet_zoo.create_model(arch, pretrained=str(folder / "model.safetensors"), **report.model_args)
+    with torch.device("meta"):  # no random init: every tensor is assigned from the file
+        theirs = timm.create_model(RELEASES[arch].timm_arch, **report.model_args)
+    theirs.load_state_dict(state, strict=True, assign=True)
     _assert_same_logits(theirs, ours)
     from_dir = timm.create_model(f"local-dir:{folder}", pretrained=True)
     assert type(from_dir).__module__ == "timm.models.senet"
     assert from_dir.pretrained_cfg["mean"] == pytest.approx(ours.pretrained_cfg["mean"])
     assert from_dir.pretrained_cfg["std"] == pytest.approx(ours.pretrained_cfg["std"])
     _assert_same_logits(from_dir, ours)
-    if report.model_args == {}:
-        zoo = senet_zoo.create_model(arch, pretrained=str(folder / "model.safetensors"))
-        _assert_same_logits(zoo, ours)
 
 
 @pytest.mark.parametrize("arch", ["se_resnet101", "se_resnet152", "se_resnext101_32x4d"])

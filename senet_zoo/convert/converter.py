@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import mmap
 import os
 import shutil
 import tempfile
@@ -221,6 +222,25 @@ def _values(plan: list[Tensor], blobs: dict[str, list[np.ndarray]]) -> Iterator[
         yield value
 
 
+def _release_pages(array: np.ndarray) -> None:
+    """Drop the whole pages of a memory-mapped blob from this process's resident set.
+
+    The data stays in the page cache (a later read faults it back in cheaply), so the converter's
+    memory stays near one tensor instead of growing to the size of the file as it reads every blob.
+    """
+    base = array
+    while isinstance(base, np.ndarray):
+        base = base.base
+    if not (isinstance(base, memoryview) and isinstance(base.obj, mmap.mmap)) or array.nbytes == 0:
+        return
+    mapping = base.obj
+    offset = array.ctypes.data - np.frombuffer(mapping, np.uint8, count=1).ctypes.data
+    start = -(-offset // mmap.PAGESIZE) * mmap.PAGESIZE
+    end = (offset + array.nbytes) // mmap.PAGESIZE * mmap.PAGESIZE
+    if end > start:
+        mapping.madvise(mmap.MADV_DONTNEED, start, end - start)
+
+
 def _progress(values: Iterator[np.ndarray], plan: list[Tensor], bar: tqdm) -> Iterator[np.ndarray]:
     for t, value in zip(plan, values):
         bar.set_postfix_str(t.layer, refresh=False)
@@ -281,14 +301,23 @@ def convert(caffemodel: str | os.PathLike, out_dir: str | os.PathLike, *, protot
         try:
             entries = [Entry(t.key, t.dtype, t.shape) for t in plan]
             total = sum(e.nbytes for e in entries)
-            source_sha256 = source_hash.result()  # the header, which records it, precedes the data
             metadata = {"format": "pt", "architecture": release.timm_arch or det.arch, "senet_zoo_name": det.arch,
-                        "source_file": caffemodel.name, "source_sha256": source_sha256,
+                        "source_file": caffemodel.name, "source_sha256": "0" * 64,
                         "converter_version": CONVERTER_VERSION, "senet_zoo_version": __version__}
+
+            def consumed(i: int) -> None:
+                if plan[i].kind != "count":
+                    _release_pages(source.blobs[plan[i].layer][plan[i].blob])
+
             with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, disable=not progress,
                       desc=f"converting {caffemodel.name}") as bar:
-                weights_sha256, weights_bytes = write_safetensors(
-                    tmp / WEIGHTS_FILE, entries, _progress(_values(plan, source.blobs), plan, bar), metadata)
+                # The data is written while the source is still being hashed; the header, which
+                # records that hash, is completed at the end (same length, 64 hex digits).
+                weights_bytes = write_safetensors(
+                    tmp / WEIGHTS_FILE, entries, _progress(_values(plan, source.blobs), plan, bar), metadata,
+                    final_metadata=lambda: dict(metadata, source_sha256=source_hash.result()), done=consumed)
+            source_sha256 = source_hash.result()
+            weights_sha256 = sha256_file(tmp / WEIGHTS_FILE)  # re-read from the page cache
             report = ConversionReport(
                 out_dir=out_dir, arch=det.arch, timm_arch=release.timm_arch, model_args=det.model_args,
                 source_file=caffemodel.name, source_sha256=source_sha256,

@@ -1,0 +1,99 @@
+#!/usr/bin/env python
+"""Full-size check of the converter against the seven released SENet prototxts (run by hand).
+
+For each ``*.prototxt`` in the reference folder (default ``../shared/caffe-reference`` next to the
+repository): check that :func:`senet_zoo.caffe.synth.synth_net` reproduces it layer for layer, give
+the parsed prototxt random weights, write them as a caffemodel with the independent google.protobuf
+encoder (``tests/caffe_proto.py``), convert with the prototxt, and verify against the Caffe executor
+(logits at 224×224, last feature map at 259×259; ≤ 1e-4 relative). Prints one row per model.
+
+    python scripts/verify_reference.py [REFERENCE_DIR] [--only SE-ResNet-50 ...] [--work DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from senet_zoo.caffe.prototxt import read_prototxt
+from senet_zoo.caffe.synth import ARCHS, random_blobs, synth_net
+from senet_zoo.convert import convert
+
+REPO = Path(__file__).resolve().parents[1]
+PROTOTXTS = ("SE-BN-Inception", "SE-ResNet-50", "SE-ResNet-101", "SE-ResNet-152", "SE-ResNeXt-50",
+             "SE-ResNeXt-101", "SENet-154")
+
+
+def _encoder():
+    """tests/caffe_proto.py, imported by path (it is test code, not part of the package)."""
+    spec = importlib.util.spec_from_file_location("caffe_proto", REPO / "tests" / "caffe_proto.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _synth_matches(reference) -> str:
+    """'yes' when synth_net reproduces the parsed prototxt exactly (names, types, wiring, params)."""
+    arch = next(a for a, spec in ARCHS.items() if spec.caffe_name == reference.name)
+    ours = synth_net(arch, blobs=False)
+    if ours.name != reference.name or len(ours.layers) != len(reference.layers):
+        return "no: layer count"
+    for a, b in zip(ours.layers, reference.layers):
+        if (a.name, a.type, a.bottoms, a.tops, a.params) != (b.name, b.type, b.bottoms, b.tops, b.params):
+            return f"no: {b.name}"
+    return "yes"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("reference", nargs="?", default=str(REPO.parent / "shared" / "caffe-reference"))
+    parser.add_argument("--only", nargs="*", default=None, help="prototxt names (without .prototxt)")
+    parser.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    encoder = _encoder()
+    reference_dir = Path(args.reference)
+    names = args.only or PROTOTXTS
+    header = (f"{'model':<26} {'synth':>5} {'MiB':>5} {'logits max abs':>14} {'max rel':>9} {'top-1':>6} "
+              f"{'feat max abs':>12} {'max rel':>9} {'convert s':>9} {'total s':>8}")
+    print(header)
+    print("-" * len(header))
+    failures = 0
+    with tempfile.TemporaryDirectory(dir=args.work) as scratch:
+        for name in names:
+            start = time.perf_counter()
+            prototxt = reference_dir / f"{name}.prototxt"
+            net = read_prototxt(prototxt)
+            synth_ok = _synth_matches(net)
+            random_blobs(net, seed=0)
+            caffemodel = Path(scratch) / f"{name}.caffemodel"
+            encoder.write_caffemodel(net, caffemodel)
+            del net
+            convert_start = time.perf_counter()
+            try:
+                report = convert(caffemodel, Path(scratch) / name, prototxt=prototxt, progress=False)
+            except ValueError as err:
+                failures += 1
+                print(f"{name:<26} FAILED: {err}")
+                continue
+            finally:
+                convert_s = time.perf_counter() - convert_start
+            logits, features = report.verification["checks"]
+            print(f"{name:<26} {synth_ok:>5} {report.source_bytes / 2**20:>5.0f} {logits['max_abs']:>14.3g} "
+                  f"{logits['max_rel']:>9.2g} {logits['top1_agreement']:>6.0%} {features['max_abs']:>12.3g} "
+                  f"{features['max_rel']:>9.2g} {convert_s:>9.1f} {time.perf_counter() - start:>8.1f}",
+                  flush=True)
+            failures += synth_ok != "yes"
+            caffemodel.unlink()
+    print(f"\nlogits at 224×224, features (input of pool5) at 259×259, batch 2; relative = max|diff| / max|Caffe|; "
+          f"tolerance 1e-4. 'convert s' includes verification (Caffe executor + model, both sizes).")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
