@@ -74,8 +74,6 @@ def build_variants(model_name: str, timm_name: str, path: Path, device: torch.de
     if ablation:
         variants["fast: fold only"] = optimize_for_inference(ours, channels_last=False, onednn=False)
         variants["fast: +channels_last"] = optimize_for_inference(ours, channels_last=True, onednn=False)
-        if device.type == "cuda":
-            variants["fast: NCHW"] = optimize_for_inference(ours, channels_last=False)
     if compile:
         variants["fast: +compile"] = optimize_for_inference(ours, compile=True)
     return variants

@@ -3,22 +3,22 @@
 The training model stays the default; this builds a second, eval-only model from it that
 
 * folds every BatchNorm into the convolution before it (one pass over memory fewer per convolution),
-* runs the SE excitation as two matmuls on the N×C squeezed vector (``Linear``, not 1×1 conv on N×C×1×1),
-* applies the SE scale and the residual add in one kernel, in place (``addcmul(shortcut, out, gate,
-  out=out)``), then the ReLU in place,
-* keeps activations in ``channels_last`` where that is faster on the device (CUDA; see ``channels_last``),
+* keeps activations in ``channels_last`` (CPU and CUDA; oneDNN and cuDNN run NHWC without reorders),
+* on CPU runs each convolution and its ReLU as one oneDNN kernel with weights packed once,
+* applies the SE scale and the residual add in one in-place ``addcmul``, then the ReLU in place, and
+  runs the excitation as ``Linear`` layers on the N×C squeezed vector,
 * runs under :func:`torch.inference_mode`, optionally through :func:`torch.compile`.
 
-The result gives the unfused model's logits to float rounding (folding reorders a few multiplications).
-It refuses training: it cannot be switched to ``train()`` and the model it is built from must be in eval
-mode, because folded BatchNorm has no batch statistics to update.
+benchmarks/README.md has what each step gives. The result gives the unfused model's logits to float
+rounding (about 1e-5 at logits of ±15). It refuses training: the source model must be in eval mode
+(folding uses the BatchNorm running statistics) and the result cannot be switched to ``train()``.
 """
 from __future__ import annotations
 
 import copy
 import functools
-from collections import OrderedDict
 import logging
+from collections import OrderedDict
 from typing import Any, Callable
 
 import torch
@@ -290,13 +290,24 @@ class InferenceModel(nn.Module):
             raise RuntimeError(_TRAIN_ERROR.format(name=type(self).__name__))
         return super().train(False)
 
-    def forward(self, x: torch.Tensor) -> Any:
-        if self.training or any(m.training for m in self.model.modules()):
-            raise RuntimeError(_TRAIN_ERROR.format(name=type(self).__name__) + " (a submodule is in training mode)")
+    def _call(self, fn: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Any:
+        if self.training or self.model.training:  # set behind train()'s back; fused blocks refuse train()
+            raise RuntimeError(_TRAIN_ERROR.format(name=type(self).__name__) + " (it is in training mode)")
         with torch.inference_mode():
             if self.channels_last and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
-            return self._run(x)
+            return fn(x)
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return self._call(self._run, x)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The source model's ``forward_features``, fused (not compiled)."""
+        return self._call(self.model.forward_features, x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """The source model's ``forward_head``, fused (not compiled)."""
+        return self._call(functools.partial(self.model.forward_head, pre_logits=pre_logits), x)
 
     def extra_repr(self) -> str:
         return f"channels_last={self.channels_last}, compiled={self.compiled}"
@@ -308,14 +319,19 @@ def optimize_for_inference(model: nn.Module, *, channels_last: bool | None = Non
 
     Args:
         model: a senet_zoo model in eval mode (call ``model.eval()`` first). It is left untouched and
-            shares no tensor with the result, so it can go on training.
-        channels_last: keep activations in ``channels_last``; ``None`` decides per device.
-        onednn: on CPU, run convolution+ReLU as one oneDNN kernel; ``None``: when PyTorch has oneDNN.
-        compile: run the fused model through :func:`torch.compile` (slow first call, off by default).
+            shares no tensor with the result, so it can go on training. An :class:`InferenceModel`
+            is returned as it is.
+        channels_last: keep activations in ``channels_last``; ``None``: on CPU and CUDA.
+        onednn: on CPU, run convolution+ReLU as one oneDNN kernel with packed weights (a second copy of
+            the convolution weights, made on the first call per input size); ``None``: when PyTorch has
+            oneDNN and ``compile`` is off.
+        compile: run the fused model through :func:`torch.compile` (off by default: on a 2-core CPU
+            the first call takes over a minute per input shape).
 
     Raises:
         RuntimeError: ``model`` is in training mode.
-        ValueError: a BatchNorm could not be folded (the model is not a senet_zoo architecture).
+        ValueError: a BatchNorm could not be folded (the model is not a senet_zoo architecture), the
+            model is on the meta device, or ``onednn`` was asked for where it cannot be used.
     """
     if isinstance(model, InferenceModel):
         return model
@@ -338,6 +354,8 @@ def optimize_for_inference(model: nn.Module, *, channels_last: bool | None = Non
         fused = fused.to(memory_format=torch.channels_last)
     if onednn is None:
         onednn = _onednn_available() and not compile  # under compile, inductor packs and fuses itself
+    elif onednn and (compile or not _onednn_available()):
+        raise ValueError("onednn=True needs PyTorch built with oneDNN (torch.backends.mkldnn) and compile=False")
     for m in fused.modules():
         if isinstance(m, ConvAct):
             m.onednn = onednn
