@@ -90,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
             failures += synth_ok != "yes"
             caffemodel.unlink()
-    print(f"\nlogits at 224×224, features (input of pool5) at 259×259, batch 2; relative = max|diff| / max|Caffe|; "
-          f"tolerance 1e-4. 'convert s' includes verification (Caffe executor + model, both sizes).")
+    print("\nlogits at 224×224, features (input of pool5) at 259×259, batch 2; relative = max|diff| / max|Caffe|; "
+          "tolerance 1e-4. 'convert s' includes verification (Caffe executor + model, both sizes).")
     return 1 if failures else 0
 
 

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
 __all__ = ["run_demo", "register"]
@@ -37,10 +36,11 @@ def _loaders(folder: Path, repo_root: Path | None) -> list[tuple[str, Callable[[
     import senet_zoo
 
     weights = folder / "model.safetensors"
-    hub = None
-    if repo_root is not None:
-        def hub() -> torch.nn.Module:
-            return torch.hub.load(str(repo_root), ARCH, source="local", pretrained=str(weights), trust_repo=True)
+
+    def from_hub() -> torch.nn.Module:
+        return torch.hub.load(str(repo_root), ARCH, source="local", pretrained=str(weights), trust_repo=True)
+
+    hub = from_hub if repo_root is not None else None
     return [
         ("senet_zoo.create_model", lambda: senet_zoo.create_model(ARCH, pretrained=str(weights)), ""),
         ("torch.hub.load", hub, "" if hub else "skipped: senet_zoo is installed without its repository "

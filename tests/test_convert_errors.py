@@ -94,7 +94,8 @@ def test_changed_layer_parameter(tmp_path) -> None:
         net.layer("conv3_1_1x1_reduce").params["convolution_param"]["stride"] = 1
         net.layer("conv3_1_3x3").params["convolution_param"]["stride"] = 2
 
-    _fails(tmp_path, ConversionError, r"'conv3_1_1x1_reduce': stride is 1, the se_resnet50 release has 2",
+    _fails(tmp_path, ConversionError,
+           r"'conv3_1_1x1_reduce': stride is \(1, 1\), the se_resnet50 release has \(2, 2\)",
            _mutated(tmp_path, stride), verify=False)
 
 

@@ -15,7 +15,7 @@ from senet_zoo.convert import convert
 from senet_zoo.convert.releases import RELEASES
 from senet_zoo.convert.verify import FEATURE_SIZE, model_input, random_images
 
-from convert_helpers import FAMILIES, REDUCED, caffemodel, listing, tensors
+from convert_helpers import FAMILIES, caffemodel, listing, tensors
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +59,8 @@ def test_config_and_card(converted, arch: str) -> None:
     zoo = config["senet_zoo"]
     assert zoo["source"]["sha256"] == report.source_sha256 and zoo["weights"]["sha256"] == report.weights_sha256
     assert (arch == "se_bn_inception") == ("requires" in zoo)
+    if FAMILIES[arch] is None:  # full size: the registry's (independently computed) parameter count
+        assert report.parameters == zoo["weights"]["parameters"] == senet_zoo.model_info(arch)["params"]
     card = (folder / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: timm\nlicense: apache-2.0\n")
     assert f"value: {release.top1_acc}" in card and "1709.01507" in card and "Albanie" in card

@@ -23,7 +23,7 @@ from .net import CaffeFormatError, Layer, Net, as_list
 
 __all__ = [
     "ARCHS", "CaffeArch", "INPUT_SIZE", "BN_SCALE_FACTOR", "synth_net", "infer_shapes", "param_shapes",
-    "random_blobs",
+    "random_blobs", "hw_pair",
 ]
 
 INPUT_SIZE = 224
@@ -244,7 +244,7 @@ def synth_net(arch: str, *, layers: Iterable[int] | None = None, width: int = 1,
 # ---------------------------------------------------------------------------------------- shapes
 
 
-def _pair(param: dict[str, Any], name: str, default: int) -> tuple[int, int]:
+def hw_pair(param: dict[str, Any], name: str, default: int) -> tuple[int, int]:
     """Caffe's (h, w) for kernel/stride/pad: ``<name>_h``/``_w`` or the repeated ``<name>``/``<name>_size``."""
     h, w = param.get(f"{name}_h"), param.get(f"{name}_w")
     if h is not None or w is not None:
@@ -291,7 +291,7 @@ def _layer_out(layer: Layer, ins: list[tuple[int, ...]], source: str) -> tuple[i
         return tuple(shape)
     if t == "Convolution":
         p = layer.param("convolution_param")
-        (kh, kw), (sh, sw), (ph, pw) = _pair(p, "kernel", 1), _pair(p, "stride", 1), _pair(p, "pad", 0)
+        (kh, kw), (sh, sw), (ph, pw) = hw_pair(p, "kernel", 1), hw_pair(p, "stride", 1), hw_pair(p, "pad", 0)
         n, _, h, w = ins[0]
         return (n, int(p["num_output"]), _conv_out(h, kh, sh, ph), _conv_out(w, kw, sw, pw))
     if t == "Pooling":
@@ -299,7 +299,7 @@ def _layer_out(layer: Layer, ins: list[tuple[int, ...]], source: str) -> tuple[i
         n, c, h, w = ins[0]
         if p.get("global_pooling"):
             return (n, c, 1, 1)
-        (kh, kw), (sh, sw), (ph, pw) = _pair(p, "kernel", 1), _pair(p, "stride", 1), _pair(p, "pad", 0)
+        (kh, kw), (sh, sw), (ph, pw) = hw_pair(p, "kernel", 1), hw_pair(p, "stride", 1), hw_pair(p, "pad", 0)
         out = (n, c, _pool_out(h, kh, sh, ph), _pool_out(w, kw, sw, pw))
         if min(out[2:]) < 1:
             raise CaffeFormatError(f"{where}: {h}×{w} input is smaller than the {kh}×{kw} window")
@@ -358,7 +358,7 @@ def _blob_shapes(layer: Layer, ins: list[tuple[int, ...]]) -> list[tuple[int, ..
     if t == "Convolution":
         p = layer.param("convolution_param")
         out, group = int(p["num_output"]), int(p.get("group", 1))
-        kh, kw = _pair(p, "kernel", 1)
+        kh, kw = hw_pair(p, "kernel", 1)
         blobs = [(out, ins[0][1] // group, kh, kw)]
         return blobs + [(out,)] if p.get("bias_term", True) else blobs
     if t == "InnerProduct":

@@ -11,9 +11,10 @@ statistics are divided by Caffe's scale factor. Output folder: ``model.safetenso
 key names, float32), ``config.json`` (timm format), ``README.md`` (model card).
 
 The weights are streamed tensor by tensor from the memory-mapped caffemodel into the safetensors
-file, so memory stays near the size of the file's pages in use, never a second copy of the model;
-torch is only imported for the optional verification. Everything is built in a temporary folder
-beside ``out_dir`` and renamed into place at the end: on any error nothing is left behind.
+file, and the pages already written are dropped from the process, so memory stays near one tensor,
+never a copy of the model. The conversion itself uses numpy only; torch runs the optional
+verification. Everything is built in a temporary folder beside ``out_dir`` and renamed into place
+at the end: on any error nothing is left behind.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..caffe.net import Net, copy_trained_layers
 from ..caffe.prototxt import read_prototxt
-from ..caffe.synth import ARCHS, param_shapes
+from ..caffe.synth import ARCHS, hw_pair, param_shapes
 from ..caffe.wire import read_caffemodel
 from .card import build_config, write_card, write_config
 from .classes import sorted_row_order
@@ -52,12 +53,11 @@ logger = logging.getLogger(__name__)
 
 CONVERTER_VERSION = "1.0"  # bump whenever the same caffemodel would convert to different bytes
 WEIGHTS_FILE, CONFIG_FILE, CARD_FILE = "model.safetensors", "config.json", "README.md"
-# Compute-relevant parameters compared between a caffemodel/prototxt and the release (with defaults).
+# Compute-relevant parameters compared between a caffemodel/prototxt and the release (with defaults);
+# kernel, stride and pad are compared as (h, w) pairs, however they were written.
 _COMPUTE_PARAMS: dict[str, tuple[str, dict[str, Any]]] = {
-    "Convolution": ("convolution_param", {"num_output": None, "bias_term": True, "kernel_size": None,
-                                          "stride": 1, "pad": 0, "group": 1, "dilation": 1}),
-    "Pooling": ("pooling_param", {"pool": "MAX", "kernel_size": None, "stride": 1, "pad": 0,
-                                  "global_pooling": False, "round_mode": "CEIL"}),
+    "Convolution": ("convolution_param", {"num_output": None, "bias_term": True, "group": 1, "dilation": 1}),
+    "Pooling": ("pooling_param", {"pool": "MAX", "global_pooling": False, "round_mode": "CEIL"}),
     "InnerProduct": ("inner_product_param", {"num_output": None, "bias_term": True}),
     "Scale": ("scale_param", {"axis": 1, "bias_term": False}),
     "Concat": ("concat_param", {"axis": 1}),
@@ -128,7 +128,11 @@ def _check_same_net(proto: Net, blobs: dict[str, list[np.ndarray]], weights: Net
 def _compute_params(layer: Any) -> dict[str, Any]:
     message, defaults = _COMPUTE_PARAMS.get(layer.type, ("", {}))
     given = layer.param(message) if message else {}
-    return {key: given.get(key, default) for key, default in defaults.items()}
+    params = {key: given.get(key, default) for key, default in defaults.items()}
+    if layer.type in ("Convolution", "Pooling"):
+        params.update(kernel=hw_pair(given, "kernel", 1), stride=hw_pair(given, "stride", 1),
+                      pad=hw_pair(given, "pad", 0))
+    return params
 
 
 def _check_topology(topology: Net, expected: Net, arch: str) -> None:
@@ -330,7 +334,7 @@ def convert(caffemodel: str | os.PathLike, out_dir: str | os.PathLike, *, protot
 
                 report.verification = verify_conversion(source.topology, tmp / WEIGHTS_FILE, det.arch,
                                                         det.model_args)
-            config = build_config(report, num_classes=plan_classes(plan), num_features=plan_features(plan),
+            config = build_config(report, num_classes=_num_classes(plan), num_features=_num_features(plan),
                                   first_conv=next(t.key for t in plan if t.flip_in).rpartition(".")[0])
             write_config(tmp / CONFIG_FILE, config)
             write_card(tmp / CARD_FILE, config)
@@ -344,11 +348,11 @@ def convert(caffemodel: str | os.PathLike, out_dir: str | os.PathLike, *, protot
     return report
 
 
-def plan_classes(plan: list[Tensor]) -> int:
+def _num_classes(plan: list[Tensor]) -> int:
     """Output classes of the converted classifier."""
     return next(t.shape[0] for t in plan if t.key == "last_linear.weight")
 
 
-def plan_features(plan: list[Tensor]) -> int:
+def _num_features(plan: list[Tensor]) -> int:
     """Width of the pooled features that feed the classifier."""
     return next(t.shape[1] for t in plan if t.key == "last_linear.weight")

@@ -74,10 +74,11 @@ def load_converted(weights: str | os.PathLike, arch: str, model_args: dict[str, 
     """``senet_zoo.models.<arch>(**model_args)`` with the converted weights loaded strictly, in eval mode."""
     from safetensors.torch import load_file
 
-    model = getattr(models, arch)(**(model_args or {}))
+    with torch.device("meta"):  # every tensor comes from the file: no random init to throw away
+        model = getattr(models, arch)(**(model_args or {}))
     state = load_file(os.fspath(weights))
     try:
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as err:
         raise VerificationError(f"{weights}: does not load into {arch}: {err}") from None
     return model.eval()
