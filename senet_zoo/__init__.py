@@ -3,12 +3,14 @@
 >>> import senet_zoo
 >>> senet_zoo.list_models()
 >>> model = senet_zoo.create_model("se_resnet50", pretrained=True)
+>>> fast = senet_zoo.optimize_for_inference(model.eval())  # BN folded, fused SE + residual
 
 Importing the package registers every model with timm (``timm.create_model("se_resnet50")``).
 """
+from .inference import optimize_for_inference
 from .registry import create_model, get_spec, list_models, model_info, register_with_timm
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "create_model", "list_models", "model_info", "get_spec"]
+__all__ = ["__version__", "create_model", "list_models", "model_info", "get_spec", "optimize_for_inference"]
 
 register_with_timm()
