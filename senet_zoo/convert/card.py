@@ -158,6 +158,7 @@ def model_card(config: dict[str, Any], repo_id: str | None = None) -> str:
                  if timm_arch else "timm has no SE-BN-Inception: install senet_zoo, whose import registers it.")
     src = zoo["source"]
     args = "".join(f", {k}={v}" for k, v in config.get("model_args", {}).items())
+    notes = "".join(f"- note: {note}\n" for note in zoo.get("notes", []))
     return _front_matter(name, arch) + f"""
 # {name}
 
@@ -215,7 +216,7 @@ import timm
 - source: `{src['file']}` (sha256 `{src['sha256']}`, {src['bytes']:,} bytes)
 - weights: `model.safetensors` (sha256 `{zoo['weights']['sha256']}`, {zoo['weights']['parameters']:,} parameters)
 - original models and prototxts: https://github.com/hujie-frank/SENet
-
+{notes}
 ## License
 
 Apache-2.0, the license under which the authors released the SENet models.
