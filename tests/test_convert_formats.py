@@ -88,7 +88,8 @@ def test_batchnorm_eps_is_folded_exactly(tmp_path) -> None:
                      tmp_path / "out", progress=False)
     assert report.verification["max_rel"] <= 1e-4
     assert any("eps" in note and "folded" in note for note in report.notes)
-    bn_layers = sum(layer.type == "BatchNorm" for layer in synth_net("se_resnext50_32x4d", layers=(1, 1, 1, 1), blobs=False).layers)
+    reduced = synth_net("se_resnext50_32x4d", layers=(1, 1, 1, 1), blobs=False)
+    bn_layers = sum(layer.type == "BatchNorm" for layer in reduced.layers)
     card = (tmp_path / "out" / "README.md").read_text()
     assert f"- note: {bn_layers} BatchNorm layer(s) use an eps other than 1e-5" in card
 
