@@ -86,7 +86,8 @@ def main() -> int:
         baseline = min(r["baseline"] for r in runs)
         copy_min, copy_med = min(copies), statistics.median(copies)
         mb = 1e6
-        print(f"caffemodel: {size / 2**20:.0f} MiB (synthetic SENet-154), safetensors: {best['bytes'] / 2**20:.0f} MiB")
+        mib = 2**20
+        print(f"caffemodel: {size / mib:.0f} MiB (synthetic SENet-154), safetensors: {best['bytes'] / mib:.0f} MiB")
         print(f"copy (shutil.copyfile): min {copy_min:.2f} s, median {copy_med:.2f} s over {len(copies)} runs")
         print(f"one SHA-256 pass over the file: {hash_s:.2f} s ({size / mb / hash_s:.0f} MB/s); the converter needs two "
               f"in sequence (source, then output): {2 * hash_s:.2f} s = {2 * hash_s / copy_min:.1f}× min copy")
