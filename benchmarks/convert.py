@@ -89,8 +89,8 @@ def main() -> int:
         mib = 2**20
         print(f"caffemodel: {size / mib:.0f} MiB (synthetic SENet-154), safetensors: {best['bytes'] / mib:.0f} MiB")
         print(f"copy (shutil.copyfile): min {copy_min:.2f} s, median {copy_med:.2f} s over {len(copies)} runs")
-        print(f"one SHA-256 pass over the file: {hash_s:.2f} s ({size / mb / hash_s:.0f} MB/s); the converter needs two "
-              f"in sequence (source, then output): {2 * hash_s:.2f} s = {2 * hash_s / copy_min:.1f}× min copy")
+        print(f"one SHA-256 pass over the file: {hash_s:.2f} s ({size / mb / hash_s:.0f} MB/s); the converter needs "
+              f"two in sequence (source, then output): {2 * hash_s:.2f} s = {2 * hash_s / copy_min:.1f}× min copy")
         times = ", ".join(f"{r['seconds']:.2f}" for r in runs)
         print(f"convert (verify=False): {times} s "
               f"→ {best['seconds'] / copy_min:.1f}× min copy, {best['seconds'] / copy_med:.1f}× median copy")
