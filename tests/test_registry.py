@@ -119,18 +119,23 @@ def test_features_only(name: str, channels: tuple[int, ...]) -> None:
         assert [128 // f.shape[-1] for f in feats] == [2, 4, 8, 16, 32]
 
 
+TIMM_SENET154_SIGNATURE = (  # run with and without senet_zoo imported
+    "import sys, timm, torch\n"
+    "with torch.device('meta'):\n"
+    "    m = timm.create_model('senet154')\n"
+    "signature = (f'{type(m).__module__} {type(m).__name__} {sum(p.numel() for p in m.parameters())} '\n"
+    "             f\"{timm.models.get_pretrained_cfg_value('senet154', 'hf_hub_id')}\")\n"
+)
+
+
 def test_import_never_replaces_timm_senet154() -> None:
     """timm owns `senet154` (a gluon ResNet-D); importing senet_zoo must leave it untouched."""
-    probe = ("import timm, torch\n"
-             "{imp}\n"
-             "with torch.device('meta'):\n    m = timm.create_model('senet154')\n"
-             "print(type(m).__module__, type(m).__name__, sum(p.numel() for p in m.parameters()),"
-             " timm.models.get_pretrained_cfg_value('senet154', 'hf_hub_id'))\n")
-    outs = [subprocess.run([sys.executable, "-c", probe.format(imp=imp)],
-                           capture_output=True, text=True, check=True).stdout
-            for imp in ("", "import senet_zoo")]
-    assert outs[0] == outs[1]
-    assert outs[0].startswith("timm.models.resnet ResNet")
+    code = TIMM_SENET154_SIGNATURE + "assert 'senet_zoo' not in sys.modules\nprint(signature)\n"
+    without_import = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    namespace: dict = {}
+    exec(TIMM_SENET154_SIGNATURE, namespace)  # this process has imported senet_zoo
+    assert without_import.stdout.strip() == namespace["signature"]
+    assert namespace["signature"].startswith("timm.models.resnet ResNet")
     with torch.device("meta"):
         ours, direct = timm.create_model("senet_zoo_senet154"), senet_zoo.create_model("senet154")
     assert type(ours) is type(direct)
