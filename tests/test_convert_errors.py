@@ -99,6 +99,14 @@ def test_changed_layer_parameter(tmp_path) -> None:
            _mutated(tmp_path, stride), verify=False)
 
 
+def test_prototxt_and_caffemodel_disagree_on_eps(tmp_path, good) -> None:
+    deploy = synth_net("se_resnet50", layers=(1, 1, 1, 1), blobs=False)
+    deploy.layer("conv4_1_3x3/bn").params["batch_norm_param"]["eps"] = 1e-3
+    write_prototxt(deploy, tmp_path / "deploy.prototxt")
+    _fails(tmp_path, ConversionError, r"'conv4_1_3x3/bn': BatchNorm eps differs: 1e-05 in .*se_resnet50\.caffemodel, "
+           r"0\.001 in .*deploy\.prototxt", good, prototxt=tmp_path / "deploy.prototxt", verify=False)
+
+
 def test_forced_wrong_architecture(tmp_path, good) -> None:
     _fails(tmp_path, ConversionError, r"does not match architecture se_resnext50_32x4d.*'conv2_1_1x1_reduce' "
            r"blob 0 has shape \(64, 64, 1, 1\), expected \(128, 64, 1, 1\)", good, arch="se_resnext50_32x4d",

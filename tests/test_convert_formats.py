@@ -57,6 +57,26 @@ def test_weights_only_caffemodel_with_and_without_prototxt(tmp_path, reference) 
     _assert_equal(tensors(tmp_path / "with-prototxt"), reference)
 
 
+def _as_training_net(net: Net) -> None:
+    """What a solver snapshot holds: a Data layer (data + label), training-phase BatchNorm, loss layers."""
+    net.layers[0] = Layer("data", "Data", [], ["data", "label"])
+    for layer in net.layers:
+        if layer.type == "BatchNorm":
+            layer.params["batch_norm_param"] = {"use_global_stats": False}
+    net.layers = [layer for layer in net.layers if layer.type != "Softmax"]
+    net.layers += [Layer("loss", "SoftmaxWithLoss", ["classifier", "label"], ["loss"]),
+                   Layer("accuracy", "Accuracy", ["classifier", "label"], ["accuracy"])]
+
+
+def test_caffemodel_saved_from_the_training_net(tmp_path, reference) -> None:
+    """Layer definitions of the training net (as solver snapshots store them) are accepted and
+    checked; verification runs the release's deploy structure with the caffemodel's blobs."""
+    path = caffemodel(tmp_path, "se_resnet50", seed=9, mutate=_as_training_net)
+    report = convert(path, tmp_path / "out", progress=False)
+    assert report.notes == [] and report.verification["max_rel"] <= 1e-4
+    _assert_equal(tensors(tmp_path / "out"), reference)
+
+
 def test_scale_factor_one_and_zero(tmp_path, reference) -> None:
     """BatchNorm blobs with s = 1 give the same statistics as s = 999.98; s = 0 means zero statistics."""
     convert(caffemodel(tmp_path, "se_resnet50", seed=9, bn_scale_factor=1.0, package_writer=True), tmp_path / "one",

@@ -92,9 +92,10 @@ class CaffeSource:
 
     path: Path
     blobs: dict[str, list[np.ndarray]]
-    topology: Net  # layers with parameters and wiring, blobs attached
+    topology: Net  # the deploy net (prototxt, else the release's layers) with the caffemodel's blobs
     detection: Detection
     notes: list[str]
+    bn_eps: dict[str, float]  # BatchNorm layer → eps (from the layer definitions; Caffe's default 1e-5)
 
 
 def _blob_table(net: Net) -> dict[str, list[np.ndarray]]:
@@ -135,19 +136,21 @@ def _compute_params(layer: Any) -> dict[str, Any]:
     return params
 
 
-def _check_topology(topology: Net, expected: Net, arch: str) -> None:
-    """Every layer of the release must exist in ``topology`` with the same type, wiring and parameters."""
-    where = topology.source or topology.name
-    have = {layer.name: layer for layer in topology.layers}
+def _check_topology(net: Net, expected: Net, arch: str, *, wiring: bool) -> None:
+    """Every layer of the release must exist in ``net`` with the same type and parameters (and, with
+    ``wiring``, the same bottoms and tops: a deploy prototxt; a caffemodel saved from the training net
+    may name its data blobs differently)."""
+    where = net.source or net.name
+    have = {layer.name: layer for layer in net.layers}
     for want in expected.layers:
         if want.type in ("Input", "Softmax"):
-            continue  # deploy-only layers; a train net has Data and a loss instead
+            continue  # deploy-only layers; a training net has Data and a loss instead
         got = have.get(want.name)
         if got is None:
             raise ConversionError(f"{where}: layer {want.name!r} ({want.type}) of the {arch} release is missing")
         if got.type != want.type:
             raise ConversionError(f"{where}: layer {want.name!r} is a {got.type}, the {arch} release has a {want.type}")
-        if (got.bottoms, got.tops) != (want.bottoms, want.tops):
+        if wiring and (got.bottoms, got.tops) != (want.bottoms, want.tops):
             raise ConversionError(f"{where}: layer {want.name!r} reads {got.bottoms} and writes {got.tops}; "
                                   f"the {arch} release reads {want.bottoms} and writes {want.tops}")
         a, b = _compute_params(got), _compute_params(want)
@@ -159,7 +162,11 @@ def _check_topology(topology: Net, expected: Net, arch: str) -> None:
 
 def load_caffe(caffemodel: str | os.PathLike, prototxt: str | os.PathLike | None = None,
                arch: str | None = None) -> CaffeSource:
-    """Read a caffemodel (and prototxt), identify the release, check structure; no torch needed."""
+    """Read a caffemodel (and prototxt), identify the release, check the structures; no torch needed.
+
+    The net that verification runs is the deploy structure: the prototxt when given, else the
+    release's own layers (identical to its published deploy prototxt), with the caffemodel's blobs.
+    """
     path = Path(caffemodel)
     weights = read_caffemodel(path)
     blobs = _blob_table(weights)
@@ -169,33 +176,48 @@ def load_caffe(caffemodel: str | os.PathLike, prototxt: str | os.PathLike | None
     proto = read_prototxt(prototxt) if prototxt is not None else None
     if proto is not None:
         _check_same_net(proto, blobs, weights)
-    own_structure = any(layer.bottoms or layer.tops for layer in weights.layers)
+    own = weights if any(layer.bottoms or layer.tops for layer in weights.layers) else None
     name = weights.name or (proto.name if proto is not None else "")
     detection = detect_architecture(name, _shapes(blobs), arch=arch, where=str(path))
     notes += detection.notes
-    for net in (weights if own_structure else None, proto):
-        if net is not None:
-            _check_topology(net, detection.expected, detection.arch)
-    if own_structure:
-        topology = weights
-    else:  # Caffe's CopyTrainedLayersFrom: the prototxt's (or the release's) layers, the caffemodel's blobs
-        topology = proto if proto is not None else dataclasses.replace(detection.expected, source=str(path))
-        copy_trained_layers(topology, weights)
-    if not own_structure and proto is None:
+    definitions = [net for net, wiring in ((own, False), (proto, True)) if net is not None]
+    for net in definitions:
+        _check_topology(net, detection.expected, detection.arch, wiring=net is proto)
+    bn_eps = {layer.name: _bn_eps(definitions, layer.name) for layer in detection.expected.layers
+              if layer.type == "BatchNorm"}
+    # Caffe's CopyTrainedLayersFrom: the deploy layers (with the definitions' BatchNorm eps), the blobs.
+    if proto is not None:
+        deploy = proto
+    else:
+        deploy = dataclasses.replace(detection.expected, source=str(path), layers=[
+            dataclasses.replace(layer, params={**layer.params, "batch_norm_param": {
+                **layer.param("batch_norm_param"), "eps": bn_eps[layer.name]}}) if layer.name in bn_eps else layer
+            for layer in detection.expected.layers])
+    copy_trained_layers(deploy, weights)
+    if own is None and proto is None:
         notes.append(f"{path.name} carries no layer definitions and no prototxt was given: the layers of the "
                      f"{ARCHS[detection.arch].caffe_name} release were used (its blobs match them exactly)")
-    return CaffeSource(path, blobs, topology, detection, notes)
+    return CaffeSource(path, blobs, deploy, detection, notes, bn_eps)
+
+
+def _bn_eps(definitions: list[Net], layer: str) -> float:
+    """A BatchNorm's eps as the caffemodel's and the prototxt's definitions give it (they must agree)."""
+    found = {float(net.layer(layer).param("batch_norm_param").get("eps", TORCH_BN_EPS)): net.source
+             for net in definitions}
+    if len(found) > 1:
+        raise ConversionError(f"layer {layer!r}: BatchNorm eps differs: "
+                              + ", ".join(f"{eps:g} in {where}" for eps, where in found.items()))
+    return next(iter(found), TORCH_BN_EPS)
 
 
 def _plan(source: CaffeSource) -> list[Tensor]:
     det = source.detection
     rules = FAMILY_RULES["inception" if ARCHS[det.arch].block == "inception" else "senet"]
     plan = plan_tensors(det.expected, det.shapes, rules)
-    layers = {layer.name: layer for layer in source.topology.layers}
     folded = []
     for i, t in enumerate(plan):
         if t.kind == "bn_var":
-            eps = float(layers[t.layer].param("batch_norm_param").get("eps", TORCH_BN_EPS))
+            eps = source.bn_eps[t.layer]
             if eps != TORCH_BN_EPS:
                 plan[i] = dataclasses.replace(t, eps=eps)
                 folded.append(t.layer)
