@@ -18,9 +18,9 @@ def test_convert_then_verify(tmp_path, capsys) -> None:
     printed = capsys.readouterr().out
     assert "logits" in printed and "features" in printed and "passed" in printed
 
-    other = caffemodel(tmp_path, "se_resnext50_32x4d", seed=4, name="other", package_writer=True)
-    assert main(["verify", str(out), "--caffemodel", str(other)]) == 1
-    assert "differs from the Caffe net" in capsys.readouterr().err
+    other = caffemodel(tmp_path, "se_resnet50", seed=4, name="other", package_writer=True)
+    assert main(["verify", str(out), "--caffemodel", str(other)]) == 1  # fails before running anything
+    assert "does not match architecture se_resnext50_32x4d" in capsys.readouterr().err
 
 
 def test_convert_error_exit_code(tmp_path, capsys) -> None:
