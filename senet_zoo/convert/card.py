@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._files import write_text_atomic
 from ..caffe.synth import ARCHS
 from .classes import sorted_wnids, wnid_lemmas
 from .releases import RELEASES
@@ -17,7 +17,7 @@ from .releases import RELEASES
 if TYPE_CHECKING:
     from .converter import ConversionReport
 
-__all__ = ["TAG", "build_config", "write_config", "model_card", "write_card", "write_text_atomic"]
+__all__ = ["TAG", "build_config", "write_config", "model_card", "write_card"]
 
 TAG = "caffe_in1k"
 MEAN = (123 / 255, 117 / 255, 104 / 255)  # RGB; the Caffe models subtract BGR (104, 117, 123) from 0–255
@@ -32,21 +32,6 @@ BIBTEX = """@article{hu2020senet,
   year    = {2020},
   note    = {Conference version: CVPR 2018. arXiv:1709.01507}
 }"""
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder, fsync'ed, then renamed."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def build_config(report: ConversionReport, *, num_classes: int, num_features: int, first_conv: str) -> dict[str, Any]:
