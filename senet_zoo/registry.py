@@ -14,6 +14,7 @@ from typing import Any, Callable
 from torch import nn
 
 from . import models
+from .convert.releases import RELEASES, Release
 from .models import bn_inception, senet
 
 __all__ = ["ModelSpec", "list_models", "create_model", "model_info", "get_spec", "register_with_timm"]
@@ -21,37 +22,33 @@ __all__ = ["ModelSpec", "list_models", "create_model", "model_info", "get_spec",
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A registered network: how to build it and what the SENet authors' Caffe release reported."""
+    """A registered network: how to build it, its size, and the Caffe release it reproduces."""
 
     name: str
     entrypoint: Callable[..., nn.Module]
-    caffe_name: str  # the prototxt's name in the authors' release
-    top1_err: float  # single 224 centre crop, ImageNet val, %
-    top5_err: float
+    display_name: str  # the release's name in the paper and the authors' repository
     params: int
     gmacs: float  # multiply-accumulates at 224×224, ×1e9
-    timm_legacy: str | None  # timm architecture with the identical state-dict layout
     timm_name: str = ""  # name registered with timm; defaults to `name`
 
     @property
     def timm_registered_name(self) -> str:
         return self.timm_name or self.name
 
+    @property
+    def release(self) -> Release:
+        """Reported accuracy and timm's architecture with the identical state-dict layout."""
+        return RELEASES[self.name]
+
 
 _SPECS: dict[str, ModelSpec] = {s.name: s for s in (
-    ModelSpec("se_bn_inception", models.se_bn_inception, "SE-BN-Inception", 23.62, 7.04, 11_931_622, 2.033, None),
-    ModelSpec("se_resnet50", models.se_resnet50, "SE-ResNet-50", 22.37, 6.36, 28_088_024, 3.860,
-              "legacy_seresnet50"),
-    ModelSpec("se_resnet101", models.se_resnet101, "SE-ResNet-101", 21.75, 5.72, 49_326_872, 7.575,
-              "legacy_seresnet101"),
-    ModelSpec("se_resnet152", models.se_resnet152, "SE-ResNet-152", 21.34, 5.54, 66_821_848, 11.289,
-              "legacy_seresnet152"),
-    ModelSpec("se_resnext50_32x4d", models.se_resnext50_32x4d, "SE-ResNeXt-50 (32 x 4d)", 20.97, 5.54,
-              27_559_896, 4.233, "legacy_seresnext50_32x4d"),
-    ModelSpec("se_resnext101_32x4d", models.se_resnext101_32x4d, "SE-ResNeXt-101 (32 x 4d)", 19.81, 4.96,
-              48_955_416, 7.975, "legacy_seresnext101_32x4d"),
-    ModelSpec("senet154", models.senet154, "SENet-154", 18.68, 4.47, 115_088_984, 20.688, "legacy_senet154",
-              timm_name="senet_zoo_senet154"),
+    ModelSpec("se_bn_inception", models.se_bn_inception, "SE-BN-Inception", 11_931_622, 2.033),
+    ModelSpec("se_resnet50", models.se_resnet50, "SE-ResNet-50", 28_088_024, 3.860),
+    ModelSpec("se_resnet101", models.se_resnet101, "SE-ResNet-101", 49_326_872, 7.575),
+    ModelSpec("se_resnet152", models.se_resnet152, "SE-ResNet-152", 66_821_848, 11.289),
+    ModelSpec("se_resnext50_32x4d", models.se_resnext50_32x4d, "SE-ResNeXt-50 (32 x 4d)", 27_559_896, 4.233),
+    ModelSpec("se_resnext101_32x4d", models.se_resnext101_32x4d, "SE-ResNeXt-101 (32 x 4d)", 48_955_416, 7.975),
+    ModelSpec("senet154", models.senet154, "SENet-154", 115_088_984, 20.688, timm_name="senet_zoo_senet154"),
 )}
 
 
@@ -91,12 +88,13 @@ def create_model(name: str, pretrained: Any = False, num_classes: int = 1000, in
 def model_info(name: str) -> dict[str, Any]:
     """Parameter count, compute at 224×224, the Caffe release's reported error, and the source."""
     spec = get_spec(name)
+    release = spec.release
     return dict(
         name=spec.name, params=spec.params, gmacs=spec.gmacs, gflops=round(2 * spec.gmacs, 3),
-        top1_err=spec.top1_err, top5_err=spec.top5_err, top1_acc=round(100 - spec.top1_err, 2),
-        top5_acc=round(100 - spec.top5_err, 2), caffe_model=spec.caffe_name,
+        top1_err=release.top1_err, top5_err=release.top5_err, top1_acc=release.top1_acc,
+        top5_acc=release.top5_acc, caffe_model=spec.display_name,
         source="Hu et al., Squeeze-and-Excitation Networks (CVPR 2018), Caffe release github.com/hujie-frank/SENet",
-        timm_name=spec.timm_registered_name, timm_legacy=spec.timm_legacy,
+        timm_name=spec.timm_registered_name, timm_legacy=release.timm_arch,
     )
 
 
