@@ -149,7 +149,7 @@ def main() -> int:
     key: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for i, name in enumerate(models):
-            timm_name = senet_zoo.get_spec(name).timm_legacy
+            timm_name = senet_zoo.model_info(name)["timm_legacy"]
             if not timm_name:
                 parser.error(f"{name} has no timm legacy counterpart")
             path = write_random_weights(name, Path(tmp))

@@ -120,7 +120,7 @@ def main() -> int:
 
     import senet_zoo
 
-    timm_name = args.timm_name or senet_zoo.get_spec(args.model).timm_legacy
+    timm_name = args.timm_name or senet_zoo.model_info(args.model)["timm_legacy"]
     if not timm_name:
         parser.error(f"{args.model} has no timm legacy counterpart; pass --timm-name")
     with tempfile.TemporaryDirectory() as tmp:
