@@ -24,7 +24,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .models.bn_inception import ConvBnReLU, InceptionBlock
+from .models.bn_inception import ConvBnReLU, InceptionBlock, concat_branches
 from .models.se import SEModule
 from .models.senet import SEBottleneck
 
@@ -203,12 +203,7 @@ class FusedInceptionBlock(_InferenceOnly):
         self.se = FusedSE(block.se)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        branches = [] if self.branch1x1 is None else [self.branch1x1(x)]
-        branches.append(self.branch3x3(self.branch3x3_reduce(x)))
-        branches.append(self.double3x3b(self.double3x3a(self.double3x3_reduce(x))))
-        pooled = self.pool(x)
-        branches.append(pooled if self.pool_proj is None else self.pool_proj(pooled))
-        out = torch.cat(branches, 1)
+        out = concat_branches(self, x)
         return out.mul_(self.se.gate(out))
 
 

@@ -81,12 +81,17 @@ class InceptionBlock(nn.Module):
         self.se = SEModule(self.out_chs, **se_args)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        branches = [] if self.branch1x1 is None else [self.branch1x1(x)]
-        branches.append(self.branch3x3(self.branch3x3_reduce(x)))
-        branches.append(self.double3x3b(self.double3x3a(self.double3x3_reduce(x))))
-        pooled = self.pool(x)
-        branches.append(pooled if self.pool_proj is None else self.pool_proj(pooled))
-        return self.se(torch.cat(branches, 1))
+        return self.se(concat_branches(self, x))
+
+
+def concat_branches(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The concatenated branch outputs of an Inception module (or of its inference-fused copy)."""
+    branches = [] if block.branch1x1 is None else [block.branch1x1(x)]
+    branches.append(block.branch3x3(block.branch3x3_reduce(x)))
+    branches.append(block.double3x3b(block.double3x3a(block.double3x3_reduce(x))))
+    pooled = block.pool(x)
+    branches.append(pooled if block.pool_proj is None else block.pool_proj(pooled))
+    return torch.cat(branches, 1)
 
 
 # From SE-BN-Inception.prototxt: (name, config); channels 256, 320, 576, 576, 576, 608, 608, 1056, 1024, 1024.
