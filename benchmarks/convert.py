@@ -64,7 +64,7 @@ def _convert_in_subprocess(src: Path, out: Path) -> dict:
 def main() -> int:
     from senet_zoo.caffe.synth import synth_net
     from senet_zoo.caffe.writer import write_caffemodel
-    from senet_zoo.convert.safetensors_writer import sha256_file
+    from senet_zoo._files import sha256_file
 
     with tempfile.TemporaryDirectory(prefix="senet-zoo-bench-") as tmp:
         scratch = Path(tmp)

@@ -1,4 +1,6 @@
-"""Atomic file writes: a file senet_zoo writes is either complete or absent, never half-written.
+"""Files: atomic writes and chunked hashing, shared by every writer and every checksum in senet_zoo.
+
+A file senet_zoo writes is either complete or absent, never half-written.
 
 Everything is written to a temporary sibling, flushed and fsync'ed, then moved over the target with
 ``os.replace`` (and the folder fsync'ed); on any error the temporary file is removed and the target
@@ -7,12 +9,17 @@ is left as it was.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-__all__ = ["atomic_path", "atomic_open", "write_text_atomic"]
+from tqdm.auto import tqdm
+
+__all__ = ["atomic_path", "atomic_open", "write_text_atomic", "fsync_dir", "hash_file", "sha256_file"]
+
+_CHUNK = 4 << 20
 
 
 @contextlib.contextmanager
@@ -29,7 +36,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         with tmp.open("rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -53,7 +60,8 @@ def _umask() -> int:
     return mask
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Persist a rename inside ``folder`` (best effort where folders cannot be opened)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:  # not every platform can open a directory
@@ -62,3 +70,28 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def hash_file(path: str | os.PathLike[str], hasher: Any = None, *, chunk: int = _CHUNK, progress: bool = False,
+              desc: str = "") -> tuple[int, str]:
+    """Feed ``path`` to ``hasher`` (a new SHA-256 by default) in chunks; return (bytes read, hex digest).
+
+    One reusable buffer, no per-chunk allocation; a tqdm bar when ``progress``.
+    """
+    hasher = hashlib.sha256() if hasher is None else hasher
+    buf = bytearray(chunk)
+    view = memoryview(buf)
+    size = 0
+    with open(path, "rb", buffering=0) as fh, tqdm(total=os.fstat(fh.fileno()).st_size, desc=desc, unit="B",
+                                                    unit_scale=True, unit_divisor=1024, disable=not progress,
+                                                    leave=False) as bar:
+        while n := fh.readinto(buf):
+            hasher.update(view[:n])
+            size += n
+            bar.update(n)
+    return size, hasher.hexdigest()
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = _CHUNK) -> str:
+    """SHA-256 hex digest of a file."""
+    return hash_file(path, chunk=chunk)[1]

@@ -8,7 +8,8 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from senet_zoo.convert.safetensors_writer import Entry, sha256_file, write_safetensors
+from senet_zoo._files import sha256_file
+from senet_zoo.convert.safetensors_writer import Entry, write_safetensors
 
 
 def test_streamed_file_reads_back(tmp_path) -> None:

@@ -35,6 +35,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import __version__
+from .._files import sha256_file
 from ..caffe.net import Net, copy_trained_layers
 from ..caffe.prototxt import read_prototxt
 from ..caffe.synth import ARCHS, hw_pair, param_shapes
@@ -44,7 +45,7 @@ from .classes import sorted_row_order
 from .detect import Detection, blob_differences, detect_architecture
 from .mapping import FAMILY_RULES, TORCH_BN_EPS, ConversionError, Tensor, plan_tensors
 from .releases import RELEASES
-from .safetensors_writer import Entry, sha256_file, write_safetensors
+from .safetensors_writer import Entry, write_safetensors
 
 __all__ = ["convert", "ConversionReport", "CONVERTER_VERSION", "WEIGHTS_FILE", "CONFIG_FILE", "CARD_FILE",
            "load_caffe", "CaffeSource"]

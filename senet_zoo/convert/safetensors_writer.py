@@ -10,7 +10,6 @@ at the end.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -20,7 +19,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["Entry", "safetensors_header", "write_safetensors", "sha256_file"]
+__all__ = ["Entry", "safetensors_header", "write_safetensors"]
 
 DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8"), "F16": np.dtype("<f2"), "I64": np.dtype("<i8")}
 _CHUNK = 4 << 20
@@ -94,12 +93,3 @@ def write_safetensors(path: str | os.PathLike, entries: Sequence[Entry], arrays:
     return size
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = _CHUNK) -> str:
-    """SHA-256 of a file read in ``chunk``-byte pieces (page cache only, no mapping)."""
-    sha = hashlib.sha256()
-    buf = bytearray(chunk)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as f:
-        while n := f.readinto(buf):
-            sha.update(view[:n])
-    return sha.hexdigest()

@@ -145,7 +145,7 @@ def verify_folder(folder: str | os.PathLike, caffemodel: str | os.PathLike,
                   prototxt: str | os.PathLike | None = None, **kwargs: Any) -> dict[str, Any]:
     """Re-verify a converted folder against its caffemodel (and prototxt); also checks the source hash."""
     from .converter import WEIGHTS_FILE, load_caffe
-    from .safetensors_writer import sha256_file
+    from .._files import sha256_file
 
     folder = Path(folder)
     config_path = folder / "config.json"

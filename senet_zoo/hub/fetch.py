@@ -27,6 +27,7 @@ from typing import IO, Any
 
 from tqdm.auto import tqdm
 
+from .._files import fsync_dir, hash_file
 from .manifest import Manifest, Source, WeightsEntry, load_manifest
 
 logger = logging.getLogger(__name__)
@@ -203,27 +204,9 @@ def _check_digest(entry: WeightsEntry, size: int, digest: str) -> str | None:
     return None
 
 
-def _hash_file(path: Path, hasher: Any, progress: bool, desc: str) -> int:
-    size = 0
-    with path.open("rb") as fh, _bar(path.stat().st_size, 0, desc, progress) as bar:
-        while chunk := fh.read(_CHUNK):
-            hasher.update(chunk)
-            size += len(chunk)
-            bar.update(len(chunk))
-    return size
-
-
 def _bar(total: int | None, initial: int, desc: str, progress: bool) -> tqdm:
     return tqdm(total=total, initial=initial, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
                 disable=not progress, leave=False)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # --------------------------------------------------------------------------------------------- URL sources
@@ -257,7 +240,7 @@ def _fetch_url(entry: WeightsEntry, source: Source, *, offline: bool, progress: 
             if problem:
                 raise _SourceFailed(problem)
             os.replace(part, dest)
-            _fsync_dir(dest.parent)
+            fsync_dir(dest.parent)
         except Exception:
             part.unlink(missing_ok=True)  # a failed transfer leaves nothing behind (an interrupt keeps it)
             raise
@@ -286,7 +269,7 @@ class _PartialFile:
         self.offset = 0
         self.expected_size = expected_size
         if path.exists():  # left by an interrupted run (we hold the lock): hash what is there and resume
-            self.offset = _hash_file(path, self.hasher, progress=False, desc=desc)
+            self.offset = hash_file(path, self.hasher, desc=desc)[0]
             if expected_size is not None and self.offset > expected_size:
                 path.unlink()
                 self.hasher, self.offset = hashlib.sha256(), 0
@@ -437,7 +420,7 @@ def _verify_hf_file(entry: WeightsEntry, path: Path, progress: bool) -> None:
     except (OSError, ValueError):
         pass
     hasher = hashlib.sha256()
-    size = _hash_file(blob, hasher, progress, f"verify {entry.spec}")
+    size = hash_file(blob, hasher, progress=progress, desc=f"verify {entry.spec}")[0]
     problem = _check_digest(entry, size, hasher.hexdigest())
     if problem:
         blob.unlink(missing_ok=True)

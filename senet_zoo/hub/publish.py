@@ -13,7 +13,6 @@ The token comes from the argument, ``HF_TOKEN`` or the saved login and is never 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._files import hash_file
 from .manifest import load_manifest, record_published, resolve_manifest_path
 
 logger = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ def _read_folder(folder: Path) -> tuple[tuple[UploadFile, ...], dict[str, Any]]:
         if path.name.startswith(".") or not path.is_file():
             logger.info("not uploading %s", path)
             continue
-        files.append(UploadFile(path.name, path, *_size_and_sha256(path)))
+        files.append(UploadFile(path.name, path, *hash_file(path)))
     return tuple(files), config
 
 
@@ -197,11 +197,3 @@ def _digest(block: dict[str, Any], key: str, where: Path) -> str | None:
     return digest
 
 
-def _size_and_sha256(path: Path) -> tuple[int, str]:
-    hasher = hashlib.sha256()
-    size = 0
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            hasher.update(chunk)
-            size += len(chunk)
-    return size, hasher.hexdigest()
