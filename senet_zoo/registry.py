@@ -114,7 +114,7 @@ default_cfgs: dict[str, Any] = {}
 
 def register_with_timm() -> None:
     """Register every model with timm (idempotent); refuse to shadow a name timm already owns."""
-    from timm.models import is_model
+    from timm.models import is_model, model_entrypoint
     from timm.models._registry import generate_default_cfgs, register_model
 
     from .hub.manifest import load_manifest
@@ -125,8 +125,7 @@ def register_with_timm() -> None:
         timm_name = spec.timm_registered_name
         fn = _timm_entrypoint(spec)
         if is_model(timm_name):
-            existing = __import__("timm").models.model_entrypoint(timm_name)
-            if getattr(existing, "__module__", "") != __name__:
+            if getattr(model_entrypoint(timm_name), "__module__", "") != __name__:
                 raise RuntimeError(f"timm already owns {timm_name!r}; give {spec.name} a distinct timm_name")
             continue
         tags = list(manifest.tags(spec.name)) if spec.name in manifest.names() else []

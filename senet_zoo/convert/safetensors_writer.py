@@ -22,7 +22,6 @@ import numpy as np
 __all__ = ["Entry", "safetensors_header", "write_safetensors"]
 
 DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8"), "F16": np.dtype("<f2"), "I64": np.dtype("<i8")}
-_CHUNK = 4 << 20
 
 
 @dataclass(frozen=True)
