@@ -1,10 +1,10 @@
 """Random weights for the benchmarks, written as safetensors (no downloads)."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
-
 
 CLASSIFIER_GAIN = 50.0  # se_resnet50 logits: std ≈ 4, max ≈ 12 on N(0, 1) images
 

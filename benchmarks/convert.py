@@ -14,6 +14,7 @@ hash is known: the safetensors header records it).
 
 Last line: ``time_vs_copy=<x> convert_rss_over_file=<x>`` (targets: ≤ 3 and ≤ 1.5).
 """
+
 from __future__ import annotations
 
 import json
@@ -54,17 +55,20 @@ def _copy_times(src: Path, scratch: Path, runs: int = 3) -> list[float]:
 
 
 def _convert_in_subprocess(src: Path, out: Path) -> dict:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]),
-                                                       os.environ.get("PYTHONPATH", "")]))
-    done = subprocess.run([sys.executable, "-c", CHILD, str(src), str(out)], check=True, capture_output=True,
-                          text=True, env=env)
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]),
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(src), str(out)], check=True, capture_output=True, text=True, env=env
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:
+    from senet_zoo._files import sha256_file
     from senet_zoo.caffe.synth import synth_net
     from senet_zoo.caffe.writer import write_caffemodel
-    from senet_zoo._files import sha256_file
 
     with tempfile.TemporaryDirectory(prefix="senet-zoo-bench-") as tmp:
         scratch = Path(tmp)
@@ -89,13 +93,19 @@ def main() -> int:
         mib = 2**20
         print(f"caffemodel: {size / mib:.0f} MiB (synthetic SENet-154), safetensors: {best['bytes'] / mib:.0f} MiB")
         print(f"copy (shutil.copyfile): min {copy_min:.2f} s, median {copy_med:.2f} s over {len(copies)} runs")
-        print(f"one SHA-256 pass over the file: {hash_s:.2f} s ({size / mb / hash_s:.0f} MB/s); the converter needs "
-              f"two in sequence (source, then output): {2 * hash_s:.2f} s = {2 * hash_s / copy_min:.1f}× min copy")
+        print(
+            f"one SHA-256 pass over the file: {hash_s:.2f} s ({size / mb / hash_s:.0f} MB/s); the converter needs "
+            f"two in sequence (source, then output): {2 * hash_s:.2f} s = {2 * hash_s / copy_min:.1f}× min copy"
+        )
         times = ", ".join(f"{r['seconds']:.2f}" for r in runs)
-        print(f"convert (verify=False): {times} s "
-              f"→ {best['seconds'] / copy_min:.1f}× min copy, {best['seconds'] / copy_med:.1f}× median copy")
-        print(f"peak RSS {peak / mb:.0f} MB = {peak / size:.2f}× file; after imports {baseline / mb:.0f} MB, "
-              f"so the conversion adds {(peak - baseline) / mb:.0f} MB = {(peak - baseline) / size:.2f}× file")
+        print(
+            f"convert (verify=False): {times} s "
+            f"→ {best['seconds'] / copy_min:.1f}× min copy, {best['seconds'] / copy_med:.1f}× median copy"
+        )
+        print(
+            f"peak RSS {peak / mb:.0f} MB = {peak / size:.2f}× file; after imports {baseline / mb:.0f} MB, "
+            f"so the conversion adds {(peak - baseline) / mb:.0f} MB = {(peak - baseline) / size:.2f}× file"
+        )
         print(f"time_vs_copy={best['seconds'] / copy_min:.2f} convert_rss_over_file={peak / size:.2f}")
     return 0
 

@@ -16,6 +16,7 @@ difference to timm (on CUDA computed with TF32 off).
 ``--ablation`` adds the fast path without channels_last and without the oneDNN kernels, to show what
 each contributes. Last line (for the first model): ``speedup_b1=<x> speedup_b16=<x> max_abs_diff=<x>``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from _weights import write_random_weights
@@ -59,8 +60,9 @@ def _max_abs_diff(variants: dict[str, Runner], x: torch.Tensor) -> tuple[dict[st
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
 
 
-def build_variants(model_name: str, timm_name: str, path: Path, device: torch.device,
-                   ablation: bool, compile: bool) -> dict[str, Runner]:
+def build_variants(
+    model_name: str, timm_name: str, path: Path, device: torch.device, ablation: bool, compile: bool
+) -> dict[str, Runner]:
     import timm
 
     import senet_zoo
@@ -69,8 +71,7 @@ def build_variants(model_name: str, timm_name: str, path: Path, device: torch.de
     reference = timm.create_model(timm_name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
     ours = senet_zoo.create_model(model_name, pretrained=str(path))
     reference, ours = reference.eval().to(device), ours.eval().to(device)
-    variants: dict[str, Runner] = {"timm": reference, "senet_zoo": ours,
-                                   "senet_zoo-fast": optimize_for_inference(ours)}
+    variants: dict[str, Runner] = {"timm": reference, "senet_zoo": ours, "senet_zoo-fast": optimize_for_inference(ours)}
     if ablation:
         variants["fast: fold only"] = optimize_for_inference(ours, channels_last=False, onednn=False)
         variants["fast: +channels_last"] = optimize_for_inference(ours, channels_last=True, onednn=False)
@@ -79,8 +80,16 @@ def build_variants(model_name: str, timm_name: str, path: Path, device: torch.de
     return variants
 
 
-def bench_batch(variants: dict[str, Runner], batch: int, size: int, device: torch.device, warmup: int,
-                repeats: int, min_time: float, inner: int) -> dict[str, dict[str, float]]:
+def bench_batch(
+    variants: dict[str, Runner],
+    batch: int,
+    size: int,
+    device: torch.device,
+    warmup: int,
+    repeats: int,
+    min_time: float,
+    inner: int,
+) -> dict[str, dict[str, float]]:
     """Median latency per variant, throughput, speedups vs timm and max |Δ| of the logits."""
     x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(batch)).to(device)
     names = list(variants)
@@ -92,26 +101,39 @@ def bench_batch(variants: dict[str, Runner], batch: int, size: int, device: torc
                 variants[n](x)
         start, r = time.perf_counter(), 0
         while r < repeats or time.perf_counter() - start < min_time:
-            for n in names[r % len(names):] + names[:r % len(names)]:
+            for n in names[r % len(names) :] + names[: r % len(names)]:
                 times[n].append(_timed(variants[n], x, inner))
             r += 1
     out = {}
     for n in names:
         lat = statistics.median(times[n])
-        out[n] = dict(latency_ms=lat * 1e3, min_ms=min(times[n]) * 1e3, images_s=batch / lat, rounds=len(times[n]),
-                      speedup=statistics.median(t / s for t, s in zip(times["timm"], times[n])),
-                      of_medians=statistics.median(times["timm"]) / lat,
-                      max_abs_diff=diffs[n], logit_scale=scale)
+        out[n] = dict(
+            latency_ms=lat * 1e3,
+            min_ms=min(times[n]) * 1e3,
+            images_s=batch / lat,
+            rounds=len(times[n]),
+            speedup=statistics.median(t / s for t, s in zip(times["timm"], times[n])),
+            of_medians=statistics.median(times["timm"]) / lat,
+            max_abs_diff=diffs[n],
+            logit_scale=scale,
+        )
     return out
 
 
 def _print_table(model_name: str, batch: int, rows: dict[str, dict[str, float]]) -> None:
-    print(f"\n{model_name}  batch {batch}  ({rows['timm']['rounds']} rounds; max |logit| {rows['timm']['logit_scale']:.2f})")
-    print(f"{'variant':<22} {'median ms':>10} {'min ms':>9} {'images/s':>9} {'speedup':>8} {'of medians':>11} "
-          f"{'max|Δ|':>9}")
+    print(
+        f"\n{model_name}  batch {batch}  ({rows['timm']['rounds']} rounds; "
+        f"max |logit| {rows['timm']['logit_scale']:.2f})"
+    )
+    print(
+        f"{'variant':<22} {'median ms':>10} {'min ms':>9} {'images/s':>9} {'speedup':>8} {'of medians':>11} "
+        f"{'max|Δ|':>9}"
+    )
     for n, r in rows.items():
-        print(f"{n:<22} {r['latency_ms']:>10.1f} {r['min_ms']:>9.1f} {r['images_s']:>9.2f} {r['speedup']:>7.2f}x "
-              f"{r['of_medians']:>10.2f}x {r['max_abs_diff']:>9.2e}")
+        print(
+            f"{n:<22} {r['latency_ms']:>10.1f} {r['min_ms']:>9.1f} {r['images_s']:>9.2f} {r['speedup']:>7.2f}x "
+            f"{r['of_medians']:>10.2f}x {r['max_abs_diff']:>9.2e}"
+        )
 
 
 def main() -> int:
@@ -143,8 +165,10 @@ def main() -> int:
     batches = [int(b) for b in args.batch_sizes.split(",")]
     models = args.models.split(",")
     where = torch.cuda.get_device_name(device) if gpu else f"CPU, {torch.get_num_threads()} threads"
-    print(f"torch {torch.__version__}, {where}; {args.size}x{args.size}; warm-up {warmup}; "
-          f"at least {repeats} alternating rounds and {args.min_time:g} s per batch size, {inner} call(s) each")
+    print(
+        f"torch {torch.__version__}, {where}; {args.size}x{args.size}; warm-up {warmup}; "
+        f"at least {repeats} alternating rounds and {args.min_time:g} s per batch size, {inner} call(s) each"
+    )
 
     key: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -16,6 +16,7 @@ in a memory map of the weights file (i.e. were never copied). Both loaders must 
 
 Last line: ``load_time_ratio=<ours/timm> load_rss_over_file=<ours, weights resident> ...``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -94,14 +95,32 @@ def child(loader: str, model_name: str, timm_name: str, path: Path) -> dict:
         checksum = sum(float(t.sum()) for t in tensors)  # reads every page, allocates nothing large
     touch_s = time.perf_counter() - start
     resident = _status_mib()
-    return dict(loader=loader, ready_s=ready_s, touch_s=touch_s, base_mib=base, peak_reset=peak_reset,
-                ready_peak_mib=ready["VmHWM"] - base, resident_peak_mib=resident["VmHWM"] - base,
-                mmap_share=_mmap_share(tensors, path), checksum=checksum)
+    return dict(
+        loader=loader,
+        ready_s=ready_s,
+        touch_s=touch_s,
+        base_mib=base,
+        peak_reset=peak_reset,
+        ready_peak_mib=ready["VmHWM"] - base,
+        resident_peak_mib=resident["VmHWM"] - base,
+        mmap_share=_mmap_share(tensors, path),
+        checksum=checksum,
+    )
 
 
 def _run_child(loader: str, args: argparse.Namespace, timm_name: str, path: Path) -> dict:
-    cmd = [sys.executable, __file__, "--child", loader, "--model", args.model, "--timm-name", timm_name,
-           "--file", str(path)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        loader,
+        "--model",
+        args.model,
+        "--timm-name",
+        timm_name,
+        "--file",
+        str(path),
+    ]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -128,7 +147,7 @@ def main() -> int:
         file_mib = path.stat().st_size / 2**20
         runs: dict[str, list[dict]] = {name: [] for name in LOADERS}
         for i in range(args.repeats):
-            for name in (LOADERS if i % 2 == 0 else LOADERS[::-1]):  # alternate the order
+            for name in LOADERS if i % 2 == 0 else LOADERS[::-1]:  # alternate the order
                 runs[name].append(_run_child(name, args, timm_name, path))
     sums = {name: runs[name][0]["checksum"] for name in LOADERS}
     if abs(sums["senet_zoo"] - sums["timm"]) > 1e-6 * abs(sums["timm"]):
@@ -136,22 +155,34 @@ def main() -> int:
     if not all(r["peak_reset"] for rs in runs.values() for r in rs):
         print("note: could not reset VmHWM; peaks include the import peak", file=sys.stderr)
 
-    med = {name: {key: statistics.median(r[key] for r in runs[name])
-                  for key in ("ready_s", "touch_s", "ready_peak_mib", "resident_peak_mib", "mmap_share")}
-           for name in LOADERS}
-    print(f"{args.model} vs timm {timm_name}; weights file {file_mib:.1f} MiB; "
-          f"median of {args.repeats} fresh processes each; RSS above the post-import baseline")
-    print(f"{'loader':<10} {'ready s':>8} {'+read s':>8} {'peak@ready MiB':>15} {'peak@resident MiB':>18} "
-          f"{'x file':>7} {'mmap share':>11}")
+    med = {
+        name: {
+            key: statistics.median(r[key] for r in runs[name])
+            for key in ("ready_s", "touch_s", "ready_peak_mib", "resident_peak_mib", "mmap_share")
+        }
+        for name in LOADERS
+    }
+    print(
+        f"{args.model} vs timm {timm_name}; weights file {file_mib:.1f} MiB; "
+        f"median of {args.repeats} fresh processes each; RSS above the post-import baseline"
+    )
+    print(
+        f"{'loader':<10} {'ready s':>8} {'+read s':>8} {'peak@ready MiB':>15} {'peak@resident MiB':>18} "
+        f"{'x file':>7} {'mmap share':>11}"
+    )
     for name in LOADERS:
         m = med[name]
-        print(f"{name:<10} {m['ready_s']:>8.3f} {m['touch_s']:>8.3f} {m['ready_peak_mib']:>15.1f} "
-              f"{m['resident_peak_mib']:>18.1f} {m['resident_peak_mib'] / file_mib:>7.2f} {m['mmap_share']:>11.2f}")
+        print(
+            f"{name:<10} {m['ready_s']:>8.3f} {m['touch_s']:>8.3f} {m['ready_peak_mib']:>15.1f} "
+            f"{m['resident_peak_mib']:>18.1f} {m['resident_peak_mib'] / file_mib:>7.2f} {m['mmap_share']:>11.2f}"
+        )
     ours, theirs = med["senet_zoo"], med["timm"]
-    print(f"load_time_ratio={ours['ready_s'] / theirs['ready_s']:.3f} "
-          f"load_rss_over_file={ours['resident_peak_mib'] / file_mib:.3f} "
-          f"ready_rss_over_file={ours['ready_peak_mib'] / file_mib:.3f} "
-          f"timm_rss_over_file={theirs['resident_peak_mib'] / file_mib:.3f}")
+    print(
+        f"load_time_ratio={ours['ready_s'] / theirs['ready_s']:.3f} "
+        f"load_rss_over_file={ours['resident_peak_mib'] / file_mib:.3f} "
+        f"ready_rss_over_file={ours['ready_peak_mib'] / file_mib:.3f} "
+        f"timm_rss_over_file={theirs['resident_peak_mib'] / file_mib:.3f}"
+    )
     return 0
 
 

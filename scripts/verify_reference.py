@@ -9,6 +9,7 @@ encoder (``tests/caffe_proto.py``), convert with the prototxt, and verify agains
 
     python scripts/verify_reference.py [REFERENCE_DIR] [--only SE-ResNet-50 ...] [--work DIR]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,15 @@ from senet_zoo.caffe.synth import ARCHS, random_blobs, synth_net
 from senet_zoo.convert import convert
 
 REPO = Path(__file__).resolve().parents[1]
-PROTOTXTS = ("SE-BN-Inception", "SE-ResNet-50", "SE-ResNet-101", "SE-ResNet-152", "SE-ResNeXt-50",
-             "SE-ResNeXt-101", "SENet-154")
+PROTOTXTS = (
+    "SE-BN-Inception",
+    "SE-ResNet-50",
+    "SE-ResNet-101",
+    "SE-ResNet-152",
+    "SE-ResNeXt-50",
+    "SE-ResNeXt-101",
+    "SENet-154",
+)
 
 
 def _encoder():
@@ -59,8 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     encoder = _encoder()
     reference_dir = Path(args.reference)
     names = args.only or PROTOTXTS
-    header = (f"{'model':<26} {'synth':>5} {'MiB':>5} {'logits max abs':>14} {'max rel':>9} {'top-1':>6} "
-              f"{'feat max abs':>12} {'max rel':>9} {'convert s':>9} {'total s':>8}")
+    header = (
+        f"{'model':<26} {'synth':>5} {'MiB':>5} {'logits max abs':>14} {'max rel':>9} {'top-1':>6} "
+        f"{'feat max abs':>12} {'max rel':>9} {'convert s':>9} {'total s':>8}"
+    )
     print(header)
     print("-" * len(header))
     failures = 0
@@ -84,14 +94,18 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 convert_s = time.perf_counter() - convert_start
             logits, features = report.verification["checks"]
-            print(f"{name:<26} {synth_ok:>5} {report.source_bytes / 2**20:>5.0f} {logits['max_abs']:>14.3g} "
-                  f"{logits['max_rel']:>9.2g} {logits['top1_agreement']:>6.0%} {features['max_abs']:>12.3g} "
-                  f"{features['max_rel']:>9.2g} {convert_s:>9.1f} {time.perf_counter() - start:>8.1f}",
-                  flush=True)
+            print(
+                f"{name:<26} {synth_ok:>5} {report.source_bytes / 2**20:>5.0f} {logits['max_abs']:>14.3g} "
+                f"{logits['max_rel']:>9.2g} {logits['top1_agreement']:>6.0%} {features['max_abs']:>12.3g} "
+                f"{features['max_rel']:>9.2g} {convert_s:>9.1f} {time.perf_counter() - start:>8.1f}",
+                flush=True,
+            )
             failures += synth_ok != "yes"
             caffemodel.unlink()
-    print("\nlogits at 224×224, features (input of pool5) at 259×259, batch 2; relative = max|diff| / max|Caffe|; "
-          "tolerance 1e-4. 'convert s' includes verification (Caffe executor + model, both sizes).")
+    print(
+        "\nlogits at 224×224, features (input of pool5) at 259×259, batch 2; relative = max|diff| / max|Caffe|; "
+        "tolerance 1e-4. 'convert s' includes verification (Caffe executor + model, both sizes)."
+    )
     return 1 if failures else 0
 
 

@@ -7,6 +7,7 @@
 
 Importing the package registers every model with timm (``timm.create_model("se_resnet50")``).
 """
+
 __version__ = "0.1.0"  # before the imports: the converter records it
 
 from .inference import optimize_for_inference  # noqa: E402

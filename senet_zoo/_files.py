@@ -6,14 +6,16 @@ Everything is written to a temporary sibling, flushed and fsync'ed, then moved o
 ``os.replace`` (and the folder fsync'ed); on any error the temporary file is removed and the target
 is left as it was.
 """
+
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 from tqdm.auto import tqdm
 
@@ -72,8 +74,9 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def hash_file(path: str | os.PathLike[str], hasher: Any = None, *, chunk: int = _CHUNK, progress: bool = False,
-              desc: str = "") -> tuple[int, str]:
+def hash_file(
+    path: str | os.PathLike[str], hasher: Any = None, *, chunk: int = _CHUNK, progress: bool = False, desc: str = ""
+) -> tuple[int, str]:
     """Feed ``path`` to ``hasher`` (a new SHA-256 by default) in chunks; return (bytes read, hex digest).
 
     One reusable buffer, no per-chunk allocation; a tqdm bar when ``progress``.
@@ -82,9 +85,18 @@ def hash_file(path: str | os.PathLike[str], hasher: Any = None, *, chunk: int = 
     buf = bytearray(chunk)
     view = memoryview(buf)
     size = 0
-    with open(path, "rb", buffering=0) as fh, tqdm(total=os.fstat(fh.fileno()).st_size, desc=desc, unit="B",
-                                                    unit_scale=True, unit_divisor=1024, disable=not progress,
-                                                    leave=False) as bar:
+    with (
+        open(path, "rb", buffering=0) as fh,
+        tqdm(
+            total=os.fstat(fh.fileno()).st_size,
+            desc=desc,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            disable=not progress,
+            leave=False,
+        ) as bar,
+    ):
         while n := fh.readinto(buf):
             hasher.update(view[:n])
             size += n

@@ -3,6 +3,7 @@
 Each area contributes its subcommands through a module with ``register(subparsers)``; heavy imports
 happen inside the handlers so ``senet-zoo --help`` stays fast.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

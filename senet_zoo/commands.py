@@ -1,4 +1,5 @@
 """``senet-zoo list`` and ``senet-zoo info``: what the zoo holds."""
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,17 @@ def _list(args: argparse.Namespace) -> int:
     rows = [("model", "params(M)", "GMACs", "top-1", "top-5", "timm name", "weights")]
     for name in list_models(args.pattern):
         info = model_info(name)
-        rows.append((name, f"{info['params'] / 1e6:.2f}", f"{info['gmacs']:.2f}", f"{info['top1_acc']:.2f}",
-                     f"{info['top5_acc']:.2f}", info["timm_name"], _weights_column(name)))
+        rows.append(
+            (
+                name,
+                f"{info['params'] / 1e6:.2f}",
+                f"{info['gmacs']:.2f}",
+                f"{info['top1_acc']:.2f}",
+                f"{info['top5_acc']:.2f}",
+                info["timm_name"],
+                _weights_column(name),
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())

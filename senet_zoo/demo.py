@@ -8,13 +8,14 @@ registration, and plain timm from the folder (``local-dir:``, the route ``hf-hub
 names ``legacy_seresnet50``). Each model normalises the same random RGB images with its own
 ``pretrained_cfg``; all must give the same logits.
 """
+
 from __future__ import annotations
 
 import argparse
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -24,8 +25,11 @@ ARCH = "se_resnet50"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("demo", help="offline end-to-end demo: synthetic Caffe SE-ResNet-50 → convert → "
-                                           "verify → load with senet_zoo, torch.hub and timm")
+    p = subparsers.add_parser(
+        "demo",
+        help="offline end-to-end demo: synthetic Caffe SE-ResNet-50 → convert → "
+        "verify → load with senet_zoo, torch.hub and timm",
+    )
     p.add_argument("--out", help="folder for the demo files (default: a new temporary folder)")
     p.set_defaults(func=_main)
 
@@ -43,13 +47,23 @@ def _loaders(folder: Path, repo_root: Path | None) -> list[tuple[str, Callable[[
     hub = from_hub if repo_root is not None else None
     return [
         ("senet_zoo.create_model", lambda: senet_zoo.create_model(ARCH, pretrained=str(weights)), ""),
-        ("torch.hub.load", hub, "" if hub else "skipped: senet_zoo is installed without its repository "
-                                               "(no hubconf.py next to the package)"),
-        ("timm.create_model", lambda: timm.create_model(
-            senet_zoo.model_info(ARCH)["timm_name"], pretrained=True,
-            pretrained_cfg_overlay=dict(file=str(weights))), ""),
-        ("timm local-dir:", lambda: timm.create_model(f"local-dir:{folder}", pretrained=True),
-         "plain timm: config.json → legacy_seresnet50, as with hf-hub:"),
+        (
+            "torch.hub.load",
+            hub,
+            "" if hub else "skipped: senet_zoo is installed without its repository (no hubconf.py next to the package)",
+        ),
+        (
+            "timm.create_model",
+            lambda: timm.create_model(
+                senet_zoo.model_info(ARCH)["timm_name"], pretrained=True, pretrained_cfg_overlay=dict(file=str(weights))
+            ),
+            "",
+        ),
+        (
+            "timm local-dir:",
+            lambda: timm.create_model(f"local-dir:{folder}", pretrained=True),
+            "plain timm: config.json → legacy_seresnet50, as with hf-hub:",
+        ),
     ]
 
 
@@ -86,8 +100,15 @@ def run_demo(out: str | Path | None = None) -> dict[str, object]:
         if reference is None:
             reference = logits
         rows.append((name, float((logits - reference).abs().max()), int(logits[0].argmax()), note))
-    return {"root": root, "caffemodel": caffemodel, "prototxt": prototxt, "folder": report.out_dir,
-            "report": report, "rows": rows, "seconds": time.perf_counter() - start}
+    return {
+        "root": root,
+        "caffemodel": caffemodel,
+        "prototxt": prototxt,
+        "folder": report.out_dir,
+        "report": report,
+        "rows": rows,
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -109,4 +130,3 @@ def _main(args: argparse.Namespace) -> int:
     diffs = [d for _, d, _, _ in result["rows"] if d is not None]
     print(f"\nall loaders agree: {max(diffs) == 0.0 if diffs else False}  ({result['seconds']:.0f} s)")
     return 0 if diffs and max(diffs) < 1e-5 else 1
-

@@ -13,13 +13,15 @@ benchmarks/README.md has what each step gives. The result gives the unfused mode
 rounding (about 1e-5 at logits of ±15). It refuses training: the source model must be in eval mode
 (folding uses the BatchNorm running statistics) and the result cannot be switched to ``train()``.
 """
+
 from __future__ import annotations
 
 import copy
 import functools
 import logging
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,12 +34,15 @@ __all__ = ["optimize_for_inference", "InferenceModel", "fold_bn"]
 
 _logger = logging.getLogger(__name__)
 
-_TRAIN_ERROR = ("{name} is fused for inference (BatchNorm folded, in-place ops) and cannot be trained; "
-                "train the model you passed to optimize_for_inference() and fuse it again afterwards")
+_TRAIN_ERROR = (
+    "{name} is fused for inference (BatchNorm folded, in-place ops) and cannot be trained; "
+    "train the model you passed to optimize_for_inference() and fuse it again afterwards"
+)
 
 
-def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d,
-            memory_format: torch.memory_format = torch.contiguous_format) -> nn.Conv2d:
+def fold_bn(
+    conv: nn.Conv2d, bn: nn.BatchNorm2d, memory_format: torch.memory_format = torch.contiguous_format
+) -> nn.Conv2d:
     """A new convolution (with bias) equal to ``bn(conv(x))`` in eval mode, its weight in ``memory_format``.
 
     The per-channel scale and bias are computed in float64; the weight takes one rounding.
@@ -52,11 +57,21 @@ def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d,
     if conv.bias is not None:
         bias = bias + conv.bias.detach().double() * scale
     w = conv.weight.detach()
-    weight = torch.mul(w, scale.to(dtype).reshape(-1, *([1] * (w.dim() - 1))),
-                       out=torch.empty_like(w, memory_format=memory_format))
-    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
-                      padding=conv.padding, dilation=conv.dilation, groups=conv.groups, bias=True,
-                      padding_mode=conv.padding_mode, device="meta")
+    weight = torch.mul(
+        w, scale.to(dtype).reshape(-1, *([1] * (w.dim() - 1))), out=torch.empty_like(w, memory_format=memory_format)
+    )
+    fused = nn.Conv2d(
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        stride=conv.stride,
+        padding=conv.padding,
+        dilation=conv.dilation,
+        groups=conv.groups,
+        bias=True,
+        padding_mode=conv.padding_mode,
+        device="meta",
+    )
     fused.weight = nn.Parameter(weight, requires_grad=False)
     fused.bias = nn.Parameter(bias.to(dtype), requires_grad=False)
     return fused
@@ -99,7 +114,8 @@ class ConvAct(_InferenceOnly):
         if self._packed is None or self._packed[0] != key:
             with torch.no_grad():
                 packed = torch.ops.mkldnn._reorder_convolution_weight(
-                    w.detach(), list(c.padding), list(c.stride), list(c.dilation), c.groups, input_size)
+                    w.detach(), list(c.padding), list(c.stride), list(c.dilation), c.groups, input_size
+                )
             self._packed = (key, packed)
         return self._packed[1]
 
@@ -107,8 +123,17 @@ class ConvAct(_InferenceOnly):
         c = self.conv
         if self.onednn and x.device.type == "cpu" and x.dtype == torch.float32 == c.weight.dtype:
             return torch.ops.mkldnn._convolution_pointwise(
-                x, self.packed_weight(list(x.shape)), c.bias, c.padding, c.stride, c.dilation, c.groups,
-                "relu" if self.relu else "none", [], "")
+                x,
+                self.packed_weight(list(x.shape)),
+                c.bias,
+                c.padding,
+                c.stride,
+                c.dilation,
+                c.groups,
+                "relu" if self.relu else "none",
+                [],
+                "",
+            )
         x = c(x)
         return x.relu_() if self.relu else x
 
@@ -124,7 +149,10 @@ class ConvAct(_InferenceOnly):
 
 
 _INPLACE_GATES: dict[type[nn.Module], Callable[[torch.Tensor], torch.Tensor]] = {
-    nn.Sigmoid: torch.Tensor.sigmoid_, nn.Tanh: torch.Tensor.tanh_, nn.ReLU: torch.Tensor.relu_}
+    nn.Sigmoid: torch.Tensor.sigmoid_,
+    nn.Tanh: torch.Tensor.tanh_,
+    nn.ReLU: torch.Tensor.relu_,
+}
 
 
 def _as_linear(conv: nn.Conv2d) -> nn.Linear:
@@ -308,8 +336,9 @@ class InferenceModel(nn.Module):
         return f"channels_last={self.channels_last}, compiled={self.compiled}"
 
 
-def optimize_for_inference(model: nn.Module, *, channels_last: bool | None = None, onednn: bool | None = None,
-                           compile: bool = False) -> InferenceModel:
+def optimize_for_inference(
+    model: nn.Module, *, channels_last: bool | None = None, onednn: bool | None = None, compile: bool = False
+) -> InferenceModel:
     """An eval-only, faster copy of ``model`` (any senet_zoo model, also ``features_only``).
 
     Args:
@@ -331,8 +360,10 @@ def optimize_for_inference(model: nn.Module, *, channels_last: bool | None = Non
     if isinstance(model, InferenceModel):
         return model
     if model.training:
-        raise RuntimeError(f"optimize_for_inference() needs {type(model).__name__} in eval mode: "
-                           "folding BatchNorm uses its running statistics; call model.eval() first")
+        raise RuntimeError(
+            f"optimize_for_inference() needs {type(model).__name__} in eval mode: "
+            "folding BatchNorm uses its running statistics; call model.eval() first"
+        )
     params = [*model.parameters(), *model.buffers()]
     if any(t.is_meta for t in params):
         raise ValueError(f"{type(model).__name__} has tensors on the meta device; load its weights first")
@@ -343,8 +374,10 @@ def optimize_for_inference(model: nn.Module, *, channels_last: bool | None = Non
     fused = _fuse(model, functools.partial(fold_bn, memory_format=memory_format)).eval().requires_grad_(False)
     left = [name for name, m in fused.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if left:
-        raise ValueError(f"cannot fold BatchNorm {left[0]!r} of {type(model).__name__}: "
-                         "it does not follow a convolution in a known senet_zoo block")
+        raise ValueError(
+            f"cannot fold BatchNorm {left[0]!r} of {type(model).__name__}: "
+            "it does not follow a convolution in a known senet_zoo block"
+        )
     if channels_last:  # the folded weights already are; this converts the rest (NoSqueeze SE convolutions)
         fused = fused.to(memory_format=torch.channels_last)
     if onednn is None:
@@ -354,6 +387,11 @@ def optimize_for_inference(model: nn.Module, *, channels_last: bool | None = Non
     for m in fused.modules():
         if isinstance(m, ConvAct):
             m.onednn = onednn
-    _logger.info("fused %s for inference (channels_last=%s, onednn=%s, compile=%s)",
-                 type(model).__name__, channels_last, onednn, compile)
+    _logger.info(
+        "fused %s for inference (channels_last=%s, onednn=%s, compile=%s)",
+        type(model).__name__,
+        channels_last,
+        onednn,
+        compile,
+    )
     return InferenceModel(fused, channels_last=channels_last, compiled=compile)

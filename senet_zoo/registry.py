@@ -3,13 +3,15 @@
 ``import senet_zoo`` registers every model with timm. A name timm already owns (``senet154`` is
 timm's gluon ResNet-D SENet) is registered under a distinct timm name and never replaces timm's.
 """
+
 from __future__ import annotations
 
 import difflib
 import fnmatch
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 
@@ -41,15 +43,18 @@ class ModelSpec:
         return RELEASES[self.name]
 
 
-_SPECS: dict[str, ModelSpec] = {s.name: s for s in (
-    ModelSpec("se_bn_inception", models.se_bn_inception, "SE-BN-Inception", 11_931_622, 2.033),
-    ModelSpec("se_resnet50", models.se_resnet50, "SE-ResNet-50", 28_088_024, 3.860),
-    ModelSpec("se_resnet101", models.se_resnet101, "SE-ResNet-101", 49_326_872, 7.575),
-    ModelSpec("se_resnet152", models.se_resnet152, "SE-ResNet-152", 66_821_848, 11.289),
-    ModelSpec("se_resnext50_32x4d", models.se_resnext50_32x4d, "SE-ResNeXt-50 (32 x 4d)", 27_559_896, 4.233),
-    ModelSpec("se_resnext101_32x4d", models.se_resnext101_32x4d, "SE-ResNeXt-101 (32 x 4d)", 48_955_416, 7.975),
-    ModelSpec("senet154", models.senet154, "SENet-154", 115_088_984, 20.688, timm_name="senet_zoo_senet154"),
-)}
+_SPECS: dict[str, ModelSpec] = {
+    s.name: s
+    for s in (
+        ModelSpec("se_bn_inception", models.se_bn_inception, "SE-BN-Inception", 11_931_622, 2.033),
+        ModelSpec("se_resnet50", models.se_resnet50, "SE-ResNet-50", 28_088_024, 3.860),
+        ModelSpec("se_resnet101", models.se_resnet101, "SE-ResNet-101", 49_326_872, 7.575),
+        ModelSpec("se_resnet152", models.se_resnet152, "SE-ResNet-152", 66_821_848, 11.289),
+        ModelSpec("se_resnext50_32x4d", models.se_resnext50_32x4d, "SE-ResNeXt-50 (32 x 4d)", 27_559_896, 4.233),
+        ModelSpec("se_resnext101_32x4d", models.se_resnext101_32x4d, "SE-ResNeXt-101 (32 x 4d)", 48_955_416, 7.975),
+        ModelSpec("senet154", models.senet154, "SENet-154", 115_088_984, 20.688, timm_name="senet_zoo_senet154"),
+    )
+}
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -68,8 +73,9 @@ def list_models(pattern: str | None = None) -> list[str]:
     return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
 
 
-def create_model(name: str, pretrained: Any = False, num_classes: int = 1000, in_chans: int = 3,
-                 **kwargs: Any) -> nn.Module:
+def create_model(
+    name: str, pretrained: Any = False, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any
+) -> nn.Module:
     """Build ``name``.
 
     Args:
@@ -90,11 +96,18 @@ def model_info(name: str) -> dict[str, Any]:
     spec = get_spec(name)
     release = spec.release
     return dict(
-        name=spec.name, params=spec.params, gmacs=spec.gmacs, gflops=round(2 * spec.gmacs, 3),
-        top1_err=release.top1_err, top5_err=release.top5_err, top1_acc=release.top1_acc,
-        top5_acc=release.top5_acc, caffe_model=spec.display_name,
+        name=spec.name,
+        params=spec.params,
+        gmacs=spec.gmacs,
+        gflops=round(2 * spec.gmacs, 3),
+        top1_err=release.top1_err,
+        top5_err=release.top5_err,
+        top1_acc=release.top1_acc,
+        top5_acc=release.top5_acc,
+        caffe_model=spec.display_name,
         source="Hu et al., Squeeze-and-Excitation Networks (CVPR 2018), Caffe release github.com/hujie-frank/SENet",
-        timm_name=spec.timm_registered_name, timm_legacy=release.timm_arch,
+        timm_name=spec.timm_registered_name,
+        timm_legacy=release.timm_arch,
     )
 
 
@@ -132,7 +145,9 @@ def register_with_timm() -> None:
         default = manifest.default_tag(spec.name) if tags else None
         ordered = ([default] if default else []) + [t for t in tags if t != default]
         cfg = {k: v for k, v in family_cfgs[spec.name].items() if k not in ("paper_ids", "paper_name")}
-        entries = {f"{timm_name}.{tag}": dict(cfg, **manifest.get(spec.name, tag).preprocessing.as_pretrained_cfg())
-                   for tag in ordered} or {timm_name: cfg}
+        entries = {
+            f"{timm_name}.{tag}": dict(cfg, **manifest.get(spec.name, tag).preprocessing.as_pretrained_cfg())
+            for tag in ordered
+        } or {timm_name: cfg}
         default_cfgs.update(generate_default_cfgs(entries))
         register_model(fn)

@@ -1,4 +1,5 @@
 """Shared test set-up: deterministic, single-process-friendly, never touching the network or real caches."""
+
 from __future__ import annotations
 
 import os

@@ -1,13 +1,14 @@
 """Fixtures for the converter tests: synthesized Caffe nets written by the independent encoder."""
+
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
 import torch
+from caffe_proto import write_caffemodel
 from safetensors.torch import load_file
 
-from caffe_proto import write_caffemodel
 from senet_zoo.caffe.synth import synth_net
 
 REDUCED = (1, 1, 1, 1)
@@ -16,9 +17,18 @@ REDUCED = (1, 1, 1, 1)
 FAMILIES = {"se_resnet50": None, "se_resnext50_32x4d": REDUCED, "senet154": REDUCED, "se_bn_inception": None}
 
 
-def caffemodel(tmp: Path, arch: str, layers: Any = REDUCED, *, name: str | None = None, seed: int = 0,
-               encode: dict[str, bool] | None = None, mutate=None, package_writer: bool = False,
-               **synth: Any) -> Path:
+def caffemodel(
+    tmp: Path,
+    arch: str,
+    layers: Any = REDUCED,
+    *,
+    name: str | None = None,
+    seed: int = 0,
+    encode: dict[str, bool] | None = None,
+    mutate=None,
+    package_writer: bool = False,
+    **synth: Any,
+) -> Path:
     """Synthesize ``arch`` (reduced), optionally alter the net, write it with google.protobuf (or,
     where only speed matters, with senet_zoo's own writer)."""
     net = synth_net(arch, layers=layers if arch != "se_bn_inception" else None, seed=seed, **synth)

@@ -1,7 +1,8 @@
 """Shared set-up for the fine-tuning and analysis tests."""
+
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 import torch

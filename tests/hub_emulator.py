@@ -114,8 +114,9 @@ class _Repo:
 
 
 class _HttpError(Exception):
-    def __init__(self, status: int, message: str, *, code: str | None = None,
-                 headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, *, code: str | None = None, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.code, self.headers = status, message, code, dict(headers or {})
 
@@ -214,8 +215,11 @@ class HubEmulator:
 
     def count(self, method: str, path_contains: str = "", *, server: str | None = None) -> int:
         """Number of logged requests with this method whose path contains ``path_contains``."""
-        return sum(1 for r in self.requests if r.method == method and path_contains in r.path
-                   and (server is None or r.server == server))
+        return sum(
+            1
+            for r in self.requests
+            if r.method == method and path_contains in r.path and (server is None or r.server == server)
+        )
 
     # ----------------------------------------------------------------------------------- seeding / faults
 
@@ -279,8 +283,11 @@ class HubEmulator:
         if size >= LFS_THRESHOLD:
             return True
         attributes = repo.commits[-1].files.get(".gitattributes")
-        patterns = [line.split()[0] for line in (attributes.data or b"").decode().splitlines()
-                    if "filter=lfs" in line] if attributes else []
+        patterns = (
+            [line.split()[0] for line in (attributes.data or b"").decode().splitlines() if "filter=lfs" in line]
+            if attributes
+            else []
+        )
         name = path.rsplit("/", 1)[-1]
         return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(path, p) for p in patterns)
 
@@ -391,12 +398,17 @@ class _Handler(BaseHTTPRequestHandler):
         if not head:
             self.wfile.write(body)
 
-    def send_json(self, obj: Any, *, status: int = 200, headers: Mapping[str, str] | None = None,
-                  content_type: str = "application/json") -> None:
+    def send_json(
+        self,
+        obj: Any,
+        *,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> None:
         self._read_body()
         body = json.dumps(obj).encode()
-        self.send_bytes(status, body, {"Content-Type": content_type, **(headers or {})},
-                        head=self.command == "HEAD")
+        self.send_bytes(status, body, {"Content-Type": content_type, **(headers or {})}, head=self.command == "HEAD")
 
     def send_file(self, data: bytes, headers: Mapping[str, str], *, head: bool) -> None:
         """Serve ``data`` honouring a ``Range: bytes=N-[M]`` request."""
@@ -410,7 +422,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             end = min(end, len(data) - 1)
             headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
-            self.send_bytes(206, data[start:end + 1], headers, head=head)
+            self.send_bytes(206, data[start : end + 1], headers, head=head)
             return
         self.send_bytes(200, data, headers, head=head)
 
@@ -476,13 +488,28 @@ class _ApiHandler(_Handler):
             if blobs:
                 sibling.update(size=f.size, blobId=f.git_oid)
                 if f.lfs:
-                    sibling["lfs"] = {"size": f.size, "sha256": f.sha256,
-                                      "pointerSize": len(lfs_pointer(f.sha256, f.size))}
+                    sibling["lfs"] = {
+                        "size": f.size,
+                        "sha256": f.sha256,
+                        "pointerSize": len(lfs_pointer(f.sha256, f.size)),
+                    }
             siblings.append(sibling)
-        self.send_json({"_id": hashlib.sha1(repo.encode()).hexdigest()[:24], "id": repo, "modelId": repo,
-                        "author": repo.split("/")[0], "sha": commit.oid, "private": record.private,
-                        "gated": False, "disabled": False, "downloads": 0, "likes": 0, "tags": [],
-                        "siblings": siblings})
+        self.send_json(
+            {
+                "_id": hashlib.sha1(repo.encode()).hexdigest()[:24],
+                "id": repo,
+                "modelId": repo,
+                "author": repo.split("/")[0],
+                "sha": commit.oid,
+                "private": record.private,
+                "gated": False,
+                "disabled": False,
+                "downloads": 0,
+                "likes": 0,
+                "tags": [],
+                "siblings": siblings,
+            }
+        )
 
     def preupload(self, repo: str, rev: str, query: dict[str, list[str]]) -> None:
         record = self.writable_repo(repo)
@@ -509,14 +536,22 @@ class _ApiHandler(_Handler):
             answer: dict[str, Any] = {"oid": oid, "size": size, "authenticated": True}
             if oid not in record.lfs:
                 answer["actions"] = {
-                    "upload": {"href": f"{self.hub.cdn_endpoint}/upload/{repo}/{oid}?size={size}"
-                                       f"&sig={self.hub._sign(repo + oid)}", "expires_in": 900},
-                    "verify": {"href": f"{self.hub.endpoint}/{repo}.git/info/lfs/objects/verify",
-                               "header": {}, "expires_in": 900},
+                    "upload": {
+                        "href": f"{self.hub.cdn_endpoint}/upload/{repo}/{oid}?size={size}"
+                        f"&sig={self.hub._sign(repo + oid)}",
+                        "expires_in": 900,
+                    },
+                    "verify": {
+                        "href": f"{self.hub.endpoint}/{repo}.git/info/lfs/objects/verify",
+                        "header": {},
+                        "expires_in": 900,
+                    },
                 }
             objects.append(answer)
-        self.send_json({"transfer": "basic", "objects": objects, "hash_algo": "sha256"},
-                       content_type="application/vnd.git-lfs+json")
+        self.send_json(
+            {"transfer": "basic", "objects": objects, "hash_algo": "sha256"},
+            content_type="application/vnd.git-lfs+json",
+        )
 
     def lfs_verify(self, repo: str, query: dict[str, list[str]]) -> None:
         record = self.writable_repo(repo)
@@ -544,8 +579,11 @@ class _ApiHandler(_Handler):
             key, value = line.get("key"), line.get("value", {})
             path = value.get("path", "")
             if key == "file":
-                data = base64.b64decode(value["content"]) if value.get("encoding") == "base64" \
+                data = (
+                    base64.b64decode(value["content"])
+                    if value.get("encoding") == "base64"
                     else value["content"].encode()
+                )
                 files[path] = FileRecord(len(data), hashlib.sha256(data).hexdigest(), False, data)
             elif key == "lfsFile":
                 data = record.lfs.get(value.get("oid", ""))
@@ -564,8 +602,14 @@ class _ApiHandler(_Handler):
         if not summary:
             raise _HttpError(400, "commit summary is required")
         oid = self.hub._add_commit(record, files, summary)
-        self.send_json({"success": True, "commitOid": oid, "commitUrl": f"{self.hub.endpoint}/{repo}/commit/{oid}",
-                        "hookOutput": ""})
+        self.send_json(
+            {
+                "success": True,
+                "commitOid": oid,
+                "commitUrl": f"{self.hub.endpoint}/{repo}/commit/{oid}",
+                "hookOutput": "",
+            }
+        )
 
     def resolve(self, repo: str, rev: str, path: str, query: dict[str, list[str]]) -> None:
         record = self.readable_repo(repo)
@@ -573,8 +617,12 @@ class _ApiHandler(_Handler):
         f = commit.files.get(path)
         head = self.command == "HEAD"
         if f is None:
-            raise _HttpError(404, f"{path} does not exist at {commit.oid}", code="EntryNotFound",
-                             headers={"X-Repo-Commit": commit.oid})
+            raise _HttpError(
+                404,
+                f"{path} does not exist at {commit.oid}",
+                code="EntryNotFound",
+                headers={"X-Repo-Commit": commit.oid},
+            )
         headers = {"X-Repo-Commit": commit.oid, "ETag": f'"{f.git_oid}"'}
         if f.lfs:
             location = f"{self.hub.cdn_endpoint}/lfs/{repo}/{f.sha256}?sig={self.hub._sign(repo + f.sha256)}"
@@ -620,5 +668,4 @@ class _CdnHandler(_Handler):
             raise _HttpError(404, "no such object")
         if tampered:
             data = data[:-1] + bytes([data[-1] ^ 0xFF])
-        self.send_file(data, {"ETag": f'"{oid}"', "Content-Disposition": f'attachment; filename="{oid}"'},
-                       head=head)
+        self.send_file(data, {"ETag": f'"{oid}"', "Content-Disposition": f'attachment; filename="{oid}"'}, head=head)

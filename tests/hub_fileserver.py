@@ -109,7 +109,7 @@ class _Handler(BaseHTTPRequestHandler):
             data = data[: int(behaviour.split(":")[1])]
         elif behaviour == "corrupt":
             middle = len(data) // 2
-            data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
+            data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :]
         start = 0
         match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
         if match:
@@ -133,7 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         limit = int(behaviour.split(":")[1]) if behaviour.startswith("cut:") else len(body)
         for offset in range(0, limit, _CHUNK):
-            self.wfile.write(body[offset:min(offset + _CHUNK, limit)])
+            self.wfile.write(body[offset : min(offset + _CHUNK, limit)])
             self.wfile.flush()
             if owner.chunk_delay_s:
                 time.sleep(owner.chunk_delay_s)

@@ -1,4 +1,5 @@
 """Excitation statistics against gates computed by hand from each SE module's weights, and the plots."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,17 +8,23 @@ import numpy as np
 import pytest
 import timm
 import torch
+from finetune_helpers import one_thread  # noqa: F401  (fixture)
 from PIL import Image
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 import senet_zoo
-from senet_zoo.analysis import (ExcitationRecorder, collect_excitations, default_plot_blocks, plot_blocks, plot_depth,
-                                se_blocks, select_blocks)
-from senet_zoo.models import SENet, SEModule
-
-from finetune_helpers import one_thread  # noqa: F401  (fixture)
+from senet_zoo.analysis import (
+    ExcitationRecorder,
+    collect_excitations,
+    default_plot_blocks,
+    plot_blocks,
+    plot_depth,
+    se_blocks,
+    select_blocks,
+)
+from senet_zoo.models import SEModule, SENet
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CLASSES = ["a", "b", "c", "d"]  # "d" has no images: it must not enter the spread
@@ -47,8 +54,10 @@ def test_per_class_statistics_match_a_direct_computation(squeeze: str, gate: str
 
     inputs: dict[str, torch.Tensor] = {}
     blocks = se_blocks(model)
-    handles = [m.register_forward_pre_hook(lambda mod, args, b=b: inputs.__setitem__(b, args[0].detach()))
-               for b, m in blocks.items()]
+    handles = [
+        m.register_forward_pre_hook(lambda mod, args, b=b: inputs.__setitem__(b, args[0].detach()))
+        for b, m in blocks.items()
+    ]
     with torch.no_grad():
         model(images)
     for handle in handles:
@@ -115,8 +124,13 @@ def test_recorder_only_hooks_while_active_and_honours_max_images() -> None:
         assert sum(len(m.gate._forward_hooks) for m in se_blocks(model).values()) == 4
     assert sum(len(m.gate._forward_hooks) for m in se_blocks(model).values()) == 0
     assert rec.blocks == list(se_blocks(model))
-    stats = collect_excitations(model, DataLoader(TensorDataset(images, labels), batch_size=4), ["x", "y", "z"],
-                                blocks=["layer4.*"], max_images=6)
+    stats = collect_excitations(
+        model,
+        DataLoader(TensorDataset(images, labels), batch_size=4),
+        ["x", "y", "z"],
+        blocks=["layer4.*"],
+        max_images=6,
+    )
     assert stats.blocks == ["layer4.0"] and stats.counts.sum() == 6
     assert model.training  # restored
     with pytest.raises(ValueError, match="outside the 2 classes"):

@@ -1,4 +1,5 @@
 """senet_zoo.caffe.executor: Caffe layer semantics against hand-computed numpy references."""
+
 from __future__ import annotations
 
 import math
@@ -10,7 +11,12 @@ import torch
 
 from senet_zoo.caffe import executor
 from senet_zoo.caffe.executor import (
-    ExecutionError, Executor, infer_shapes, pool_output_size, random_blobs, run,
+    ExecutionError,
+    Executor,
+    infer_shapes,
+    pool_output_size,
+    random_blobs,
+    run,
 )
 from senet_zoo.caffe.net import Layer, Net
 from senet_zoo.caffe.prototxt import parse_prototxt
@@ -34,6 +40,7 @@ def run1(net: Net, x: np.ndarray, output: str | None = None, dtype=torch.float64
 
 
 # -- pooling: a literal transcription of Caffe's PoolingLayer::Forward_cpu ----------------------
+
 
 def caffe_pool(x: np.ndarray, method: str, k: int, s: int, p: int) -> np.ndarray:
     n, c, height, width = x.shape
@@ -65,10 +72,19 @@ def pool_net(shape, **param) -> Net:
     return net_of(shape, Layer("pool", "Pooling", ["data"], ["pool"], {"pooling_param": param}))
 
 
-@pytest.mark.parametrize("size, k, s, p", [
-    (7, 3, 2, 1), (8, 3, 2, 0), (5, 2, 2, 1), (6, 3, 2, 1), (9, 3, 3, 1), (112, 3, 2, 0), (7, 7, 1, 0),
-    (10, 3, 1, 2),
-])
+@pytest.mark.parametrize(
+    "size, k, s, p",
+    [
+        (7, 3, 2, 1),
+        (8, 3, 2, 0),
+        (5, 2, 2, 1),
+        (6, 3, 2, 1),
+        (9, 3, 3, 1),
+        (112, 3, 2, 0),
+        (7, 7, 1, 0),
+        (10, 3, 1, 2),
+    ],
+)
 @pytest.mark.parametrize("method", ["MAX", "AVE"])
 def test_pooling_matches_caffe(size, k, s, p, method):
     x = rand(2, 3, size, size + 1) if size < 20 else rand(1, 2, size, size)  # small ones not square
@@ -78,10 +94,10 @@ def test_pooling_matches_caffe(size, k, s, p, method):
 
 def test_pooling_output_sizes_by_hand():
     assert pool_output_size(7, 3, 2, 1) == 4
-    assert pool_output_size(8, 3, 2, 0) == 4      # ceil: floor mode would give 3
+    assert pool_output_size(8, 3, 2, 0) == 4  # ceil: floor mode would give 3
     assert pool_output_size(8, 3, 2, 0, ceil_mode=False) == 3
-    assert pool_output_size(5, 2, 2, 1) == 3      # ceil gives 4, the last window starts in the padding
-    assert pool_output_size(112, 3, 2, 0) == 56   # SE-ResNet pool1
+    assert pool_output_size(5, 2, 2, 1) == 3  # ceil gives 4, the last window starts in the padding
+    assert pool_output_size(112, 3, 2, 0) == 56  # SE-ResNet pool1
 
 
 def test_ave_pool_divisor_by_hand():
@@ -109,11 +125,14 @@ def test_pooling_h_w_fields_and_floor_mode():
 def test_global_pooling(method):
     x = rand(2, 3, 5, 7)
     got = run1(pool_net(x.shape, pool=method, global_pooling=True), x)
-    want = x.max(axis=(2, 3), keepdims=True) if method == "MAX" else x.astype(np.float64).mean(axis=(2, 3), keepdims=True)
+    want = (
+        x.max(axis=(2, 3), keepdims=True) if method == "MAX" else x.astype(np.float64).mean(axis=(2, 3), keepdims=True)
+    )
     np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
 # -- convolution / inner product -------------------------------------------------------------
+
 
 def numpy_conv(x, w, b, stride, pad, dilation, group):
     n, c, height, width = x.shape
@@ -127,26 +146,63 @@ def numpy_conv(x, w, b, stride, pad, dilation, group):
         g = oc // per_group
         for i in range(oh):
             for j in range(ow):
-                patch = xp[:, g * cg:(g + 1) * cg,
-                           i * stride[0]:i * stride[0] + dilation[0] * (kh - 1) + 1:dilation[0],
-                           j * stride[1]:j * stride[1] + dilation[1] * (kw - 1) + 1:dilation[1]]
+                patch = xp[
+                    :,
+                    g * cg : (g + 1) * cg,
+                    i * stride[0] : i * stride[0] + dilation[0] * (kh - 1) + 1 : dilation[0],
+                    j * stride[1] : j * stride[1] + dilation[1] * (kw - 1) + 1 : dilation[1],
+                ]
                 out[:, oc, i, j] = (patch * w[oc]).sum(axis=(1, 2, 3)) + (b[oc] if b is not None else 0)
     return out
 
 
-@pytest.mark.parametrize("param, wshape, stride, pad, dilation, group", [
-    ({"num_output": 4, "kernel_size": 3, "pad": 1, "stride": 2}, (4, 6, 3, 3), (2, 2), (1, 1), (1, 1), 1),
-    ({"num_output": 6, "kernel_h": 1, "kernel_w": 3, "pad_h": 0, "pad_w": 1, "stride_h": 1, "stride_w": 2,
-      "group": 3, "bias_term": False}, (6, 2, 1, 3), (1, 2), (0, 1), (1, 1), 3),
-    ({"num_output": 2, "kernel_size": [3, 2], "pad": [2, 0], "stride": [1, 2], "dilation": 2},
-     (2, 6, 3, 2), (1, 2), (2, 0), (2, 2), 1),
-])
+@pytest.mark.parametrize(
+    "param, wshape, stride, pad, dilation, group",
+    [
+        ({"num_output": 4, "kernel_size": 3, "pad": 1, "stride": 2}, (4, 6, 3, 3), (2, 2), (1, 1), (1, 1), 1),
+        (
+            {
+                "num_output": 6,
+                "kernel_h": 1,
+                "kernel_w": 3,
+                "pad_h": 0,
+                "pad_w": 1,
+                "stride_h": 1,
+                "stride_w": 2,
+                "group": 3,
+                "bias_term": False,
+            },
+            (6, 2, 1, 3),
+            (1, 2),
+            (0, 1),
+            (1, 1),
+            3,
+        ),
+        (
+            {"num_output": 2, "kernel_size": [3, 2], "pad": [2, 0], "stride": [1, 2], "dilation": 2},
+            (2, 6, 3, 2),
+            (1, 2),
+            (2, 0),
+            (2, 2),
+            1,
+        ),
+    ],
+)
 def test_convolution(param, wshape, stride, pad, dilation, group):
     x = rand(2, 6, 7, 8)
     w = rand(*wshape)
     b = rand(wshape[0]) if param.get("bias_term", True) else None
-    net = net_of(x.shape, Layer("conv", "Convolution", ["data"], ["conv"], {"convolution_param": param},
-                                [w] + ([b] if b is not None else [])))
+    net = net_of(
+        x.shape,
+        Layer(
+            "conv",
+            "Convolution",
+            ["data"],
+            ["conv"],
+            {"convolution_param": param},
+            [w] + ([b] if b is not None else []),
+        ),
+    )
     want = numpy_conv(x.astype(np.float64), w.astype(np.float64), b, stride, pad, dilation, group)
     np.testing.assert_allclose(run1(net, x), want, rtol=1e-10, atol=1e-10)
 
@@ -155,24 +211,51 @@ def test_inner_product_with_legacy_4d_weight_and_transpose():
     x = rand(2, 3, 2, 2)
     w = rand(5, 12)
     b = rand(5)
-    legacy = net_of(x.shape, Layer("fc", "InnerProduct", ["data"], ["fc"], {"inner_product_param": {"num_output": 5}},
-                                   [w.reshape(1, 1, 5, 12), b.reshape(1, 1, 1, 5)]))
+    legacy = net_of(
+        x.shape,
+        Layer(
+            "fc",
+            "InnerProduct",
+            ["data"],
+            ["fc"],
+            {"inner_product_param": {"num_output": 5}},
+            [w.reshape(1, 1, 5, 12), b.reshape(1, 1, 1, 5)],
+        ),
+    )
     want = x.reshape(2, 12).astype(np.float64) @ w.T.astype(np.float64) + b
     np.testing.assert_allclose(run1(legacy, x), want, rtol=1e-10)
-    transposed = net_of(x.shape, Layer("fc", "InnerProduct", ["data"], ["fc"],
-                                       {"inner_product_param": {"num_output": 5, "transpose": True,
-                                                                "bias_term": False}}, [w.T.copy()]))
+    transposed = net_of(
+        x.shape,
+        Layer(
+            "fc",
+            "InnerProduct",
+            ["data"],
+            ["fc"],
+            {"inner_product_param": {"num_output": 5, "transpose": True, "bias_term": False}},
+            [w.T.copy()],
+        ),
+    )
     np.testing.assert_allclose(run1(transposed, x), want - b, rtol=1e-10, atol=1e-12)
 
 
 # -- normalisation, scaling, SE arithmetic ------------------------------------------------------
 
+
 @pytest.mark.parametrize("s", [1.0, 999.982, 0.0])
 def test_batch_norm_scale_factor(s):
     x = rand(2, 3, 4, 4)
     mean, var = rand(3), np.abs(rand(3)) + 0.1
-    net = net_of(x.shape, Layer("bn", "BatchNorm", ["data"], ["bn"], {"batch_norm_param": {"use_global_stats": True}},
-                                [mean * s, var * s, np.array([s], np.float32)]))
+    net = net_of(
+        x.shape,
+        Layer(
+            "bn",
+            "BatchNorm",
+            ["data"],
+            ["bn"],
+            {"batch_norm_param": {"use_global_stats": True}},
+            [mean * s, var * s, np.array([s], np.float32)],
+        ),
+    )
     m, v = (mean.astype(np.float64), var.astype(np.float64)) if s else (np.zeros(3), np.zeros(3))
     # blobs are float32: mean * s was rounded, so compare at float32 precision
     want = (x - m.reshape(1, 3, 1, 1)) / np.sqrt(v.reshape(1, 3, 1, 1) + 1e-5)
@@ -181,11 +264,29 @@ def test_batch_norm_scale_factor(s):
 
 def test_batch_norm_eps_and_batch_statistics():
     x = rand(4, 2, 3, 3)
-    eps_net = net_of(x.shape, Layer("bn", "BatchNorm", ["data"], ["bn"], {"batch_norm_param": {"eps": 0.5}},
-                                    [np.zeros(2, np.float32), np.ones(2, np.float32), np.ones(1, np.float32)]))
+    eps_net = net_of(
+        x.shape,
+        Layer(
+            "bn",
+            "BatchNorm",
+            ["data"],
+            ["bn"],
+            {"batch_norm_param": {"eps": 0.5}},
+            [np.zeros(2, np.float32), np.ones(2, np.float32), np.ones(1, np.float32)],
+        ),
+    )
     np.testing.assert_allclose(run1(eps_net, x), x / np.sqrt(1.5), rtol=1e-6)
-    batch = net_of(x.shape, Layer("bn", "BatchNorm", ["data"], ["bn"], {"batch_norm_param": {"use_global_stats": False}},
-                                  [np.zeros(2, np.float32), np.ones(2, np.float32), np.ones(1, np.float32)]))
+    batch = net_of(
+        x.shape,
+        Layer(
+            "bn",
+            "BatchNorm",
+            ["data"],
+            ["bn"],
+            {"batch_norm_param": {"use_global_stats": False}},
+            [np.zeros(2, np.float32), np.ones(2, np.float32), np.ones(1, np.float32)],
+        ),
+    )
     xd = x.astype(np.float64)
     want = (xd - xd.mean(axis=(0, 2, 3), keepdims=True)) / np.sqrt(xd.var(axis=(0, 2, 3), keepdims=True) + 1e-5)
     np.testing.assert_allclose(run1(batch, x), want, rtol=1e-6, atol=1e-9)
@@ -194,7 +295,9 @@ def test_batch_norm_eps_and_batch_statistics():
 def test_scale_with_bias_in_place():
     x = rand(2, 3, 4, 4)
     gamma, beta = rand(3), rand(3)
-    net = net_of(x.shape, Layer("scale", "Scale", ["data"], ["data"], {"scale_param": {"bias_term": True}}, [gamma, beta]))
+    net = net_of(
+        x.shape, Layer("scale", "Scale", ["data"], ["data"], {"scale_param": {"bias_term": True}}, [gamma, beta])
+    )
     want = x.astype(np.float64) * gamma.reshape(1, 3, 1, 1) + beta.reshape(1, 3, 1, 1)
     np.testing.assert_allclose(run1(net, x, "data"), want, rtol=1e-12)
 
@@ -202,7 +305,7 @@ def test_scale_with_bias_in_place():
 def test_se_bn_inception_gate_reshape_then_scale_axis0():
     """SE-BN-Inception's SE scale: Reshape {0, 0} to N x C, then Scale(axis 0) with two bottoms."""
     x = rand(2, 4, 3, 3)
-    net = parse_prototxt('''
+    net = parse_prototxt("""
 layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 4 dim: 3 dim: 3 } } }
 layer { name: "pool" type: "Pooling" bottom: "data" top: "pool"
         pooling_param { pool: AVE global_pooling: true } }
@@ -210,7 +313,7 @@ layer { name: "prob" type: "Sigmoid" bottom: "pool" top: "pool" }
 layer { name: "reshape" type: "Reshape" bottom: "pool" top: "gate" reshape_param { shape { dim: 0 dim: 0 } } }
 layer { name: "scale" type: "Scale" bottom: "data" bottom: "gate" top: "out"
         scale_param { axis: 0 bias_term: false } }
-''')
+""")
     shapes = infer_shapes(net, x.shape)
     assert shapes["gate"] == (2, 4) and shapes["out"] == (2, 4, 3, 3)
     gate = 1 / (1 + np.exp(-x.astype(np.float64).mean(axis=(2, 3))))
@@ -219,28 +322,36 @@ layer { name: "scale" type: "Scale" bottom: "data" bottom: "gate" top: "out"
 
 def test_axpy():
     a, x, y = rand(2, 3, 1, 1), rand(2, 3, 4, 5), rand(2, 3, 4, 5)
-    net = Net("axpy", [Layer("in", "Input", [], ["a", "x", "y"]),
-                       Layer("axpy", "Axpy", ["a", "x", "y"], ["out"])])
+    net = Net("axpy", [Layer("in", "Input", [], ["a", "x", "y"]), Layer("axpy", "Axpy", ["a", "x", "y"], ["out"])])
     got = run(net, {"a": torch.from_numpy(a), "x": torch.from_numpy(x), "y": torch.from_numpy(y)}, dtype=torch.float64)
     np.testing.assert_allclose(got["out"].numpy(), a * x.astype(np.float64) + y, rtol=1e-12)
 
 
 def test_relu_sigmoid_softmax_dropout_concat_eltwise():
     x = rand(2, 3, 2, 2)
-    net = net_of(x.shape,
-                 Layer("leaky", "ReLU", ["data"], ["leaky"], {"relu_param": {"negative_slope": 0.1}}),
-                 Layer("relu", "ReLU", ["data"], ["relu"]),
-                 Layer("sig", "Sigmoid", ["data"], ["sig"]),
-                 Layer("drop", "Dropout", ["sig"], ["sig"], {"dropout_param": {"dropout_ratio": 0.5}}),
-                 Layer("cat", "Concat", ["relu", "sig", "leaky"], ["cat"]),
-                 Layer("cat0", "Concat", ["relu", "sig"], ["cat0"], {"concat_param": {"axis": 0}}),
-                 Layer("sum", "Eltwise", ["relu", "sig"], ["sum"], {"eltwise_param": {"coeff": [2, -0.5]}}),
-                 Layer("prod", "Eltwise", ["relu", "sig", "leaky"], ["prod"], {"eltwise_param": {"operation": "PROD"}}),
-                 Layer("max", "Eltwise", ["leaky", "sig"], ["max"], {"eltwise_param": {"operation": "MAX"}}),
-                 Layer("soft", "Softmax", ["data"], ["soft"]),
-                 Layer("split", "Split", ["max"], ["s1", "s2"]))
-    out = {k: v.numpy() for k, v in run(net, torch.from_numpy(x), ["leaky", "relu", "sig", "cat", "cat0", "sum", "prod",
-                                                                   "max", "soft", "s2"], dtype=torch.float64).items()}
+    net = net_of(
+        x.shape,
+        Layer("leaky", "ReLU", ["data"], ["leaky"], {"relu_param": {"negative_slope": 0.1}}),
+        Layer("relu", "ReLU", ["data"], ["relu"]),
+        Layer("sig", "Sigmoid", ["data"], ["sig"]),
+        Layer("drop", "Dropout", ["sig"], ["sig"], {"dropout_param": {"dropout_ratio": 0.5}}),
+        Layer("cat", "Concat", ["relu", "sig", "leaky"], ["cat"]),
+        Layer("cat0", "Concat", ["relu", "sig"], ["cat0"], {"concat_param": {"axis": 0}}),
+        Layer("sum", "Eltwise", ["relu", "sig"], ["sum"], {"eltwise_param": {"coeff": [2, -0.5]}}),
+        Layer("prod", "Eltwise", ["relu", "sig", "leaky"], ["prod"], {"eltwise_param": {"operation": "PROD"}}),
+        Layer("max", "Eltwise", ["leaky", "sig"], ["max"], {"eltwise_param": {"operation": "MAX"}}),
+        Layer("soft", "Softmax", ["data"], ["soft"]),
+        Layer("split", "Split", ["max"], ["s1", "s2"]),
+    )
+    out = {
+        k: v.numpy()
+        for k, v in run(
+            net,
+            torch.from_numpy(x),
+            ["leaky", "relu", "sig", "cat", "cat0", "sum", "prod", "max", "soft", "s2"],
+            dtype=torch.float64,
+        ).items()
+    }
     xd = x.astype(np.float64)
     leaky, relu, sig = np.where(xd > 0, xd, 0.1 * xd), np.maximum(xd, 0), 1 / (1 + np.exp(-xd))
     np.testing.assert_allclose(out["leaky"], leaky, rtol=1e-12)
@@ -256,13 +367,16 @@ def test_relu_sigmoid_softmax_dropout_concat_eltwise():
     np.testing.assert_allclose(out["soft"], e / e.sum(axis=1, keepdims=True), rtol=1e-12)
 
 
-@pytest.mark.parametrize("param, want", [
-    ({"shape": {"dim": [0, -1]}}, (2, 60)),
-    ({"shape": {"dim": [0, 0, -1, 2]}}, (2, 3, 10, 2)),
-    ({"shape": {"dim": [6, 2]}, "axis": 1, "num_axes": 2}, (2, 6, 2, 5)),
-    ({"shape": {"dim": [1]}, "axis": 1, "num_axes": 0}, (2, 1, 3, 4, 5)),
-    ({"shape": {"dim": [-1]}, "axis": -3}, (2, 3, 20)),
-])
+@pytest.mark.parametrize(
+    "param, want",
+    [
+        ({"shape": {"dim": [0, -1]}}, (2, 60)),
+        ({"shape": {"dim": [0, 0, -1, 2]}}, (2, 3, 10, 2)),
+        ({"shape": {"dim": [6, 2]}, "axis": 1, "num_axes": 2}, (2, 6, 2, 5)),
+        ({"shape": {"dim": [1]}, "axis": 1, "num_axes": 0}, (2, 1, 3, 4, 5)),
+        ({"shape": {"dim": [-1]}, "axis": -3}, (2, 3, 20)),
+    ],
+)
 def test_reshape(param, want):
     x = rand(2, 3, 4, 5)
     got = run1(net_of(x.shape, Layer("r", "Reshape", ["data"], ["r"], {"reshape_param": param})), x)
@@ -272,16 +386,25 @@ def test_reshape(param, want):
 
 # -- the pass: in-place chains, freeing, shapes, errors -----------------------------------------
 
+
 def test_in_place_chain_conv_bn_scale_relu():
     x = rand(1, 2, 5, 5)
     w, mean, var, gamma, beta = rand(3, 2, 3, 3), rand(3), np.abs(rand(3)) + 0.5, rand(3), rand(3)
     s = np.float32(7.5)
-    net = net_of(x.shape,
-                 Layer("conv", "Convolution", ["data"], ["conv"], {"convolution_param": {
-                     "num_output": 3, "kernel_size": 3, "pad": 1, "bias_term": False}}, [w]),
-                 Layer("bn", "BatchNorm", ["conv"], ["conv"], {}, [mean * s, var * s, np.array([s])]),
-                 Layer("scale", "Scale", ["conv"], ["conv"], {"scale_param": {"bias_term": True}}, [gamma, beta]),
-                 Layer("relu", "ReLU", ["conv"], ["conv"]))
+    net = net_of(
+        x.shape,
+        Layer(
+            "conv",
+            "Convolution",
+            ["data"],
+            ["conv"],
+            {"convolution_param": {"num_output": 3, "kernel_size": 3, "pad": 1, "bias_term": False}},
+            [w],
+        ),
+        Layer("bn", "BatchNorm", ["conv"], ["conv"], {}, [mean * s, var * s, np.array([s])]),
+        Layer("scale", "Scale", ["conv"], ["conv"], {"scale_param": {"bias_term": True}}, [gamma, beta]),
+        Layer("relu", "ReLU", ["conv"], ["conv"]),
+    )
     c = numpy_conv(x.astype(np.float64), w.astype(np.float64), None, (1, 1), (1, 1), (1, 1), 1)
     bn = (c - (mean * s / s).reshape(1, 3, 1, 1)) / np.sqrt((var * s / s).reshape(1, 3, 1, 1) + 1e-5)
     want = np.maximum(bn * gamma.reshape(1, 3, 1, 1) + beta.reshape(1, 3, 1, 1), 0)
@@ -292,7 +415,9 @@ def test_in_place_chain_conv_bn_scale_relu():
 
 
 def test_blobs_are_freed_after_their_last_reader():
-    net = net_of((1, 1, 2, 2), *[Layer(f"r{i}", "Sigmoid", [f"b{i}" if i else "data"], [f"b{i + 1}"]) for i in range(5)])
+    net = net_of(
+        (1, 1, 2, 2), *[Layer(f"r{i}", "Sigmoid", [f"b{i}" if i else "data"], [f"b{i + 1}"]) for i in range(5)]
+    )
     refs: dict[str, weakref.ref] = {}
     alive_at: dict[str, list[str]] = {}
 
@@ -308,20 +433,21 @@ def test_blobs_are_freed_after_their_last_reader():
 
 
 def test_infer_shapes_and_random_blobs_on_a_bare_prototxt():
-    net = parse_prototxt('''
+    net = parse_prototxt("""
 layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 32 dim: 32 } } }
 layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
         convolution_param { num_output: 8 kernel_size: 7 stride: 2 pad: 3 bias_term: false } }
 layer { name: "bn1" type: "BatchNorm" bottom: "conv1" top: "conv1" batch_norm_param { use_global_stats: true } }
 layer { name: "sc1" type: "Scale" bottom: "conv1" top: "conv1" scale_param { bias_term: true } }
 layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
-layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1" pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
+layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1"
+        pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
 layer { name: "conv2" type: "Convolution" bottom: "pool1" top: "conv2"
         convolution_param { num_output: 8 kernel_size: 3 pad: 1 group: 4 } }
 layer { name: "gp" type: "Pooling" bottom: "conv2" top: "gp" pooling_param { pool: AVE global_pooling: true } }
 layer { name: "fc" type: "InnerProduct" bottom: "gp" top: "fc" inner_product_param { num_output: 10 } }
 layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }
-''')
+""")
     shapes = infer_shapes(net, (2, 3, 32, 32))
     assert shapes["conv1"] == (2, 8, 16, 16) and shapes["pool1"] == (2, 8, 8, 8)
     assert shapes["conv2"] == (2, 8, 8, 8) and shapes["fc"] == (2, 10) and shapes["prob"] == (2, 10)
@@ -346,20 +472,34 @@ layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }
 
 def test_executor_caches_weights_and_checks_shapes():
     x = rand(1, 2, 4, 4)
-    net = net_of(x.shape, Layer("conv", "Convolution", ["data"], ["conv"],
-                                {"convolution_param": {"num_output": 3, "kernel_size": 1}}, [rand(3, 2, 1, 1), rand(3)]))
+    net = net_of(
+        x.shape,
+        Layer(
+            "conv",
+            "Convolution",
+            ["data"],
+            ["conv"],
+            {"convolution_param": {"num_output": 3, "kernel_size": 1}},
+            [rand(3, 2, 1, 1), rand(3)],
+        ),
+    )
     ex = Executor(net)
     first = ex(torch.from_numpy(x))["conv"]
     torch.testing.assert_close(ex(torch.from_numpy(x))["conv"], first)
     net.layer("conv").blobs[0] = rand(3, 5, 1, 1)
-    with pytest.raises(ExecutionError, match=r"'conv' \(Convolution\): blob 0 has shape \(3, 5, 1, 1\), expected \(3, 2, 1, 1\)"):
+    with pytest.raises(
+        ExecutionError, match=r"'conv' \(Convolution\): blob 0 has shape \(3, 5, 1, 1\), expected \(3, 2, 1, 1\)"
+    ):
         run(net, torch.from_numpy(x))
 
 
-@pytest.mark.parametrize("layer, words", [
-    (Layer("lrn", "LRN", ["data"], ["lrn"]), "type 'LRN' is not supported"),
-    (Layer("r", "ReLU", ["nope"], ["r"]), "reads 'nope', which no earlier layer produced"),
-])
+@pytest.mark.parametrize(
+    "layer, words",
+    [
+        (Layer("lrn", "LRN", ["data"], ["lrn"]), "type 'LRN' is not supported"),
+        (Layer("r", "ReLU", ["nope"], ["r"]), "reads 'nope', which no earlier layer produced"),
+    ],
+)
 def test_errors(layer, words):
     with pytest.raises(ExecutionError, match=words):
         run(net_of((1, 1, 2, 2), layer), torch.zeros(1, 1, 2, 2))

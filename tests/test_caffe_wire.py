@@ -1,4 +1,5 @@
 """senet_zoo.caffe.wire: the mmap caffemodel reader, against files written by google.protobuf."""
+
 from __future__ import annotations
 
 import pickle
@@ -6,16 +7,23 @@ import zipfile
 
 import numpy as np
 import pytest
-
 from caffe_nets import assert_same_net, rand, small_net
-from caffe_proto import message_classes, encode_net, write_caffemodel
+from caffe_proto import encode_net, message_classes, write_caffemodel
+
 from senet_zoo.caffe.net import CaffeFormatError, Layer, Net
 from senet_zoo.caffe.wire import parse_caffemodel, read_caffemodel
 
 
-@pytest.mark.parametrize("options", [
-    {}, {"packed": False}, {"double": True}, {"double": True, "packed": False}, {"legacy_dims": True},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"packed": False},
+        {"double": True},
+        {"double": True, "packed": False},
+        {"legacy_dims": True},
+    ],
+)
 def test_v2_round_trip(tmp_path, options):
     net = small_net()
     path = tmp_path / "net.caffemodel"
@@ -51,8 +59,10 @@ def test_large_unpacked_and_chunked_blobs(tmp_path):
     """A long one-tag-per-value run and a blob whose data is split over several packed fields."""
     rng = np.random.default_rng(1)
     big = rand(rng, 64, 3, 7, 7)
-    net = Net("big", [Layer("c", "Convolution", ["data"], ["c"], {"convolution_param": {"num_output": 64}},
-                            [big, rand(rng, 64)])])
+    net = Net(
+        "big",
+        [Layer("c", "Convolution", ["data"], ["c"], {"convolution_param": {"num_output": 64}}, [big, rand(rng, 64)])],
+    )
     assert_same_net(net, parse_caffemodel(encode_net(net, packed=False)))
 
     classes = message_classes(True)
@@ -102,6 +112,7 @@ def test_blobs_survive_the_file_being_closed(tmp_path):
 
 # -- bad files -------------------------------------------------------------------------------
 
+
 def _write(tmp_path, data: bytes, name: str = "bad.caffemodel"):
     path = tmp_path / name
     path.write_bytes(data)
@@ -119,13 +130,16 @@ def test_truncated_file(tmp_path, cut):
     assert "truncated" in message or "remain" in message
 
 
-@pytest.mark.parametrize("data, words", [
-    (b"", "empty"),
-    (pickle.dumps({"state_dict": [1, 2, 3]}), "pickle"),
-    (b'name: "SE-ResNet-50"\nlayer {\n  name: "data"\n}\n', "text"),
-    (b"\x0a\x03abc", "no layers"),
-    (np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes(), "byte"),
-])
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        (b"", "empty"),
+        (pickle.dumps({"state_dict": [1, 2, 3]}), "pickle"),
+        (b'name: "SE-ResNet-50"\nlayer {\n  name: "data"\n}\n', "text"),
+        (b"\x0a\x03abc", "no layers"),
+        (np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes(), "byte"),
+    ],
+)
 def test_not_a_caffemodel(tmp_path, data, words):
     path = _write(tmp_path, data)
     with pytest.raises(CaffeFormatError) as err:

@@ -1,4 +1,5 @@
 """senet_zoo.caffe.writer: binary and text serializers, checked by google.protobuf and our readers."""
+
 from __future__ import annotations
 
 import tracemalloc
@@ -6,9 +7,9 @@ import tracemalloc
 import numpy as np
 import pytest
 import torch
-
 from caffe_nets import assert_same_net, small_net
 from caffe_proto import decode_net, net_message
+
 from senet_zoo.caffe.executor import run
 from senet_zoo.caffe.net import Layer, Net, copy_trained_layers
 from senet_zoo.caffe.prototxt import read_prototxt
@@ -39,9 +40,19 @@ def test_caffemodel_equals_google_protobuf_message(tmp_path):
 
 def test_float64_and_strided_blobs_are_written_as_float32(tmp_path):
     weight = np.arange(24, dtype=np.float64).reshape(4, 6)[:, ::2]  # non-contiguous float64
-    net = Net("n", [Layer("fc", "InnerProduct", ["x"], ["y"], {"inner_product_param": {"num_output": 4,
-                                                                                         "bias_term": False}},
-                          [weight])])
+    net = Net(
+        "n",
+        [
+            Layer(
+                "fc",
+                "InnerProduct",
+                ["x"],
+                ["y"],
+                {"inner_product_param": {"num_output": 4, "bias_term": False}},
+                [weight],
+            )
+        ],
+    )
     write_caffemodel(net, tmp_path / "n.caffemodel")
     (got,) = read_caffemodel(tmp_path / "n.caffemodel").layers[0].blobs
     assert got.dtype == np.float32 and got.shape == (4, 3)
@@ -50,8 +61,7 @@ def test_float64_and_strided_blobs_are_written_as_float32(tmp_path):
 
 def test_large_blob_is_streamed_not_copied(tmp_path):
     blob = np.ones((4096, 1024), np.float32)  # 16 MiB
-    net = Net("big", [Layer("fc", "InnerProduct", ["x"], ["y"], {"inner_product_param": {"num_output": 4096}},
-                            [blob])])
+    net = Net("big", [Layer("fc", "InnerProduct", ["x"], ["y"], {"inner_product_param": {"num_output": 4096}}, [blob])])
     tracemalloc.start()
     try:
         write_caffemodel(net, tmp_path / "big.caffemodel")
@@ -82,8 +92,9 @@ def test_prototxt_round_trip(tmp_path):
     assert "pool: AVE" in text and 'type: "Pooling"' in text and "mode: FAST" in text
     back = read_prototxt(path)
     assert back.name == net.name
-    assert [(l.name, l.type, l.bottoms, l.tops, l.params) for l in back.layers] == \
-           [(l.name, l.type, l.bottoms, l.tops, l.params) for l in net.layers]
+    assert [(layer.name, layer.type, layer.bottoms, layer.tops, layer.params) for layer in back.layers] == [
+        (layer.name, layer.type, layer.bottoms, layer.tops, layer.params) for layer in net.layers
+    ]
     assert all(not layer.blobs for layer in back.layers)
 
 
@@ -92,8 +103,16 @@ def test_prototxt_structure_plus_caffemodel_blobs(tmp_path):
     net = small_net()
     write_prototxt(net, tmp_path / "deploy.prototxt")
     trained = small_net()
-    trained.layers.append(Layer("loss_fc", "InnerProduct", ["flat"], ["loss"], {"inner_product_param": {"num_output": 1}},
-                                [np.ones((1, 5), np.float32)]))
+    trained.layers.append(
+        Layer(
+            "loss_fc",
+            "InnerProduct",
+            ["flat"],
+            ["loss"],
+            {"inner_product_param": {"num_output": 1}},
+            [np.ones((1, 5), np.float32)],
+        )
+    )
     write_caffemodel(trained, tmp_path / "trained.caffemodel")
     deploy = read_prototxt(tmp_path / "deploy.prototxt")
     assert copy_trained_layers(deploy, read_caffemodel(tmp_path / "trained.caffemodel")) == ["loss_fc"]

@@ -1,9 +1,10 @@
 """``senet-zoo convert`` / ``senet-zoo verify`` through the real command-line entry point."""
+
 from __future__ import annotations
 
-from senet_zoo.cli import main
-
 from convert_helpers import caffemodel, listing
+
+from senet_zoo.cli import main
 
 
 def test_convert_then_verify(tmp_path, capsys) -> None:

@@ -1,18 +1,18 @@
 """Bad input: one clear error naming the file and the layer, and no output folder left behind."""
+
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from convert_helpers import caffemodel, listing
 
 from senet_zoo.caffe.net import CaffeFormatError, Layer, Net
 from senet_zoo.caffe.synth import synth_net
 from senet_zoo.caffe.writer import write_prototxt
 from senet_zoo.convert import ConversionError, convert
-import importlib
-
-from convert_helpers import caffemodel, listing
 
 
 @pytest.fixture()
@@ -33,8 +33,9 @@ def test_truncated_caffemodel(tmp_path, good) -> None:
     _fails(tmp_path, CaffeFormatError, r"se_resnet50\.caffemodel", good, verify=False)
 
 
-@pytest.mark.parametrize("content", [b"\x89PNG\r\n\x1a\n" + bytes(200), b'name: "SE-ResNet-50"\nlayer {\n'],
-                         ids=["png", "prototxt-text"])
+@pytest.mark.parametrize(
+    "content", [b"\x89PNG\r\n\x1a\n" + bytes(200), b'name: "SE-ResNet-50"\nlayer {\n'], ids=["png", "prototxt-text"]
+)
 def test_not_a_caffemodel(tmp_path, content) -> None:
     path = tmp_path / "model.caffemodel"
     path.write_bytes(content)
@@ -44,8 +45,14 @@ def test_not_a_caffemodel(tmp_path, content) -> None:
 def test_prototxt_of_another_network(tmp_path, good) -> None:
     other = tmp_path / "SE-BN-Inception.prototxt"
     write_prototxt(synth_net("se_bn_inception", blobs=False), other)
-    _fails(tmp_path, ConversionError, r"SE-BN-Inception\.prototxt.*does not describe.*se_resnet50\.caffemodel",
-           good, prototxt=other, verify=False)
+    _fails(
+        tmp_path,
+        ConversionError,
+        r"SE-BN-Inception\.prototxt.*does not describe.*se_resnet50\.caffemodel",
+        good,
+        prototxt=other,
+        verify=False,
+    )
 
 
 def _mutated(tmp_path: Path, mutate) -> Path:
@@ -56,8 +63,13 @@ def test_missing_layer(tmp_path) -> None:
     def drop(net: Net) -> None:
         net.layers = [layer for layer in net.layers if layer.name != "conv4_1_1x1_up"]
 
-    _fails(tmp_path, ConversionError, r"bad\.caffemodel.*'conv4_1_1x1_up' \(Convolution\) is missing",
-           _mutated(tmp_path, drop), verify=False)
+    _fails(
+        tmp_path,
+        ConversionError,
+        r"bad\.caffemodel.*'conv4_1_1x1_up' \(Convolution\) is missing",
+        _mutated(tmp_path, drop),
+        verify=False,
+    )
 
 
 def test_extra_blob(tmp_path) -> None:
@@ -65,18 +77,31 @@ def test_extra_blob(tmp_path) -> None:
         layer = net.layer("conv3_1_1x1_increase")
         layer.blobs = layer.blobs + [np.zeros(512, np.float32)]
 
-    _fails(tmp_path, ConversionError, r"'conv3_1_1x1_increase' has 2 blob\(s\)", _mutated(tmp_path, extra),
-           verify=False)
+    _fails(
+        tmp_path, ConversionError, r"'conv3_1_1x1_increase' has 2 blob\(s\)", _mutated(tmp_path, extra), verify=False
+    )
 
 
 def test_leftover_layer(tmp_path) -> None:
     def leftover(net: Net) -> None:
-        net.layers.append(Layer("fc_extra", "InnerProduct", ["classifier"], ["fc_extra"],
-                                {"inner_product_param": {"num_output": 10}},
-                                [np.zeros((10, 1000), np.float32), np.zeros(10, np.float32)]))
+        net.layers.append(
+            Layer(
+                "fc_extra",
+                "InnerProduct",
+                ["classifier"],
+                ["fc_extra"],
+                {"inner_product_param": {"num_output": 10}},
+                [np.zeros((10, 1000), np.float32), np.zeros(10, np.float32)],
+            )
+        )
 
-    _fails(tmp_path, ConversionError, r"'fc_extra' carries 2 blob\(s\).*no place", _mutated(tmp_path, leftover),
-           verify=False)
+    _fails(
+        tmp_path,
+        ConversionError,
+        r"'fc_extra' carries 2 blob\(s\).*no place",
+        _mutated(tmp_path, leftover),
+        verify=False,
+    )
 
 
 def test_shape_mismatch(tmp_path) -> None:
@@ -84,33 +109,56 @@ def test_shape_mismatch(tmp_path) -> None:
         layer = net.layer("conv2_1_3x3")
         layer.blobs = [np.zeros((64, 32, 3, 3), np.float32)]
 
-    _fails(tmp_path, ConversionError, r"'conv2_1_3x3' blob 0 has shape \(64, 32, 3, 3\), expected \(64, 64, 3, 3\)",
-           _mutated(tmp_path, reshape), verify=False)
+    _fails(
+        tmp_path,
+        ConversionError,
+        r"'conv2_1_3x3' blob 0 has shape \(64, 32, 3, 3\), expected \(64, 64, 3, 3\)",
+        _mutated(tmp_path, reshape),
+        verify=False,
+    )
 
 
 def test_changed_layer_parameter(tmp_path) -> None:
     """Same blobs, different computation (a stride moved): caught from the caffemodel's own layers."""
+
     def stride(net: Net) -> None:
         net.layer("conv3_1_1x1_reduce").params["convolution_param"]["stride"] = 1
         net.layer("conv3_1_3x3").params["convolution_param"]["stride"] = 2
 
-    _fails(tmp_path, ConversionError,
-           r"'conv3_1_1x1_reduce': stride is \(1, 1\), the se_resnet50 release has \(2, 2\)",
-           _mutated(tmp_path, stride), verify=False)
+    _fails(
+        tmp_path,
+        ConversionError,
+        r"'conv3_1_1x1_reduce': stride is \(1, 1\), the se_resnet50 release has \(2, 2\)",
+        _mutated(tmp_path, stride),
+        verify=False,
+    )
 
 
 def test_prototxt_and_caffemodel_disagree_on_eps(tmp_path, good) -> None:
     deploy = synth_net("se_resnet50", layers=(1, 1, 1, 1), blobs=False)
     deploy.layer("conv4_1_3x3/bn").params["batch_norm_param"]["eps"] = 1e-3
     write_prototxt(deploy, tmp_path / "deploy.prototxt")
-    _fails(tmp_path, ConversionError, r"'conv4_1_3x3/bn': BatchNorm eps differs: 1e-05 in .*se_resnet50\.caffemodel, "
-           r"0\.001 in .*deploy\.prototxt", good, prototxt=tmp_path / "deploy.prototxt", verify=False)
+    _fails(
+        tmp_path,
+        ConversionError,
+        r"'conv4_1_3x3/bn': BatchNorm eps differs: 1e-05 in .*se_resnet50\.caffemodel, "
+        r"0\.001 in .*deploy\.prototxt",
+        good,
+        prototxt=tmp_path / "deploy.prototxt",
+        verify=False,
+    )
 
 
 def test_forced_wrong_architecture(tmp_path, good) -> None:
-    _fails(tmp_path, ConversionError, r"does not match architecture se_resnext50_32x4d.*'conv2_1_1x1_reduce' "
-           r"blob 0 has shape \(64, 64, 1, 1\), expected \(128, 64, 1, 1\)", good, arch="se_resnext50_32x4d",
-           verify=False)
+    _fails(
+        tmp_path,
+        ConversionError,
+        r"does not match architecture se_resnext50_32x4d.*'conv2_1_1x1_reduce' "
+        r"blob 0 has shape \(64, 64, 1, 1\), expected \(128, 64, 1, 1\)",
+        good,
+        arch="se_resnext50_32x4d",
+        verify=False,
+    )
 
 
 def test_existing_output_is_kept(tmp_path, good) -> None:

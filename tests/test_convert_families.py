@@ -1,4 +1,5 @@
 """End to end per family: independent encoder → convert → matches the Caffe executor, loads into timm."""
+
 from __future__ import annotations
 
 import json
@@ -7,6 +8,7 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+from convert_helpers import FAMILIES, caffemodel, listing, tensors
 
 import senet_zoo
 import senet_zoo.models as models
@@ -14,8 +16,6 @@ from senet_zoo.caffe.wire import read_caffemodel
 from senet_zoo.convert import convert
 from senet_zoo.convert.releases import RELEASES
 from senet_zoo.convert.verify import FEATURE_SIZE, model_input, random_images
-
-from convert_helpers import FAMILIES, caffemodel, listing, tensors
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +70,11 @@ def test_config_and_card(converted, arch: str) -> None:
 def test_first_conv_is_reversed_and_bn_divided(converted) -> None:
     """Weights checked directly against the Caffe blobs: conv1 BGR→RGB, running stats / s."""
     folder, report = converted["senet154"]
-    assert report.parameters == sum(t.numel() for k, t in tensors(folder).items() if not k.endswith(
-        ("running_mean", "running_var", "num_batches_tracked")))
+    assert report.parameters == sum(
+        t.numel()
+        for k, t in tensors(folder).items()
+        if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+    )
     net = read_caffemodel(folder.parent / "senet154.caffemodel")
     state = tensors(folder)
     caffe_conv1 = torch.from_numpy(net.layer("conv1_1/3x3_s2").blobs[0].copy())

@@ -3,19 +3,19 @@
 The reference file comes from senet_zoo's own writer, the variants from the independent encoder, so
 these tests also check that both encoders' files convert to identical tensors.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from caffe_proto import write_caffemodel
+from convert_helpers import caffemodel, tensors
 
 from senet_zoo.caffe.net import Layer, Net
 from senet_zoo.caffe.synth import synth_net
 from senet_zoo.caffe.writer import write_prototxt
 from senet_zoo.convert import ConversionError, convert
-
-from caffe_proto import write_caffemodel
-from convert_helpers import caffemodel, tensors
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +31,11 @@ def _assert_equal(state: dict[str, torch.Tensor], reference: dict[str, torch.Ten
         assert torch.equal(state[key], value), key
 
 
-@pytest.mark.parametrize("encode", [dict(packed=False), dict(double=True), dict(legacy_dims=True)],
-                         ids=["unpacked-floats", "double-data", "legacy-blob-dims"])
+@pytest.mark.parametrize(
+    "encode",
+    [dict(packed=False), dict(double=True), dict(legacy_dims=True)],
+    ids=["unpacked-floats", "double-data", "legacy-blob-dims"],
+)
 def test_encodings_convert_identically(tmp_path, reference, encode) -> None:
     path = caffemodel(tmp_path, "se_resnet50", seed=9, encode=encode)
     report = convert(path, tmp_path / "out", verify=False, progress=False)
@@ -64,8 +67,10 @@ def _as_training_net(net: Net) -> None:
         if layer.type == "BatchNorm":
             layer.params["batch_norm_param"] = {"use_global_stats": False}
     net.layers = [layer for layer in net.layers if layer.type != "Softmax"]
-    net.layers += [Layer("loss", "SoftmaxWithLoss", ["classifier", "label"], ["loss"]),
-                   Layer("accuracy", "Accuracy", ["classifier", "label"], ["accuracy"])]
+    net.layers += [
+        Layer("loss", "SoftmaxWithLoss", ["classifier", "label"], ["loss"]),
+        Layer("accuracy", "Accuracy", ["classifier", "label"], ["accuracy"]),
+    ]
 
 
 def test_caffemodel_saved_from_the_training_net(tmp_path, reference) -> None:
@@ -79,8 +84,12 @@ def test_caffemodel_saved_from_the_training_net(tmp_path, reference) -> None:
 
 def test_scale_factor_one_and_zero(tmp_path, reference) -> None:
     """BatchNorm blobs with s = 1 give the same statistics as s = 999.98; s = 0 means zero statistics."""
-    convert(caffemodel(tmp_path, "se_resnet50", seed=9, bn_scale_factor=1.0, package_writer=True), tmp_path / "one",
-            verify=False, progress=False)
+    convert(
+        caffemodel(tmp_path, "se_resnet50", seed=9, bn_scale_factor=1.0, package_writer=True),
+        tmp_path / "one",
+        verify=False,
+        progress=False,
+    )
     one = tensors(tmp_path / "one")
     for key, value in reference.items():
         assert torch.allclose(one[key], value, rtol=2e-6, atol=0), key
@@ -89,9 +98,12 @@ def test_scale_factor_one_and_zero(tmp_path, reference) -> None:
         bn = net.layer("conv3_1_3x3/bn")
         bn.blobs = [bn.blobs[0], bn.blobs[1], np.zeros(1, np.float32)]
 
-    convert(caffemodel(tmp_path, "se_resnet50", seed=9, name="zero", mutate=zero_scale, package_writer=True),
-            tmp_path / "zero",
-            verify=False, progress=False)
+    convert(
+        caffemodel(tmp_path, "se_resnet50", seed=9, name="zero", mutate=zero_scale, package_writer=True),
+        tmp_path / "zero",
+        verify=False,
+        progress=False,
+    )
     zero = tensors(tmp_path / "zero")
     assert not zero["layer2.0.bn2.running_mean"].any() and not zero["layer2.0.bn2.running_var"].any()
     assert torch.equal(zero["layer2.0.bn1.running_var"], reference["layer2.0.bn1.running_var"])
@@ -99,13 +111,17 @@ def test_scale_factor_one_and_zero(tmp_path, reference) -> None:
 
 def test_batchnorm_eps_is_folded_exactly(tmp_path) -> None:
     """A BatchNorm eps other than PyTorch's 1e-5 is folded into running_var; verification proves it."""
+
     def eps(net: Net) -> None:
         for layer in net.layers:
             if layer.type == "BatchNorm":
                 layer.params["batch_norm_param"]["eps"] = 1e-3
 
-    report = convert(caffemodel(tmp_path, "se_resnext50_32x4d", seed=2, mutate=eps, package_writer=True),
-                     tmp_path / "out", progress=False)
+    report = convert(
+        caffemodel(tmp_path, "se_resnext50_32x4d", seed=2, mutate=eps, package_writer=True),
+        tmp_path / "out",
+        progress=False,
+    )
     assert report.verification["max_rel"] <= 1e-4
     assert any("eps" in note and "folded" in note for note in report.notes)
     reduced = synth_net("se_resnext50_32x4d", layers=(1, 1, 1, 1), blobs=False)

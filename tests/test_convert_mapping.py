@@ -1,9 +1,11 @@
 """Name rules, architecture detection and the class permutation, checked against the models themselves."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from convert_helpers import caffemodel, tensors
 
 import senet_zoo.models as models
 from senet_zoo.caffe.synth import ARCHS, param_shapes, synth_net
@@ -13,8 +15,6 @@ from senet_zoo.convert.detect import detect_architecture
 from senet_zoo.convert.mapping import FAMILY_RULES, ConversionError, plan_tensors
 from senet_zoo.convert.releases import RELEASES
 from senet_zoo.registry import model_info
-
-from convert_helpers import caffemodel, tensors
 
 
 def _plan(arch: str, layers=None):
@@ -91,8 +91,14 @@ def test_registry_reports_the_release_table() -> None:
     for arch, release in RELEASES.items():
         info = model_info(arch)
         assert (info["top1_err"], info["top5_err"], info["timm_legacy"]) == (
-            release.top1_err, release.top5_err, release.timm_arch)
-        assert ARCHS[arch].caffe_name.replace("SENet", "SENet-154") in (info["caffe_model"], info["caffe_model"] + "-154")
+            release.top1_err,
+            release.top5_err,
+            release.timm_arch,
+        )
+        assert ARCHS[arch].caffe_name.replace("SENet", "SENet-154") in (
+            info["caffe_model"],
+            info["caffe_model"] + "-154",
+        )
 
 
 def test_class_order_facts() -> None:
@@ -108,6 +114,7 @@ def test_class_order_facts() -> None:
 def test_classifier_rows_land_in_sorted_order(tmp_path) -> None:
     """A classifier whose Caffe row k holds k everywhere: after conversion row j must hold the Caffe
     index of sorted class j, i.e. the WNID of Caffe row weight[j] is sorted_wnids()[j]."""
+
     def encode_rows(net) -> None:
         layer = net.layer("classifier")
         rows = np.arange(1000, dtype=np.float32)

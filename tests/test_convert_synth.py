@@ -1,4 +1,5 @@
 """senet_zoo.caffe.synth: the synthesized Caffe nets have the releases' structure and sane random weights."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -19,8 +20,9 @@ RELEASE_LAYER_TYPES = {
     "se_resnext50_32x4d": dict(total=309, Axpy=16, BatchNorm=53, Convolution=85, Pooling=18, Sigmoid=16),
     "se_resnext101_32x4d": dict(total=615, Axpy=33, BatchNorm=104, Convolution=170, Pooling=35, Sigmoid=33),
     "senet154": dict(total=930, Axpy=50, BatchNorm=157, Convolution=257, Pooling=52, Sigmoid=50, Dropout=1),
-    "se_bn_inception": dict(total=372, BatchNorm=69, Concat=10, Convolution=89, Pooling=23, Reshape=10,
-                            Sigmoid=10, Scale=79),
+    "se_bn_inception": dict(
+        total=372, BatchNorm=69, Concat=10, Convolution=89, Pooling=23, Reshape=10, Sigmoid=10, Scale=79
+    ),
 }
 
 
@@ -44,13 +46,19 @@ def test_release_details() -> None:
     assert r50.layer("conv3_1_3x3").params["convolution_param"]["stride"] == 1
     x50 = synth_net("se_resnext50_32x4d", blobs=False)
     assert x50.layer("conv3_1_3x3").params["convolution_param"] == dict(
-        num_output=256, bias_term=False, pad=1, kernel_size=3, group=32, stride=2)
+        num_output=256, bias_term=False, pad=1, kernel_size=3, group=32, stride=2
+    )
     s154 = synth_net("senet154", blobs=False)
     assert s154.layer("conv3_1_1x1_proj").params["convolution_param"] == dict(
-        num_output=512, bias_term=False, pad=1, kernel_size=3, stride=2)
+        num_output=512, bias_term=False, pad=1, kernel_size=3, stride=2
+    )
     assert s154.layer("conv2_1_1x1_proj").params["convolution_param"]["kernel_size"] == 1
-    assert [layer.name for layer in s154.layers[1:14:4]] == ["conv1_1/3x3_s2", "conv1_2/3x3", "conv1_3/3x3",
-                                                               "pool1/3x3_s2"]
+    assert [layer.name for layer in s154.layers[1:14:4]] == [
+        "conv1_1/3x3_s2",
+        "conv1_2/3x3",
+        "conv1_3/3x3",
+        "pool1/3x3_s2",
+    ]
     assert s154.layer("pool5/dropout_7x7_s1").params == {"dropout_param": {"dropout_ratio": 0.2}}
     inc = synth_net("se_bn_inception", blobs=False)
     scale = inc.layer("inception_4e_scale")
@@ -70,8 +78,11 @@ def test_shapes_agree_with_executor(arch: str, size: int) -> None:
         theirs = executor.infer_shapes(net, (2, 3, size, size))
         assert ours == theirs
     else:  # pool5 (7×7) and the classifier do not fit other sizes; compare the trunk
-        trunk = [layer for layer in net.layers if layer.name not in ("pool5/7x7_s1", "pool5/dropout_7x7_s1",
-                                                                      "classifier", "prob")]
+        trunk = [
+            layer
+            for layer in net.layers
+            if layer.name not in ("pool5/7x7_s1", "pool5/dropout_7x7_s1", "classifier", "prob")
+        ]
         theirs = executor.infer_shapes(type(net)(name=net.name, layers=trunk), (2, 3, size, size))
         assert {k: v for k, v in ours.items() if k in theirs} == theirs
         assert ours[trunk[-1].tops[0]][2] in (8, 9)  # ceil-mode pooling: 9×9 (ResNets), 8×8 (Inception)

@@ -6,6 +6,7 @@ manifest the publish updated, `torch.hub.load(<checkout>, source='local')`, and 
 `timm.create_model('hf-hub:…', pretrained=True)` without importing senet_zoo and with an empty
 HF_HOME. All three must give the same logits as the converted file itself.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -15,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-import senet_zoo
 from hub_emulator import HubEmulator
 from hub_fixtures import REPO_ROOT, hub_client_env, pending_manifest, publish_to_emulator, run_python
+
+import senet_zoo
 from senet_zoo.caffe.synth import synth_net
 from senet_zoo.caffe.writer import write_caffemodel
 from senet_zoo.convert import convert
@@ -71,9 +72,11 @@ def test_publish_then_three_loaders_agree(converted: Path, tmp_path: Path) -> No
         for route, code in routes.items():
             run_python(LOGITS + code, env, str(tmp_path / f"{route}.npy"), timeout=300)
             results[route] = np.load(tmp_path / f"{route}.npy")
-        plain_timm = (LOGITS + "import timm\nassert 'senet_zoo' not in sys.modules\n"
-                      f"save(timm.create_model('hf-hub:{REPO_ID}', pretrained=True))\n"
-                      "assert 'senet_zoo' not in sys.modules\n")
+        plain_timm = (
+            LOGITS + "import timm\nassert 'senet_zoo' not in sys.modules\n"
+            f"save(timm.create_model('hf-hub:{REPO_ID}', pretrained=True))\n"
+            "assert 'senet_zoo' not in sys.modules\n"
+        )
         run_python(plain_timm, hub_client_env(hub, tmp_path / "fresh"), str(tmp_path / "timm.npy"), timeout=300)
         results["timm hf-hub"] = np.load(tmp_path / "timm.npy")
         assert hub.count("GET", "/lfs/", server="cdn") >= 2  # both clients really downloaded the LFS object

@@ -1,4 +1,5 @@
 """``senet-zoo finetune / evaluate / excitations`` end to end, and the same trainer under torchrun (2 CPU ranks)."""
+
 from __future__ import annotations
 
 import json
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from finetune_helpers import one_thread  # noqa: F401  (fixture)
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -18,8 +20,6 @@ from senet_zoo.cli import build_parser, main
 from senet_zoo.finetune.commands import model_kwargs_from
 from senet_zoo.finetune.metrics import read_metrics_csv
 from senet_zoo.finetune.synthetic import make_colour_folder
-
-from finetune_helpers import one_thread  # noqa: F401  (fixture)
 
 SMALL = json.dumps({"layers": [1, 1, 1, 1]})
 TORCHRUN = Path(sys.executable).with_name("torchrun")
@@ -32,9 +32,28 @@ def colours(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _finetune_args(data: Path, out: Path, *extra: str) -> list[str]:
-    return ["finetune", "--model", "se_resnet50", "--model-kwargs", SMALL, "--pretrained", "none", "--data", str(data),
-            "--out", str(out), "--img-size", "32", "--workers", "0", "--no-progress", "--no-augment", "--lr", "0.05",
-            *extra]
+    return [
+        "finetune",
+        "--model",
+        "se_resnet50",
+        "--model-kwargs",
+        SMALL,
+        "--pretrained",
+        "none",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--img-size",
+        "32",
+        "--workers",
+        "0",
+        "--no-progress",
+        "--no-augment",
+        "--lr",
+        "0.05",
+        *extra,
+    ]
 
 
 def _valid_png(path: Path) -> tuple[int, int]:
@@ -47,8 +66,9 @@ def _valid_png(path: Path) -> tuple[int, int]:
 
 
 @pytest.mark.usefixtures("one_thread")
-def test_finetune_then_evaluate_then_excitations(colours: Path, tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_finetune_then_evaluate_then_excitations(
+    colours: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = tmp_path / "run"
     assert main(_finetune_args(colours, run, "--epochs", "2", "--batch-size", "16", "--se-gate", "tanh")) == 0
     rows = read_metrics_csv(run / "metrics.csv")
@@ -60,8 +80,10 @@ def test_finetune_then_evaluate_then_excitations(colours: Path, tmp_path: Path,
     capsys.readouterr()
 
     # evaluate rebuilds the tanh-gated network from the checkpoint alone and measures what training logged.
-    assert main(["evaluate", "--weights", str(run / "best.safetensors"), "--data", str(colours / "val"),
-                 "--workers", "0"]) == 0
+    assert (
+        main(["evaluate", "--weights", str(run / "best.safetensors"), "--data", str(colours / "val"), "--workers", "0"])
+        == 0
+    )
     out = capsys.readouterr().out
     top1, top5, loss = map(float, re.search(r"top-1 ([\d.]+)%\s+top-5 ([\d.]+)%\s+loss ([\d.]+)", out).groups())
     logged = rows[best_epoch - 1]
@@ -70,8 +92,27 @@ def test_finetune_then_evaluate_then_excitations(colours: Path, tmp_path: Path,
     assert "(21 images)" in out
 
     exc = tmp_path / "exc"
-    assert main(["excitations", "--weights", str(run / "best.safetensors"), "--data", str(colours / "val"),
-                 "--out", str(exc), "--blocks", "layer4.*", "layer1.0", "--workers", "0", "--max-images", "15"]) == 0
+    assert (
+        main(
+            [
+                "excitations",
+                "--weights",
+                str(run / "best.safetensors"),
+                "--data",
+                str(colours / "val"),
+                "--out",
+                str(exc),
+                "--blocks",
+                "layer4.*",
+                "layer1.0",
+                "--workers",
+                "0",
+                "--max-images",
+                "15",
+            ]
+        )
+        == 0
+    )
     for name in ("excitations.png", "excitations_layer1.0.png", "excitations_layer4.0.png", "depth.png"):
         width, height = _valid_png(exc / name)
         assert width > 200 and height > 150
@@ -94,9 +135,14 @@ def test_cli_errors_name_the_problem(colours: Path, tmp_path: Path, capsys: pyte
 
 def test_se_ablation_options_reach_the_model_from_the_command_line(colours: Path) -> None:
     args = build_parser().parse_args(
-        _finetune_args(colours, Path("unused"), "--se-gate", "relu", "--se-squeeze", "max", "--se-reduction", "8"))
-    assert model_kwargs_from(args) == {"layers": [1, 1, 1, 1], "se_gate": "relu", "se_squeeze": "max",
-                                       "se_reduction": 8}
+        _finetune_args(colours, Path("unused"), "--se-gate", "relu", "--se-squeeze", "max", "--se-reduction", "8")
+    )
+    assert model_kwargs_from(args) == {
+        "layers": [1, 1, 1, 1],
+        "se_gate": "relu",
+        "se_squeeze": "max",
+        "se_reduction": 8,
+    }
     with pytest.raises(SystemExit):
         build_parser().parse_args(_finetune_args(colours, Path("unused"), "--se-gate", "swish"))
 
@@ -109,8 +155,18 @@ def _free_port() -> int:
 
 def test_torchrun_two_cpu_processes(colours: Path, tmp_path: Path) -> None:
     run = tmp_path / "ddp"
-    cmd = [str(TORCHRUN), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-           "-m", "senet_zoo.cli", *_finetune_args(colours, run, "--epochs", "1", "--batch-size", "8")]
+    cmd = [
+        str(TORCHRUN),
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        "-m",
+        "senet_zoo.cli",
+        *_finetune_args(colours, run, "--epochs", "1", "--batch-size", "8"),
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -121,7 +177,12 @@ def test_torchrun_two_cpu_processes(colours: Path, tmp_path: Path) -> None:
     assert row["val_samples"] == 21  # shards of 11 and 10, each image counted once
     state = json.loads((run / "state.json").read_text())
     assert state["world_size"] == 2 and state["step"] == 3  # 24 images per rank / 8 per batch
-    assert sorted(p.name for p in run.iterdir()) == ["best.safetensors", "checkpoints", "curves.png", "metrics.csv",
-                                                     "state.json"]
+    assert sorted(p.name for p in run.iterdir()) == [
+        "best.safetensors",
+        "checkpoints",
+        "curves.png",
+        "metrics.csv",
+        "state.json",
+    ]
     weights = load_file(str(run / "best.safetensors"))
     assert weights["last_linear.weight"].shape == (3, 2048) and torch.isfinite(weights["last_linear.weight"]).all()

@@ -1,5 +1,6 @@
 """Fine-tuning: learning a real signal, exact resume, pretrained weights with a new head, freezing,
 accumulation, schedule, checkpoints without pickle."""
+
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from finetune_helpers import one_thread  # noqa: F401  (fixture)
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import TensorDataset
@@ -19,8 +21,6 @@ from senet_zoo.finetune.metrics import read_metrics_csv
 from senet_zoo.finetune.optim import lr_factor
 from senet_zoo.finetune.synthetic import make_colour_folder
 from senet_zoo.models import SENet
-
-from finetune_helpers import one_thread  # noqa: F401  (fixture)
 
 SMALL = {"layers": [1, 1, 1, 1]}  # se_resnet50 with one block per stage: the same code, 9 M parameters
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -77,7 +77,8 @@ def test_learns_the_signal_and_resume_reproduces_the_uninterrupted_run(colours: 
 
     with pytest.raises(_Interrupted):
         Trainer(_tiny_senet(0), train, val, out_dir=tmp_path / "resumed", config=config).fit(
-            on_epoch_end=crash_after_first_epoch)
+            on_epoch_end=crash_after_first_epoch
+        )
     state = json.loads((tmp_path / "resumed" / "state.json").read_text())
     assert state["epoch"] == 1 and state["step"] == 3
 
@@ -105,13 +106,15 @@ def test_learns_the_signal_and_resume_reproduces_the_uninterrupted_run(colours: 
 
 
 def test_pretrained_weights_with_a_new_head_and_a_frozen_backbone(
-        colours: Path, pretrained_file: tuple[Path, dict], tmp_path: Path) -> None:
+    colours: Path, pretrained_file: tuple[Path, dict], tmp_path: Path
+) -> None:
     path, source = pretrained_file
     probe = senet_zoo.create_model("se_resnet50", num_classes=3, **SMALL)
     train, val, _ = image_folder_datasets(colours, probe, img_size=32, augment=False)
     config = TrainConfig(epochs=1, batch_size=16, lr=0.05, freeze_epochs=1, progress=False)
-    trainer = Trainer("se_resnet50", train, val, out_dir=tmp_path, pretrained=str(path), model_kwargs=SMALL,
-                      config=config)
+    trainer = Trainer(
+        "se_resnet50", train, val, out_dir=tmp_path, pretrained=str(path), model_kwargs=SMALL, config=config
+    )
     loaded = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     assert loaded["last_linear.weight"].shape == (3, 2048) and loaded["last_linear.bias"].shape == (3,)
     backbone = [k for k in source if not k.startswith("last_linear.")]
@@ -132,7 +135,8 @@ def test_pretrained_weights_with_a_new_head_and_a_frozen_backbone(
 
 
 def test_pretrained_first_conv_is_adapted_for_other_input_channels(
-        colours: Path, pretrained_file: tuple[Path, dict], tmp_path: Path) -> None:
+    colours: Path, pretrained_file: tuple[Path, dict], tmp_path: Path
+) -> None:
     path, source = pretrained_file
     conv = source["layer0.conv1.weight"]
     grey = senet_zoo.create_model("se_resnet50", pretrained=str(path), num_classes=3, in_chans=1, **SMALL)
@@ -143,9 +147,15 @@ def test_pretrained_first_conv_is_adapted_for_other_input_channels(
     # Fine-tuning a grayscale model end to end: the data set yields one channel.
     train, val, _ = image_folder_datasets(colours, grey, img_size=32, augment=False, in_chans=1)
     assert train[0][0].shape == (1, 32, 32)
-    trainer = Trainer("se_resnet50", train, val, out_dir=tmp_path, pretrained=str(path),
-                      model_kwargs={**SMALL, "in_chans": 1},
-                      config=TrainConfig(epochs=1, batch_size=24, lr=0.01, progress=False))
+    trainer = Trainer(
+        "se_resnet50",
+        train,
+        val,
+        out_dir=tmp_path,
+        pretrained=str(path),
+        model_kwargs={**SMALL, "in_chans": 1},
+        config=TrainConfig(epochs=1, batch_size=24, lr=0.01, progress=False),
+    )
     assert torch.allclose(trainer.model.layer0.conv1.weight, conv.sum(1, keepdim=True))
     row = trainer.fit()[-1]
     assert math.isfinite(row["train_loss"]) and row["val_samples"] == 24
@@ -164,11 +174,22 @@ def test_freeze_until_a_stage_and_a_separate_head_learning_rate(colours: Path, t
     changed = {top: False for top in ("layer0", "layer1", "layer2", "layer3", "layer4", "last_linear")}
     for key in before:
         changed[key.split(".")[0]] |= not torch.equal(before[key], after[key])
-    assert changed == {"layer0": False, "layer1": False, "layer2": False, "layer3": True, "layer4": True,
-                       "last_linear": True}
+    assert changed == {
+        "layer0": False,
+        "layer1": False,
+        "layer2": False,
+        "layer3": True,
+        "layer4": True,
+        "last_linear": True,
+    }
     with pytest.raises(ValueError, match="not a top-level module.*layer4"):
-        Trainer(_tiny_senet(0), train, val, out_dir=tmp_path / "x",
-                config=TrainConfig(freeze_until="stage9", progress=False))
+        Trainer(
+            _tiny_senet(0),
+            train,
+            val,
+            out_dir=tmp_path / "x",
+            config=TrainConfig(freeze_until="stage9", progress=False),
+        )
 
 
 class _NoBatchNorm(nn.Module):
@@ -250,15 +271,28 @@ def test_optimizer_state_round_trips_without_pickle(tmp_path: Path) -> None:
     step(restored_model, restored, 1)
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), restored_model.parameters()))
     assert set(load_file(str(tmp_path / "optim.safetensors"))) == {
-        f"state.{i}.{k}" for i in range(4) for k in ("step", "exp_avg", "exp_avg_sq")}
+        f"state.{i}.{k}" for i in range(4) for k in ("step", "exp_avg", "exp_avg_sq")
+    }
     assert read_model_metadata(tmp_path / "optim.safetensors") == {}
 
 
 def test_config_rejects_bad_values() -> None:
-    for bad in (dict(epochs=0), dict(lr=-1.0), dict(accum_steps=0), dict(optimizer="lbfgs"), dict(amp="fp8"),
-                dict(label_smoothing=1.0), dict(head_lr=0.0)):
+    for bad in (
+        dict(epochs=0),
+        dict(lr=-1.0),
+        dict(accum_steps=0),
+        dict(optimizer="lbfgs"),
+        dict(amp="fp8"),
+        dict(label_smoothing=1.0),
+        dict(head_lr=0.0),
+    ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             TrainConfig(**bad)
     with pytest.raises(ValueError, match="fp16"):
-        Trainer(_NoBatchNorm(), _tensor_data(), out_dir="unused", num_classes=3,
-                config=TrainConfig(amp="fp16", device="cpu"))
+        Trainer(
+            _NoBatchNorm(),
+            _tensor_data(),
+            out_dir="unused",
+            num_classes=3,
+            config=TrainConfig(amp="fp16", device="cpu"),
+        )

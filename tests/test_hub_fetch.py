@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from hub_fileserver import FileServer
 from hub_fixtures import BARE_HUB_IMPORT, clean_env, entry, manifest_dict, url_source, write_manifest
+
 from senet_zoo.hub.fetch import (
     DownloadError,
     DownloadSettings,
@@ -93,17 +93,24 @@ def test_connection_reset_is_retried_then_succeeds(server: FileServer, tmp_path:
     assert server.gets["/w.safetensors"] == 2
 
 
-@pytest.mark.parametrize("behaviour,reason", [
-    ("500", "HTTP 500"), ("reset", "gave up after 4 attempts"), ("404", "HTTP 404"),
-    ("short:1000", "size mismatch: expected 300000 bytes, got 1000"), ("corrupt", f"sha256 mismatch: expected {SHA}"),
-])
-def test_fault_leaves_nothing_and_names_source(server: FileServer, tmp_path: Path, behaviour: str,
-                                               reason: str) -> None:
+@pytest.mark.parametrize(
+    "behaviour,reason",
+    [
+        ("500", "HTTP 500"),
+        ("reset", "gave up after 4 attempts"),
+        ("404", "HTTP 404"),
+        ("short:1000", "size mismatch: expected 300000 bytes, got 1000"),
+        ("corrupt", f"sha256 mismatch: expected {SHA}"),
+    ],
+)
+def test_fault_leaves_nothing_and_names_source(server: FileServer, tmp_path: Path, behaviour: str, reason: str) -> None:
     url = server.add("/w.safetensors", DATA, [behaviour])
     with pytest.raises(DownloadError) as info:
         fetch(_entry(tmp_path, [url]), progress=False, settings=FAST)
     assert [where for where, _ in info.value.attempts] == [url]
-    assert reason in info.value.attempts[0][1] and url in str(info.value) and "se_resnet50.caffe_in1k" in str(info.value)
+    assert (
+        reason in info.value.attempts[0][1] and url in str(info.value) and "se_resnet50.caffe_in1k" in str(info.value)
+    )
     assert _cache_files() == []
     expected_gets = 1 + FAST.retries if behaviour in ("500", "reset") else 1  # bounded retries, none for 4xx/bad data
     assert server.gets["/w.safetensors"] == expected_gets
@@ -158,26 +165,32 @@ def test_pending_entry_explains_local_conversion(tmp_path: Path) -> None:
     with pytest.raises(WeightsNotAvailableError) as info:
         fetch_weights("se_resnet50", manifest=write_manifest(tmp_path / "m.json", doc))
     message = str(info.value)
-    assert "senet-zoo convert --prototxt SE-ResNet-50.prototxt --caffemodel SE-ResNet-50.caffemodel --out DIR" in message
+    assert (
+        "senet-zoo convert --prototxt SE-ResNet-50.prototxt --caffemodel SE-ResNet-50.caffemodel --out DIR" in message
+    )
     assert "create_model('se_resnet50', pretrained=\"DIR/model.safetensors\")" in message
 
 
-def test_fetch_weights_and_cli(server: FileServer, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fetch_weights_and_cli(
+    server: FileServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SENET_ZOO_DOWNLOAD_BACKOFF", "0.01")
     e = _entry(tmp_path, [server.add("/w.safetensors", DATA)])
     path, got = fetch_weights("se_resnet50", manifest=tmp_path / "manifest.json", progress=False)
     assert got == e and path.read_bytes() == DATA
     from senet_zoo.cli import main
 
-    assert main(["fetch", "se_resnet50.caffe_in1k", "--manifest", str(tmp_path / "manifest.json"),
-                 "--no-progress"]) == 0
+    assert (
+        main(["fetch", "se_resnet50.caffe_in1k", "--manifest", str(tmp_path / "manifest.json"), "--no-progress"]) == 0
+    )
     assert capsys.readouterr().out.strip() == str(path)
     assert main(["fetch", "se_resnet50.in22k", "--manifest", str(tmp_path / "manifest.json")]) == 1
     assert "known tags: caffe_in1k" in capsys.readouterr().err
 
 
-_WORKER = BARE_HUB_IMPORT + """
+_WORKER = (
+    BARE_HUB_IMPORT
+    + """
 import json, sys, time, hashlib
 from pathlib import Path
 from senet_zoo.hub.fetch import fetch_weights
@@ -189,19 +202,36 @@ while not go.exists() and time.monotonic() < deadline:
 path, _ = fetch_weights("se_resnet50", manifest=manifest, progress=False)
 print(json.dumps({"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}))
 """
+)
 
 
 def test_two_processes_share_one_download(tmp_path: Path) -> None:
     data = os.urandom(1_000_000)
     with FileServer(chunk_delay_s=0.05, lifetime_s=60) as srv:  # ~0.8 s transfer: the processes overlap
-        doc = manifest_dict({"se_resnet50": {"caffe_in1k": entry(
-            sources=[url_source(srv.add("/w.safetensors", data))], sha256=hashlib.sha256(data).hexdigest(),
-            size=len(data))}})
+        doc = manifest_dict(
+            {
+                "se_resnet50": {
+                    "caffe_in1k": entry(
+                        sources=[url_source(srv.add("/w.safetensors", data))],
+                        sha256=hashlib.sha256(data).hexdigest(),
+                        size=len(data),
+                    )
+                }
+            }
+        )
         manifest = write_manifest(tmp_path / "m.json", doc)
         go = tmp_path / "go"
         env = clean_env(TORCH_HOME=str(tmp_path / "torch"))
-        procs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(manifest), str(go)], env=env, text=True,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", _WORKER, str(manifest), str(go)],
+                env=env,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for _ in range(2)
+        ]
         try:
             for proc in procs:
                 assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
-
 from hub_fixtures import entry, hf_source, manifest_dict, url_source, write_manifest
+
 from senet_zoo.hub.manifest import (
     ManifestError,
     UnknownWeightsError,
@@ -29,9 +30,14 @@ CAFFE_ERRORS = {  # registry name: (Caffe file stem, top-1 err, top-5 err) from 
     "se_resnext101_32x4d": ("SE-ResNeXt-101", 19.81, 4.96),
     "senet154": ("SENet-154", 18.68, 4.47),
 }
-TIMM_LEGACY = {"se_resnet50": "legacy_seresnet50", "se_resnet101": "legacy_seresnet101",
-               "se_resnet152": "legacy_seresnet152", "se_resnext50_32x4d": "legacy_seresnext50_32x4d",
-               "se_resnext101_32x4d": "legacy_seresnext101_32x4d", "senet154": "legacy_senet154"}
+TIMM_LEGACY = {
+    "se_resnet50": "legacy_seresnet50",
+    "se_resnet101": "legacy_seresnet101",
+    "se_resnet152": "legacy_seresnet152",
+    "se_resnext50_32x4d": "legacy_seresnext50_32x4d",
+    "se_resnext101_32x4d": "legacy_seresnext101_32x4d",
+    "senet154": "legacy_senet154",
+}
 SHA = "ab" * 32
 REV = "0123456789abcdef0123456789abcdef01234567"
 
@@ -75,12 +81,21 @@ def test_shipped_manifest_legacy_entries_match_timm(repo_root: Path) -> None:
 
 
 def test_lookup_api_and_errors(tmp_path: Path) -> None:
-    doc = manifest_dict({
-        "se_resnet50": {"caffe_in1k": entry(status="pending"),
-                        "cadene_in1k": entry(fmt="pth", filename="w-ce0d4300.pth", sha256_prefix="ce0d4300",
-                                             sources=[url_source("https://example.org/w-ce0d4300.pth")])},
-        "senet154": {"caffe_in1k": entry(sha256=SHA, size=10, sources=[hf_source("org/senet154", REV)])},
-    }, defaults={"se_resnet50": "cadene_in1k"})
+    doc = manifest_dict(
+        {
+            "se_resnet50": {
+                "caffe_in1k": entry(status="pending"),
+                "cadene_in1k": entry(
+                    fmt="pth",
+                    filename="w-ce0d4300.pth",
+                    sha256_prefix="ce0d4300",
+                    sources=[url_source("https://example.org/w-ce0d4300.pth")],
+                ),
+            },
+            "senet154": {"caffe_in1k": entry(sha256=SHA, size=10, sources=[hf_source("org/senet154", REV)])},
+        },
+        defaults={"se_resnet50": "cadene_in1k"},
+    )
     manifest = load_manifest(write_manifest(tmp_path / "m.json", doc))
     assert manifest.names() == ["se_resnet50", "senet154"]
     assert manifest.tags("se_resnet50") == ["caffe_in1k", "cadene_in1k"]
@@ -100,16 +115,28 @@ def test_lookup_api_and_errors(tmp_path: Path) -> None:
 
 
 def _valid() -> dict[str, Any]:
-    return manifest_dict({"se_resnet50": {
-        "caffe_in1k": entry(sha256=SHA, size=100, sources=[hf_source("org/se_resnet50", REV),
-                                                           url_source("https://example.org/model.safetensors")]),
-        "cadene_in1k": entry(fmt="pth", filename="se_resnet50-ce0d4300.pth", sha256_prefix="ce0d4300",
-                             sources=[url_source("https://example.org/se_resnet50-ce0d4300.pth")]),
-    }})
+    return manifest_dict(
+        {
+            "se_resnet50": {
+                "caffe_in1k": entry(
+                    sha256=SHA,
+                    size=100,
+                    sources=[hf_source("org/se_resnet50", REV), url_source("https://example.org/model.safetensors")],
+                ),
+                "cadene_in1k": entry(
+                    fmt="pth",
+                    filename="se_resnet50-ce0d4300.pth",
+                    sha256_prefix="ce0d4300",
+                    sources=[url_source("https://example.org/se_resnet50-ce0d4300.pth")],
+                ),
+            }
+        }
+    )
 
 
 def _set(path: str, value: Any) -> Callable[[dict], None]:
     """Mutation setting a '/'-separated path inside the document (``None`` value with key '-x' deletes x)."""
+
     def mutate(doc: dict) -> None:
         *parents, last = path.split("/")
         node: Any = doc
@@ -119,6 +146,7 @@ def _set(path: str, value: Any) -> Callable[[dict], None]:
             del node[last[1:]]
         else:
             node[last] = value
+
     return mutate
 
 
@@ -210,8 +238,17 @@ def test_record_published_rewrites_through_symlink_atomically(tmp_path: Path) ->
     before = load_manifest(link)
     assert before.default_tag("se_resnet50") == "cadene_in1k"
 
-    published = record_published(link, "se_resnet50", "caffe_in1k", repo_id="org/se_resnet50", revision=REV,
-                                 filename="model.safetensors", sha256=SHA, size=1234, converter_version="0.1.0")
+    published = record_published(
+        link,
+        "se_resnet50",
+        "caffe_in1k",
+        repo_id="org/se_resnet50",
+        revision=REV,
+        filename="model.safetensors",
+        sha256=SHA,
+        size=1234,
+        converter_version="0.1.0",
+    )
     assert link.is_symlink() and sorted(p.name for p in tmp_path.iterdir()) == ["pkg", "weights_manifest.json"]
     text = real.read_text()
     data = json.loads(text)
@@ -231,8 +268,17 @@ def test_record_published_rewrites_through_symlink_atomically(tmp_path: Path) ->
 
 def test_prefix_entry_gets_full_digest_and_keeps_mirrors(tmp_path: Path) -> None:
     path = write_manifest(tmp_path / "m.json", _valid())
-    e = record_published(path, "se_resnet50", "cadene_in1k", repo_id="org/legacy", revision=REV,
-                         filename="se_resnet50-ce0d4300.pth", sha256="ce0d4300" + "0" * 56, size=99, make_default=False)
+    e = record_published(
+        path,
+        "se_resnet50",
+        "cadene_in1k",
+        repo_id="org/legacy",
+        revision=REV,
+        filename="se_resnet50-ce0d4300.pth",
+        sha256="ce0d4300" + "0" * 56,
+        size=99,
+        make_default=False,
+    )
     assert e.sha256_prefix is None and e.sha256 == "ce0d4300" + "0" * 56
     assert [s.kind for s in e.sources] == ["hf", "url"]
     assert "sha256_prefix" not in json.loads(path.read_text())["models"]["se_resnet50"]["weights"]["cadene_in1k"]

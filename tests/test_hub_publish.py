@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from hub_emulator import HubEmulator
 from hub_fileserver import FileServer
 from hub_fixtures import (
@@ -23,12 +22,15 @@ from hub_fixtures import (
     url_source,
     write_manifest,
 )
+
 from senet_zoo.hub.manifest import load_manifest
 from senet_zoo.hub.publish import PublishError, publish
 
 REPO = "senet-zoo/se_resnet50"
 
-_REPUBLISH_AND_FETCH = BARE_HUB_IMPORT + """
+_REPUBLISH_AND_FETCH = (
+    BARE_HUB_IMPORT
+    + """
 import argparse, contextlib, io, json, sys
 from senet_zoo.hub import commands
 from senet_zoo.hub.fetch import fetch_weights
@@ -43,8 +45,11 @@ path, entry = fetch_weights("se_resnet50", manifest=manifest, progress=False)
 print(json.dumps({"code": code, "cli": out.getvalue(), "path": str(path), "tag": entry.tag,
                   "sha256": __import__("hashlib").sha256(open(path, "rb").read()).hexdigest()}))
 """
+)
 
-_FETCH_ALL = BARE_HUB_IMPORT + """
+_FETCH_ALL = (
+    BARE_HUB_IMPORT
+    + """
 import json, sys
 from senet_zoo.hub.fetch import DownloadError, fetch_weights
 manifest, results = sys.argv[1], {}
@@ -56,6 +61,7 @@ for tag in sys.argv[2:]:
         results[tag] = {"error": str(err), "attempts": err.attempts}
 print(json.dumps(results))
 """
+)
 
 
 def _fetch_all(hub: HubEmulator, home: Path, manifest: Path, *tags: str, **env: str) -> dict:
@@ -84,8 +90,14 @@ def test_publish_fetch_round_trip(tmp_path: Path) -> None:
         assert entry.provenance.converter_version == "0.1.0-test"
         assert entry.provenance.caffemodel_sha256 == CAFFEMODEL_SHA256
 
-        second = run_python(_REPUBLISH_AND_FETCH, hub_client_env(hub, tmp_path / "home"), str(folder), REPO,
-                            str(manifest), forbid=(hub.token,))
+        second = run_python(
+            _REPUBLISH_AND_FETCH,
+            hub_client_env(hub, tmp_path / "home"),
+            str(folder),
+            REPO,
+            str(manifest),
+            forbid=(hub.token,),
+        )
         assert second["code"] == 0 and f"no changes, existing commit {first['revision']}" in second["cli"]
         assert len(hub.commits(REPO)) == 2 and hub.count("POST", "/commit/") == 1  # identical files: no commit
         assert hub.count("PUT", "/upload/", server="cdn") == 1  # and no second upload
@@ -100,12 +112,15 @@ def test_publish_fetch_round_trip(tmp_path: Path) -> None:
         doc = json.loads(manifest.read_text())
         doc["models"]["se_resnet50"]["weights"]["old_in1k"] = {
             **doc["models"]["se_resnet50"]["weights"]["caffe_in1k"],
-            "sources": [hf_source(REPO, hub.commits(REPO)[0].oid)]}
+            "sources": [hf_source(REPO, hub.commits(REPO)[0].oid)],
+        }
         write_manifest(manifest, doc)
         before = len(hub.requests)
         offline = _fetch_all(hub, tmp_path / "home", manifest, "caffe_in1k", "old_in1k", HF_HUB_OFFLINE="1")
         assert len(hub.requests) == before
-        assert offline["caffe_in1k"]["path"] == second["path"] and bytes.fromhex(offline["caffe_in1k"]["bytes"]) == weights
+        assert (
+            offline["caffe_in1k"]["path"] == second["path"] and bytes.fromhex(offline["caffe_in1k"]["bytes"]) == weights
+        )
         error = offline["old_in1k"]["error"]
         assert "se_resnet50.old_in1k" in error and "offline" in error
         assert str(tmp_path / "home" / "hf" / "hub") in error
@@ -121,7 +136,9 @@ def test_tampered_hub_file_is_deleted_and_next_source_used(tmp_path: Path) -> No
         doc = json.loads(manifest.read_text())
         e = doc["models"]["se_resnet50"]["weights"]["caffe_in1k"]
         doc["models"]["se_resnet50"]["weights"]["mirror_in1k"] = {
-            **e, "sources": [*e["sources"], url_source(mirror.add("/model.safetensors", weights))]}
+            **e,
+            "sources": [*e["sources"], url_source(mirror.add("/model.safetensors", weights))],
+        }
         write_manifest(manifest, doc)
         home = tmp_path / "user"
         result = _fetch_all(hub, home, manifest, "caffe_in1k", "mirror_in1k")
@@ -175,18 +192,29 @@ def test_dry_run_changes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert result.dry_run and result.revision is None and result.weights.sha256 == sha
 
 
-@pytest.mark.parametrize("damage,message", [
-    (lambda f: (f / "README.md").unlink(), "missing README.md"),
-    (lambda f: (f / "config.json").write_text("{"), "config.json: not valid JSON"),
-    (lambda f: (f / "model.safetensors").write_bytes(b"garbage!" * 4), "not a readable safetensors file"),
-    (lambda f: (f / "config.json").write_text(json.dumps({"senet_zoo": {"name": "senet154"}})), "no entry|senet154"),
-    (lambda f: (f / "config.json").write_text("{}"), "no senet_zoo.name"),
-    (lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:-4] + b"\0" * 4),
-     "differs from the .* recorded in config.json"),
-    (lambda f: (f / "config.json").write_text(json.dumps({"senet_zoo": {"name": "se_resnet50",
-                                                                        "source": {"sha256": "xyz"}}})),
-     "senet_zoo.source.sha256 is not a sha256"),
-])
+@pytest.mark.parametrize(
+    "damage,message",
+    [
+        (lambda f: (f / "README.md").unlink(), "missing README.md"),
+        (lambda f: (f / "config.json").write_text("{"), "config.json: not valid JSON"),
+        (lambda f: (f / "model.safetensors").write_bytes(b"garbage!" * 4), "not a readable safetensors file"),
+        (
+            lambda f: (f / "config.json").write_text(json.dumps({"senet_zoo": {"name": "senet154"}})),
+            "no entry|senet154",
+        ),
+        (lambda f: (f / "config.json").write_text("{}"), "no senet_zoo.name"),
+        (
+            lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:-4] + b"\0" * 4),
+            "differs from the .* recorded in config.json",
+        ),
+        (
+            lambda f: (f / "config.json").write_text(
+                json.dumps({"senet_zoo": {"name": "se_resnet50", "source": {"sha256": "xyz"}}})
+            ),
+            "senet_zoo.source.sha256 is not a sha256",
+        ),
+    ],
+)
 def test_publish_rejects_bad_folders(tmp_path: Path, damage, message: str) -> None:
     folder = make_weights_folder(tmp_path / "converted")
     damage(folder)

@@ -1,4 +1,5 @@
 """optimize_for_inference: same logits as the unfused model for every architecture; refuses training."""
+
 from __future__ import annotations
 
 import copy

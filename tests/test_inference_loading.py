@@ -1,4 +1,5 @@
 """Lean loading: pretrained models keep their weights in the safetensors memory map, with no second copy."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Architectures: exact equivalence with timm's legacy SENets, SE-BN-Inception, blocks and options."""
+
 from __future__ import annotations
 
 import pytest
@@ -67,8 +68,18 @@ def test_se_bn_inception_parameter_count_and_sizes() -> None:
 
 def test_se_bn_inception_mirrors_the_prototxt_widths() -> None:
     model = senet_zoo.create_model("se_bn_inception")
-    expected = {"inception3a": 256, "inception3b": 320, "inception3c": 576, "inception4a": 576, "inception4b": 576,
-                "inception4c": 608, "inception4d": 608, "inception4e": 1056, "inception5a": 1024, "inception5b": 1024}
+    expected = {
+        "inception3a": 256,
+        "inception3b": 320,
+        "inception3c": 576,
+        "inception4a": 576,
+        "inception4b": 576,
+        "inception4c": 608,
+        "inception4d": 608,
+        "inception4e": 1056,
+        "inception5a": 1024,
+        "inception5b": 1024,
+    }
     for name, chs in expected.items():
         se = getattr(model, name).se
         assert se.fc2.out_channels == chs and se.fc1.out_channels == chs // 16
@@ -79,8 +90,10 @@ def test_se_module_defaults_are_the_paper_block() -> None:
     se = SEModule(64)
     x = torch.randn(2, 64, 5, 7)
     s = x.mean((2, 3))
-    gate = torch.sigmoid(se.fc2.weight.flatten(1) @ torch.relu(se.fc1.weight.flatten(1) @ s.T + se.fc1.bias[:, None])
-                         + se.fc2.bias[:, None]).T
+    gate = torch.sigmoid(
+        se.fc2.weight.flatten(1) @ torch.relu(se.fc1.weight.flatten(1) @ s.T + se.fc1.bias[:, None])
+        + se.fc2.bias[:, None]
+    ).T
     assert torch.allclose(se(x), x * gate[:, :, None, None], atol=1e-6)
     assert se.fc1.out_channels == 4
 

@@ -1,4 +1,5 @@
 """Loading weights into the models: lean (meta device), head and first-conv adaptation, clear errors."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """The README's two commands are exactly what CI runs, and its model table matches the registry."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """Registry, model_info, and the three ways in: senet_zoo, torch.hub and timm."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -13,8 +14,15 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import senet_zoo
 
-ALL = ["se_bn_inception", "se_resnet50", "se_resnet101", "se_resnet152", "se_resnext50_32x4d",
-       "se_resnext101_32x4d", "senet154"]
+ALL = [
+    "se_bn_inception",
+    "se_resnet50",
+    "se_resnet101",
+    "se_resnet152",
+    "se_resnext50_32x4d",
+    "se_resnext101_32x4d",
+    "senet154",
+]
 
 
 def test_list_models() -> None:
@@ -45,17 +53,25 @@ def test_unknown_name_lists_close_matches() -> None:
         senet_zoo.model_info("resnet50x")
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(num_classes=-1), "num_classes"), (dict(num_classes=2.5), "num_classes"),
-    (dict(num_classes=True), "num_classes"), (dict(in_chans=0), "in_chans"), (dict(in_chans="3"), "in_chans"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(num_classes=-1), "num_classes"),
+        (dict(num_classes=2.5), "num_classes"),
+        (dict(num_classes=True), "num_classes"),
+        (dict(in_chans=0), "in_chans"),
+        (dict(in_chans="3"), "in_chans"),
+    ],
+)
 def test_bad_arguments_are_clear_errors(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         senet_zoo.create_model("se_resnet50", **kwargs)
 
 
-@pytest.mark.parametrize("kwargs,match", [(dict(se_gate="softmax"), "gate"), (dict(se_squeeze="median"), "squeeze"),
-                                          (dict(se_reduction=0), "reduction")])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [(dict(se_gate="softmax"), "gate"), (dict(se_squeeze="median"), "squeeze"), (dict(se_reduction=0), "reduction")],
+)
 def test_bad_se_options_are_clear_errors(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         senet_zoo.create_model("se_resnet50", **kwargs)
@@ -102,10 +118,14 @@ def test_timm_registration_with_config_and_new_head() -> None:
     assert set(senet_zoo.list_models()) - {"senet154"} <= set(timm.list_models("se_*"))
 
 
-@pytest.mark.parametrize("name,channels", [
-    ("se_resnet50", (64, 256, 512, 1024, 2048)), ("senet154", (128, 256, 512, 1024, 2048)),
-    ("se_bn_inception", (64, 192, 320, 608, 1024)),
-])
+@pytest.mark.parametrize(
+    "name,channels",
+    [
+        ("se_resnet50", (64, 256, 512, 1024, 2048)),
+        ("senet154", (128, 256, 512, 1024, 2048)),
+        ("se_bn_inception", (64, 192, 320, 608, 1024)),
+    ],
+)
 def test_features_only(name: str, channels: tuple[int, ...]) -> None:
     timm_name = senet_zoo.model_info(name)["timm_name"]
     with torch.device("meta"):  # shape propagation only

@@ -4,9 +4,24 @@
 >>> stats = collect_excitations(model, loader, classes)
 >>> stats.class_spread()     # per block: how class-specific the gates are
 """
-from .excitations import (ExcitationRecorder, ExcitationStats, collect_excitations, default_plot_blocks, se_blocks,
-                          select_blocks)
+
+from .excitations import (
+    ExcitationRecorder,
+    ExcitationStats,
+    collect_excitations,
+    default_plot_blocks,
+    se_blocks,
+    select_blocks,
+)
 from .plots import plot_blocks, plot_depth
 
-__all__ = ["ExcitationRecorder", "ExcitationStats", "collect_excitations", "se_blocks", "select_blocks",
-           "default_plot_blocks", "plot_blocks", "plot_depth"]
+__all__ = [
+    "ExcitationRecorder",
+    "ExcitationStats",
+    "collect_excitations",
+    "se_blocks",
+    "select_blocks",
+    "default_plot_blocks",
+    "plot_blocks",
+    "plot_depth",
+]

@@ -1,4 +1,5 @@
 """``senet-zoo excitations``: per-class SE gate statistics of a model over an ImageFolder, with plots."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,18 +11,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from ..finetune.commands import add_model_options
 
     p = subparsers.add_parser(
-        "excitations", help="SE gate statistics per block and class over an ImageFolder (paper §7)",
+        "excitations",
+        help="SE gate statistics per block and class over an ImageFolder (paper §7)",
         description="Record every SE block's excitations over DIR/CLASS/* and write to OUT: stats.json "
-                    "(class spread, saturation, mean gate per block), class_means.safetensors (block -> "
-                    "classes x channels), excitations.png and excitations_<block>.png (mean activation per "
-                    "channel, one line per class), depth.png (spread and saturation against depth).")
+        "(class spread, saturation, mean gate per block), class_means.safetensors (block -> "
+        "classes x channels), excitations.png and excitations_<block>.png (mean activation per "
+        "channel, one line per class), depth.png (spread and saturation against depth).",
+    )
     p.add_argument("--model", help="model name (default: the one recorded in a fine-tuning checkpoint)")
     p.add_argument("--weights", required=True, metavar="PATH|TAG|default", help="weights to analyse")
     p.add_argument("--data", required=True, metavar="DIR", help="ImageFolder root (DIR/CLASS/*)")
     p.add_argument("--out", required=True, metavar="OUT", help="output directory")
-    p.add_argument("--blocks", nargs="+", metavar="PATTERN",
-                   help="blocks to plot, shell patterns over names like layer4.0 (default: last block of each "
-                        "stage and every block of the last stage)")
+    p.add_argument(
+        "--blocks",
+        nargs="+",
+        metavar="PATTERN",
+        help="blocks to plot, shell patterns over names like layer4.0 (default: last block of each "
+        "stage and every block of the last stage)",
+    )
     p.add_argument("--classes", nargs="+", help="classes drawn as lines (default: the first eight)")
     p.add_argument("--max-images", type=int, help="analyse a random subset (seed 0) of this many images")
     p.add_argument("--tol", type=float, default=0.05, help="saturation threshold: gate >= 1 - tol, <= tol")
@@ -66,15 +73,20 @@ def _excitations(args: argparse.Namespace) -> int:
     summary = stats.summary()
     write_json(out / "stats.json", summary)
     with atomic_path(out / "class_means.safetensors") as tmp:
-        save_file({b: torch.from_numpy(stats.class_means(b)).float() for b in stats.blocks}, str(tmp),
-                  metadata={"classes": json.dumps(stats.classes)})
+        save_file(
+            {b: torch.from_numpy(stats.class_means(b)).float() for b in stats.blocks},
+            str(tmp),
+            metadata={"classes": json.dumps(stats.classes)},
+        )
     plot_blocks(stats, plot_list, out / "excitations.png", args.classes, dpi=args.dpi)
     for block in plot_list:
         plot_blocks(stats, [block], out / f"excitations_{block}.png", args.classes, dpi=args.dpi)
     plot_depth(stats, out / "depth.png", dpi=args.dpi)
     print(f"{'block':<16}{'channels':>9}{'mean gate':>11}{'class spread':>14}{'≈1':>8}{'≈0':>8}")
     for block, row in summary["blocks"].items():
-        print(f"{block:<16}{row['channels']:>9}{row['mean_gate']:>11.4f}{row['class_spread']:>14.4f}"
-              f"{row['near_one']:>8.1%}{row['near_zero']:>8.1%}")
+        print(
+            f"{block:<16}{row['channels']:>9}{row['mean_gate']:>11.4f}{row['class_spread']:>14.4f}"
+            f"{row['near_one']:>8.1%}{row['near_zero']:>8.1%}"
+        )
     print(f"{int(stats.counts.sum())} images, {len(stats.classes)} classes; plots and stats.json in {out}")
     return 0

@@ -13,11 +13,12 @@ vector of each image. Aggregated per block and per class they give:
 
 For NoSqueeze modules (``squeeze="none"``) the gate varies per position; it is averaged over positions.
 """
+
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -27,8 +28,14 @@ from tqdm.auto import tqdm
 
 from ..models.se import SEModule
 
-__all__ = ["se_blocks", "select_blocks", "default_plot_blocks", "ExcitationRecorder", "ExcitationStats",
-           "collect_excitations"]
+__all__ = [
+    "se_blocks",
+    "select_blocks",
+    "default_plot_blocks",
+    "ExcitationRecorder",
+    "ExcitationStats",
+    "collect_excitations",
+]
 
 
 def se_blocks(model: nn.Module) -> dict[str, SEModule]:
@@ -134,22 +141,45 @@ class ExcitationStats:
     def saturation(self) -> dict[str, dict[str, float]]:
         """Per block: fractions of gates within ``tol`` of one and of zero."""
         total = float(self.counts.sum())
-        return {b: dict(near_one=self.near_one[b] / (total * self.channels[b]),
-                        near_zero=self.near_zero[b] / (total * self.channels[b])) for b in self.blocks}
+        return {
+            b: dict(
+                near_one=self.near_one[b] / (total * self.channels[b]),
+                near_zero=self.near_zero[b] / (total * self.channels[b]),
+            )
+            for b in self.blocks
+        }
 
     def summary(self) -> dict[str, object]:
         """JSON-able numbers: per block channels, mean gate, class spread, saturation; images per class."""
         spread, saturation = self.class_spread(), self.saturation()
         return dict(
-            classes=self.classes, images_per_class=self.counts.astype(int).tolist(), tol=self.tol,
-            blocks={b: dict(channels=self.channels[b], mean_gate=float(self.overall_mean(b).mean()),
-                            class_spread=spread[b], **saturation[b]) for b in self.blocks})
+            classes=self.classes,
+            images_per_class=self.counts.astype(int).tolist(),
+            tol=self.tol,
+            blocks={
+                b: dict(
+                    channels=self.channels[b],
+                    mean_gate=float(self.overall_mean(b).mean()),
+                    class_spread=spread[b],
+                    **saturation[b],
+                )
+                for b in self.blocks
+            },
+        )
 
 
 @torch.no_grad()
-def collect_excitations(model: nn.Module, loader: DataLoader, classes: Sequence[str], *,
-                        blocks: Sequence[str] | None = None, device: torch.device | str = "cpu",
-                        max_images: int | None = None, tol: float = 0.05, progress: bool = False) -> ExcitationStats:
+def collect_excitations(
+    model: nn.Module,
+    loader: DataLoader,
+    classes: Sequence[str],
+    *,
+    blocks: Sequence[str] | None = None,
+    device: torch.device | str = "cpu",
+    max_images: int | None = None,
+    tol: float = 0.05,
+    progress: bool = False,
+) -> ExcitationStats:
     """Run ``model`` (in eval mode) over ``loader``'s ``(images, labels)`` and aggregate the gates.
 
     ``blocks`` are shell-style patterns over :func:`se_blocks` names (default: every block);
@@ -184,5 +214,12 @@ def collect_excitations(model: nn.Module, loader: DataLoader, classes: Sequence[
     model.train(was_training)
     if seen == 0:
         raise ValueError("no images to analyse")
-    return ExcitationStats(blocks=recorder.blocks, classes=list(classes), counts=counts, gate_sums=sums,
-                           near_one=near_one, near_zero=near_zero, tol=tol)
+    return ExcitationStats(
+        blocks=recorder.blocks,
+        classes=list(classes),
+        counts=counts,
+        gate_sums=sums,
+        near_one=near_one,
+        near_zero=near_zero,
+        tol=tol,
+    )

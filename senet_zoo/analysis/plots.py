@@ -2,10 +2,11 @@
 
 Uses matplotlib's object API (``Figure``), never pyplot: no global backend, no display needed.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -29,8 +30,14 @@ def _pick_classes(stats: ExcitationStats, classes: Sequence[str] | None) -> list
     return [stats.classes.index(c) for c in classes]
 
 
-def plot_blocks(stats: ExcitationStats, blocks: Sequence[str], path: str | Path,
-                classes: Sequence[str] | None = None, columns: int = 3, dpi: int = 80) -> None:
+def plot_blocks(
+    stats: ExcitationStats,
+    blocks: Sequence[str],
+    path: str | Path,
+    classes: Sequence[str] | None = None,
+    columns: int = 3,
+    dpi: int = 80,
+) -> None:
     """One panel per block: mean gate per channel, one line per class and the mean over all images.
 
     ``classes`` picks the lines (default: the first eight classes that have images). When every chosen
@@ -60,7 +67,7 @@ def plot_blocks(stats: ExcitationStats, blocks: Sequence[str], path: str | Path,
         ax.set_ylabel("mean activation", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.set_xlim(0, len(channels) - 1)
-    for ax in axes[len(blocks):]:
+    for ax in axes[len(blocks) :]:
         ax.set_visible(False)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 9), fontsize=8, frameon=False)

@@ -15,10 +15,11 @@ later modified by an in-place layer (``top == bottom``) is returned after that m
     expected_blob_shapes(layer, bottom_shapes) -> [shape, ...]
     random_blobs(net, input_shape, seed=0, calibrate=True)   # fills every parametric layer
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -26,8 +27,15 @@ import torch.nn.functional as F
 
 from .net import Layer, Net, as_list
 
-__all__ = ["Executor", "ExecutionError", "run", "infer_shapes", "expected_blob_shapes", "random_blobs",
-           "pool_output_size"]
+__all__ = [
+    "Executor",
+    "ExecutionError",
+    "run",
+    "infer_shapes",
+    "expected_blob_shapes",
+    "random_blobs",
+    "pool_output_size",
+]
 
 Shape = tuple[int, ...]
 Tensors = list[torch.Tensor]
@@ -72,7 +80,7 @@ def expected_blob_shapes(layer: Layer, bottom_shapes: Sequence[Shape]) -> list[S
     if kind == "InnerProduct":
         p = layer.param("inner_product_param")
         out = int(p["num_output"])
-        k = math.prod(x[_axis(p.get("axis", 1), len(x), layer):])
+        k = math.prod(x[_axis(p.get("axis", 1), len(x), layer) :])
         shapes = [(k, out) if p.get("transpose", False) else (out, k)]
         return shapes + [(out,)] if p.get("bias_term", True) else shapes
     if kind == "BatchNorm":
@@ -84,7 +92,7 @@ def expected_blob_shapes(layer: Layer, bottom_shapes: Sequence[Shape]) -> list[S
         if len(bottom_shapes) > 1:
             return [tuple(bottom_shapes[1])] if p.get("bias_term", False) else []
         num_axes = p.get("num_axes", 1)
-        shape = x[axis:] if num_axes == -1 else x[axis:axis + num_axes]
+        shape = x[axis:] if num_axes == -1 else x[axis : axis + num_axes]
         return [shape, shape] if p.get("bias_term", False) else [shape]
     return []
 
@@ -100,6 +108,7 @@ def pool_output_size(size: int, kernel: int, stride: int, pad: int, ceil_mode: b
 
 # -- layers ------------------------------------------------------------------------------------
 
+
 def _convolution(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
     p = layer.param("convolution_param")
     if p.get("axis", 1) != 1:
@@ -108,8 +117,7 @@ def _convolution(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
     pad = _hw(p, "pad", 0, layer)
     dilation = as_list(p.get("dilation")) or [1]
     bias = blobs[1] if len(blobs) > 1 else None
-    return [F.conv2d(bottoms[0], blobs[0], bias, stride, pad, (dilation[0], dilation[-1]),
-                     int(p.get("group", 1)))]
+    return [F.conv2d(bottoms[0], blobs[0], bias, stride, pad, (dilation[0], dilation[-1]), int(p.get("group", 1)))]
 
 
 def _pooling(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
@@ -120,8 +128,7 @@ def _pooling(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
         raise ExecutionError(f"layer {layer.name!r}: {method} pooling is not supported")
     if p.get("global_pooling", False):  # one window covering the whole map, no padding
         return [x.amax((2, 3), keepdim=True) if method == "MAX" else x.mean((2, 3), keepdim=True)]
-    (kh, kw), (sh, sw), (ph, pw) = (_hw(p, "kernel", None, layer), _hw(p, "stride", 1, layer),
-                                    _hw(p, "pad", 0, layer))
+    (kh, kw), (sh, sw), (ph, pw) = (_hw(p, "kernel", None, layer), _hw(p, "stride", 1, layer), _hw(p, "pad", 0, layer))
     ceil_mode = p.get("round_mode", "CEIL") == "CEIL"
     height, width = x.shape[2], x.shape[3]
     oh = pool_output_size(height, kh, sh, ph, ceil_mode)
@@ -134,7 +141,7 @@ def _pooling(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
     out = None
     for i in range(kh):
         for j in range(kw):
-            window = xp[:, :, i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw]
+            window = xp[:, :, i : i + (oh - 1) * sh + 1 : sh, j : j + (ow - 1) * sw + 1 : sw]
             if out is None:
                 out = window.clone()
             elif method == "MAX":
@@ -173,9 +180,11 @@ def _scale(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
     else:
         scale, bias = blobs[0], (blobs[1] if len(blobs) > 1 else None)
     covered = scale.dim()
-    if tuple(x.shape[axis:axis + covered]) != tuple(scale.shape):
-        raise ExecutionError(f"layer {layer.name!r}: scale of shape {tuple(scale.shape)} does not match "
-                             f"axes {axis}.. of the input {tuple(x.shape)}")
+    if tuple(x.shape[axis : axis + covered]) != tuple(scale.shape):
+        raise ExecutionError(
+            f"layer {layer.name!r}: scale of shape {tuple(scale.shape)} does not match "
+            f"axes {axis}.. of the input {tuple(x.shape)}"
+        )
     view = (1,) * axis + tuple(scale.shape) + (1,) * (x.dim() - axis - covered)
     out = x * scale.reshape(view)
     return [out + bias.reshape(view) if bias is not None else out]
@@ -262,15 +271,27 @@ def _flatten(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
 
 
 _OPS: dict[str, Callable[[Layer, Tensors, Tensors], Tensors]] = {
-    "Convolution": _convolution, "Pooling": _pooling, "BatchNorm": _batch_norm, "Scale": _scale,
-    "ReLU": _relu, "Sigmoid": lambda layer, b, w: [torch.sigmoid(b[0])], "Axpy": _axpy,
-    "Reshape": _reshape, "Concat": _concat, "Eltwise": _eltwise, "InnerProduct": _inner_product,
-    "Dropout": lambda layer, b, w: [b[0]], "Softmax": _softmax, "Flatten": _flatten,
-    "Split": lambda layer, b, w: [b[0]] * len(layer.tops), "Silence": lambda layer, b, w: [],
+    "Convolution": _convolution,
+    "Pooling": _pooling,
+    "BatchNorm": _batch_norm,
+    "Scale": _scale,
+    "ReLU": _relu,
+    "Sigmoid": lambda layer, b, w: [torch.sigmoid(b[0])],
+    "Axpy": _axpy,
+    "Reshape": _reshape,
+    "Concat": _concat,
+    "Eltwise": _eltwise,
+    "InnerProduct": _inner_product,
+    "Dropout": lambda layer, b, w: [b[0]],
+    "Softmax": _softmax,
+    "Flatten": _flatten,
+    "Split": lambda layer, b, w: [b[0]] * len(layer.tops),
+    "Silence": lambda layer, b, w: [],
 }
 
 
 # -- the pass ----------------------------------------------------------------------------------
+
 
 def _first_input(net: Net) -> str:
     first = next((layer for layer in net.layers if layer.type in _DATA_LAYERS and layer.tops), None)
@@ -279,16 +300,18 @@ def _first_input(net: Net) -> str:
     return first.tops[0]
 
 
-def _feeds(net: Net, data: torch.Tensor | np.ndarray | Mapping[str, torch.Tensor | np.ndarray]
-           ) -> dict[str, torch.Tensor]:
+def _feeds(
+    net: Net, data: torch.Tensor | np.ndarray | Mapping[str, torch.Tensor | np.ndarray]
+) -> dict[str, torch.Tensor]:
     """Map the caller's input(s) to the data layers' tops (a single input goes to the first one)."""
     if isinstance(data, Mapping):
         return {name: torch.as_tensor(value) for name, value in data.items()}
     return {_first_input(net): torch.as_tensor(data)}
 
 
-def _forward(net: Net, feeds: dict[str, torch.Tensor], outputs: Iterable[str] | None,
-             weights: WeightFn, keep_all: bool = False) -> dict[str, torch.Tensor]:
+def _forward(
+    net: Net, feeds: dict[str, torch.Tensor], outputs: Iterable[str] | None, weights: WeightFn, keep_all: bool = False
+) -> dict[str, torch.Tensor]:
     """One pass over ``net``; blobs are dropped after their last reader unless requested.
 
     Takes ownership of ``feeds`` (entries are removed as they are used, so inputs can be freed too).
@@ -313,8 +336,9 @@ def _forward(net: Net, feeds: dict[str, torch.Tensor], outputs: Iterable[str] | 
                 raise ExecutionError(f"{where}: layer {layer.name!r}: type {layer.type!r} is not supported")
             missing = [name for name in layer.bottoms if name not in blobs]
             if missing:
-                raise ExecutionError(f"{where}: layer {layer.name!r} reads {missing[0]!r}, which no earlier "
-                                     "layer produced")
+                raise ExecutionError(
+                    f"{where}: layer {layer.name!r} reads {missing[0]!r}, which no earlier layer produced"
+                )
             bottoms = [blobs[name] for name in layer.bottoms]
             tops = op(layer, bottoms, weights(layer, bottoms))
         for name, value in zip(layer.tops, tops):
@@ -334,12 +358,15 @@ def _check_blobs(layer: Layer, blobs: Sequence, bottoms: Tensors) -> list[Shape]
     """Expected shapes for ``layer``'s blobs; raises when the stored blobs cannot be them."""
     expected = expected_blob_shapes(layer, [tuple(b.shape) for b in bottoms])
     if len(blobs) != len(expected):
-        raise ExecutionError(f"layer {layer.name!r} ({layer.type}): has {len(blobs)} blobs, expected "
-                             f"{len(expected)} of shapes {expected}")
+        raise ExecutionError(
+            f"layer {layer.name!r} ({layer.type}): has {len(blobs)} blobs, expected "
+            f"{len(expected)} of shapes {expected}"
+        )
     for i, (blob, shape) in enumerate(zip(blobs, expected)):
         if math.prod(blob.shape) != math.prod(shape):
-            raise ExecutionError(f"layer {layer.name!r} ({layer.type}): blob {i} has shape {tuple(blob.shape)}, "
-                                 f"expected {shape}")
+            raise ExecutionError(
+                f"layer {layer.name!r} ({layer.type}): blob {i} has shape {tuple(blob.shape)}, expected {shape}"
+            )
     return expected
 
 
@@ -357,20 +384,30 @@ class Executor:
         if key not in self._cache:
             shapes = _check_blobs(layer, layer.blobs, bottoms)
             np_dtype = torch.empty((), dtype=self.dtype).numpy().dtype
-            self._cache[key] = [torch.from_numpy(np.array(blob, dtype=np_dtype).reshape(shape)).to(self.device)
-                                for blob, shape in zip(layer.blobs, shapes)]
+            self._cache[key] = [
+                torch.from_numpy(np.array(blob, dtype=np_dtype).reshape(shape)).to(self.device)
+                for blob, shape in zip(layer.blobs, shapes)
+            ]
         return self._cache[key]
 
     @torch.inference_mode()
-    def __call__(self, data: torch.Tensor | np.ndarray | Mapping[str, torch.Tensor | np.ndarray],
-                 outputs: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
+    def __call__(
+        self,
+        data: torch.Tensor | np.ndarray | Mapping[str, torch.Tensor | np.ndarray],
+        outputs: Iterable[str] | None = None,
+    ) -> dict[str, torch.Tensor]:
         """Run on Caffe input (N x C x H x W, BGR, mean subtracted); returns the requested blobs."""
         feeds = {name: value.to(self.device, self.dtype) for name, value in _feeds(self.net, data).items()}
         return _forward(self.net, feeds, outputs, self._weights)
 
 
-def run(net: Net, data: torch.Tensor | np.ndarray | Mapping[str, torch.Tensor | np.ndarray],
-        outputs: Iterable[str] | None = None, *, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+def run(
+    net: Net,
+    data: torch.Tensor | np.ndarray | Mapping[str, torch.Tensor | np.ndarray],
+    outputs: Iterable[str] | None = None,
+    *,
+    dtype: torch.dtype = torch.float32,
+) -> dict[str, torch.Tensor]:
     """Run ``net`` once on ``data``; ``outputs`` names the blobs to return (default: the last layer's tops)."""
     return Executor(net, dtype=dtype)(data, outputs)
 
@@ -412,14 +449,18 @@ def random_blobs(net: Net, input_shape: Shape, seed: int = 0, *, calibrate: bool
         return [torch.from_numpy(b).to(device) for b in layer.blobs] if shapes else []
 
     device = "cpu" if calibrate else "meta"
-    data = torch.from_numpy(rng.standard_normal(tuple(input_shape)).astype(np.float32) * 50) if calibrate \
+    data = (
+        torch.from_numpy(rng.standard_normal(tuple(input_shape)).astype(np.float32) * 50)
+        if calibrate
         else torch.empty(tuple(input_shape), device=device)
+    )
     with torch.inference_mode():
         _forward(net, _feeds(net, data), (), weights)
 
 
-def _random_layer_blobs(layer: Layer, shapes: list[Shape], x: torch.Tensor | None,
-                        rng: np.random.Generator) -> list[np.ndarray]:
+def _random_layer_blobs(
+    layer: Layer, shapes: list[Shape], x: torch.Tensor | None, rng: np.random.Generator
+) -> list[np.ndarray]:
     def normal(shape: Shape, std: float) -> np.ndarray:
         return (rng.standard_normal(shape) * std).astype(np.float32)
 
@@ -435,9 +476,12 @@ def _random_layer_blobs(layer: Layer, shapes: list[Shape], x: torch.Tensor | Non
         return [(mean * s).astype(np.float32), (var * s).astype(np.float32), np.array([s], np.float32)]
     if layer.type == "Scale":
         out = [rng.uniform(0.5, 1.5, shapes[0]).astype(np.float32)] if len(layer.bottoms) == 1 else []
-        return out + [normal(shape, 0.2) for shape in shapes[len(out):]]
+        return out + [normal(shape, 0.2) for shape in shapes[len(out) :]]
     weight_shape = shapes[0]
-    fan_in = math.prod(weight_shape[1:]) if layer.type == "Convolution" else \
-        (weight_shape[0] if layer.param("inner_product_param").get("transpose", False) else weight_shape[1])
+    fan_in = (
+        math.prod(weight_shape[1:])
+        if layer.type == "Convolution"
+        else (weight_shape[0] if layer.param("inner_product_param").get("transpose", False) else weight_shape[1])
+    )
     gain = 2.0 if layer.type == "Convolution" else 1.0
     return [normal(weight_shape, math.sqrt(gain / max(fan_in, 1)))] + [normal(s, 0.1) for s in shapes[1:]]

@@ -5,6 +5,7 @@ dict for a nested message), a field seen several times as a list; use :func:`as_
 repeated fields such as ``kernel_size`` or ``pad`` whichever way they were written. Enum values
 are their names (``"MAX"``, ``"AVE"``). Legacy V1 layer types are mapped to their V2 names.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -60,7 +61,7 @@ class Net:
 def legacy_input_layer(names: list[str], dims: list[int], shapes: list[dict]) -> Layer:
     """The ``Input`` layer Caffe substitutes for a net's deprecated top-level input fields."""
     if not shapes and dims:
-        chunks = [dims[i:i + 4] for i in range(0, len(dims), 4)]
+        chunks = [dims[i : i + 4] for i in range(0, len(dims), 4)]
         shapes = [{"dim": chunk[0] if len(chunk) == 1 else chunk} for chunk in chunks]
     params: dict[str, Any] = {}
     if shapes:

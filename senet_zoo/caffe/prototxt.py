@@ -9,6 +9,7 @@ types become V2 names, and top-level ``input``/``input_dim``/``input_shape`` bec
 layer named ``input`` as Caffe upgrades them. Fields known to :mod:`.schema` get the same Python
 types as :func:`~.wire.read_caffemodel` yields; unknown fields are kept as written.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,29 +23,37 @@ from .schema import LAYER_FIELDS, MESSAGES, NET_FIELDS, V1_LAYER_FIELDS, V1_LAYE
 
 __all__ = ["read_prototxt", "parse_prototxt"]
 
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     (?P<skip>\s+|\#[^\n]*)
   | (?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
   | (?P<number>[-+]?(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?[fF]?)(?![\w.]))
   | (?P<ident>-?[A-Za-z_][A-Za-z0-9_]*)
   | (?P<punct>[{}<>\[\]:,;])
-""", re.VERBOSE)
-_ESCAPES = {"n": 10, "r": 13, "t": 9, "a": 7, "b": 8, "f": 12, "v": 11, "\\": 92, "'": 39, '"': 34,
-            "?": 63}
+""",
+    re.VERBOSE,
+)
+_ESCAPES = {"n": 10, "r": 13, "t": 9, "a": 7, "b": 8, "f": 12, "v": 11, "\\": 92, "'": 39, '"': 34, "?": 63}
 _CLOSING = {"{": "}", "<": ">"}
 _TRUE = {"true", "True", "t"}
 _FALSE = {"false", "False", "f"}
 _FLOAT_WORDS = {"inf": float("inf"), "infinity": float("inf"), "nan": float("nan")}
 _BY_NAME = {name: {f.name: f for f in fields.values()} for name, fields in MESSAGES.items()}
 _NET = {f.name: f for f in NET_FIELDS.values()}
-_CORE = {"name": Field(1, "name", "string"), "bottom": Field(3, "bottom", "string", True),
-         "top": Field(4, "top", "string", True)}
+_CORE = {
+    "name": Field(1, "name", "string"),
+    "bottom": Field(3, "bottom", "string", True),
+    "top": Field(4, "top", "string", True),
+}
 _V2_LAYER = {**_CORE, "type": Field(2, "type", "string"), **{f.name: f for f in LAYER_FIELDS.values()}}
 _V1_LAYER = {**_CORE, **{f.name: f for f in V1_LAYER_FIELDS.values()}}  # type: enum name or number
 _V1_NAMES = {v1_name: v2 for v1_name, v2 in V1_LAYER_TYPES.values() if v2}
-_BLOB = {"data": Field(5, "data", "float", True), "double_data": Field(8, "double_data", "double", True),
-         "shape": Field(7, "shape", "message", ref="BlobShape"),
-         **{name: Field(i + 1, name, "int") for i, name in enumerate(("num", "channels", "height", "width"))}}
+_BLOB = {
+    "data": Field(5, "data", "float", True),
+    "double_data": Field(8, "double_data", "double", True),
+    "shape": Field(7, "shape", "message", ref="BlobShape"),
+    **{name: Field(i + 1, name, "int") for i, name in enumerate(("num", "channels", "height", "width"))},
+}
 
 
 def read_prototxt(path: str | os.PathLike) -> Net:
@@ -55,8 +64,9 @@ def read_prototxt(path: str | os.PathLike) -> Net:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise CaffeFormatError(f"{path}: byte {err.start}: not a UTF-8 text file "
-                               "(a binary caffemodel? use read_caffemodel)") from None
+        raise CaffeFormatError(
+            f"{path}: byte {err.start}: not a UTF-8 text file (a binary caffemodel? use read_caffemodel)"
+        ) from None
     return parse_prototxt(text, source=path)
 
 
@@ -202,11 +212,11 @@ class _Parser:
                 out.append(_ESCAPES[esc])
                 i += 2
             elif esc in "01234567":
-                digits = re.match(r"[0-7]{1,3}", body[i + 1:]).group()
+                digits = re.match(r"[0-7]{1,3}", body[i + 1 :]).group()
                 out.append(int(digits, 8) & 0xFF)
                 i += 1 + len(digits)
-            elif esc in "xX" and re.match(r"[0-9a-fA-F]", body[i + 2:i + 3]):
-                digits = re.match(r"[0-9a-fA-F]{1,2}", body[i + 2:]).group()
+            elif esc in "xX" and re.match(r"[0-9a-fA-F]", body[i + 2 : i + 3]):
+                digits = re.match(r"[0-9a-fA-F]{1,2}", body[i + 2 :]).group()
                 out.append(int(digits, 16))
                 i += 2 + len(digits)
             else:
@@ -318,6 +328,9 @@ class _Parser:
         values = as_list(fields.get("double_data")) or as_list(fields.get("data"))
         data = np.asarray(values, dtype=np.float32)
         if data.size != int(np.prod(shape, dtype=np.int64)):
-            raise self.fail(offset, f"blob holds {data.size} values but its shape {tuple(shape)} needs "
-                                    f"{int(np.prod(shape, dtype=np.int64))}")
+            raise self.fail(
+                offset,
+                f"blob holds {data.size} values but its shape {tuple(shape)} needs "
+                f"{int(np.prod(shape, dtype=np.int64))}",
+            )
         return data.reshape(shape)

@@ -5,6 +5,7 @@ Field numbers and types follow BVLC caffe.proto (``src/caffe/proto/caffe.proto``
 names, numbers, types and enum values. Fields outside this subset are skipped by the binary reader
 and kept verbatim (untyped) by the text reader.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,8 +14,16 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "Field", "MESSAGES", "NET_FIELDS", "LAYER_FIELDS", "V1_LAYER_FIELDS", "V1_LAYER_TYPES",
-    "V2_TO_V1_NUMBER", "VARINT_KINDS", "float32", "normalize_value",
+    "Field",
+    "MESSAGES",
+    "NET_FIELDS",
+    "LAYER_FIELDS",
+    "V1_LAYER_FIELDS",
+    "V1_LAYER_TYPES",
+    "V2_TO_V1_NUMBER",
+    "VARINT_KINDS",
+    "float32",
+    "normalize_value",
 ]
 
 # kind: "uint" (uint32/uint64), "int" (int32/int64, two's complement), "bool", "float", "double",
@@ -40,8 +49,7 @@ ENGINE = _enum("DEFAULT", "CAFFE", "CUDNN")
 PHASE = _enum("TRAIN", "TEST")
 
 
-def _f(number: int, name: str, kind: str, ref: Any = None, *, rep: bool = False,
-       packed: bool = False) -> Field:
+def _f(number: int, name: str, kind: str, ref: Any = None, *, rep: bool = False, packed: bool = False) -> Field:
     return Field(number, name, kind, rep, packed, ref)
 
 
@@ -50,65 +58,100 @@ MESSAGES: dict[str, dict[int, Field]] = {
     for name, fields in {
         "BlobShape": [_f(1, "dim", "int", rep=True, packed=True)],
         "FillerParameter": [
-            _f(1, "type", "string"), _f(2, "value", "float"), _f(3, "min", "float"),
-            _f(4, "max", "float"), _f(5, "mean", "float"), _f(6, "std", "float"),
+            _f(1, "type", "string"),
+            _f(2, "value", "float"),
+            _f(3, "min", "float"),
+            _f(4, "max", "float"),
+            _f(5, "mean", "float"),
+            _f(6, "std", "float"),
             _f(7, "sparse", "int"),
             _f(8, "variance_norm", "enum", _enum("FAN_IN", "FAN_OUT", "AVERAGE")),
         ],
         "ParamSpec": [
-            _f(1, "name", "string"), _f(2, "share_mode", "enum", _enum("STRICT", "PERMISSIVE")),
-            _f(3, "lr_mult", "float"), _f(4, "decay_mult", "float"),
+            _f(1, "name", "string"),
+            _f(2, "share_mode", "enum", _enum("STRICT", "PERMISSIVE")),
+            _f(3, "lr_mult", "float"),
+            _f(4, "decay_mult", "float"),
         ],
         "NetStateRule": [
-            _f(1, "phase", "enum", PHASE), _f(2, "min_level", "int"), _f(3, "max_level", "int"),
-            _f(4, "stage", "string", rep=True), _f(5, "not_stage", "string", rep=True),
+            _f(1, "phase", "enum", PHASE),
+            _f(2, "min_level", "int"),
+            _f(3, "max_level", "int"),
+            _f(4, "stage", "string", rep=True),
+            _f(5, "not_stage", "string", rep=True),
         ],
         "NetState": [
-            _f(1, "phase", "enum", PHASE), _f(2, "level", "int"), _f(3, "stage", "string", rep=True),
+            _f(1, "phase", "enum", PHASE),
+            _f(2, "level", "int"),
+            _f(3, "stage", "string", rep=True),
         ],
         "ConvolutionParameter": [
-            _f(1, "num_output", "uint"), _f(2, "bias_term", "bool"),
-            _f(3, "pad", "uint", rep=True), _f(4, "kernel_size", "uint", rep=True),
-            _f(5, "group", "uint"), _f(6, "stride", "uint", rep=True),
+            _f(1, "num_output", "uint"),
+            _f(2, "bias_term", "bool"),
+            _f(3, "pad", "uint", rep=True),
+            _f(4, "kernel_size", "uint", rep=True),
+            _f(5, "group", "uint"),
+            _f(6, "stride", "uint", rep=True),
             _f(7, "weight_filler", "message", "FillerParameter"),
             _f(8, "bias_filler", "message", "FillerParameter"),
-            _f(9, "pad_h", "uint"), _f(10, "pad_w", "uint"), _f(11, "kernel_h", "uint"),
-            _f(12, "kernel_w", "uint"), _f(13, "stride_h", "uint"), _f(14, "stride_w", "uint"),
-            _f(15, "engine", "enum", ENGINE), _f(16, "axis", "int"),
-            _f(17, "force_nd_im2col", "bool"), _f(18, "dilation", "uint", rep=True),
+            _f(9, "pad_h", "uint"),
+            _f(10, "pad_w", "uint"),
+            _f(11, "kernel_h", "uint"),
+            _f(12, "kernel_w", "uint"),
+            _f(13, "stride_h", "uint"),
+            _f(14, "stride_w", "uint"),
+            _f(15, "engine", "enum", ENGINE),
+            _f(16, "axis", "int"),
+            _f(17, "force_nd_im2col", "bool"),
+            _f(18, "dilation", "uint", rep=True),
         ],
         "PoolingParameter": [
             _f(1, "pool", "enum", _enum("MAX", "AVE", "STOCHASTIC")),
-            _f(2, "kernel_size", "uint", rep=True), _f(3, "stride", "uint", rep=True),
-            _f(4, "pad", "uint", rep=True), _f(5, "kernel_h", "uint"), _f(6, "kernel_w", "uint"),
-            _f(7, "stride_h", "uint"), _f(8, "stride_w", "uint"), _f(9, "pad_h", "uint"),
-            _f(10, "pad_w", "uint"), _f(11, "engine", "enum", ENGINE),
-            _f(12, "global_pooling", "bool"), _f(13, "round_mode", "enum", _enum("CEIL", "FLOOR")),
+            _f(2, "kernel_size", "uint", rep=True),
+            _f(3, "stride", "uint", rep=True),
+            _f(4, "pad", "uint", rep=True),
+            _f(5, "kernel_h", "uint"),
+            _f(6, "kernel_w", "uint"),
+            _f(7, "stride_h", "uint"),
+            _f(8, "stride_w", "uint"),
+            _f(9, "pad_h", "uint"),
+            _f(10, "pad_w", "uint"),
+            _f(11, "engine", "enum", ENGINE),
+            _f(12, "global_pooling", "bool"),
+            _f(13, "round_mode", "enum", _enum("CEIL", "FLOOR")),
         ],
         "BatchNormParameter": [
-            _f(1, "use_global_stats", "bool"), _f(2, "moving_average_fraction", "float"),
+            _f(1, "use_global_stats", "bool"),
+            _f(2, "moving_average_fraction", "float"),
             _f(3, "eps", "float"),
         ],
         "ScaleParameter": [
-            _f(1, "axis", "int"), _f(2, "num_axes", "int"),
-            _f(3, "filler", "message", "FillerParameter"), _f(4, "bias_term", "bool"),
+            _f(1, "axis", "int"),
+            _f(2, "num_axes", "int"),
+            _f(3, "filler", "message", "FillerParameter"),
+            _f(4, "bias_term", "bool"),
             _f(5, "bias_filler", "message", "FillerParameter"),
         ],
         "InnerProductParameter": [
-            _f(1, "num_output", "uint"), _f(2, "bias_term", "bool"),
+            _f(1, "num_output", "uint"),
+            _f(2, "bias_term", "bool"),
             _f(3, "weight_filler", "message", "FillerParameter"),
             _f(4, "bias_filler", "message", "FillerParameter"),
-            _f(5, "axis", "int"), _f(6, "transpose", "bool"),
+            _f(5, "axis", "int"),
+            _f(6, "transpose", "bool"),
         ],
         "ReshapeParameter": [
-            _f(1, "shape", "message", "BlobShape"), _f(2, "axis", "int"), _f(3, "num_axes", "int"),
+            _f(1, "shape", "message", "BlobShape"),
+            _f(2, "axis", "int"),
+            _f(3, "num_axes", "int"),
         ],
         "FlattenParameter": [_f(1, "axis", "int"), _f(2, "end_axis", "int")],
         "DropoutParameter": [_f(1, "dropout_ratio", "float"), _f(2, "scale_train", "bool")],
         "ConcatParameter": [_f(1, "concat_dim", "uint"), _f(2, "axis", "int")],
         "EltwiseParameter": [
             _f(1, "operation", "enum", _enum("PROD", "SUM", "MAX")),
-            _f(2, "coeff", "float", rep=True), _f(3, "stable_prod_grad", "bool"),
+            _f(2, "coeff", "float", rep=True),
+            _f(3, "stable_prod_grad", "bool"),
         ],
         "InputParameter": [_f(1, "shape", "message", "BlobShape", rep=True)],
         "SoftmaxParameter": [_f(1, "engine", "enum", ENGINE), _f(2, "axis", "int")],
@@ -119,10 +162,14 @@ MESSAGES: dict[str, dict[int, Field]] = {
 
 # Net-level fields other than the layers themselves (which the readers handle directly).
 NET_FIELDS: dict[int, Field] = {
-    f.number: f for f in [
-        _f(1, "name", "string"), _f(3, "input", "string", rep=True),
-        _f(4, "input_dim", "int", rep=True), _f(5, "force_backward", "bool"),
-        _f(6, "state", "message", "NetState"), _f(7, "debug_info", "bool"),
+    f.number: f
+    for f in [
+        _f(1, "name", "string"),
+        _f(3, "input", "string", rep=True),
+        _f(4, "input_dim", "int", rep=True),
+        _f(5, "force_backward", "bool"),
+        _f(6, "state", "message", "NetState"),
+        _f(7, "debug_info", "bool"),
         _f(8, "input_shape", "message", "BlobShape", rep=True),
     ]
 }
@@ -157,28 +204,51 @@ LAYER_FIELDS: dict[int, Field] = {
     v2: Field(v2, name, kind, rep, False, ref) for name, v2, _, kind, ref, rep in _LAYER_PARAMS
 }
 V1_LAYER_FIELDS: dict[int, Field] = {
-    v1: Field(v1, name, kind, rep, False, ref)
-    for name, _, v1, kind, ref, rep in _LAYER_PARAMS if v1 is not None
+    v1: Field(v1, name, kind, rep, False, ref) for name, _, v1, kind, ref, rep in _LAYER_PARAMS if v1 is not None
 }
 
 # V1LayerParameter.LayerType number -> (V1 enum name, V2 type string), as Caffe's own upgrade does.
 V1_LAYER_TYPES: dict[int, tuple[str, str]] = {
-    0: ("NONE", ""), 35: ("ABSVAL", "AbsVal"), 1: ("ACCURACY", "Accuracy"),
-    30: ("ARGMAX", "ArgMax"), 2: ("BNLL", "BNLL"), 3: ("CONCAT", "Concat"),
-    37: ("CONTRASTIVE_LOSS", "ContrastiveLoss"), 4: ("CONVOLUTION", "Convolution"),
-    39: ("DECONVOLUTION", "Deconvolution"), 5: ("DATA", "Data"), 6: ("DROPOUT", "Dropout"),
-    32: ("DUMMY_DATA", "DummyData"), 7: ("EUCLIDEAN_LOSS", "EuclideanLoss"),
-    25: ("ELTWISE", "Eltwise"), 38: ("EXP", "Exp"), 8: ("FLATTEN", "Flatten"),
-    9: ("HDF5_DATA", "HDF5Data"), 10: ("HDF5_OUTPUT", "HDF5Output"),
-    28: ("HINGE_LOSS", "HingeLoss"), 11: ("IM2COL", "Im2col"), 12: ("IMAGE_DATA", "ImageData"),
-    13: ("INFOGAIN_LOSS", "InfogainLoss"), 14: ("INNER_PRODUCT", "InnerProduct"),
-    15: ("LRN", "LRN"), 29: ("MEMORY_DATA", "MemoryData"),
-    16: ("MULTINOMIAL_LOGISTIC_LOSS", "MultinomialLogisticLoss"), 34: ("MVN", "MVN"),
-    17: ("POOLING", "Pooling"), 26: ("POWER", "Power"), 18: ("RELU", "ReLU"),
-    19: ("SIGMOID", "Sigmoid"), 27: ("SIGMOID_CROSS_ENTROPY_LOSS", "SigmoidCrossEntropyLoss"),
-    36: ("SILENCE", "Silence"), 20: ("SOFTMAX", "Softmax"), 21: ("SOFTMAX_LOSS", "SoftmaxWithLoss"),
-    22: ("SPLIT", "Split"), 33: ("SLICE", "Slice"), 23: ("TANH", "TanH"),
-    24: ("WINDOW_DATA", "WindowData"), 31: ("THRESHOLD", "Threshold"),
+    0: ("NONE", ""),
+    35: ("ABSVAL", "AbsVal"),
+    1: ("ACCURACY", "Accuracy"),
+    30: ("ARGMAX", "ArgMax"),
+    2: ("BNLL", "BNLL"),
+    3: ("CONCAT", "Concat"),
+    37: ("CONTRASTIVE_LOSS", "ContrastiveLoss"),
+    4: ("CONVOLUTION", "Convolution"),
+    39: ("DECONVOLUTION", "Deconvolution"),
+    5: ("DATA", "Data"),
+    6: ("DROPOUT", "Dropout"),
+    32: ("DUMMY_DATA", "DummyData"),
+    7: ("EUCLIDEAN_LOSS", "EuclideanLoss"),
+    25: ("ELTWISE", "Eltwise"),
+    38: ("EXP", "Exp"),
+    8: ("FLATTEN", "Flatten"),
+    9: ("HDF5_DATA", "HDF5Data"),
+    10: ("HDF5_OUTPUT", "HDF5Output"),
+    28: ("HINGE_LOSS", "HingeLoss"),
+    11: ("IM2COL", "Im2col"),
+    12: ("IMAGE_DATA", "ImageData"),
+    13: ("INFOGAIN_LOSS", "InfogainLoss"),
+    14: ("INNER_PRODUCT", "InnerProduct"),
+    15: ("LRN", "LRN"),
+    29: ("MEMORY_DATA", "MemoryData"),
+    16: ("MULTINOMIAL_LOGISTIC_LOSS", "MultinomialLogisticLoss"),
+    34: ("MVN", "MVN"),
+    17: ("POOLING", "Pooling"),
+    26: ("POWER", "Power"),
+    18: ("RELU", "ReLU"),
+    19: ("SIGMOID", "Sigmoid"),
+    27: ("SIGMOID_CROSS_ENTROPY_LOSS", "SigmoidCrossEntropyLoss"),
+    36: ("SILENCE", "Silence"),
+    20: ("SOFTMAX", "Softmax"),
+    21: ("SOFTMAX_LOSS", "SoftmaxWithLoss"),
+    22: ("SPLIT", "Split"),
+    33: ("SLICE", "Slice"),
+    23: ("TANH", "TanH"),
+    24: ("WINDOW_DATA", "WindowData"),
+    31: ("THRESHOLD", "Threshold"),
 }
 V2_TO_V1_NUMBER: dict[str, int] = {v2: n for n, (_, v2) in V1_LAYER_TYPES.items() if v2}
 

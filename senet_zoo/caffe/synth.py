@@ -11,19 +11,28 @@ and :func:`random_blobs` fills a net (synthesized or parsed from a prototxt) wit
 activations in a sane range through 50 residual blocks, and BatchNorm blobs stored the Caffe way:
 ``[mean·s, var·s, s]`` with a scale factor ``s`` ≠ 1.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
 from .net import CaffeFormatError, Layer, Net, as_list
 
 __all__ = [
-    "ARCHS", "CaffeArch", "INPUT_SIZE", "BN_SCALE_FACTOR", "synth_net", "infer_shapes", "param_shapes",
-    "random_blobs", "hw_pair",
+    "ARCHS",
+    "CaffeArch",
+    "INPUT_SIZE",
+    "BN_SCALE_FACTOR",
+    "synth_net",
+    "infer_shapes",
+    "param_shapes",
+    "random_blobs",
+    "hw_pair",
 ]
 
 INPUT_SIZE = 224
@@ -53,19 +62,25 @@ ARCHS: dict[str, CaffeArch] = {
     "se_resnet152": CaffeArch("SE-ResNet-152", "resnet", (3, 8, 36, 3)),
     "se_resnext50_32x4d": CaffeArch("SE-ResNeXt-50 (32 x 4d)", "resnext", (3, 4, 6, 3), groups=32),
     "se_resnext101_32x4d": CaffeArch("SE-ResNeXt-101 (32 x 4d)", "resnext", (3, 4, 23, 3), groups=32),
-    "senet154": CaffeArch("SENet", "senet", (3, 8, 36, 3), groups=64, stem="3x3", inplanes=128,
-                          proj_kernel=3, dropout=0.2),
+    "senet154": CaffeArch(
+        "SENet", "senet", (3, 8, 36, 3), groups=64, stem="3x3", inplanes=128, proj_kernel=3, dropout=0.2
+    ),
     "se_bn_inception": CaffeArch("SE-BN-Inception", "inception"),
 }
 
 # SE-BN-Inception modules: (id, 1x1, 3x3_reduce, 3x3, double3x3_reduce, double3x3, pool, pool_proj);
 # pool_proj 0 marks the stride-2 reduction modules (no 1x1 branch, max pool concatenated as is).
 INCEPTION_MODULES = (
-    ("3a", 64, 64, 64, 64, 96, "AVE", 32), ("3b", 64, 64, 96, 64, 96, "AVE", 64),
-    ("3c", 0, 128, 160, 64, 96, "MAX", 0), ("4a", 224, 64, 96, 96, 128, "AVE", 128),
-    ("4b", 192, 96, 128, 96, 128, "AVE", 128), ("4c", 160, 128, 160, 128, 160, "AVE", 128),
-    ("4d", 96, 128, 192, 160, 192, "AVE", 128), ("4e", 0, 128, 192, 192, 256, "MAX", 0),
-    ("5a", 352, 192, 320, 160, 224, "AVE", 128), ("5b", 352, 192, 320, 192, 224, "MAX", 128),
+    ("3a", 64, 64, 64, 64, 96, "AVE", 32),
+    ("3b", 64, 64, 96, 64, 96, "AVE", 64),
+    ("3c", 0, 128, 160, 64, 96, "MAX", 0),
+    ("4a", 224, 64, 96, 96, 128, "AVE", 128),
+    ("4b", 192, 96, 128, 96, 128, "AVE", 128),
+    ("4c", 160, 128, 160, 128, 160, "AVE", 128),
+    ("4d", 96, 128, 192, 160, 192, "AVE", 128),
+    ("4e", 0, 128, 192, 192, 256, "MAX", 0),
+    ("5a", 352, 192, 320, 160, 224, "AVE", 128),
+    ("5b", 352, 192, 320, 192, 224, "MAX", 128),
 )
 
 
@@ -75,15 +90,24 @@ class _Builder:
     def __init__(self, name: str, num_classes: int) -> None:
         self.net = Net(name=name)
         self.num_classes = num_classes
-        self.add("data", "Input", [], ["data"],
-                 input_param={"shape": {"dim": [1, 3, INPUT_SIZE, INPUT_SIZE]}})
+        self.add("data", "Input", [], ["data"], input_param={"shape": {"dim": [1, 3, INPUT_SIZE, INPUT_SIZE]}})
 
     def add(self, name: str, type_: str, bottoms: list[str], tops: list[str], **params: Any) -> str:
         self.net.layers.append(Layer(name, type_, list(bottoms), list(tops), params))
         return tops[0] if tops else name
 
-    def conv(self, name: str, bottom: str, out: int, kernel: int, stride: int | None = None, *,
-             group: int = 1, bias: bool = False, pad: bool = True) -> str:
+    def conv(
+        self,
+        name: str,
+        bottom: str,
+        out: int,
+        kernel: int,
+        stride: int | None = None,
+        *,
+        group: int = 1,
+        bias: bool = False,
+        pad: bool = True,
+    ) -> str:
         param: dict[str, Any] = {"num_output": out}
         if not bias:
             param["bias_term"] = False
@@ -103,18 +127,31 @@ class _Builder:
             self.add(relu, "ReLU", [top], [top])
         return top
 
-    def conv_bn(self, name: str, bottom: str, out: int, kernel: int, stride: int | None = None, *,
-                group: int = 1, relu: str | None = None) -> str:
+    def conv_bn(
+        self,
+        name: str,
+        bottom: str,
+        out: int,
+        kernel: int,
+        stride: int | None = None,
+        *,
+        group: int = 1,
+        relu: str | None = None,
+    ) -> str:
         return self.bn_scale(self.conv(name, bottom, out, kernel, stride, group=group), relu)
 
     def max_pool(self, name: str, bottom: str) -> str:
-        return self.add(name, "Pooling", [bottom], [name],
-                        pooling_param={"pool": "MAX", "kernel_size": 3, "stride": 2})
+        return self.add(name, "Pooling", [bottom], [name], pooling_param={"pool": "MAX", "kernel_size": 3, "stride": 2})
 
     def se_gate(self, prefix: str, bottom: str, channels: int) -> str:
         """``<prefix>_global_pool`` → ``_1x1_down`` → ReLU → ``_1x1_up`` → Sigmoid; returns the gate blob."""
-        pooled = self.add(f"{prefix}_global_pool", "Pooling", [bottom], [f"{prefix}_global_pool"],
-                          pooling_param={"pool": "AVE", "engine": "CAFFE", "global_pooling": True})
+        pooled = self.add(
+            f"{prefix}_global_pool",
+            "Pooling",
+            [bottom],
+            [f"{prefix}_global_pool"],
+            pooling_param={"pool": "AVE", "engine": "CAFFE", "global_pooling": True},
+        )
         down = self.conv(f"{prefix}_1x1_down", pooled, channels // SE_REDUCTION, 1, 1, bias=True)
         self.add(f"{down}/relu", "ReLU", [down], [down])
         up = self.conv(f"{prefix}_1x1_up", down, channels, 1, 1, bias=True)
@@ -122,12 +159,18 @@ class _Builder:
         return up
 
     def head(self, bottom: str, dropout: float) -> Net:
-        pool = self.add("pool5/7x7_s1", "Pooling", [bottom], ["pool5/7x7_s1"],
-                        pooling_param={"pool": "AVE", "kernel_size": 7, "stride": 1})
+        pool = self.add(
+            "pool5/7x7_s1",
+            "Pooling",
+            [bottom],
+            ["pool5/7x7_s1"],
+            pooling_param={"pool": "AVE", "kernel_size": 7, "stride": 1},
+        )
         if dropout:
             self.add("pool5/dropout_7x7_s1", "Dropout", [pool], [pool], dropout_param={"dropout_ratio": dropout})
-        self.add("classifier", "InnerProduct", [pool], ["classifier"],
-                 inner_product_param={"num_output": self.num_classes})
+        self.add(
+            "classifier", "InnerProduct", [pool], ["classifier"], inner_product_param={"num_output": self.num_classes}
+        )
         self.add("prob", "Softmax", ["classifier"], ["prob"])
         return self.net
 
@@ -145,8 +188,7 @@ def _resnet_family(arch: CaffeArch, layers: tuple[int, ...], width: int, b: _Bui
         x = b.conv_bn("conv1_2/3x3", x, _divide(64, width, "conv1_2"), 3, 1, relu="conv1_2/relu_3x3")
         x = b.conv_bn("conv1_3/3x3", x, _divide(arch.inplanes, width, "conv1_3"), 3, 1, relu="conv1_3/relu_3x3")
     else:
-        x = b.conv_bn("conv1/7x7_s2", "data", _divide(arch.inplanes, width, "conv1"), 7, 2,
-                      relu="conv1/relu_7x7_s2")
+        x = b.conv_bn("conv1/7x7_s2", "data", _divide(arch.inplanes, width, "conv1"), 7, 2, relu="conv1/relu_7x7_s2")
     x = b.max_pool("pool1/3x3_s2", x)
     for stage, (planes, blocks) in enumerate(zip(STAGE_PLANES, layers), start=2):
         planes = _divide(planes, width, f"stage {stage}")
@@ -162,8 +204,9 @@ def _resnet_family(arch: CaffeArch, layers: tuple[int, ...], width: int, b: _Bui
             stride = 2 if block == 1 and stage > 2 else 1
             s1, s3 = (stride, 1) if arch.block == "resnet" else (1, stride)
             y = b.conv_bn(f"{p}_1x1_reduce", x, mid1, 1, s1, relu=f"{p}_1x1_reduce/relu")
-            y = b.conv_bn(f"{p}_3x3", y, mid2, 3, s3, group=1 if arch.block == "resnet" else groups,
-                          relu=f"{p}_3x3/relu")
+            y = b.conv_bn(
+                f"{p}_3x3", y, mid2, 3, s3, group=1 if arch.block == "resnet" else groups, relu=f"{p}_3x3/relu"
+            )
             y = b.conv_bn(f"{p}_1x1_increase", y, out, 1, 1)
             gate = b.se_gate(p, y, out)
             shortcut = x
@@ -194,19 +237,25 @@ def _inception(width: int, b: _Builder) -> Net:
         y = conv(f"{m}/double3x3a", y, cd, 3, relu=f"{m}/relu_double3x3a")
         branches.append(conv(f"{m}/double3x3b", y, cd, 3, stride, relu=f"{m}/relu_double3x3b"))
         if proj:
-            y = b.add(f"{m}/pool", "Pooling", [x], [f"{m}/pool"],
-                      pooling_param={"pool": pool, "kernel_size": 3, "stride": 1, "pad": 1})
+            y = b.add(
+                f"{m}/pool",
+                "Pooling",
+                [x],
+                [f"{m}/pool"],
+                pooling_param={"pool": pool, "kernel_size": 3, "stride": 1, "pad": 1},
+            )
             branches.append(conv(f"{m}/pool_proj", y, proj, 1, relu=f"{m}/relu_pool_proj"))
         else:
             branches.append(b.max_pool(f"{m}/pool/3x3_s2", x))
         concat = b.add(f"{m}/concat", "Concat", branches, [f"{m}/concat"])
         channels = sum(_divide(c, width, m) for c in (c1, c3, cd)) + (
-            _divide(proj, width, m) if proj else _channels_of(b.net, x))
+            _divide(proj, width, m) if proj else _channels_of(b.net, x)
+        )
         gate = b.se_gate(m, concat, channels)
-        gate = b.add(f"{m}_prob_reshape", "Reshape", [gate], [f"{m}_prob_reshape"],
-                     reshape_param={"shape": {"dim": [0, 0]}})
-        x = b.add(f"{m}_scale", "Scale", [concat, gate], [f"{m}/output"],
-                  scale_param={"axis": 0, "bias_term": False})
+        gate = b.add(
+            f"{m}_prob_reshape", "Reshape", [gate], [f"{m}_prob_reshape"], reshape_param={"shape": {"dim": [0, 0]}}
+        )
+        x = b.add(f"{m}_scale", "Scale", [concat, gate], [f"{m}/output"], scale_param={"axis": 0, "bias_term": False})
     return b.head(x, 0.0)
 
 
@@ -214,8 +263,16 @@ def _channels_of(net: Net, blob: str) -> int:
     return infer_shapes(net)[blob][1]
 
 
-def synth_net(arch: str, *, layers: Iterable[int] | None = None, width: int = 1, num_classes: int = 1000,
-              blobs: bool = True, seed: int = 0, bn_scale_factor: float = BN_SCALE_FACTOR) -> Net:
+def synth_net(
+    arch: str,
+    *,
+    layers: Iterable[int] | None = None,
+    width: int = 1,
+    num_classes: int = 1000,
+    blobs: bool = True,
+    seed: int = 0,
+    bn_scale_factor: float = BN_SCALE_FACTOR,
+) -> Net:
     """The Caffe net ``arch`` (a key of :data:`ARCHS`) in the authors' naming scheme.
 
     ``layers`` overrides the blocks per stage (ResNet family only), ``width`` divides every channel
@@ -327,8 +384,10 @@ def infer_shapes(net: Net, input_shape: tuple[int, ...] | None = None) -> dict[s
             continue
         missing = [b for b in layer.bottoms if b not in shapes]
         if missing:
-            raise CaffeFormatError(f"{net.source or net.name}: layer {layer.name!r} reads blob "
-                                   f"{missing[0]!r} that no earlier layer produces")
+            raise CaffeFormatError(
+                f"{net.source or net.name}: layer {layer.name!r} reads blob "
+                f"{missing[0]!r} that no earlier layer produces"
+            )
         out = _layer_out(layer, [shapes[b] for b in layer.bottoms], net.source or net.name)
         for top in layer.tops:
             shapes[top] = out
@@ -381,8 +440,11 @@ def _blob_shapes(layer: Layer, ins: list[tuple[int, ...]]) -> list[tuple[int, ..
 def _reading_input(net: Net) -> set[str]:
     """BatchNorm layers that normalize a convolution of the raw input (pixels, not unit-scale activations)."""
     inputs = {top for layer in net.layers if layer.type in ("Input", "Data") for top in layer.tops}
-    first = {layer.tops[0] for layer in net.layers
-             if layer.type == "Convolution" and layer.bottoms and layer.bottoms[0] in inputs}
+    first = {
+        layer.tops[0]
+        for layer in net.layers
+        if layer.type == "Convolution" and layer.bottoms and layer.bottoms[0] in inputs
+    }
     return {layer.name for layer in net.layers if layer.type == "BatchNorm" and layer.bottoms[0] in first}
 
 
@@ -406,8 +468,14 @@ def _following_axpy(net: Net) -> set[str]:
     return last_scale
 
 
-def random_blobs(net: Net, *, seed: int = 0, bn_scale_factor: float = BN_SCALE_FACTOR,
-                 input_shape: tuple[int, ...] | None = None, input_std: float = INPUT_STD) -> Net:
+def random_blobs(
+    net: Net,
+    *,
+    seed: int = 0,
+    bn_scale_factor: float = BN_SCALE_FACTOR,
+    input_shape: tuple[int, ...] | None = None,
+    input_std: float = INPUT_STD,
+) -> Net:
     """Give every parametrised layer random float32 blobs of the right shape (in place; returns ``net``).
 
     The values keep activations of order 1 everywhere, as in a trained net, without a forward pass:
@@ -436,8 +504,11 @@ def random_blobs(net: Net, *, seed: int = 0, bn_scale_factor: float = BN_SCALE_F
             gain = 2.0 if layer.type == "Convolution" else 1.0
             blobs = [(rng.standard_normal(shapes[0], dtype=np.float32) * np.float32(math.sqrt(gain / fan_in)))]
             if len(shapes) > 1:
-                blobs.append(rng.normal(3.0 if layer.name in gates else 0.0, 0.5 if layer.name in gates else 0.1,
-                                        shapes[1]).astype(np.float32))
+                blobs.append(
+                    rng.normal(
+                        3.0 if layer.name in gates else 0.0, 0.5 if layer.name in gates else 0.1, shapes[1]
+                    ).astype(np.float32)
+                )
         elif layer.type == "BatchNorm":
             mean = rng.normal(0.0, 0.1, shapes[0]).astype(np.float32)
             var = rng.uniform(0.5, 2.0, shapes[1]) * (2 * input_std**2 if layer.name in on_pixels else 1.0)
@@ -450,4 +521,3 @@ def random_blobs(net: Net, *, seed: int = 0, bn_scale_factor: float = BN_SCALE_F
                 blobs.append(rng.normal(0.0, 0.1, shapes[1]).astype(np.float32))
         layer.blobs = blobs
     return net
-

@@ -14,17 +14,25 @@ Both the current ``layer`` (field 100) and the legacy V1 ``layers`` (field 2) ar
 types become their V2 names. Legacy top-level ``input``/``input_dim``/``input_shape`` become an
 ``Input`` layer named ``input`` in front of the others, exactly as Caffe upgrades such nets.
 """
+
 from __future__ import annotations
 
 import mmap
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
 from .net import CaffeFormatError, Layer, Net, as_list, legacy_input_layer
 from .schema import (
-    LAYER_FIELDS, MESSAGES, NET_FIELDS, V1_LAYER_FIELDS, V1_LAYER_TYPES, VARINT_KINDS, Field,
+    LAYER_FIELDS,
+    MESSAGES,
+    NET_FIELDS,
+    V1_LAYER_FIELDS,
+    V1_LAYER_TYPES,
+    VARINT_KINDS,
+    Field,
     float32,
 )
 
@@ -65,8 +73,7 @@ def parse_caffemodel(buf: bytes | bytearray | memoryview | mmap.mmap, source: st
         raise CaffeFormatError(f"{err} ({kind})" if kind else str(err)) from None
     if not net.layers:
         kind = _sniff(buf)
-        raise CaffeFormatError(
-            f"{source}: not a caffemodel: no layers found" + (f" ({kind})" if kind else ""))
+        raise CaffeFormatError(f"{source}: not a caffemodel: no layers found" + (f" ({kind})" if kind else ""))
     return net
 
 
@@ -140,8 +147,9 @@ class _Decoder:
             else:
                 raise self.fail(tag_pos, f"bad wire type {wire} for field {number} (not a caffemodel, or corrupt)")
             if pos + size > end:
-                raise self.fail(tag_pos, f"field {number} needs {size} bytes but only {end - pos} remain "
-                                         "(truncated file?)")
+                raise self.fail(
+                    tag_pos, f"field {number} needs {size} bytes but only {end - pos} remain (truncated file?)"
+                )
             yield number, wire, pos, pos + size, tag_pos
             pos += size
 
@@ -207,7 +215,7 @@ class _Decoder:
         end = len(self.buf)
         top: dict[str, Any] = {}
         layers: list[Layer] = []
-        for number, wire, a, b, tag_pos in self.fields(0, end):
+        for number, wire, a, b, _tag_pos in self.fields(0, end):
             if number == 100 and wire == 2:
                 layers.append(self.layer(a, b, v1=False))
             elif number == 2 and wire == 2:
@@ -218,15 +226,14 @@ class _Decoder:
                     _store(top, NET_FIELDS[number], value)
         names = as_list(top.get("input"))
         if names:
-            layers.insert(0, legacy_input_layer(
-                names, as_list(top.get("input_dim")), as_list(top.get("input_shape"))))
+            layers.insert(0, legacy_input_layer(names, as_list(top.get("input_dim")), as_list(top.get("input_shape"))))
         return Net(name=top.get("name", ""), layers=layers, source=self.source)
 
     def layer(self, start: int, end: int, *, v1: bool) -> Layer:
         name_no, type_no, bottom_no, top_no, blobs_no = (4, 5, 2, 3, 6) if v1 else (1, 2, 3, 4, 7)
         schema = V1_LAYER_FIELDS if v1 else LAYER_FIELDS
         layer = Layer(name="", type="")
-        for number, wire, a, b, tag_pos in self.fields(start, end):
+        for number, wire, a, b, _tag_pos in self.fields(start, end):
             if number == blobs_no and wire == 2:
                 layer.blobs.append((a, b))  # decoded below, once the layer name is known
             elif wire == 2 and (number in (name_no, bottom_no, top_no) or (number == type_no and not v1)):
@@ -282,13 +289,19 @@ class _Decoder:
             else:
                 raise self.fail(tag_pos, f"bad wire type {wire} for field {number} in a blob")
             if pos + length > end:
-                raise self.fail(tag_pos, f"layer {layer!r} blob {index}: field {number} needs {length} bytes "
-                                         f"but only {end - pos} remain (truncated file?)")
+                raise self.fail(
+                    tag_pos,
+                    f"layer {layer!r} blob {index}: field {number} needs {length} bytes "
+                    f"but only {end - pos} remain (truncated file?)",
+                )
             if wire == 2 and number in (5, 8):
                 itemsize = 4 if number == 5 else 8
                 if length % itemsize:
-                    raise self.fail(tag_pos, f"layer {layer!r} blob {index}: packed data of {length} bytes "
-                                             f"is not a whole number of {itemsize}-byte values")
+                    raise self.fail(
+                        tag_pos,
+                        f"layer {layer!r} blob {index}: packed data of {length} bytes "
+                        f"is not a whole number of {itemsize}-byte values",
+                    )
                 dtype = "<f4" if number == 5 else "<f8"
                 (pieces if number == 5 else doubles).append(np.frombuffer(buf, dtype, length // itemsize, pos))
             elif wire == 2 and number == 7:
@@ -308,8 +321,10 @@ class _Decoder:
             data = np.empty(0, np.float32)
         count = int(np.prod(shape, dtype=np.int64))
         if data.size != count:
-            raise self.fail(start, f"layer {layer!r} blob {index}: holds {data.size} values but its shape "
-                                   f"{tuple(shape)} needs {count}")
+            raise self.fail(
+                start,
+                f"layer {layer!r} blob {index}: holds {data.size} values but its shape {tuple(shape)} needs {count}",
+            )
         return data.reshape(shape)
 
 

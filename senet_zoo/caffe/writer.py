@@ -10,6 +10,7 @@ Param fields outside :mod:`.schema` cannot be typed for the binary format; they 
 warning. In text they are written as parsed (strings that look like enum names, ``[A-Z][A-Z0-9_]*``,
 are written bare, other strings quoted).
 """
+
 from __future__ import annotations
 
 import logging
@@ -37,6 +38,7 @@ _BLOBS = 7
 
 
 # -- binary ------------------------------------------------------------------------------------
+
 
 def _varint(value: int) -> bytes:
     if value < 0:
@@ -119,8 +121,9 @@ def _layer_parts(layer: Layer) -> tuple[list, int]:
     for name, value in layer.params.items():
         field = _LAYER_BY_NAME.get(name)
         if field is None:
-            logger.warning("layer %r: field %r is not part of the supported caffe.proto subset; not written",
-                           layer.name, name)
+            logger.warning(
+                "layer %r: field %r is not part of the supported caffe.proto subset; not written", layer.name, name
+            )
             continue
         try:
             encoded = _encode_field(field, value)
@@ -137,6 +140,7 @@ def _layer_parts(layer: Layer) -> tuple[list, int]:
 
 def write_caffemodel(net: Net, path: str | os.PathLike) -> None:
     """Write ``net`` (structure, params and blobs) as a binary caffemodel, atomically."""
+
     def write(f: BinaryIO) -> None:
         if net.name:
             f.write(_delimited(1, net.name.encode()))
@@ -151,6 +155,7 @@ def write_caffemodel(net: Net, path: str | os.PathLike) -> None:
 
 
 # -- text --------------------------------------------------------------------------------------
+
 
 def _quote(text: str) -> str:
     out = []

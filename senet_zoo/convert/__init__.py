@@ -6,6 +6,7 @@
 The conversion itself (reading, mapping, writing) uses numpy only; verification (:mod:`.verify`) runs
 torch, the Caffe executor and the models, and is imported only when used.
 """
+
 from .converter import CONVERTER_VERSION, ConversionReport, convert, load_caffe
 from .mapping import ConversionError
 

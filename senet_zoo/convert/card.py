@@ -3,6 +3,7 @@
 The card is rendered from the config alone (:func:`model_card`), so a publisher can re-render it
 with the Hub repository id it uploads to.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,10 +43,20 @@ def build_config(report: ConversionReport, *, num_classes: int, num_features: in
         "num_classes": num_classes,
         "num_features": num_features,
         "pretrained_cfg": {
-            "tag": TAG, "custom_load": False, "input_size": [3, 224, 224], "fixed_input_size": False,
-            "interpolation": "bilinear", "crop_pct": 0.875, "crop_mode": "center", "mean": list(MEAN),
-            "std": list(STD), "num_classes": num_classes, "pool_size": [7, 7], "first_conv": first_conv,
-            "classifier": "last_linear", "license": "apache-2.0",
+            "tag": TAG,
+            "custom_load": False,
+            "input_size": [3, 224, 224],
+            "fixed_input_size": False,
+            "interpolation": "bilinear",
+            "crop_pct": 0.875,
+            "crop_mode": "center",
+            "mean": list(MEAN),
+            "std": list(STD),
+            "num_classes": num_classes,
+            "pool_size": [7, 7],
+            "first_conv": first_conv,
+            "classifier": "last_linear",
+            "license": "apache-2.0",
         },
     }
     if report.model_args:  # timm passes these to the architecture (a net with fewer blocks per stage)
@@ -55,18 +66,26 @@ def build_config(report: ConversionReport, *, num_classes: int, num_features: in
         config["label_names"] = names
         config["label_descriptions"] = wnid_lemmas(names)
     zoo: dict[str, Any] = {
-        "name": report.arch, "tag": TAG, "caffe_name": ARCHS[report.arch].caffe_name,
+        "name": report.arch,
+        "tag": TAG,
+        "caffe_name": ARCHS[report.arch].caffe_name,
         "converter_version": report.converter_version,
         "source": {"file": report.source_file, "sha256": report.source_sha256, "bytes": report.source_bytes},
-        "weights": {"file": "model.safetensors", "sha256": report.weights_sha256, "bytes": report.weights_bytes,
-                    "tensors": report.tensors, "parameters": report.parameters},
+        "weights": {
+            "file": "model.safetensors",
+            "sha256": report.weights_sha256,
+            "bytes": report.weights_bytes,
+            "tensors": report.tensors,
+            "parameters": report.parameters,
+        },
         "class_order": "sorted WNIDs (label_names); the Caffe release used ILSVRC2012 devkit order, "
-                       "the classifier rows were permuted",
+        "the classifier rows were permuted",
         "input": "RGB; the first convolution's input channels were reversed from the Caffe model's BGR",
     }
     if timm_arch is None:
-        zoo["requires"] = (f"senet_zoo: timm has no {report.arch}; `import senet_zoo` registers it with timm "
-                           "(pip install senet-zoo)")
+        zoo["requires"] = (
+            f"senet_zoo: timm has no {report.arch}; `import senet_zoo` registers it with timm (pip install senet-zoo)"
+        )
     if report.notes:
         zoo["notes"] = list(report.notes)
     if report.verification is not None:
@@ -119,12 +138,16 @@ def _verification_text(verification: dict[str, Any] | None) -> str:
     rows = ["| output | input | max abs diff | max rel diff | top-1 agreement |", "|---|---|---|---|---|"]
     for check in verification["checks"]:
         agree = f"{check['top1_agreement']:.0%}" if check.get("top1_agreement") is not None else "–"
-        rows.append(f"| {check['name']} | {check['batch']}×3×{check['size']}×{check['size']} | "
-                    f"{check['max_abs']:.3g} | {check['max_rel']:.3g} | {agree} |")
-    return (f"The Caffe net (run by senet_zoo's independent Caffe executor) and this model were fed the same "
-            f"random images (BGR minus mean for Caffe, the RGB image normalised with this config for the model). "
-            f"Relative differences are max |diff| / max |Caffe output|; the conversion fails above "
-            f"{verification['tolerance']:g}.\n\n" + "\n".join(rows) + "\n")
+        rows.append(
+            f"| {check['name']} | {check['batch']}×3×{check['size']}×{check['size']} | "
+            f"{check['max_abs']:.3g} | {check['max_rel']:.3g} | {agree} |"
+        )
+    return (
+        f"The Caffe net (run by senet_zoo's independent Caffe executor) and this model were fed the same "
+        f"random images (BGR minus mean for Caffe, the RGB image normalised with this config for the model). "
+        f"Relative differences are max |diff| / max |Caffe output|; the conversion fails above "
+        f"{verification['tolerance']:g}.\n\n" + "\n".join(rows) + "\n"
+    )
 
 
 def model_card(config: dict[str, Any], repo_id: str | None = None) -> str:
@@ -135,20 +158,28 @@ def model_card(config: dict[str, Any], repo_id: str | None = None) -> str:
     name = f"{arch}.{zoo['tag']}"
     timm_arch = release.timm_arch
     hub = f"hf-hub:{repo_id}" if repo_id else None
-    timm_usage = (f'model = timm.create_model("{hub}", pretrained=True)' if hub else
-                  f'model = timm.create_model("{timm_arch or arch}", pretrained=True,\n'
-                  f'                          pretrained_cfg_overlay=dict(file="model.safetensors"))')
+    timm_usage = (
+        f'model = timm.create_model("{hub}", pretrained=True)'
+        if hub
+        else f'model = timm.create_model("{timm_arch or arch}", pretrained=True,\n'
+        f'                          pretrained_cfg_overlay=dict(file="model.safetensors"))'
+    )
     needs_zoo = "" if timm_arch else "import senet_zoo  # registers se_bn_inception with timm\n"
-    timm_note = (f"The weights use the key layout of timm's `{timm_arch}`, so plain timm loads them."
-                 if timm_arch else "timm has no SE-BN-Inception: install senet_zoo, whose import registers it.")
+    timm_note = (
+        f"The weights use the key layout of timm's `{timm_arch}`, so plain timm loads them."
+        if timm_arch
+        else "timm has no SE-BN-Inception: install senet_zoo, whose import registers it."
+    )
     src = zoo["source"]
     args = "".join(f", {k}={v}" for k, v in config.get("model_args", {}).items())
     notes = "".join(f"- note: {note}\n" for note in zoo.get("notes", []))
-    return _front_matter(name, arch) + f"""
+    return (
+        _front_matter(name, arch)
+        + f"""
 # {name}
 
 **{caffe_name}** from *Squeeze-and-Excitation Networks* (Hu et al.), converted from the authors'
-original Caffe release to PyTorch by senet_zoo (converter {zoo['converter_version']}).
+original Caffe release to PyTorch by senet_zoo (converter {zoo["converter_version"]}).
 The values are the Caffe model's, rearranged: each BatchNorm's statistics divided by Caffe's scale
 factor and merged with the Scale layer that follows it into one BatchNorm2d, the first convolution's
 input channels reversed (BGR → RGB) and the classifier rows reordered to sorted-WNID class order.
@@ -195,11 +226,11 @@ import timm
 
 ## Verification
 
-{_verification_text(zoo.get('verification'))}
+{_verification_text(zoo.get("verification"))}
 ## Provenance
 
-- source: `{src['file']}` (sha256 `{src['sha256']}`, {src['bytes']:,} bytes)
-- weights: `model.safetensors` (sha256 `{zoo['weights']['sha256']}`, {zoo['weights']['parameters']:,} parameters)
+- source: `{src["file"]}` (sha256 `{src["sha256"]}`, {src["bytes"]:,} bytes)
+- weights: `model.safetensors` (sha256 `{zoo["weights"]["sha256"]}`, {zoo["weights"]["parameters"]:,} parameters)
 - original models and prototxts: https://github.com/hujie-frank/SENet
 {notes}
 ## License
@@ -212,6 +243,7 @@ Apache-2.0, the license under which the authors released the SENet models.
 {BIBTEX}
 ```
 """
+    )
 
 
 def write_card(path: str | os.PathLike, config: dict[str, Any], repo_id: str | None = None) -> None:

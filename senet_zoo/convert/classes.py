@@ -4,6 +4,7 @@
 With ``idx[k]`` = rank of that WNID among the sorted WNIDs, ``logits_sorted[:, idx] = logits_caffe``
 and the classifier rows in sorted order are ``fc_caffe[argsort(idx)]``.
 """
+
 from __future__ import annotations
 
 import functools

@@ -1,4 +1,5 @@
 """``senet-zoo convert`` and ``senet-zoo verify``: Caffe release → verified weights folder, and re-checking one."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,10 +8,12 @@ from typing import Any
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "convert", help="convert an SENet Caffe release (caffemodel [+ prototxt]) into a verified weights folder",
+        "convert",
+        help="convert an SENet Caffe release (caffemodel [+ prototxt]) into a verified weights folder",
         description="Convert one of the SENet authors' Caffe models into a folder with model.safetensors, "
-                    "config.json (timm format) and README.md. The architecture is detected from the caffemodel; "
-                    "the result is checked against the Caffe net run by senet_zoo's executor unless --no-verify.")
+        "config.json (timm format) and README.md. The architecture is detected from the caffemodel; "
+        "the result is checked against the Caffe net run by senet_zoo's executor unless --no-verify.",
+    )
     p.add_argument("--caffemodel", required=True, help="the .caffemodel file")
     p.add_argument("--prototxt", help="the deploy .prototxt (optional: checked against the caffemodel)")
     p.add_argument("--arch", help="force the senet_zoo architecture (default: detected)")
@@ -20,9 +23,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_convert)
 
-    p = subparsers.add_parser("verify", help="re-check a converted folder against its Caffe model",
-                              description="Run the Caffe net and the converted model on the same random images "
-                                          "and compare logits (224) and the last feature map (259).")
+    p = subparsers.add_parser(
+        "verify",
+        help="re-check a converted folder against its Caffe model",
+        description="Run the Caffe net and the converted model on the same random images "
+        "and compare logits (224) and the last feature map (259).",
+    )
     p.add_argument("folder", help="a folder written by `senet-zoo convert`")
     p.add_argument("--caffemodel", required=True)
     p.add_argument("--prototxt")
@@ -42,12 +48,23 @@ def print_checks(verification: dict[str, Any]) -> None:
 def _convert(args: argparse.Namespace) -> int:
     from .converter import convert
 
-    report = convert(args.caffemodel, args.out, prototxt=args.prototxt, arch=args.arch, verify=args.verify,
-                     progress=not args.quiet, overwrite=args.force)
-    print(f"{report.source_file} → {report.out_dir}  ({report.arch}"
-          f"{', ' + str(report.model_args) if report.model_args else ''}; timm: {report.timm_arch or 'via senet_zoo'})")
-    print(f"{report.tensors} tensors, {report.parameters:,} parameters, {report.weights_bytes / 2**20:.1f} MiB, "
-          f"sha256 {report.weights_sha256}, {report.seconds:.1f} s")
+    report = convert(
+        args.caffemodel,
+        args.out,
+        prototxt=args.prototxt,
+        arch=args.arch,
+        verify=args.verify,
+        progress=not args.quiet,
+        overwrite=args.force,
+    )
+    print(
+        f"{report.source_file} → {report.out_dir}  ({report.arch}"
+        f"{', ' + str(report.model_args) if report.model_args else ''}; timm: {report.timm_arch or 'via senet_zoo'})"
+    )
+    print(
+        f"{report.tensors} tensors, {report.parameters:,} parameters, {report.weights_bytes / 2**20:.1f} MiB, "
+        f"sha256 {report.weights_sha256}, {report.seconds:.1f} s"
+    )
     for note in report.notes:
         print(f"note: {note}")
     if report.verification:

@@ -16,6 +16,7 @@ never a copy of the model. The conversion itself uses numpy only; torch runs the
 verification. Everything is built in a temporary folder beside ``out_dir`` and renamed into place
 at the end: on any error nothing is left behind.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,10 +27,11 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -47,8 +49,16 @@ from .mapping import FAMILY_RULES, TORCH_BN_EPS, ConversionError, Tensor, plan_t
 from .releases import RELEASES
 from .safetensors_writer import Entry, write_safetensors
 
-__all__ = ["convert", "ConversionReport", "CONVERTER_VERSION", "WEIGHTS_FILE", "CONFIG_FILE", "CARD_FILE",
-           "load_caffe", "CaffeSource"]
+__all__ = [
+    "convert",
+    "ConversionReport",
+    "CONVERTER_VERSION",
+    "WEIGHTS_FILE",
+    "CONFIG_FILE",
+    "CARD_FILE",
+    "load_caffe",
+    "CaffeSource",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -123,8 +133,10 @@ def _check_same_net(proto: Net, blobs: dict[str, list[np.ndarray]], weights: Net
     problems = blob_differences(expected, _shapes(blobs), types)
     if problems:
         more = f" (and {len(problems) - 1} more difference(s))" if len(problems) > 1 else ""
-        raise ConversionError(f"{proto.source} (net {proto.name!r}) does not describe the network in "
-                              f"{weights.source} (net {weights.name!r}): {problems[0]}{more}")
+        raise ConversionError(
+            f"{proto.source} (net {proto.name!r}) does not describe the network in "
+            f"{weights.source} (net {weights.name!r}): {problems[0]}{more}"
+        )
 
 
 def _compute_params(layer: Any) -> dict[str, Any]:
@@ -132,8 +144,9 @@ def _compute_params(layer: Any) -> dict[str, Any]:
     given = layer.param(message) if message else {}
     params = {key: given.get(key, default) for key, default in defaults.items()}
     if layer.type in ("Convolution", "Pooling"):
-        params.update(kernel=hw_pair(given, "kernel", 1), stride=hw_pair(given, "stride", 1),
-                      pad=hw_pair(given, "pad", 0))
+        params.update(
+            kernel=hw_pair(given, "kernel", 1), stride=hw_pair(given, "stride", 1), pad=hw_pair(given, "pad", 0)
+        )
     return params
 
 
@@ -152,17 +165,21 @@ def _check_topology(net: Net, expected: Net, arch: str, *, wiring: bool) -> None
         if got.type != want.type:
             raise ConversionError(f"{where}: layer {want.name!r} is a {got.type}, the {arch} release has a {want.type}")
         if wiring and (got.bottoms, got.tops) != (want.bottoms, want.tops):
-            raise ConversionError(f"{where}: layer {want.name!r} reads {got.bottoms} and writes {got.tops}; "
-                                  f"the {arch} release reads {want.bottoms} and writes {want.tops}")
+            raise ConversionError(
+                f"{where}: layer {want.name!r} reads {got.bottoms} and writes {got.tops}; "
+                f"the {arch} release reads {want.bottoms} and writes {want.tops}"
+            )
         a, b = _compute_params(got), _compute_params(want)
         for key in a:
             if a[key] != b[key]:
-                raise ConversionError(f"{where}: layer {want.name!r}: {key} is {a[key]!r}, "
-                                      f"the {arch} release has {b[key]!r}")
+                raise ConversionError(
+                    f"{where}: layer {want.name!r}: {key} is {a[key]!r}, the {arch} release has {b[key]!r}"
+                )
 
 
-def load_caffe(caffemodel: str | os.PathLike, prototxt: str | os.PathLike | None = None,
-               arch: str | None = None) -> CaffeSource:
+def load_caffe(
+    caffemodel: str | os.PathLike, prototxt: str | os.PathLike | None = None, arch: str | None = None
+) -> CaffeSource:
     """Read a caffemodel (and prototxt), identify the release, check the structures; no torch needed.
 
     The net that verification runs is the deploy structure: the prototxt when given, else the
@@ -184,30 +201,48 @@ def load_caffe(caffemodel: str | os.PathLike, prototxt: str | os.PathLike | None
     definitions = [net for net, wiring in ((own, False), (proto, True)) if net is not None]
     for net in definitions:
         _check_topology(net, detection.expected, detection.arch, wiring=net is proto)
-    bn_eps = {layer.name: _bn_eps(definitions, layer.name) for layer in detection.expected.layers
-              if layer.type == "BatchNorm"}
+    bn_eps = {
+        layer.name: _bn_eps(definitions, layer.name) for layer in detection.expected.layers if layer.type == "BatchNorm"
+    }
     # Caffe's CopyTrainedLayersFrom: the deploy layers (with the definitions' BatchNorm eps), the blobs.
     if proto is not None:
         deploy = proto
     else:
-        deploy = dataclasses.replace(detection.expected, source=str(path), layers=[
-            dataclasses.replace(layer, params={**layer.params, "batch_norm_param": {
-                **layer.param("batch_norm_param"), "eps": bn_eps[layer.name]}}) if layer.name in bn_eps else layer
-            for layer in detection.expected.layers])
+        deploy = dataclasses.replace(
+            detection.expected,
+            source=str(path),
+            layers=[
+                dataclasses.replace(
+                    layer,
+                    params={
+                        **layer.params,
+                        "batch_norm_param": {**layer.param("batch_norm_param"), "eps": bn_eps[layer.name]},
+                    },
+                )
+                if layer.name in bn_eps
+                else layer
+                for layer in detection.expected.layers
+            ],
+        )
     copy_trained_layers(deploy, weights)
     if own is None and proto is None:
-        notes.append(f"{path.name} carries no layer definitions and no prototxt was given: the layers of the "
-                     f"{ARCHS[detection.arch].caffe_name} release were used (its blobs match them exactly)")
+        notes.append(
+            f"{path.name} carries no layer definitions and no prototxt was given: the layers of the "
+            f"{ARCHS[detection.arch].caffe_name} release were used (its blobs match them exactly)"
+        )
     return CaffeSource(path, blobs, deploy, detection, notes, bn_eps)
 
 
 def _bn_eps(definitions: list[Net], layer: str) -> float:
     """A BatchNorm's eps as the caffemodel's and the prototxt's definitions give it (they must agree)."""
-    found = {float(net.layer(layer).param("batch_norm_param").get("eps", TORCH_BN_EPS)): net.source
-             for net in definitions}
+    found = {
+        float(net.layer(layer).param("batch_norm_param").get("eps", TORCH_BN_EPS)): net.source for net in definitions
+    }
     if len(found) > 1:
-        raise ConversionError(f"layer {layer!r}: BatchNorm eps differs: "
-                              + ", ".join(f"{eps:g} in {where}" for eps, where in found.items()))
+        raise ConversionError(
+            f"layer {layer!r}: BatchNorm eps differs: "
+            + ", ".join(f"{eps:g} in {where}" for eps, where in found.items())
+        )
     return next(iter(found), TORCH_BN_EPS)
 
 
@@ -223,8 +258,10 @@ def _plan(source: CaffeSource) -> list[Tensor]:
                 plan[i] = dataclasses.replace(t, eps=eps)
                 folded.append(t.layer)
     if folded:
-        source.notes.append(f"{len(folded)} BatchNorm layer(s) use an eps other than 1e-5 (first: {folded[0]!r}); "
-                            "the difference is folded into running_var, which is exact")
+        source.notes.append(
+            f"{len(folded)} BatchNorm layer(s) use an eps other than 1e-5 (first: {folded[0]!r}); "
+            "the difference is folded into running_var, which is exact"
+        )
     return plan
 
 
@@ -297,9 +334,16 @@ def _replace_dir(tmp: Path, out_dir: Path) -> None:
         os.close(fd)
 
 
-def convert(caffemodel: str | os.PathLike, out_dir: str | os.PathLike, *, prototxt: str | os.PathLike | None = None,
-            arch: str | None = None, verify: bool = True, progress: bool = True,
-            overwrite: bool = False) -> ConversionReport:
+def convert(
+    caffemodel: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    prototxt: str | os.PathLike | None = None,
+    arch: str | None = None,
+    verify: bool = True,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> ConversionReport:
     """Convert ``caffemodel`` into the folder ``out_dir``; see the module docstring.
 
     ``arch`` forces the senet_zoo architecture instead of detecting it. ``verify`` runs the Caffe net
@@ -328,37 +372,65 @@ def convert(caffemodel: str | os.PathLike, out_dir: str | os.PathLike, *, protot
         try:
             entries = [Entry(t.key, t.dtype, t.shape) for t in plan]
             total = sum(e.nbytes for e in entries)
-            metadata = {"format": "pt", "architecture": release.timm_arch or det.arch, "senet_zoo_name": det.arch,
-                        "source_file": caffemodel.name, "source_sha256": "0" * 64,
-                        "converter_version": CONVERTER_VERSION, "senet_zoo_version": __version__}
+            metadata = {
+                "format": "pt",
+                "architecture": release.timm_arch or det.arch,
+                "senet_zoo_name": det.arch,
+                "source_file": caffemodel.name,
+                "source_sha256": "0" * 64,
+                "converter_version": CONVERTER_VERSION,
+                "senet_zoo_version": __version__,
+            }
 
             def consumed(i: int) -> None:
                 if plan[i].kind != "count":
                     _release_pages(source.blobs[plan[i].layer][plan[i].blob])
 
-            with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, disable=not progress,
-                      desc=f"converting {caffemodel.name}") as bar:
+            with tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                disable=not progress,
+                desc=f"converting {caffemodel.name}",
+            ) as bar:
                 # The data is written while the source is still being hashed; the header, which
                 # records that hash, is completed at the end (same length, 64 hex digits).
                 weights_bytes = write_safetensors(
-                    tmp / WEIGHTS_FILE, entries, _progress(_values(plan, source.blobs), plan, bar), metadata,
-                    final_metadata=lambda: dict(metadata, source_sha256=source_hash.result()), done=consumed)
+                    tmp / WEIGHTS_FILE,
+                    entries,
+                    _progress(_values(plan, source.blobs), plan, bar),
+                    metadata,
+                    final_metadata=lambda: dict(metadata, source_sha256=source_hash.result()),
+                    done=consumed,
+                )
             source_sha256 = source_hash.result()
             weights_sha256 = sha256_file(tmp / WEIGHTS_FILE)  # re-read from the page cache
             report = ConversionReport(
-                out_dir=out_dir, arch=det.arch, timm_arch=release.timm_arch, model_args=det.model_args,
-                source_file=caffemodel.name, source_sha256=source_sha256,
-                source_bytes=caffemodel.stat().st_size, weights_sha256=weights_sha256,
-                weights_bytes=weights_bytes, tensors=len(entries),
+                out_dir=out_dir,
+                arch=det.arch,
+                timm_arch=release.timm_arch,
+                model_args=det.model_args,
+                source_file=caffemodel.name,
+                source_sha256=source_sha256,
+                source_bytes=caffemodel.stat().st_size,
+                weights_sha256=weights_sha256,
+                weights_bytes=weights_bytes,
+                tensors=len(entries),
                 parameters=sum(math.prod(t.shape) for t in plan if t.kind == "copy"),
-                seconds=0.0, notes=list(source.notes))
+                seconds=0.0,
+                notes=list(source.notes),
+            )
             if verify:
                 from .verify import verify_conversion  # torch, the model and the executor: only when asked
 
-                report.verification = verify_conversion(source.topology, tmp / WEIGHTS_FILE, det.arch,
-                                                        det.model_args)
-            config = build_config(report, num_classes=_num_classes(plan), num_features=_num_features(plan),
-                                  first_conv=next(t.key for t in plan if t.flip_in).rpartition(".")[0])
+                report.verification = verify_conversion(source.topology, tmp / WEIGHTS_FILE, det.arch, det.model_args)
+            config = build_config(
+                report,
+                num_classes=_num_classes(plan),
+                num_features=_num_features(plan),
+                first_conv=next(t.key for t in plan if t.flip_in).rpartition(".")[0],
+            )
             write_config(tmp / CONFIG_FILE, config)
             write_card(tmp / CARD_FILE, config)
             _replace_dir(tmp, out_dir)

@@ -7,6 +7,7 @@ axes aside: old files store a bias as 1×1×1×C). The net name orders the candi
 own depths are tried before a candidate at the caffemodel's counted blocks per stage (a reduced
 test net, recorded as ``model_args``).
 """
+
 from __future__ import annotations
 
 import re
@@ -103,8 +104,8 @@ def detect_architecture(net_name: str, actual: Shapes, *, arch: str | None = Non
     attempts: list[tuple[str, tuple[int, ...] | None, list[str]]] = []
     # A release's own depth first (any candidate), then the candidates at the counted depth.
     options = [(c, None) for c in candidates] + [
-        (c, counted) for c in candidates
-        if ARCHS[c].block != "inception" and counted and counted != ARCHS[c].layers]
+        (c, counted) for c in candidates if ARCHS[c].block != "inception" and counted and counted != ARCHS[c].layers
+    ]
     for candidate, layers in options:
         expected, shapes = _expected(candidate, layers)
         types = {layer.name: layer.type for layer in expected.layers}
@@ -117,7 +118,8 @@ def detect_architecture(net_name: str, actual: Shapes, *, arch: str | None = Non
             return detection
         attempts.append((candidate, layers, problems))
     first_named = arch is not None or normalize_name(net_name) in {
-        k for a, s in ARCHS.items() for k in (normalize_name(s.caffe_name), normalize_name(a))}
+        k for a, s in ARCHS.items() for k in (normalize_name(s.caffe_name), normalize_name(a))
+    }
     pool = [a for a in attempts if a[0] == candidates[0]] if first_named else attempts
     candidate, layers, problems = min(pool, key=lambda a: len(a[2]))
     depth = f" with {list(layers)} blocks per stage" if layers else ""

@@ -11,11 +11,12 @@ Key names are timm's legacy SENet layout (``layer0.conv1``, ``layer1.0.se_module
 Every blob gets exactly one destination; a blob without one, or a layer kind the rules do not
 know, is a :class:`ConversionError` naming the layer.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from ..caffe.net import Net
 
@@ -62,15 +63,23 @@ _RESNET_RULES = (
     Rule("classifier", "last_linear", classifier=True),
 )
 _MODULE = r"inception_(?P<m>\d[a-e])"
-_BRANCHES = {"1x1": "branch1x1", "3x3_reduce": "branch3x3_reduce", "3x3": "branch3x3",
-             "double3x3_reduce": "double3x3_reduce", "double3x3a": "double3x3a", "double3x3b": "double3x3b",
-             "pool_proj": "pool_proj"}
+_BRANCHES = {
+    "1x1": "branch1x1",
+    "3x3_reduce": "branch3x3_reduce",
+    "3x3": "branch3x3",
+    "double3x3_reduce": "double3x3_reduce",
+    "double3x3a": "double3x3a",
+    "double3x3b": "double3x3b",
+    "pool_proj": "pool_proj",
+}
 _INCEPTION_RULES = (
     Rule(r"conv1/7x7_s2", "conv1.conv", "conv1.bn"),
     Rule(r"conv2/3x3_reduce", "conv2_reduce.conv", "conv2_reduce.bn"),
     Rule(r"conv2/3x3", "conv2.conv", "conv2.bn"),
-    *(Rule(f"{_MODULE}/{caffe}", f"inception{{m}}.{torch}.conv", f"inception{{m}}.{torch}.bn")
-      for caffe, torch in _BRANCHES.items()),
+    *(
+        Rule(f"{_MODULE}/{caffe}", f"inception{{m}}.{torch}.conv", f"inception{{m}}.{torch}.bn")
+        for caffe, torch in _BRANCHES.items()
+    ),
     Rule(_MODULE + "_1x1_down", "inception{m}.se.fc1"),
     Rule(_MODULE + "_1x1_up", "inception{m}.se.fc2"),
     Rule("classifier", "last_linear", classifier=True),
@@ -119,8 +128,9 @@ def _producers(net: Net) -> dict[str, dict[str, str]]:
     return result
 
 
-def plan_tensors(net: Net, shapes: dict[str, list[tuple[int, ...]]], rules: Iterable[Rule],
-                 num_classes_to_permute: int = 1000) -> list[Tensor]:
+def plan_tensors(
+    net: Net, shapes: dict[str, list[tuple[int, ...]]], rules: Iterable[Rule], num_classes_to_permute: int = 1000
+) -> list[Tensor]:
     """Map every blob of ``net`` (shapes per layer name, in Caffe's blob order) to a state-dict tensor.
 
     ``net`` supplies the layer names, types and wiring; ``shapes`` the blobs actually present.
@@ -168,23 +178,27 @@ def plan_tensors(net: Net, shapes: dict[str, list[tuple[int, ...]]], rules: Iter
             if bn is None:
                 if not blobs:
                     continue
-                raise fail(name, f"normalizes the output of {conv!r}, which is not a convolution with a "
-                                 "BatchNorm in the model")
+                raise fail(
+                    name, f"normalizes the output of {conv!r}, which is not a convolution with a BatchNorm in the model"
+                )
             bn_module[name] = bn
             if not blobs:
                 continue
             if len(blobs) != 3:
                 raise fail(name, f"{len(blobs)} blobs; Caffe's BatchNorm stores [mean·s, var·s, s]")
             eps = float(layer.param("batch_norm_param").get("eps", TORCH_BN_EPS))
-            tensors += [Tensor(f"{bn}.running_mean", name, 0, blobs[0], kind="bn_mean"),
-                        Tensor(f"{bn}.running_var", name, 1, blobs[1], kind="bn_var", eps=eps),
-                        Tensor(f"{bn}.num_batches_tracked", name, -1, (), kind="count", dtype="I64")]
+            tensors += [
+                Tensor(f"{bn}.running_mean", name, 0, blobs[0], kind="bn_mean"),
+                Tensor(f"{bn}.running_var", name, 1, blobs[1], kind="bn_var", eps=eps),
+                Tensor(f"{bn}.num_batches_tracked", name, -1, (), kind="count", dtype="I64"),
+            ]
         elif layer.type == "Scale" and blobs:
             norm = source_of(name, layer.bottoms)
             bn = bn_module.get(norm) if norm else None
             if bn is None:
-                raise fail(name, f"{len(blobs)} blob(s), but it does not follow a BatchNorm "
-                                 f"(its input comes from {norm!r})")
+                raise fail(
+                    name, f"{len(blobs)} blob(s), but it does not follow a BatchNorm (its input comes from {norm!r})"
+                )
             if len(blobs) > 2:
                 raise fail(name, f"{len(blobs)} blobs; a Scale has gamma and at most beta")
             tensors.append(Tensor(f"{bn}.weight", name, 0, blobs[0]))

@@ -4,6 +4,7 @@ Accuracy: single 224 centre crop of the 256-short-side image, ImageNet validatio
 the models (hujie-frank/SENet). ``timm_arch`` is the timm architecture whose state-dict keys and
 shapes equal senet_zoo's, so a converted folder loads with plain timm; SE-BN-Inception has none.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

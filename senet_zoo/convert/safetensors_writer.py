@@ -8,14 +8,15 @@ holds more than one tensor, unlike serializing a whole state dict. Metadata that
 computed while the data is written (the source file's hash) can replace a same-length placeholder
 at the end.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import os
 import struct
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -53,10 +54,15 @@ def safetensors_header(entries: Sequence[Entry], metadata: dict[str, str] | None
     return struct.pack("<Q", len(raw)) + raw
 
 
-def write_safetensors(path: str | os.PathLike, entries: Sequence[Entry], arrays: Iterable[np.ndarray],
-                      metadata: dict[str, str] | None = None, *,
-                      final_metadata: Callable[[], dict[str, str]] | None = None,
-                      done: Callable[[int], None] | None = None) -> int:
+def write_safetensors(
+    path: str | os.PathLike,
+    entries: Sequence[Entry],
+    arrays: Iterable[np.ndarray],
+    metadata: dict[str, str] | None = None,
+    *,
+    final_metadata: Callable[[], dict[str, str]] | None = None,
+    done: Callable[[int], None] | None = None,
+) -> int:
     """Write ``arrays`` (one per entry, same order, produced lazily) to ``path``; fsync it; return its size.
 
     Each array must have its entry's shape; it is cast to the entry's little-endian dtype when it
@@ -90,5 +96,3 @@ def write_safetensors(path: str | os.PathLike, entries: Sequence[Entry], arrays:
         f.flush()
         os.fsync(f.fileno())
     return size
-
-

@@ -15,6 +15,7 @@ normalised with its ``pretrained_cfg`` mean/std. Two checks:
 Differences are reported as max |diff| and max |diff| / max |Caffe output| (relative to the
 output's scale); above the tolerance (1e-4 in float32) verification fails.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,14 +27,24 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import models
 from ..caffe.executor import Executor
 from ..caffe.net import Net
-from .. import models
 from .classes import sorted_row_order
 from .mapping import ConversionError
 
-__all__ = ["VerificationError", "TOLERANCE", "LOGITS_SIZE", "FEATURE_SIZE", "CAFFE_MEAN_BGR", "load_converted",
-           "verify_conversion", "verify_folder", "random_images", "feature_net"]
+__all__ = [
+    "VerificationError",
+    "TOLERANCE",
+    "LOGITS_SIZE",
+    "FEATURE_SIZE",
+    "CAFFE_MEAN_BGR",
+    "load_converted",
+    "verify_conversion",
+    "verify_folder",
+    "random_images",
+    "feature_net",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +62,9 @@ def random_images(batch: int, size: int, seed: int) -> np.ndarray:
     """Random RGB images, float32 N×3×H×W in 0–255: smooth blobs plus noise, like photos, not white noise."""
     rng = np.random.default_rng(seed)
     coarse = rng.uniform(0, 255, (batch, 3, 8, 8)).astype(np.float32)
-    smooth = torch.nn.functional.interpolate(torch.from_numpy(coarse), size=(size, size), mode="bilinear",
-                                             align_corners=False).numpy()
+    smooth = torch.nn.functional.interpolate(
+        torch.from_numpy(coarse), size=(size, size), mode="bilinear", align_corners=False
+    ).numpy()
     noise = rng.normal(0, 20, (batch, 3, size, size)).astype(np.float32)
     return np.clip(smooth + noise, 0, 255).astype(np.float32)
 
@@ -93,23 +105,39 @@ def feature_net(net: Net) -> tuple[Net, str]:
 
 def _compare(name: str, ref: torch.Tensor, out: torch.Tensor, size: int, logits: bool) -> dict[str, Any]:
     if ref.shape != out.shape:
-        raise VerificationError(f"{name} at {size}×{size}: Caffe gives shape {tuple(ref.shape)}, "
-                                f"the converted model {tuple(out.shape)}")
+        raise VerificationError(
+            f"{name} at {size}×{size}: Caffe gives shape {tuple(ref.shape)}, the converted model {tuple(out.shape)}"
+        )
     ref64, out64 = ref.double(), out.double()
     max_abs = float((ref64 - out64).abs().max())
     scale = float(ref64.abs().max())
-    result = {"name": name, "size": size, "batch": int(ref.shape[0]), "shape": list(ref.shape[1:]),
-              "max_abs": max_abs, "scale": scale, "max_rel": max_abs / scale if scale > 0 else max_abs,
-              "top1_agreement": None}
+    result = {
+        "name": name,
+        "size": size,
+        "batch": int(ref.shape[0]),
+        "shape": list(ref.shape[1:]),
+        "max_abs": max_abs,
+        "scale": scale,
+        "max_rel": max_abs / scale if scale > 0 else max_abs,
+        "top1_agreement": None,
+    }
     if logits:
         result["top1_agreement"] = float((ref.argmax(1) == out.argmax(1)).double().mean())
     return result
 
 
 @torch.inference_mode()
-def verify_conversion(net: Net, weights: str | os.PathLike, arch: str, model_args: dict[str, Any] | None = None, *,
-                      batch: int = 2, seed: int = 0, tolerance: float = TOLERANCE,
-                      feature_size: int = FEATURE_SIZE) -> dict[str, Any]:
+def verify_conversion(
+    net: Net,
+    weights: str | os.PathLike,
+    arch: str,
+    model_args: dict[str, Any] | None = None,
+    *,
+    batch: int = 2,
+    seed: int = 0,
+    tolerance: float = TOLERANCE,
+    feature_size: int = FEATURE_SIZE,
+) -> dict[str, Any]:
     """Compare Caffe ``net`` (with blobs) and the converted ``weights``; raise :class:`VerificationError`."""
     model = load_converted(weights, arch, model_args)
     cfg = model.pretrained_cfg
@@ -125,11 +153,16 @@ def verify_conversion(net: Net, weights: str | os.PathLike, arch: str, model_arg
     trunk, blob = feature_net(net)
     rgb = random_images(batch, feature_size, seed + 1)
     caffe_features = Executor(trunk)(caffe_input(rgb), outputs=[blob])[blob]
-    checks.append(_compare("features", caffe_features, model.forward_features(model_input(rgb, cfg)),
-                           feature_size, logits=False))
+    checks.append(
+        _compare("features", caffe_features, model.forward_features(model_input(rgb, cfg)), feature_size, logits=False)
+    )
 
-    result = {"tolerance": tolerance, "dtype": "float32", "checks": checks,
-              "max_rel": max(c["max_rel"] for c in checks)}
+    result = {
+        "tolerance": tolerance,
+        "dtype": "float32",
+        "checks": checks,
+        "max_rel": max(c["max_rel"] for c in checks),
+    }
     for c in checks:
         logger.info("%s %s at %d: max abs %.3g, max rel %.3g", arch, c["name"], c["size"], c["max_abs"], c["max_rel"])
     bad = [c for c in checks if not c["max_rel"] <= tolerance]
@@ -137,15 +170,17 @@ def verify_conversion(net: Net, weights: str | os.PathLike, arch: str, model_arg
         c = bad[0]
         raise VerificationError(
             f"{weights}: the converted {arch} differs from the Caffe net: {c['name']} at {c['size']}×{c['size']} "
-            f"max abs diff {c['max_abs']:.3g}, relative {c['max_rel']:.3g} > tolerance {tolerance:g}")
+            f"max abs diff {c['max_abs']:.3g}, relative {c['max_rel']:.3g} > tolerance {tolerance:g}"
+        )
     return result
 
 
-def verify_folder(folder: str | os.PathLike, caffemodel: str | os.PathLike,
-                  prototxt: str | os.PathLike | None = None, **kwargs: Any) -> dict[str, Any]:
+def verify_folder(
+    folder: str | os.PathLike, caffemodel: str | os.PathLike, prototxt: str | os.PathLike | None = None, **kwargs: Any
+) -> dict[str, Any]:
     """Re-verify a converted folder against its caffemodel (and prototxt); also checks the source hash."""
-    from .converter import WEIGHTS_FILE, load_caffe
     from .._files import sha256_file
+    from .converter import WEIGHTS_FILE, load_caffe
 
     folder = Path(folder)
     config_path = folder / "config.json"
@@ -157,8 +192,10 @@ def verify_folder(folder: str | os.PathLike, caffemodel: str | os.PathLike,
         raise ConversionError(f"{config_path}: no senet_zoo section (not written by senet_zoo's converter)")
     source = load_caffe(caffemodel, prototxt, arch=zoo["name"])
     if source.detection.model_args != model_args:
-        raise ConversionError(f"{caffemodel}: has {source.detection.model_args or 'the release depth'}, "
-                              f"{config_path} records {model_args}")
+        raise ConversionError(
+            f"{caffemodel}: has {source.detection.model_args or 'the release depth'}, "
+            f"{config_path} records {model_args}"
+        )
     result = verify_conversion(source.topology, folder / WEIGHTS_FILE, zoo["name"], model_args, **kwargs)
     recorded = zoo.get("source", {}).get("sha256")
     result["source_sha256_matches"] = recorded == sha256_file(caffemodel) if recorded else None

@@ -2,6 +2,7 @@
 
 >>> from senet_zoo.finetune import Trainer, TrainConfig, image_folder_datasets
 """
+
 from .data import image_folder_datasets, model_transforms
 from .load import load_model
 from .trainer import TrainConfig, Trainer, evaluate

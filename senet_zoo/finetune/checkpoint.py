@@ -7,12 +7,14 @@ metadata), an optimizer file (``epoch_NNN.optim.safetensors``: the optimizer's t
 is written last and names the files it belongs to, so a crash mid-save leaves the previous checkpoint
 intact.
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from safetensors import safe_open
@@ -21,8 +23,13 @@ from safetensors.torch import load_file, save_file
 from .._files import atomic_path
 
 __all__ = [
-    "write_json", "read_json", "save_model", "read_model_metadata", "save_optimizer",
-    "load_optimizer", "META_KEY",
+    "write_json",
+    "read_json",
+    "save_model",
+    "read_model_metadata",
+    "save_optimizer",
+    "load_optimizer",
+    "META_KEY",
 ]
 
 META_KEY = "senet_zoo.finetune"  # safetensors metadata key holding the JSON model description

@@ -2,6 +2,7 @@
 
 Both run unchanged under ``torchrun --nproc_per_node N -m senet_zoo.cli ...`` (DDP, one shard per rank).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,16 +22,26 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--se-gate", choices=tuple(GATES), help="SE excitation gate (default sigmoid)")
     g.add_argument("--in-chans", type=int, help="input channels (1: grayscale; pretrained conv1 is adapted)")
     g.add_argument("--drop-rate", type=float, help="dropout before the classifier")
-    g.add_argument("--model-kwargs", type=json.loads, default={}, metavar="JSON",
-                   help='any other constructor options, e.g. \'{"layers": [1, 1, 1, 1]}\'')
+    g.add_argument(
+        "--model-kwargs",
+        type=json.loads,
+        default={},
+        metavar="JSON",
+        help="any other constructor options, e.g. '{\"layers\": [1, 1, 1, 1]}'",
+    )
 
 
 def model_kwargs_from(args: argparse.Namespace) -> dict[str, Any]:
     """The architecture options given on the command line (unset ones are left to the model/checkpoint)."""
     if not isinstance(args.model_kwargs, dict):
         raise ValueError(f"--model-kwargs must be a JSON object, got {args.model_kwargs!r}")
-    given = dict(se_reduction=args.se_reduction, se_squeeze=args.se_squeeze, se_gate=args.se_gate,
-                 in_chans=args.in_chans, drop_rate=args.drop_rate)
+    given = dict(
+        se_reduction=args.se_reduction,
+        se_squeeze=args.se_squeeze,
+        se_gate=args.se_gate,
+        in_chans=args.in_chans,
+        drop_rate=args.drop_rate,
+    )
     return {**args.model_kwargs, **{k: v for k, v in given.items() if v is not None}}
 
 
@@ -48,16 +59,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from .optim import OPTIMIZERS
 
     p = subparsers.add_parser(
-        "finetune", help="fine-tune a model on an ImageFolder (DIR/train/CLASS/*, DIR/val/CLASS/*)",
+        "finetune",
+        help="fine-tune a model on an ImageFolder (DIR/train/CLASS/*, DIR/val/CLASS/*)",
         description="Fine-tune on DIR/train, validate on DIR/val each epoch; RUN_DIR gets checkpoints "
-                    "(safetensors + state.json), best.safetensors, metrics.csv and curves.png. "
-                    "Run under torchrun for several processes.")
+        "(safetensors + state.json), best.safetensors, metrics.csv and curves.png. "
+        "Run under torchrun for several processes.",
+    )
     p.add_argument("--model", required=True, help="senet_zoo model name, e.g. se_resnet50")
     p.add_argument("--data", required=True, metavar="DIR", help="ImageFolder root with train/ and val/")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory")
     p.add_argument("--num-classes", default="auto", help="classes of the new task (auto: count DIR/train/*)")
-    p.add_argument("--pretrained", default="default", metavar="PATH|TAG|default|none",
-                   help="starting weights (default: the model's default published weights)")
+    p.add_argument(
+        "--pretrained",
+        default="default",
+        metavar="PATH|TAG|default|none",
+        help="starting weights (default: the model's default published weights)",
+    )
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
     p.add_argument("--lr", type=float, default=0.01, help="backbone peak learning rate")
@@ -79,11 +96,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_options(p)
     p.set_defaults(func=_finetune)
 
-    p = subparsers.add_parser("evaluate", help="top-1 / top-5 accuracy of weights on an ImageFolder",
-                              description="Evaluate a model on DIR/CLASS/* with its evaluation transform.")
+    p = subparsers.add_parser(
+        "evaluate",
+        help="top-1 / top-5 accuracy of weights on an ImageFolder",
+        description="Evaluate a model on DIR/CLASS/* with its evaluation transform.",
+    )
     p.add_argument("--model", help="model name (default: the one recorded in a fine-tuning checkpoint)")
-    p.add_argument("--weights", required=True, metavar="PATH|TAG|default",
-                   help="a .safetensors file (e.g. RUN_DIR/best.safetensors) or a published weights tag")
+    p.add_argument(
+        "--weights",
+        required=True,
+        metavar="PATH|TAG|default",
+        help="a .safetensors file (e.g. RUN_DIR/best.safetensors) or a published weights tag",
+    )
     p.add_argument("--data", required=True, metavar="DIR", help="ImageFolder root (e.g. DIR/val)")
     _add_runtime_options(p)
     add_model_options(p)
@@ -104,37 +128,53 @@ def _num_classes(value: str, data: str) -> int:
 def _finetune(args: argparse.Namespace) -> int:
     import torch
 
+    from ..registry import create_model
     from .data import image_folder_datasets
     from .load import parse_pretrained
-    from ..registry import create_model
     from .trainer import TrainConfig, Trainer
 
     config = TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, head_lr=args.head_lr,
-        momentum=args.momentum, weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
-        min_lr_ratio=args.min_lr_ratio, label_smoothing=args.label_smoothing, freeze_epochs=args.freeze_epochs,
-        freeze_until=args.freeze_until, accum_steps=args.accum_steps, amp=args.amp, seed=args.seed,
-        num_workers=args.workers, device=args.device, deterministic=args.deterministic,
-        progress=not args.no_progress)
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        head_lr=args.head_lr,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        warmup_epochs=args.warmup_epochs,
+        min_lr_ratio=args.min_lr_ratio,
+        label_smoothing=args.label_smoothing,
+        freeze_epochs=args.freeze_epochs,
+        freeze_until=args.freeze_until,
+        accum_steps=args.accum_steps,
+        amp=args.amp,
+        seed=args.seed,
+        num_workers=args.workers,
+        device=args.device,
+        deterministic=args.deterministic,
+        progress=not args.no_progress,
+    )
     kwargs = model_kwargs_from(args)
     num_classes = _num_classes(args.num_classes, args.data)
     torch.manual_seed(args.seed)  # every rank builds the same new head
     model = create_model(args.model, pretrained=parse_pretrained(args.pretrained), num_classes=num_classes, **kwargs)
     # The transforms follow the loaded weights' preprocessing, so the data sets come after the model.
-    train, val, classes = image_folder_datasets(args.data, model, args.img_size, not args.no_augment,
-                                                kwargs.get("in_chans", 3))
+    train, val, classes = image_folder_datasets(
+        args.data, model, args.img_size, not args.no_augment, kwargs.get("in_chans", 3)
+    )
     if len(classes) != num_classes:
         raise ValueError(f"{args.data}/train has {len(classes)} class folders but --num-classes is {num_classes}")
-    trainer = Trainer(model, train, val, out_dir=args.out, num_classes=num_classes, config=config,
-                      model_kwargs=kwargs)
+    trainer = Trainer(model, train, val, out_dir=args.out, num_classes=num_classes, config=config, model_kwargs=kwargs)
     try:
         history = trainer.fit(resume=args.resume)
     finally:
         trainer.close()
     if trainer.dist.is_main:
         last = history[-1]
-        print(f"epoch {last['epoch']}: val top-1 {last['val_top1']:.2f}%  top-5 {last['val_top5']:.2f}%  "
-              f"(best {trainer.best.get('val_top1', float('nan')):.2f}% at epoch {trainer.best.get('epoch')})")
+        print(
+            f"epoch {last['epoch']}: val top-1 {last['val_top1']:.2f}%  top-5 {last['val_top5']:.2f}%  "
+            f"(best {trainer.best.get('val_top1', float('nan')):.2f}% at epoch {trainer.best.get('epoch')})"
+        )
         print(f"run directory: {args.out} (best.safetensors, metrics.csv, curves.png, state.json)")
     return 0
 
@@ -151,14 +191,18 @@ def _evaluate(args: argparse.Namespace) -> int:
         _, eval_tf = model_transforms(model, args.img_size, augment=False, in_chans=getattr(model, "in_chans", 3))
         dataset = image_folder(args.data, eval_tf)
         if info.get("classes") and list(dataset.classes) != info["classes"]:
-            raise ValueError(f"{args.data}: class folders {dataset.classes} differ from the classes the weights "
-                             f"were trained on {info['classes']}")
+            raise ValueError(
+                f"{args.data}: class folders {dataset.classes} differ from the classes the weights "
+                f"were trained on {info['classes']}"
+            )
         loader = eval_loader(dataset, args.batch_size, dist_info, args.workers)
         model.to(dist_info.device)
         metrics = evaluate(model, loader, dist_info.device, amp_dtype(args.amp, dist_info.device), progress=True)
     finally:
         distributed.teardown(dist_info)
     if dist_info.is_main:
-        print(f"top-1 {metrics['top1']:.2f}%  top-5 {metrics['top5']:.2f}%  loss {metrics['loss']:.4f}  "
-              f"({metrics['samples']} images)")
+        print(
+            f"top-1 {metrics['top1']:.2f}%  top-5 {metrics['top5']:.2f}%  loss {metrics['loss']:.4f}  "
+            f"({metrics['samples']} images)"
+        )
     return 0

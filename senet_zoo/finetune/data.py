@@ -4,10 +4,12 @@ Preprocessing comes from the model's pretrained config (``timm.data.resolve_data
 ``create_transform``): the Caffe mean/std for the converted weights, the crop and interpolation they
 were evaluated with. ``img_size`` overrides the input resolution (small images, quick experiments).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -17,8 +19,18 @@ from .distributed import DistInfo
 
 PREPROCESSING_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
 
-__all__ = ["PREPROCESSING_KEYS", "data_config", "model_transforms", "image_folder", "image_folder_datasets",
-           "count_classes", "dataset_classes", "train_loader", "eval_loader", "ShardSampler"]
+__all__ = [
+    "PREPROCESSING_KEYS",
+    "data_config",
+    "model_transforms",
+    "image_folder",
+    "image_folder_datasets",
+    "count_classes",
+    "dataset_classes",
+    "train_loader",
+    "eval_loader",
+    "ShardSampler",
+]
 
 
 def data_config(model: nn.Module, img_size: int | None = None, in_chans: int = 3) -> dict[str, Any]:
@@ -36,8 +48,9 @@ def data_config(model: nn.Module, img_size: int | None = None, in_chans: int = 3
     return cfg
 
 
-def model_transforms(model: nn.Module, img_size: int | None = None, augment: bool = True,
-                     in_chans: int = 3) -> tuple[Callable, Callable]:
+def model_transforms(
+    model: nn.Module, img_size: int | None = None, augment: bool = True, in_chans: int = 3
+) -> tuple[Callable, Callable]:
     """Training and evaluation transforms for ``model`` (timm's: random-resized crop + flip + colour
     jitter for training unless ``augment`` is False; resize + centre crop for evaluation)."""
     return _transforms(data_config(model, img_size, in_chans), augment)
@@ -69,8 +82,9 @@ def image_folder(root: str | Path, transform: Callable | None = None) -> Dataset
         raise FileNotFoundError(f"{root}: no usable images ({err})") from err
 
 
-def image_folder_datasets(root: str | Path, model: nn.Module, img_size: int | None = None, augment: bool = True,
-                          in_chans: int = 3) -> tuple[Dataset, Dataset, list[str]]:
+def image_folder_datasets(
+    root: str | Path, model: nn.Module, img_size: int | None = None, augment: bool = True, in_chans: int = 3
+) -> tuple[Dataset, Dataset, list[str]]:
     """``root/train`` and ``root/val`` as ImageFolder data sets with the model's transforms, and the classes.
 
     The two splits must hold the same class folders, otherwise label indices would disagree. Both data
@@ -84,8 +98,9 @@ def image_folder_datasets(root: str | Path, model: nn.Module, img_size: int | No
     if train.classes != val.classes:
         only_train = sorted(set(train.classes) - set(val.classes))
         only_val = sorted(set(val.classes) - set(train.classes))
-        raise ValueError(f"{root}: train/ and val/ hold different classes (only in train: {only_train}, "
-                         f"only in val: {only_val})")
+        raise ValueError(
+            f"{root}: train/ and val/ hold different classes (only in train: {only_train}, only in val: {only_val})"
+        )
     return train, val, list(train.classes)
 
 
@@ -112,20 +127,21 @@ class ShardSampler(Sampler[int]):
 
 def _loader(dataset: Dataset, batch_size: int, sampler: Sampler, num_workers: int, device: torch.device) -> DataLoader:
     # No generator of its own: worker seeds come from the global RNG, which the trainer reseeds every epoch.
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      pin_memory=device.type == "cuda")
+    return DataLoader(
+        dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, pin_memory=device.type == "cuda"
+    )
 
 
-def train_loader(dataset: Dataset, batch_size: int, dist_info: DistInfo, seed: int,
-                 num_workers: int = 0) -> DataLoader:
+def train_loader(dataset: Dataset, batch_size: int, dist_info: DistInfo, seed: int, num_workers: int = 0) -> DataLoader:
     """Shuffled, sharded training batches; call ``loader.sampler.set_epoch(e)`` for epoch ``e``'s order.
 
     The order depends only on ``seed`` and the epoch, so a resumed run sees the same batches.
     """
     if len(dataset) == 0:
         raise ValueError("the training data set is empty")
-    sampler = DistributedSampler(dataset, num_replicas=dist_info.world_size, rank=dist_info.rank,
-                                 shuffle=True, seed=seed)
+    sampler = DistributedSampler(
+        dataset, num_replicas=dist_info.world_size, rank=dist_info.rank, shuffle=True, seed=seed
+    )
     return _loader(dataset, batch_size, sampler, num_workers, dist_info.device)
 
 

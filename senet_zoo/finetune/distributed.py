@@ -3,6 +3,7 @@
 One code path for every case: a single process is a world of size 1 and every collective is a no-op.
 Under ``torchrun`` (``WORLD_SIZE`` > 1) the group uses NCCL on CUDA and gloo on CPU.
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """Rebuild a model for given weights: a fine-tuned checkpoint, any ``.safetensors`` file, or a weights tag."""
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,9 @@ def _classifier_size(path: Path, key: str) -> int | None:
         return fh.get_slice(key).get_shape()[0] if key in fh.keys() else None
 
 
-def load_model(name: str | None, weights: str | os.PathLike[str] | bool,
-               **kwargs: Any) -> tuple[nn.Module, dict[str, Any]]:
+def load_model(
+    name: str | None, weights: str | os.PathLike[str] | bool, **kwargs: Any
+) -> tuple[nn.Module, dict[str, Any]]:
     """Build ``name`` with ``weights`` and return it with the description stored in the file (may be empty).
 
     For a ``.safetensors`` path the architecture, classifier size and model options default to those a
@@ -47,7 +49,8 @@ def load_model(name: str | None, weights: str | os.PathLike[str] | bool,
 
     pretrained = parse_pretrained(weights)
     is_path = isinstance(pretrained, (str, os.PathLike)) and (
-        str(pretrained).endswith(".safetensors") or os.sep in str(pretrained) or Path(pretrained).exists())
+        str(pretrained).endswith(".safetensors") or os.sep in str(pretrained) or Path(pretrained).exists()
+    )
     if not is_path:
         if name is None:
             raise ValueError("a model name is required unless the weights are a fine-tuning checkpoint")

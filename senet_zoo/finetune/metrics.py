@@ -1,17 +1,31 @@
 """Per-epoch metrics of a run: ``metrics.csv`` and ``curves.png`` (loss and accuracy), rewritten each epoch."""
+
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from .._files import atomic_path
 
 __all__ = ["COLUMNS", "write_metrics_csv", "read_metrics_csv", "plot_curves"]
 
-COLUMNS = ("epoch", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "lr_backbone", "lr_head",
-           "train_samples", "val_samples", "world_size", "epoch_time_s")
+COLUMNS = (
+    "epoch",
+    "train_loss",
+    "train_top1",
+    "val_loss",
+    "val_top1",
+    "val_top5",
+    "lr_backbone",
+    "lr_head",
+    "train_samples",
+    "val_samples",
+    "world_size",
+    "epoch_time_s",
+)
 
 
 def write_metrics_csv(path: str | Path, history: Sequence[Mapping[str, Any]]) -> None:
@@ -38,8 +52,10 @@ def plot_curves(path: str | Path, history: Sequence[Mapping[str, Any]]) -> None:
     epochs = [row["epoch"] for row in history]
     fig = Figure(figsize=(9, 3.5))
     ax_loss, ax_acc = fig.subplots(1, 2)
-    for ax, keys, ylabel in ((ax_loss, ("train_loss", "val_loss"), "loss"),
-                             (ax_acc, ("train_top1", "val_top1", "val_top5"), "accuracy (%)")):
+    for ax, keys, ylabel in (
+        (ax_loss, ("train_loss", "val_loss"), "loss"),
+        (ax_acc, ("train_top1", "val_top1", "val_top5"), "accuracy (%)"),
+    ):
         for key in keys:
             points = [(e, row[key]) for e, row in zip(epochs, history) if row.get(key) is not None]
             if points:

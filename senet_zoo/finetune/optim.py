@@ -4,6 +4,7 @@ The head is what ``model.get_classifier()`` returns (timm's convention, which ev
 follows). Freezing works on the model's top-level modules, in definition order: ``freeze_until="layer2"``
 freezes the stem and everything up to and including ``layer2``.
 """
+
 from __future__ import annotations
 
 import math
@@ -11,8 +12,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["head_parameter_names", "backbone_modules", "modules_until", "build_optimizer", "lr_factor",
-           "OPTIMIZERS"]
+__all__ = ["head_parameter_names", "backbone_modules", "modules_until", "build_optimizer", "lr_factor", "OPTIMIZERS"]
 
 OPTIMIZERS = ("sgd", "adamw")
 
@@ -21,8 +21,9 @@ def head_parameter_names(model: nn.Module) -> set[str]:
     """Names of the classifier's parameters (empty when the model has no classifier)."""
     get_classifier = getattr(model, "get_classifier", None)
     if get_classifier is None:
-        raise ValueError(f"{type(model).__name__} has no get_classifier(): the trainer cannot tell the new head "
-                         "from the backbone")
+        raise ValueError(
+            f"{type(model).__name__} has no get_classifier(): the trainer cannot tell the new head from the backbone"
+        )
     head = {id(p) for p in get_classifier().parameters()}
     return {name for name, p in model.named_parameters() if id(p) in head}
 
@@ -30,21 +31,31 @@ def head_parameter_names(model: nn.Module) -> set[str]:
 def backbone_modules(model: nn.Module) -> list[str]:
     """Top-level modules holding no head parameter: what "freeze the backbone" freezes."""
     head = head_parameter_names(model)
-    return [name for name, child in model.named_children()
-            if not any(f"{name}.{p}" in head for p, _ in child.named_parameters())]
+    return [
+        name
+        for name, child in model.named_children()
+        if not any(f"{name}.{p}" in head for p, _ in child.named_parameters())
+    ]
 
 
 def modules_until(model: nn.Module, last: str) -> list[str]:
     """Top-level modules from the first up to and including ``last``."""
     names = [name for name, _ in model.named_children()]
     if last not in names:
-        raise ValueError(f"freeze_until={last!r} is not a top-level module of {type(model).__name__}; "
-                         f"choose one of {names}")
+        raise ValueError(
+            f"freeze_until={last!r} is not a top-level module of {type(model).__name__}; choose one of {names}"
+        )
     return names[: names.index(last) + 1]
 
 
-def build_optimizer(model: nn.Module, name: str, lr: float, head_lr: float | None = None, momentum: float = 0.9,
-                    weight_decay: float = 0.0) -> torch.optim.Optimizer:
+def build_optimizer(
+    model: nn.Module,
+    name: str,
+    lr: float,
+    head_lr: float | None = None,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+) -> torch.optim.Optimizer:
     """SGD (Nesterov-free, with momentum) or AdamW over four groups: backbone/head × decayed/not.
 
     Biases and normalisation parameters (1-D tensors) get no weight decay. Each group records its
@@ -60,8 +71,9 @@ def build_optimizer(model: nn.Module, name: str, lr: float, head_lr: float | Non
     param_groups = []
     for (part, decay), params in groups.items():
         base_lr = head_lr if part == "head" and head_lr is not None else lr
-        param_groups.append(dict(params=params, lr=base_lr, base_lr=base_lr, part=part,
-                                 weight_decay=weight_decay if decay else 0.0))
+        param_groups.append(
+            dict(params=params, lr=base_lr, base_lr=base_lr, part=part, weight_decay=weight_decay if decay else 0.0)
+        )
     if name == "sgd":
         return torch.optim.SGD(param_groups, lr=lr, momentum=momentum)
     return torch.optim.AdamW(param_groups, lr=lr)

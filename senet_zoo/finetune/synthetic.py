@@ -2,21 +2,32 @@
 
 Brightness and pixel noise vary per image, so a network must learn the hue, not memorise pixels.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
 __all__ = ["COLOURS", "make_colour_folder"]
 
 COLOURS: dict[str, tuple[float, float, float]] = {
-    "blue": (0.15, 0.25, 0.9), "green": (0.2, 0.85, 0.2), "red": (0.9, 0.2, 0.15), "yellow": (0.9, 0.85, 0.15)}
+    "blue": (0.15, 0.25, 0.9),
+    "green": (0.2, 0.85, 0.2),
+    "red": (0.9, 0.2, 0.15),
+    "yellow": (0.9, 0.85, 0.15),
+}
 
 
-def make_colour_folder(root: str | Path, per_split: Mapping[str, int], size: int = 32, seed: int = 0,
-                       classes: Sequence[str] = ("blue", "green", "red"), noise: float = 0.12) -> Path:
+def make_colour_folder(
+    root: str | Path,
+    per_split: Mapping[str, int],
+    size: int = 32,
+    seed: int = 0,
+    classes: Sequence[str] = ("blue", "green", "red"),
+    noise: float = 0.12,
+) -> Path:
     """Write ``root/<split>/<class>/<i>.png`` with ``per_split[split]`` images per class, e.g.
     ``{"train": 16, "val": 8}``; return ``root``."""
     from PIL import Image

@@ -8,6 +8,7 @@
 Each epoch reseeds every random generator from (seed, epoch, rank) and the data order depends only on
 (seed, epoch), so an interrupted run resumed from its last checkpoint reproduces the uninterrupted one.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -16,8 +17,9 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -81,8 +83,13 @@ class TrainConfig:
         for key, value in positive.items():
             if not value > 0:
                 raise ValueError(f"{key} must be positive, got {value!r}")
-        non_negative = dict(weight_decay=self.weight_decay, warmup_epochs=self.warmup_epochs,
-                            freeze_epochs=self.freeze_epochs, num_workers=self.num_workers, momentum=self.momentum)
+        non_negative = dict(
+            weight_decay=self.weight_decay,
+            warmup_epochs=self.warmup_epochs,
+            freeze_epochs=self.freeze_epochs,
+            num_workers=self.num_workers,
+            momentum=self.momentum,
+        )
         for key, value in non_negative.items():
             if value < 0:
                 raise ValueError(f"{key} must be non-negative, got {value!r}")
@@ -122,8 +129,13 @@ def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abs
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str = "cpu",
-             amp_dtype: torch.dtype | None = None, progress: bool = False) -> dict[str, float]:
+def evaluate(
+    model: nn.Module,
+    loader: DataLoader,
+    device: torch.device | str = "cpu",
+    amp_dtype: torch.dtype | None = None,
+    progress: bool = False,
+) -> dict[str, float]:
     """Cross-entropy loss and top-1 / top-5 accuracy (%) of ``model`` over ``loader``.
 
     Under ``torchrun`` each rank evaluates its shard and the sums are reduced, so every rank returns
@@ -140,10 +152,14 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str = 
         logits = logits.float()
         k = min(5, logits.shape[1])
         hits = logits.topk(k, dim=1).indices == targets[:, None]
-        totals += torch.stack([
-            nn.functional.cross_entropy(logits, targets, reduction="sum").double(),
-            hits[:, 0].sum().double(), hits.any(dim=1).sum().double(),
-            torch.tensor(float(len(targets)), dtype=torch.float64, device=device)])
+        totals += torch.stack(
+            [
+                nn.functional.cross_entropy(logits, targets, reduction="sum").double(),
+                hits[:, 0].sum().double(),
+                hits.any(dim=1).sum().double(),
+                torch.tensor(float(len(targets)), dtype=torch.float64, device=device),
+            ]
+        )
     model.train(was_training)
     loss_sum, top1, top5, count = distributed.all_reduce_sum(totals).tolist()
     if count == 0:
@@ -172,10 +188,19 @@ class Trainer:
             as :func:`~senet_zoo.finetune.data.image_folder_datasets` sets it, else the model's config).
     """
 
-    def __init__(self, model: str | nn.Module, train_data: Dataset, val_data: Dataset | None = None, *,
-                 out_dir: str | Path, num_classes: int | None = None, config: TrainConfig | None = None,
-                 pretrained: Any = False, model_kwargs: Mapping[str, Any] | None = None,
-                 preprocessing: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        model: str | nn.Module,
+        train_data: Dataset,
+        val_data: Dataset | None = None,
+        *,
+        out_dir: str | Path,
+        num_classes: int | None = None,
+        config: TrainConfig | None = None,
+        pretrained: Any = False,
+        model_kwargs: Mapping[str, Any] | None = None,
+        preprocessing: Mapping[str, Any] | None = None,
+    ) -> None:
         self.config = cfg = config or TrainConfig()
         self.out_dir = Path(out_dir)
         self.dist = distributed.setup(cfg.device)
@@ -194,13 +219,13 @@ class Trainer:
         self.model.to(self.dist.device)
         self.amp_dtype = amp_dtype(cfg.amp, self.dist.device)
         self.train_loader = train_loader(train_data, cfg.batch_size, self.dist, cfg.seed, cfg.num_workers)
-        self.val_loader = None if val_data is None else eval_loader(val_data, cfg.batch_size, self.dist,
-                                                                    cfg.num_workers)
+        self.val_loader = (
+            None if val_data is None else eval_loader(val_data, cfg.batch_size, self.dist, cfg.num_workers)
+        )
         self.steps_per_epoch = math.ceil(len(self.train_loader) / cfg.accum_steps)
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self.warmup_steps = round(cfg.warmup_epochs * self.steps_per_epoch)
-        self.optimizer = build_optimizer(self.model, cfg.optimizer, cfg.lr, cfg.head_lr, cfg.momentum,
-                                         cfg.weight_decay)
+        self.optimizer = build_optimizer(self.model, cfg.optimizer, cfg.lr, cfg.head_lr, cfg.momentum, cfg.weight_decay)
         self.scaler = torch.amp.GradScaler(self.dist.device.type, enabled=self.amp_dtype == torch.float16)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.always_frozen = set(modules_until(self.model, cfg.freeze_until)) if cfg.freeze_until else set()
@@ -213,8 +238,9 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------ run
 
-    def fit(self, resume: bool = False,
-            on_epoch_end: Callable[[Trainer, dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    def fit(
+        self, resume: bool = False, on_epoch_end: Callable[[Trainer, dict[str, Any]], None] | None = None
+    ) -> list[dict[str, Any]]:
         """Train until ``config.epochs``; return the per-epoch metrics (also in ``metrics.csv``).
 
         ``resume=True`` continues from ``out_dir``'s last checkpoint; without it an ``out_dir`` that
@@ -225,8 +251,10 @@ class Trainer:
             start = self._load(state_path)
             _logger.info("resuming %s after epoch %d", self.out_dir, start)
         elif state_path.exists():
-            raise FileExistsError(f"{state_path} exists: {self.out_dir} already holds a run "
-                                  "(resume it, or choose another output directory)")
+            raise FileExistsError(
+                f"{state_path} exists: {self.out_dir} already holds a run "
+                "(resume it, or choose another output directory)"
+            )
         else:
             start = 0
         for epoch in range(start, self.config.epochs):
@@ -236,14 +264,30 @@ class Trainer:
             train = self._train_epoch(epoch)
             val = self.evaluate() if self.val_loader is not None else {}
             lrs = {g["part"]: g["lr"] for g in self.optimizer.param_groups}
-            row = dict(epoch=epoch + 1, train_loss=train["loss"], train_top1=train["top1"],
-                       val_loss=val.get("loss"), val_top1=val.get("top1"), val_top5=val.get("top5"),
-                       lr_backbone=lrs.get("backbone"), lr_head=lrs.get("head"), train_samples=train["samples"],
-                       val_samples=val.get("samples"), world_size=self.dist.world_size,
-                       epoch_time_s=round(time.perf_counter() - started, 3))
+            row = dict(
+                epoch=epoch + 1,
+                train_loss=train["loss"],
+                train_top1=train["top1"],
+                val_loss=val.get("loss"),
+                val_top1=val.get("top1"),
+                val_top5=val.get("top5"),
+                lr_backbone=lrs.get("backbone"),
+                lr_head=lrs.get("head"),
+                train_samples=train["samples"],
+                val_samples=val.get("samples"),
+                world_size=self.dist.world_size,
+                epoch_time_s=round(time.perf_counter() - started, 3),
+            )
             self.history.append(row)
-            _logger.info("epoch %d/%d: train loss %.4f top-1 %.2f%% | val loss %s top-1 %s", epoch + 1,
-                         self.config.epochs, row["train_loss"], row["train_top1"], row["val_loss"], row["val_top1"])
+            _logger.info(
+                "epoch %d/%d: train loss %.4f top-1 %.2f%% | val loss %s top-1 %s",
+                epoch + 1,
+                self.config.epochs,
+                row["train_loss"],
+                row["train_top1"],
+                row["val_loss"],
+                row["val_top1"],
+            )
             self._save(epoch + 1)
             if on_epoch_end is not None:
                 on_epoch_end(self, row)
@@ -253,8 +297,13 @@ class Trainer:
         """Validation metrics of the current model (reduced over all ranks)."""
         if self.val_loader is None:
             raise ValueError("no validation data set was given")
-        return evaluate(self.model, self.val_loader, self.dist.device, self.amp_dtype,
-                        progress=self.config.progress and self.dist.is_main)
+        return evaluate(
+            self.model,
+            self.val_loader,
+            self.dist.device,
+            self.amp_dtype,
+            progress=self.config.progress and self.dist.is_main,
+        )
 
     def close(self) -> None:
         """Leave the process group this trainer joined (under ``torchrun``)."""
@@ -293,8 +342,12 @@ class Trainer:
         n_batches = len(self.train_loader)
         totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, top-1 hits, samples
         self.optimizer.zero_grad(set_to_none=True)
-        bar = tqdm(self.train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                   disable=not (cfg.progress and self.dist.is_main))
+        bar = tqdm(
+            self.train_loader,
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            leave=False,
+            disable=not (cfg.progress and self.dist.is_main),
+        )
         for i, (images, targets) in enumerate(bar):
             images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
             window_start = i - i % cfg.accum_steps
@@ -306,9 +359,13 @@ class Trainer:
                     logits = self.wrapped(images)
                     loss = self.criterion(logits, targets)
                 self.scaler.scale(loss / window).backward()
-            totals += torch.stack([loss.detach().double() * len(targets),
-                                   (logits.detach().argmax(1) == targets).sum().double(),
-                                   torch.tensor(float(len(targets)), dtype=torch.float64, device=device)])
+            totals += torch.stack(
+                [
+                    loss.detach().double() * len(targets),
+                    (logits.detach().argmax(1) == targets).sum().double(),
+                    torch.tensor(float(len(targets)), dtype=torch.float64, device=device),
+                ]
+            )
             if last:
                 self._set_lr()
                 self.scaler.step(self.optimizer)
@@ -334,12 +391,21 @@ class Trainer:
             if val_top1 is not None and val_top1 > self.best.get("val_top1", -1.0):
                 checkpoint.save_model(self.out_dir / "best.safetensors", self.model.state_dict(), info)
                 self.best = dict(epoch=epoch, val_top1=val_top1)
-            state = dict(format=STATE_FORMAT, epoch=epoch, step=self.step, world_size=self.dist.world_size,
-                         config=dataclasses.asdict(self.config), model=self.model_info,
-                         checkpoint=dict(model=str(model_file.relative_to(self.out_dir)),
-                                         optimizer=str(optim_file.relative_to(self.out_dir))),
-                         optimizer=optim_rest, scaler=self.scaler.state_dict(), best=self.best,
-                         history=self.history)
+            state = dict(
+                format=STATE_FORMAT,
+                epoch=epoch,
+                step=self.step,
+                world_size=self.dist.world_size,
+                config=dataclasses.asdict(self.config),
+                model=self.model_info,
+                checkpoint=dict(
+                    model=str(model_file.relative_to(self.out_dir)), optimizer=str(optim_file.relative_to(self.out_dir))
+                ),
+                optimizer=optim_rest,
+                scaler=self.scaler.state_dict(),
+                best=self.best,
+                history=self.history,
+            )
             checkpoint.write_json(self.out_dir / STATE_FILE, state)
             for old in ckpt_dir.glob("epoch_*.safetensors"):
                 if old not in (model_file, optim_file):
@@ -355,14 +421,22 @@ class Trainer:
         state = checkpoint.read_json(state_path)
         if state.get("format") != STATE_FORMAT:
             raise ValueError(f"{state_path}: unsupported state format {state.get('format')!r}")
-        changed = {k: (v, getattr(self.config, k)) for k, v in state["config"].items()
-                   if k not in _RESUMABLE_CHANGES and getattr(self.config, k, None) != v}
+        changed = {
+            k: (v, getattr(self.config, k))
+            for k, v in state["config"].items()
+            if k not in _RESUMABLE_CHANGES and getattr(self.config, k, None) != v
+        }
         if changed:
-            raise ValueError(f"{state_path}: the run was started with other options: "
-                             + ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items()))
+            raise ValueError(
+                f"{state_path}: the run was started with other options: "
+                + ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items())
+            )
         if state["config"]["epochs"] != self.config.epochs:
-            _logger.warning("epochs changed from %d to %d: the learning-rate schedule changes with it",
-                            state["config"]["epochs"], self.config.epochs)
+            _logger.warning(
+                "epochs changed from %d to %d: the learning-rate schedule changes with it",
+                state["config"]["epochs"],
+                self.config.epochs,
+            )
         model_file = self.out_dir / state["checkpoint"]["model"]
         try:
             weights = load_file(str(model_file), device=str(self.dist.device))
@@ -383,8 +457,9 @@ def _preprocessing(model: nn.Module, given: Mapping[str, Any] | None) -> dict[st
     return {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items() if k in PREPROCESSING_KEYS}
 
 
-def _build(model: str | nn.Module, num_classes: int, pretrained: Any, model_kwargs: dict[str, Any],
-           classes: list[str] | None) -> tuple[nn.Module, dict[str, Any]]:
+def _build(
+    model: str | nn.Module, num_classes: int, pretrained: Any, model_kwargs: dict[str, Any], classes: list[str] | None
+) -> tuple[nn.Module, dict[str, Any]]:
     """The model to train and the description stored with its checkpoints."""
     if isinstance(model, str):
         from ..registry import create_model

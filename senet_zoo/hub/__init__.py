@@ -20,7 +20,24 @@ from .manifest import (
 from .publish import PublishError, PublishResult, publish
 
 __all__ = [
-    "DownloadError", "DownloadSettings", "Manifest", "ManifestError", "Metrics", "Preprocessing", "Provenance",
-    "PublishError", "PublishResult", "Source", "UnknownWeightsError", "WeightsEntry", "WeightsNotAvailableError",
-    "fetch", "fetch_weights", "load_manifest", "load_state_dict", "publish", "record_published", "update_entry",
+    "DownloadError",
+    "DownloadSettings",
+    "Manifest",
+    "ManifestError",
+    "Metrics",
+    "Preprocessing",
+    "Provenance",
+    "PublishError",
+    "PublishResult",
+    "Source",
+    "UnknownWeightsError",
+    "WeightsEntry",
+    "WeightsNotAvailableError",
+    "fetch",
+    "fetch_weights",
+    "load_manifest",
+    "load_state_dict",
+    "publish",
+    "record_published",
+    "update_entry",
 ]

@@ -14,7 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_fetch)
 
     p = subparsers.add_parser("publish", help="upload a converted folder to the Hugging Face Hub, update the manifest")
-    p.add_argument("folder", metavar="DIR", help="output of `senet-zoo convert` (model.safetensors, config.json, README.md)")
+    p.add_argument(
+        "folder", metavar="DIR", help="output of `senet-zoo convert` (model.safetensors, config.json, README.md)"
+    )
     p.add_argument("--repo-id", required=True, metavar="ORG/NAME", help="Hub repository to publish to")
     p.add_argument("--private", action="store_true", help="create the repository as private")
     p.add_argument("--dry-run", action="store_true", help="validate and list what would be uploaded; change nothing")
@@ -37,8 +39,15 @@ def _fetch(args: argparse.Namespace) -> int:
 def _publish(args: argparse.Namespace) -> int:
     from .publish import publish
 
-    result = publish(args.folder, args.repo_id, private=args.private, dry_run=args.dry_run,
-                     manifest_path=args.manifest, name=args.name, tag=args.tag)
+    result = publish(
+        args.folder,
+        args.repo_id,
+        private=args.private,
+        dry_run=args.dry_run,
+        manifest_path=args.manifest,
+        name=args.name,
+        tag=args.tag,
+    )
     verb = "would upload" if result.dry_run else "uploaded"
     print(f"{result.name}.{result.tag} -> {result.repo_id}: {verb}")
     for f in result.files:

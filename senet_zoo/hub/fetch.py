@@ -106,7 +106,10 @@ def cached_path(entry: WeightsEntry) -> Path:
 
 
 def fetch_weights(
-    name: str, tag: str | None = None, *, manifest: Manifest | str | os.PathLike[str] | None = None,
+    name: str,
+    tag: str | None = None,
+    *,
+    manifest: Manifest | str | os.PathLike[str] | None = None,
     progress: bool = True,
 ) -> tuple[Path, WeightsEntry]:
     """Look ``name[.tag]`` up in the manifest (default: the shipped one) and return a verified local file."""
@@ -129,13 +132,16 @@ def fetch(entry: WeightsEntry, *, progress: bool = True, settings: DownloadSetti
                 return _fetch_hf(entry, source, offline=offline, progress=progress)
             return _fetch_url(entry, source, offline=offline, progress=progress, settings=settings)
         except _SourceFailed as exc:
-            logger.log(logging.INFO if offline else logging.WARNING, "%s: %s failed: %s", entry.spec,
-                       source.describe(), exc)
+            logger.log(
+                logging.INFO if offline else logging.WARNING, "%s: %s failed: %s", entry.spec, source.describe(), exc
+            )
             attempts.append((source.describe(), str(exc)))
     tried = "\n".join(f"  - {where}: {why}" for where, why in attempts)
     if offline:
-        header = (f"{entry.spec} is not in the local cache and offline mode is on "
-                  f"({' / '.join(OFFLINE_ENVS)}); unset it to download")
+        header = (
+            f"{entry.spec} is not in the local cache and offline mode is on "
+            f"({' / '.join(OFFLINE_ENVS)}); unset it to download"
+        )
     else:
         header = f"could not download {entry.spec} ({entry.digest_description()}) from any source"
     raise DownloadError(f"{header}. Tried:\n{tried}", attempts)
@@ -186,7 +192,7 @@ def _not_available_message(entry: WeightsEntry) -> str:
         f"weights {entry.spec} are listed but not published yet (status {entry.status!r}). "
         f"Convert them locally from the original Caffe release:\n"
         f"  senet-zoo convert --prototxt {prototxt} --caffemodel {caffemodel} --out DIR\n"
-        f"then load them with create_model({entry.name!r}, pretrained=\"DIR/model.safetensors\")."
+        f'then load them with create_model({entry.name!r}, pretrained="DIR/model.safetensors").'
     )
 
 
@@ -205,15 +211,24 @@ def _check_digest(entry: WeightsEntry, size: int, digest: str) -> str | None:
 
 
 def _bar(total: int | None, initial: int, desc: str, progress: bool) -> tqdm:
-    return tqdm(total=total, initial=initial, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
-                disable=not progress, leave=False)
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=desc,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        disable=not progress,
+        leave=False,
+    )
 
 
 # --------------------------------------------------------------------------------------------- URL sources
 
 
-def _fetch_url(entry: WeightsEntry, source: Source, *, offline: bool, progress: bool,
-               settings: DownloadSettings) -> Path:
+def _fetch_url(
+    entry: WeightsEntry, source: Source, *, offline: bool, progress: bool, settings: DownloadSettings
+) -> Path:
     dest = cached_path(entry)
     if _usable_cached(entry, dest):
         return dest
@@ -301,8 +316,9 @@ class _PartialFile:
         self.bar.close()
 
 
-def _download_resumable(entry: WeightsEntry, url: str, part: Path, progress: bool,
-                        settings: DownloadSettings) -> tuple[int, str]:
+def _download_resumable(
+    entry: WeightsEntry, url: str, part: Path, progress: bool, settings: DownloadSettings
+) -> tuple[int, str]:
     import requests
 
     state = _PartialFile(part, entry.size, progress, entry.spec)
@@ -313,14 +329,25 @@ def _download_resumable(entry: WeightsEntry, url: str, part: Path, progress: boo
                 try:
                     _stream_once(session, url, state, settings)
                     return state.finish()
-                except (_Retryable, requests.ConnectionError, requests.Timeout,
-                        requests.exceptions.ChunkedEncodingError) as exc:
+                except (
+                    _Retryable,
+                    requests.ConnectionError,
+                    requests.Timeout,
+                    requests.exceptions.ChunkedEncodingError,
+                ) as exc:
                     attempt += 1
                     if attempt > settings.retries:
                         raise _SourceFailed(f"{_short(exc)} (gave up after {attempt} attempts)") from exc
                     delay = settings.delay(attempt)
-                    logger.warning("%s: %s; retry %d/%d in %.2gs from byte %d", entry.spec, _short(exc), attempt,
-                                   settings.retries, delay, state.offset)
+                    logger.warning(
+                        "%s: %s; retry %d/%d in %.2gs from byte %d",
+                        entry.spec,
+                        _short(exc),
+                        attempt,
+                        settings.retries,
+                        delay,
+                        state.offset,
+                    )
                     time.sleep(delay)
                 except requests.RequestException as exc:  # bad URL, redirect loop, undecodable body, ...
                     raise _SourceFailed(f"{type(exc).__name__}: {_short(exc)}") from exc
@@ -384,8 +411,11 @@ def _fetch_hf(entry: WeightsEntry, source: Source, *, offline: bool, progress: b
 
     try:
         local = hf_hub_download(
-            repo_id=str(source.repo_id), filename=str(source.filename), revision=source.revision,
-            local_files_only=offline, tqdm_class=None if progress else _SilentTqdm,
+            repo_id=str(source.repo_id),
+            filename=str(source.filename),
+            revision=source.revision,
+            local_files_only=offline,
+            tqdm_class=None if progress else _SilentTqdm,
         )
     except LocalEntryNotFoundError as exc:
         where = constants.HF_HUB_CACHE
@@ -411,8 +441,13 @@ def _verify_hf_file(entry: WeightsEntry, path: Path, progress: bool) -> None:
     """Check the file ``hf_hub_download`` returned; remember a good result, delete a bad file."""
     blob = Path(os.path.realpath(path))
     stat = blob.stat()
-    identity = {"path": str(blob), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "inode": stat.st_ino,
-                "sha256": entry.sha256 or entry.sha256_prefix}
+    identity = {
+        "path": str(blob),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "inode": stat.st_ino,
+        "sha256": entry.sha256 or entry.sha256_prefix,
+    }
     stamp = cache_dir() / ".verified" / f"{hashlib.sha256(str(blob).encode()).hexdigest()[:32]}.json"
     try:
         if json.loads(stamp.read_text()) == identity:

@@ -60,16 +60,29 @@ _REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]
 _TOP_KEYS = {"schema_version": True, "description": False, "models": True}
 _MODEL_KEYS = {"default_tag": True, "weights": True}
 _ENTRY_KEYS = {
-    "status": True, "format": True, "filename": True, "sources": True, "sha256": False, "sha256_prefix": False,
-    "size": False, "preprocessing": True, "metrics": True, "license": True, "provenance": True,
+    "status": True,
+    "format": True,
+    "filename": True,
+    "sources": True,
+    "sha256": False,
+    "sha256_prefix": False,
+    "size": False,
+    "preprocessing": True,
+    "metrics": True,
+    "license": True,
+    "provenance": True,
 }
 _HF_SOURCE_KEYS = {"type": True, "repo_id": True, "revision": True, "filename": True}
 _URL_SOURCE_KEYS = {"type": True, "url": True}
 _PREPROCESSING_KEYS = {"mean": True, "std": True, "input_size": True, "crop_pct": True, "interpolation": True}
 _METRICS_KEYS = {"dataset": True, "protocol": True, "top1_acc": True, "top5_acc": True, "source": True}
 _PROVENANCE_KEYS = {
-    "caffemodel": True, "caffemodel_sha256": True, "prototxt": True, "converter": True,
-    "converter_version": True, "notes": False,
+    "caffemodel": True,
+    "caffemodel_sha256": True,
+    "prototxt": True,
+    "converter": True,
+    "converter_version": True,
+    "notes": False,
 }
 
 
@@ -138,8 +151,11 @@ class Preprocessing(_FieldMapping):
     def as_pretrained_cfg(self) -> dict[str, Any]:
         """The keys timm's ``pretrained_cfg`` uses for the same information."""
         return {
-            "mean": self.mean, "std": self.std, "input_size": self.input_size,
-            "crop_pct": self.crop_pct, "interpolation": self.interpolation,
+            "mean": self.mean,
+            "std": self.std,
+            "input_size": self.input_size,
+            "crop_pct": self.crop_pct,
+            "interpolation": self.interpolation,
         }
 
 
@@ -474,7 +490,9 @@ def _parse(data: dict[str, Any], label: str) -> tuple[dict[tuple[str, str], Weig
     _check_keys(data, _TOP_KEYS, top, "the manifest")
     version = data["schema_version"]
     if version != SCHEMA_VERSION or isinstance(version, bool):
-        raise top.sub("key 'schema_version'").error(f"unsupported schema version {version!r} (this is {SCHEMA_VERSION})")
+        raise top.sub("key 'schema_version'").error(
+            f"unsupported schema version {version!r} (this is {SCHEMA_VERSION})"
+        )
     if "description" in data:
         _string(data["description"], top.sub("key 'description'"))
     models = data["models"]
@@ -520,10 +538,16 @@ def _parse_entry(name: str, tag: str, raw: Any, ctx: _Ctx) -> WeightsEntry:
             f"{filename!r} does not match format {fmt!r} (expected suffix {' or '.join(FORMAT_SUFFIXES[fmt])})"
         )
     sources = _parse_sources(raw["sources"], fmt, ctx.sub("key 'sources'"))
-    sha256 = _hex(raw.get("sha256"), _HEX64_RE, "64 lowercase hex digits or null", ctx.sub("key 'sha256'"),
-                  nullable=True)
-    prefix = _hex(raw.get("sha256_prefix"), _HEX_PREFIX_RE, "8 to 63 lowercase hex digits or null",
-                  ctx.sub("key 'sha256_prefix'"), nullable=True)
+    sha256 = _hex(
+        raw.get("sha256"), _HEX64_RE, "64 lowercase hex digits or null", ctx.sub("key 'sha256'"), nullable=True
+    )
+    prefix = _hex(
+        raw.get("sha256_prefix"),
+        _HEX_PREFIX_RE,
+        "8 to 63 lowercase hex digits or null",
+        ctx.sub("key 'sha256_prefix'"),
+        nullable=True,
+    )
     size = raw.get("size")
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
         raise ctx.sub("key 'size'").error(f"expected a positive integer (bytes) or null, got {size!r}")
@@ -580,7 +604,7 @@ def _parse_sources(raw: Any, fmt: str, ctx: _Ctx) -> tuple[Source, ...]:
                 raise sctx.sub("key 'url'").error(f"expected an http(s) URL, got {url!r}")
             sources.append(Source("url", url=url))
         else:
-            raise sctx.error(f"a source needs \"type\": \"hf\" or \"url\", got {src!r}")
+            raise sctx.error(f'a source needs "type": "hf" or "url", got {src!r}')
     return tuple(sources)
 
 
@@ -596,15 +620,21 @@ def _triple(raw: Any, ctx: _Ctx, *, positive: bool) -> tuple[float, float, float
 def _parse_preprocessing(raw: Any, ctx: _Ctx) -> Preprocessing:
     _check_keys(raw, _PREPROCESSING_KEYS, ctx, "preprocessing")
     size = raw["input_size"]
-    if (not isinstance(size, list) or len(size) != 3
-            or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in size) or size[0] != 3):
+    if (
+        not isinstance(size, list)
+        or len(size) != 3
+        or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in size)
+        or size[0] != 3
+    ):
         raise ctx.sub("key 'input_size'").error(f"expected [3, height, width] with positive integers, got {size!r}")
     crop = _number(raw["crop_pct"], ctx.sub("key 'crop_pct'"))
     if not 0 < crop <= 1:
         raise ctx.sub("key 'crop_pct'").error(f"expected a fraction in (0, 1], got {crop!r}")
     interpolation = raw["interpolation"]
     if interpolation not in INTERPOLATIONS:
-        raise ctx.sub("key 'interpolation'").error(f"expected one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}")
+        raise ctx.sub("key 'interpolation'").error(
+            f"expected one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}"
+        )
     return Preprocessing(
         mean=_triple(raw["mean"], ctx.sub("key 'mean'"), positive=False),
         std=_triple(raw["std"], ctx.sub("key 'std'"), positive=True),
@@ -640,8 +670,13 @@ def _parse_provenance(raw: Any, ctx: _Ctx) -> Provenance:
             _file_name(value, ctx.sub(f"key {key!r}"))
     return Provenance(
         caffemodel=caffemodel,
-        caffemodel_sha256=_hex(raw["caffemodel_sha256"], _HEX64_RE, "64 lowercase hex digits or null",
-                               ctx.sub("key 'caffemodel_sha256'"), nullable=True),
+        caffemodel_sha256=_hex(
+            raw["caffemodel_sha256"],
+            _HEX64_RE,
+            "64 lowercase hex digits or null",
+            ctx.sub("key 'caffemodel_sha256'"),
+            nullable=True,
+        ),
         prototxt=prototxt,
         converter=str(_string(raw["converter"], ctx.sub("key 'converter'"))),
         converter_version=_string(raw["converter_version"], ctx.sub("key 'converter_version'"), nullable=True),

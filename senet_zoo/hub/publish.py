@@ -90,8 +90,10 @@ def publish(
     name, tag = ident.name, ident.tag
     weights = next(f for f in files if f.path_in_repo == WEIGHTS_FILE)
     if ident.weights_sha256 is not None and ident.weights_sha256 != weights.sha256:
-        raise PublishError(f"{weights.local_path}: sha256 {weights.sha256} differs from the {ident.weights_sha256} "
-                           f"recorded in config.json at conversion; the file was changed, convert again")
+        raise PublishError(
+            f"{weights.local_path}: sha256 {weights.sha256} differs from the {ident.weights_sha256} "
+            f"recorded in config.json at conversion; the file was changed, convert again"
+        )
     manifest_file = resolve_manifest_path(manifest_path)
     load_manifest(manifest_file).get(name, tag)  # the entry must exist before anything is uploaded
     if dry_run:
@@ -107,14 +109,24 @@ def publish(
     head_before = api.repo_info(repo_id, repo_type="model").sha
     operations = [CommitOperationAdd(path_in_repo=f.path_in_repo, path_or_fileobj=str(f.local_path)) for f in files]
     info = api.create_commit(
-        repo_id, operations, commit_message=commit_message or f"Add {name}.{tag} weights", repo_type="model",
+        repo_id,
+        operations,
+        commit_message=commit_message or f"Add {name}.{tag} weights",
+        repo_type="model",
     )
     revision = str(info.oid)
     created = revision != head_before
     logger.info("%s: %s commit %s", repo_id, "new" if created else "unchanged, head", revision)
     record_published(
-        manifest_file, name, tag, repo_id=repo_id, revision=revision, filename=WEIGHTS_FILE,
-        sha256=weights.sha256, size=weights.size, converter_version=ident.converter_version,
+        manifest_file,
+        name,
+        tag,
+        repo_id=repo_id,
+        revision=revision,
+        filename=WEIGHTS_FILE,
+        sha256=weights.sha256,
+        size=weights.size,
+        converter_version=ident.converter_version,
         caffemodel_sha256=ident.caffemodel_sha256,
     )
     return PublishResult(repo_id, name, tag, files, revision, created, Path(os.path.realpath(manifest_file)), False)
@@ -195,5 +207,3 @@ def _digest(block: dict[str, Any], key: str, where: Path) -> str | None:
     if digest is not None and not (isinstance(digest, str) and _SHA256_RE.fullmatch(digest)):
         raise PublishError(f"{where}: senet_zoo.{key}.sha256 is not a sha256 hex digest: {digest!r}")
     return digest
-
-

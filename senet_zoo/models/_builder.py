@@ -5,13 +5,15 @@
 on the meta device and the weights are assigned, not copied: no random init that is thrown away,
 no second copy of the weights. A different ``num_classes`` or ``in_chans`` keeps every other tensor.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from timm.models import FeatureListNet
@@ -31,9 +33,20 @@ _WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 def make_cfg(first_conv: str, classifier: str = "last_linear", **kwargs: Any) -> dict[str, Any]:
     """An architecture's default pretrained config (timm keys), with the Caffe release's preprocessing."""
     return dict(
-        num_classes=1000, input_size=(3, 224, 224), pool_size=(7, 7), crop_pct=0.875, interpolation="bilinear",
-        mean=CAFFE_MEAN, std=CAFFE_STD, first_conv=first_conv, classifier=classifier, license="apache-2.0",
-        paper_ids="arXiv:1709.01507", paper_name="Squeeze-and-Excitation Networks", **kwargs)
+        num_classes=1000,
+        input_size=(3, 224, 224),
+        pool_size=(7, 7),
+        crop_pct=0.875,
+        interpolation="bilinear",
+        mean=CAFFE_MEAN,
+        std=CAFFE_STD,
+        first_conv=first_conv,
+        classifier=classifier,
+        license="apache-2.0",
+        paper_ids="arXiv:1709.01507",
+        paper_name="Squeeze-and-Excitation Networks",
+        **kwargs,
+    )
 
 
 def init_weights(m: nn.Module) -> None:
@@ -78,7 +91,8 @@ def _is_path(pretrained: Any) -> bool:
     if isinstance(pretrained, Path):
         return True
     return isinstance(pretrained, str) and (
-        pretrained.endswith(_WEIGHT_SUFFIXES) or os.sep in pretrained or os.path.exists(pretrained))
+        pretrained.endswith(_WEIGHT_SUFFIXES) or os.sep in pretrained or os.path.exists(pretrained)
+    )
 
 
 def _resolve_weights(variant: str, pretrained: Any, cfg: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict]:
@@ -131,8 +145,12 @@ def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], cfg: Map
     if classifier:
         for key in (f"{classifier}.weight", f"{classifier}.bias"):
             if key in state_dict and (key not in own or own[key].shape != state_dict[key].shape):
-                _logger.info("not loading %s: the weights have %s, the model %s", key,
-                             tuple(state_dict[key].shape), tuple(own[key].shape) if key in own else "none")
+                _logger.info(
+                    "not loading %s: the weights have %s, the model %s",
+                    key,
+                    tuple(state_dict[key].shape),
+                    tuple(own[key].shape) if key in own else "none",
+                )
                 del state_dict[key]
     unexpected = sorted(set(state_dict) - set(own))
     mismatched = sorted(k for k in state_dict if k in own and own[k].shape != state_dict[k].shape)
@@ -140,7 +158,8 @@ def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], cfg: Map
         raise ValueError(
             f"weights do not fit {type(model).__name__}: unexpected keys {unexpected[:5]}"
             f"{'...' if len(unexpected) > 5 else ''}, shape mismatches "
-            + ", ".join(f"{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}" for k in mismatched[:5]))
+            + ", ".join(f"{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}" for k in mismatched[:5])
+        )
     missing = {k for k in own if k not in state_dict}
     for key in sorted(missing):
         if not (key.endswith("num_batches_tracked") or (classifier and key.startswith(f"{classifier}."))):

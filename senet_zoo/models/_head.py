@@ -1,4 +1,5 @@
 """The classifier head shared by every senet_zoo network (timm's model interface)."""
+
 from __future__ import annotations
 
 import torch

@@ -4,6 +4,7 @@ Follows the authors' ``SE-BN-Inception.prototxt`` layer for layer. The SE gate m
 concatenated branches (no residual). Every convolution is followed by BatchNorm and ReLU.
 Module names mirror the Caffe names (``inception_3a/double3x3b`` → ``inception3a.double3x3b``).
 """
+
 from __future__ import annotations
 
 from typing import Any, NamedTuple
@@ -158,11 +159,11 @@ class SEBNInception(ClassifierHeadMixin, nn.Module):
         return x
 
 
-
 default_cfgs = {"se_bn_inception": make_cfg(first_conv="conv1.conv")}
 
 
 def se_bn_inception(pretrained: Any = False, **kwargs: Any) -> SEBNInception:
     """SE-BN-Inception: 23.62 / 7.04 top-1 / top-5 error in the Caffe release."""
-    return build_model(SEBNInception, "se_bn_inception", pretrained,
-                       default_cfg=default_cfgs["se_bn_inception"], **kwargs)
+    return build_model(
+        SEBNInception, "se_bn_inception", pretrained, default_cfg=default_cfgs["se_bn_inception"], **kwargs
+    )

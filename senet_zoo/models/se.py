@@ -4,6 +4,7 @@ Squeeze: global pooling C×H×W → C. Excitation: 1×1 conv C → C/r (with bia
 (with bias), gate. Scale: multiply each channel by its gate. The defaults (average squeeze, sigmoid
 gate, r = 16) are exactly the released models; the options reproduce the paper's ablations.
 """
+
 from __future__ import annotations
 
 import torch

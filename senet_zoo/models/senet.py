@@ -5,6 +5,7 @@ State-dict keys and shapes are exactly those of timm's ``legacy_seresnet*``, ``l
 follow the Caffe originals: stride on the first 1×1 for SE-ResNet and on the grouped 3×3 otherwise,
 3×3 stem and 3×3 projection shortcuts after stage 2 for SENet-154, ceil-mode max pooling.
 """
+
 from __future__ import annotations
 
 import math
@@ -123,8 +124,11 @@ class SENet(ClassifierHeadMixin, nn.Module):
         self.drop_rate = drop_rate
         self.grad_checkpointing = False
         if stem == "3x3":
-            stem_layers = (_conv_bn_relu(1, in_chans, 64, 3, 2) + _conv_bn_relu(2, 64, 64, 3, 1)
-                           + _conv_bn_relu(3, 64, inplanes, 3, 1))
+            stem_layers = (
+                _conv_bn_relu(1, in_chans, 64, 3, 2)
+                + _conv_bn_relu(2, 64, 64, 3, 1)
+                + _conv_bn_relu(3, 64, inplanes, 3, 1)
+            )
         else:
             stem_layers = _conv_bn_relu(1, in_chans, inplanes, 7, 2)
         self.layer0 = nn.Sequential(OrderedDict(stem_layers))
@@ -132,23 +136,32 @@ class SENet(ClassifierHeadMixin, nn.Module):
         self.pool0 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
         self.feature_info = [dict(num_chs=inplanes, reduction=2, module="layer0")]
 
-        block_args = dict(kind=block, groups=groups, base_width=base_width,
-                          se_args=dict(reduction=se_reduction, squeeze=se_squeeze, gate=se_gate))
+        block_args = dict(
+            kind=block,
+            groups=groups,
+            base_width=base_width,
+            se_args=dict(reduction=se_reduction, squeeze=se_squeeze, gate=se_gate),
+        )
         self.inplanes = inplanes
         for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), layers)):
             first = i == 0  # stage 1 keeps the resolution and always uses a 1×1 projection
             stage = self._make_stage(
-                planes, blocks, stride=1 if first else 2,
+                planes,
+                blocks,
+                stride=1 if first else 2,
                 kernel_size=1 if first else downsample_kernel_size,
-                padding=0 if first else downsample_padding, block_args=block_args)
+                padding=0 if first else downsample_padding,
+                block_args=block_args,
+            )
             self.add_module(f"layer{i + 1}", stage)
-            self.feature_info.append(dict(num_chs=self.inplanes, reduction=4 * 2 ** i, module=f"layer{i + 1}"))
+            self.feature_info.append(dict(num_chs=self.inplanes, reduction=4 * 2**i, module=f"layer{i + 1}"))
         self.num_features = self.inplanes
         self._init_head(num_classes, global_pool)
         self.apply(init_weights)
 
-    def _make_stage(self, planes: int, blocks: int, stride: int, kernel_size: int, padding: int,
-                    block_args: dict[str, Any]) -> nn.Sequential:
+    def _make_stage(
+        self, planes: int, blocks: int, stride: int, kernel_size: int, padding: int, block_args: dict[str, Any]
+    ) -> nn.Sequential:
         out = planes * SEBottleneck.expansion
         downsample = None
         if stride != 1 or self.inplanes != out:
@@ -179,9 +192,10 @@ class SENet(ClassifierHeadMixin, nn.Module):
         return x
 
 
-
-default_cfgs = {name: make_cfg(first_conv="layer0.conv1") for name in (
-    "se_resnet50", "se_resnet101", "se_resnet152", "se_resnext50_32x4d", "se_resnext101_32x4d", "senet154")}
+default_cfgs = {
+    name: make_cfg(first_conv="layer0.conv1")
+    for name in ("se_resnet50", "se_resnet101", "se_resnet152", "se_resnext50_32x4d", "se_resnext101_32x4d", "senet154")
+}
 
 
 def _create(variant: str, pretrained: Any = False, **kwargs: Any) -> SENet:
@@ -205,18 +219,38 @@ def se_resnet152(pretrained: Any = False, **kwargs: Any) -> SENet:
 
 def se_resnext50_32x4d(pretrained: Any = False, **kwargs: Any) -> SENet:
     """SE-ResNeXt-50 (32×4d): 20.97 / 5.54 top-1 / top-5 error in the Caffe release."""
-    return _create("se_resnext50_32x4d", pretrained,
-                   **dict(dict(layers=(3, 4, 6, 3), block="resnext", groups=32, base_width=4), **kwargs))
+    return _create(
+        "se_resnext50_32x4d",
+        pretrained,
+        **dict(dict(layers=(3, 4, 6, 3), block="resnext", groups=32, base_width=4), **kwargs),
+    )
 
 
 def se_resnext101_32x4d(pretrained: Any = False, **kwargs: Any) -> SENet:
     """SE-ResNeXt-101 (32×4d): 19.81 / 4.96 top-1 / top-5 error in the Caffe release."""
-    return _create("se_resnext101_32x4d", pretrained,
-                   **dict(dict(layers=(3, 4, 23, 3), block="resnext", groups=32, base_width=4), **kwargs))
+    return _create(
+        "se_resnext101_32x4d",
+        pretrained,
+        **dict(dict(layers=(3, 4, 23, 3), block="resnext", groups=32, base_width=4), **kwargs),
+    )
 
 
 def senet154(pretrained: Any = False, **kwargs: Any) -> SENet:
     """SENet-154 (ILSVRC 2017 winner's single model): 18.68 / 4.47 top-1 / top-5 error in the Caffe release."""
-    return _create("senet154", pretrained, **dict(dict(
-        layers=(3, 8, 36, 3), block="senet", groups=64, stem="3x3", inplanes=128,
-        downsample_kernel_size=3, downsample_padding=1, drop_rate=0.2), **kwargs))
+    return _create(
+        "senet154",
+        pretrained,
+        **dict(
+            dict(
+                layers=(3, 8, 36, 3),
+                block="senet",
+                groups=64,
+                stem="3x3",
+                inplanes=128,
+                downsample_kernel_size=3,
+                downsample_padding=1,
+                drop_rate=0.2,
+            ),
+            **kwargs,
+        ),
+    )
