@@ -1,0 +1,243 @@
+"""``senet-zoo release`` end to end: seven synthetic Caffe releases → Hub emulator → manifest → create_model.
+
+The seven releases are synthesized at reduced depth (SE-BN-Inception at full size) and saved under
+names that say nothing about what they are; one of them is first a truncated download. The first run
+is killed while it uploads one model (the emulator holds that upload open); ``--resume`` finishes the
+others without uploading anything twice and records them, leaving the corrupt model pending; a third
+run with the good file completes the release. Every model then loads with ``pretrained=True`` through
+the manifest, downloads from the emulator and gives exactly the logits of its converted folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import hub_emulator
+import numpy as np
+import pytest
+from hub_emulator import HubEmulator
+from hub_fixtures import REPO_ROOT, hub_client_env, run_python
+
+from senet_zoo.caffe.synth import synth_net
+from senet_zoo.caffe.writer import write_caffemodel, write_prototxt
+from senet_zoo.hub.release import STATE_FILE, ReleaseError, release
+
+ORG = "zoo-test"
+# name → (blocks per stage, file name in the download folder): distinct depths, uninformative names
+RELEASES = {
+    "se_bn_inception": (None, "download (1).bin"),
+    "se_resnet50": ((1, 1, 1, 1), "model_a.caffemodel"),
+    "se_resnet101": ((1, 1, 2, 1), "weights-2"),
+    "se_resnet152": ((1, 2, 1, 1), "third.caffemodel"),
+    "se_resnext50_32x4d": ((1, 1, 1, 1), "x50.caffemodel"),
+    "se_resnext101_32x4d": ((1, 1, 2, 1), "nested/x101.caffemodel"),
+    "senet154": ((1, 1, 1, 1), "big.caffemodel"),
+}
+CORRUPT, INTERRUPTED = "se_resnet152", "se_resnext101_32x4d"
+
+
+@pytest.fixture(scope="module")
+def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The authors' seven releases as a maintainer might have downloaded them, plus a prototxt and a readme."""
+    src = tmp_path_factory.mktemp("downloads")
+    for seed, (name, (layers, filename)) in enumerate(RELEASES.items()):
+        path = src / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_caffemodel(synth_net(name, layers=layers, seed=seed), path)
+    write_prototxt(synth_net("se_resnet50", layers=(1, 1, 1, 1), blobs=False), src / "deploy.prototxt")
+    (src / "README.txt").write_text("SENet models, downloaded from the authors' links\n")
+    return src
+
+
+def _manifest_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "weights_manifest.json"
+    target.write_bytes((REPO_ROOT / "weights_manifest.json").read_bytes())
+    return target
+
+
+def _cli(hub: HubEmulator, home: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "senet_zoo.cli", "-v", "release", *args, "--org", ORG, "--quiet"],
+        env=hub_client_env(hub, home),
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _finish(proc: subprocess.Popen[str], timeout: float = 240) -> tuple[int, str]:
+    out, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, out
+
+
+@pytest.fixture
+def held_upload(monkeypatch: pytest.MonkeyPatch):
+    """Make the emulator's CDN hold uploads to one repository open until released (a stalled transfer)."""
+    reached, release_it = threading.Event(), threading.Event()
+    holding = {"repo": None}
+    original = hub_emulator._CdnHandler.upload
+
+    def upload(self, repo: str, oid: str, query: dict) -> None:
+        if repo == holding["repo"]:
+            reached.set()
+            release_it.wait(60)
+            raise hub_emulator._HttpError(503, "upload interrupted")
+        original(self, repo, oid, query)
+
+    monkeypatch.setattr(hub_emulator._CdnHandler, "upload", upload)
+    yield holding, reached, release_it
+    release_it.set()
+
+
+def test_release_end_to_end(downloads: Path, tmp_path: Path, held_upload) -> None:
+    holding, reached, release_it = held_upload
+    manifest = _manifest_copy(tmp_path)
+    original_manifest = manifest.read_bytes()
+    work = tmp_path / "work"
+    good = (downloads / RELEASES[CORRUPT][1]).read_bytes()
+    (downloads / RELEASES[CORRUPT][1]).write_bytes(good[: len(good) // 2])  # an interrupted download
+    common = [str(downloads), "--manifest", str(manifest), "--work-dir", str(work)]
+    try:
+        with HubEmulator(lifetime_s=600) as hub:
+            # Run 1: killed while the upload of INTERRUPTED hangs.
+            holding["repo"] = f"{ORG}/{INTERRUPTED}.caffe_in1k"
+            proc = _cli(hub, tmp_path / "home", *common)
+            assert reached.wait(180), proc.communicate(timeout=5)[0] if proc.poll() is not None else "no upload"
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+            holding["repo"] = None
+            release_it.set()
+            assert manifest.read_bytes() == original_manifest  # the manifest is written once, at the end
+            state = json.loads((work / STATE_FILE).read_text())["models"]
+            before_kill = ["se_bn_inception", "se_resnet50", "se_resnet101", "se_resnext50_32x4d"]
+            assert sorted(n for n, e in state.items() if e.get("published")) == sorted(before_kill)
+            for name in before_kill:
+                assert state[name]["published"]["revision"] == hub.head(f"{ORG}/{name}.caffe_in1k")
+                assert state[name]["caffemodel_sha256"] and state[name]["caffemodel_size"] > 0
+            assert len(hub.commits(holding_repo := f"{ORG}/{INTERRUPTED}.caffe_in1k")) == 1  # created, no weights
+
+            # Without --resume the state of the interrupted run is refused (checked before any Hub access).
+            with pytest.raises(ReleaseError, match="--resume"):
+                release(downloads, ORG, manifest_path=manifest, work_dir=work)
+
+            # Run 2: --resume finishes what it can; the truncated file stays unreleased and is named.
+            puts_before = hub.count("PUT", "/upload/", server="cdn")
+            code, out = _finish(_cli(hub, tmp_path / "home", *common, "--resume"))
+            assert code == 1, out
+            assert f"{CORRUPT}: MISSING" in out and "third.caffemodel" in out and "truncated" in out, out
+            for name in before_kill:  # converted and uploaded once only
+                assert f"{name}: converting" not in out, out
+                assert len(hub.commits(f"{ORG}/{name}.caffe_in1k")) == 2
+            assert hub.count("PUT", "/upload/", server="cdn") - puts_before == 2  # INTERRUPTED and senet154
+            assert len(hub.commits(holding_repo)) == 2
+            document = json.loads(manifest.read_text())["models"]
+            for name in RELEASES:
+                entry = document[name]["weights"]["caffe_in1k"]
+                if name == CORRUPT:
+                    assert entry["status"] == "pending" and document[name]["default_tag"] == "cadene_in1k"
+                    continue
+                _check_recorded(hub, name, document, work)
+
+            # Run 3: the good file arrives; only that model is released, the rest of the manifest stays.
+            (downloads / RELEASES[CORRUPT][1]).write_bytes(good)
+            code, out = _finish(_cli(hub, tmp_path / "home", *common, "--resume", "--only", CORRUPT))
+            assert code == 0, out
+            document = json.loads(manifest.read_text())["models"]
+            for name in RELEASES:
+                _check_recorded(hub, name, document, work)
+            assert json.loads(manifest.read_text())["models"]["se_resnet50"]["weights"]["cadene_in1k"] == (
+                json.loads(original_manifest)["models"]["se_resnet50"]["weights"]["cadene_in1k"]
+            )
+
+            # Every model loads through the manifest from the Hub, with exactly the converted folder's logits.
+            env = hub_client_env(hub, tmp_path / "client", SENET_ZOO_MANIFEST=str(manifest))
+            result = run_python(_LOAD_ALL, env, str(work), json.dumps(RELEASES), timeout=300)
+            assert sorted(result) == sorted(RELEASES)
+            for name, check in result.items():
+                assert check["same_file"], name
+                assert check["max_diff"] == 0.0 and check["std"] > 0, (name, check)
+            assert hub.count("GET", "/lfs/", server="cdn") >= len(RELEASES)
+    finally:
+        (downloads / RELEASES[CORRUPT][1]).write_bytes(good)
+
+
+def _check_recorded(hub: HubEmulator, name: str, document: dict, work: Path) -> None:
+    repo_id = f"{ORG}/{name}.caffe_in1k"
+    entry = document[name]["weights"]["caffe_in1k"]
+    folder = work / f"{name}.caffe_in1k"
+    config = json.loads((folder / "config.json").read_text())
+    assert entry["status"] == "published" and document[name]["default_tag"] == "caffe_in1k", name
+    assert entry["sources"][0] == {
+        "type": "hf",
+        "repo_id": repo_id,
+        "revision": hub.head(repo_id),
+        "filename": "model.safetensors",
+    }
+    assert entry["sha256"] == config["senet_zoo"]["weights"]["sha256"]
+    assert entry["sha256"] == hub.file_record(repo_id, "model.safetensors").sha256
+    assert entry["size"] == (folder / "model.safetensors").stat().st_size
+    assert entry["provenance"]["caffemodel_sha256"] == config["senet_zoo"]["source"]["sha256"]
+    assert entry["provenance"]["caffemodel"] == Path(RELEASES[name][1]).name
+    assert config["senet_zoo"]["verification"]["checks"], name  # only verified conversions are published
+    card = hub.file_bytes(repo_id, "README.md").decode()
+    assert f"hf-hub:{repo_id}" in card
+
+
+_LOAD_ALL = """
+import hashlib, json, sys
+from pathlib import Path
+import torch
+import senet_zoo
+from senet_zoo.hub.fetch import fetch_weights
+
+work, releases = Path(sys.argv[1]), json.loads(sys.argv[2])
+torch.manual_seed(0)
+x = torch.randn(2, 3, 128, 128)
+out = {}
+for name, (layers, _) in releases.items():
+    kwargs = {} if layers is None else {"layers": tuple(layers)}
+    local = work / f"{name}.caffe_in1k" / "model.safetensors"
+    hub_model = senet_zoo.create_model(name, pretrained=True, **kwargs).eval()
+    folder_model = senet_zoo.create_model(name, pretrained=str(local), **kwargs).eval()
+    with torch.no_grad():
+        a, b = hub_model(x), folder_model(x)
+    path, _ = fetch_weights(name)
+    same = hashlib.sha256(Path(path).read_bytes()).hexdigest() == hashlib.sha256(local.read_bytes()).hexdigest()
+    out[name] = {"max_diff": float((a - b).abs().max()), "std": float(a.std()), "same_file": same}
+print(json.dumps(out))
+"""
+
+
+def test_dry_run_uploads_nothing_and_shows_the_diff(downloads: Path, tmp_path: Path) -> None:
+    manifest = _manifest_copy(tmp_path)
+    original = manifest.read_bytes()
+    val = tmp_path / "val"
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for wnid in ("n01440764", "n02119789"):  # tench (sorted index 0), kit fox
+        (val / wnid).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(rng.integers(0, 255, (64, 80, 3), dtype=np.uint8)).save(val / wnid / f"{i}.png")
+    with HubEmulator(lifetime_s=300) as hub:
+        args = [str(downloads), "--manifest", str(manifest), "--work-dir", str(tmp_path / "work")]
+        code, out = _finish(_cli(hub, tmp_path / "home", *args, "--dry-run", "--only", "se_resnet50", "--val", str(val)))
+        assert code == 0, out
+        assert hub.repo_ids() == [] and hub.requests == []  # nothing touched the Hub
+    assert manifest.read_bytes() == original
+    assert not (tmp_path / "work" / STATE_FILE).exists()
+    assert '-      "default_tag": "cadene_in1k",' in out and '+      "default_tag": "caffe_in1k",' in out, out
+    assert '"caffemodel": "model_a.caffemodel"' in out and '"prototxt": "deploy.prototxt"' in out, out
+    assert '"revision": "<commit made by the upload>"' in out and '+          "status": "published"' in out, out
+    config = json.loads((tmp_path / "work" / "se_resnet50.caffe_in1k" / "config.json").read_text())
+    measured = config["senet_zoo"]["measured"]
+    assert measured["images"] == 4 and measured["classes"] == 2
+    assert 0 <= measured["top1_acc"] <= measured["top5_acc"] <= 100
+    assert "measured top-1" in out
