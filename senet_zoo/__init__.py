@@ -8,10 +8,9 @@
 Importing the package registers every model with timm (``timm.create_model("se_resnet50")``).
 """
 
-__version__ = "0.1.0"  # before the imports: the converter records it
-
-from .inference import optimize_for_inference  # noqa: E402
-from .registry import create_model, get_spec, list_models, model_info, register_with_timm  # noqa: E402
+from ._version import __version__
+from .inference import optimize_for_inference
+from .registry import create_model, get_spec, list_models, model_info, register_with_timm
 
 __all__ = ["__version__", "create_model", "list_models", "model_info", "get_spec", "optimize_for_inference"]
 

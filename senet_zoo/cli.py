@@ -11,6 +11,8 @@ import importlib
 import logging
 import sys
 
+from ._version import __version__
+
 COMMAND_MODULES: tuple[str, ...] = (  # in the order of the data flow
     "senet_zoo.commands",
     "senet_zoo.convert.commands",
@@ -25,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (  # in the order of the data flow
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="senet-zoo", description="Squeeze-and-Excitation networks for PyTorch.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(subparsers)

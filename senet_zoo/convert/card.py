@@ -11,6 +11,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from .._files import write_text_atomic
+from .._version import __version__
 from ..caffe.synth import ARCHS
 from .classes import sorted_wnids, wnid_lemmas
 from .releases import RELEASES
@@ -70,6 +71,7 @@ def build_config(report: ConversionReport, *, num_classes: int, num_features: in
         "tag": TAG,
         "caffe_name": ARCHS[report.arch].caffe_name,
         "converter_version": report.converter_version,
+        "senet_zoo_version": __version__,
         "source": {"file": report.source_file, "sha256": report.source_sha256, "bytes": report.source_bytes},
         "weights": {
             "file": "model.safetensors",

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from .. import __version__
+from .._version import __version__
 from .._files import sha256_file
 from ..caffe.net import Net, copy_trained_layers
 from ..caffe.prototxt import read_prototxt
