@@ -152,8 +152,9 @@ def test_release_end_to_end(downloads: Path, tmp_path: Path, held_upload) -> Non
             document = json.loads(manifest.read_text())["models"]
             for name in RELEASES:
                 _check_recorded(hub, name, document, work)
-            assert json.loads(manifest.read_text())["models"]["se_resnet50"]["weights"]["cadene_in1k"] == (
-                json.loads(original_manifest)["models"]["se_resnet50"]["weights"]["cadene_in1k"]
+            assert (
+                json.loads(manifest.read_text())["models"]["se_resnet50"]["weights"]["cadene_in1k"]
+                == (json.loads(original_manifest)["models"]["se_resnet50"]["weights"]["cadene_in1k"])
             )
 
             # Every model loads through the manifest from the Hub, with exactly the converted folder's logits.
@@ -228,7 +229,9 @@ def test_dry_run_uploads_nothing_and_shows_the_diff(downloads: Path, tmp_path: P
             Image.fromarray(rng.integers(0, 255, (64, 80, 3), dtype=np.uint8)).save(val / wnid / f"{i}.png")
     with HubEmulator(lifetime_s=300) as hub:
         args = [str(downloads), "--manifest", str(manifest), "--work-dir", str(tmp_path / "work")]
-        code, out = _finish(_cli(hub, tmp_path / "home", *args, "--dry-run", "--only", "se_resnet50", "--val", str(val)))
+        code, out = _finish(
+            _cli(hub, tmp_path / "home", *args, "--dry-run", "--only", "se_resnet50", "--val", str(val))
+        )
         assert code == 0, out
         assert hub.repo_ids() == [] and hub.requests == []  # nothing touched the Hub
     assert manifest.read_bytes() == original
@@ -241,3 +244,4 @@ def test_dry_run_uploads_nothing_and_shows_the_diff(downloads: Path, tmp_path: P
     assert measured["images"] == 4 and measured["classes"] == 2
     assert 0 <= measured["top1_acc"] <= measured["top5_acc"] <= 100
     assert "measured top-1" in out
+    assert '+            "measured": {' in out and '"images": 4,' in out, out  # next to the reported metrics

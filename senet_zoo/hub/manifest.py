@@ -75,7 +75,15 @@ _ENTRY_KEYS = {
 _HF_SOURCE_KEYS = {"type": True, "repo_id": True, "revision": True, "filename": True}
 _URL_SOURCE_KEYS = {"type": True, "url": True}
 _PREPROCESSING_KEYS = {"mean": True, "std": True, "input_size": True, "crop_pct": True, "interpolation": True}
-_METRICS_KEYS = {"dataset": True, "protocol": True, "top1_acc": True, "top5_acc": True, "source": True}
+_METRICS_KEYS = {
+    "dataset": True,
+    "protocol": True,
+    "top1_acc": True,
+    "top5_acc": True,
+    "source": True,
+    "measured": False,  # what `senet-zoo release --val` measured, next to the reported numbers
+}
+_MEASURED_KEYS = {"top1_acc": True, "top5_acc": True, "images": True, "classes": True, "folder": True}
 _PROVENANCE_KEYS = {
     "caffemodel": True,
     "caffemodel_sha256": True,
@@ -168,6 +176,7 @@ class Metrics(_FieldMapping):
     top1_acc: float
     top5_acc: float
     source: str
+    measured: Mapping[str, Any] | None = None  # top1_acc, top5_acc, images, classes, folder
 
 
 @dataclass(frozen=True)
@@ -658,7 +667,23 @@ def _parse_metrics(raw: Any, ctx: _Ctx) -> Metrics | None:
         top1_acc=top1,
         top5_acc=top5,
         source=str(_string(raw["source"], ctx.sub("key 'source'"))),
+        measured=_parse_measured(raw.get("measured"), ctx.sub("key 'measured'")),
     )
+
+
+def _parse_measured(raw: Any, ctx: _Ctx) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    _check_keys(raw, _MEASURED_KEYS, ctx, "measured metrics")
+    top1 = _number(raw["top1_acc"], ctx.sub("key 'top1_acc'"))
+    top5 = _number(raw["top5_acc"], ctx.sub("key 'top5_acc'"))
+    if not 0 <= top1 <= top5 <= 100:
+        raise ctx.error(f"expected 0 <= top1_acc <= top5_acc <= 100 (percent), got {top1} and {top5}")
+    for key in ("images", "classes"):
+        if isinstance(raw[key], bool) or not isinstance(raw[key], int) or raw[key] <= 0:
+            raise ctx.sub(f"key {key!r}").error(f"expected a positive integer, got {raw[key]!r}")
+    _string(raw["folder"], ctx.sub("key 'folder'"))
+    return dict(raw)
 
 
 def _parse_provenance(raw: Any, ctx: _Ctx) -> Provenance:

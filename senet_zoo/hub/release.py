@@ -498,11 +498,14 @@ def _write_manifest(
                 caffemodel_sha256=entry["caffemodel_sha256"],
                 make_default=True,
             )
-            provenance = dict(load_manifest(scratch).get(name, TAG).provenance)
-            provenance["caffemodel"] = Path(entry["caffemodel"]).name
+            raw = json.loads(scratch.read_text(encoding="utf-8"))["models"][name]["weights"][TAG]
+            changes: dict[str, Any] = {"provenance": raw["provenance"]}
+            changes["provenance"]["caffemodel"] = Path(entry["caffemodel"]).name
             if entry.get("prototxt"):
-                provenance["prototxt"] = Path(entry["prototxt"]).name
-            update_entry(scratch, name, TAG, {"provenance": provenance})
+                changes["provenance"]["prototxt"] = Path(entry["prototxt"]).name
+            if entry.get("measured") and raw["metrics"] is not None:
+                changes["metrics"] = {**raw["metrics"], "measured": entry["measured"]}
+            update_entry(scratch, name, TAG, changes)
         after = scratch.read_text(encoding="utf-8")
     finally:
         scratch.unlink(missing_ok=True)
