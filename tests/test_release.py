@@ -145,10 +145,16 @@ def test_release_end_to_end(downloads: Path, tmp_path: Path, held_upload) -> Non
                     continue
                 _check_recorded(hub, name, document, work)
 
-            # Run 3: the good file arrives; only that model is released, the rest of the manifest stays.
+            # Run 3: the good file arrives; only that model is released, the rest of the manifest stays. A commit
+            # recorded in the state that is not on the Hub (here: altered) is reported and never reaches the manifest.
             (downloads / RELEASES[CORRUPT][1]).write_bytes(good)
+            state = json.loads((work / STATE_FILE).read_text())
+            state["models"]["se_resnet50"]["published"]["revision"] = "f" * 40
+            (work / STATE_FILE).write_text(json.dumps(state))
             code, out = _finish(_cli(hub, tmp_path / "home", *common, "--resume", "--only", CORRUPT))
-            assert code == 0, out
+            assert code == 1 and "se_resnet50: FAILED" in out and "f" * 40 in out, out
+            assert f"{CORRUPT}: published" in out, out
+            assert "f" * 40 not in manifest.read_text()
             document = json.loads(manifest.read_text())["models"]
             for name in RELEASES:
                 _check_recorded(hub, name, document, work)

@@ -553,9 +553,9 @@ def _on_hub(name: str, published: dict[str, Any], results: dict[str, ModelResult
 
 
 def _fail(results: dict[str, ModelResult], name: str, error: str) -> None:
-    result = results.get(name)
-    if result is not None:
-        result.status, result.error = "failed", error
+    """Mark ``name`` failed (also a model of an earlier run that this run was not asked to release)."""
+    result = results.setdefault(name, ModelResult(name, "failed"))
+    result.status, result.error = "failed", error
 
 
 def summary_lines(report: ReleaseReport) -> Iterable[str]:
