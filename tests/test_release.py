@@ -251,3 +251,37 @@ def test_dry_run_uploads_nothing_and_shows_the_diff(downloads: Path, tmp_path: P
     assert 0 <= measured["top1_acc"] <= measured["top5_acc"] <= 100
     assert "measured top-1" in out
     assert '+            "measured": {' in out and '"images": 4,' in out, out  # next to the reported metrics
+
+
+def test_evaluate_folder_maps_wnid_folders_to_the_model_classes(downloads: Path, tmp_path: Path) -> None:
+    """Images filed under the WNID the model predicts for them score 100 % top-1, whatever subset of classes."""
+    import torch
+    from PIL import Image
+    from timm.data import create_transform
+
+    from senet_zoo.convert import convert
+    from senet_zoo.convert.verify import load_converted
+    from senet_zoo.hub.release import evaluate_folder
+
+    folder = tmp_path / "se_resnet50"
+    convert(downloads / RELEASES["se_resnet50"][1], folder, verify=False, progress=False)
+    config = json.loads((folder / "config.json").read_text())
+    cfg = config["pretrained_cfg"]
+    transform = create_transform(
+        input_size=tuple(cfg["input_size"]),
+        interpolation=cfg["interpolation"],
+        mean=tuple(cfg["mean"]),
+        std=tuple(cfg["std"]),
+        crop_pct=cfg["crop_pct"],
+    )
+    model = load_converted(folder / "model.safetensors", "se_resnet50", config["model_args"])
+    rng = np.random.default_rng(1)
+    images = [Image.fromarray(rng.integers(0, 255, (70, 90, 3), dtype=np.uint8)) for _ in range(4)]
+    with torch.no_grad():
+        predicted = model(torch.stack([transform(im) for im in images])).argmax(1).tolist()
+    assert max(predicted) > 0  # not ImageFolder's own indices 0..k-1 by chance
+    for i, (image, index) in enumerate(zip(images, predicted)):
+        (tmp_path / "val" / config["label_names"][index]).mkdir(parents=True, exist_ok=True)
+        image.save(tmp_path / "val" / config["label_names"][index] / f"{i}.png")
+    measured = evaluate_folder(folder, tmp_path / "val")
+    assert measured["top1_acc"] == 100.0 and measured["top5_acc"] == 100.0 and measured["images"] == 4

@@ -150,15 +150,17 @@ def find_releases(src_dir: str | os.PathLike[str]) -> tuple[dict[str, Found], di
     unidentified: list[str] = []
     files = sorted(p for p in src.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.parts))
     for path in files:
-        if _is_text(path):
+        text = _is_text(path)
+        if text:
             found = _prototxt_release(path)
             if found is not None:
                 prototxts.setdefault(found[0], []).append((path, found[1]))
-            continue
+                continue
         try:
             source = load_caffe(path)
         except (ValueError, OSError, KeyError, IndexError) as err:
-            unidentified.append(str(err) if str(err).startswith(str(path)) else f"{path}: {err}")
+            if not text:  # a text file that is neither (a readme, a checksum list) is no problem
+                unidentified.append(str(err) if str(err).startswith(str(path)) else f"{path}: {err}")
             continue
         size, sha256 = hash_file(path)
         det = source.detection
@@ -244,6 +246,8 @@ def release(
     manifest = load_manifest(target)
     for name in names:
         manifest.get(name, TAG)  # the entries must exist before anything is converted or uploaded
+    if val_dir is not None and not Path(val_dir).is_dir():
+        raise ReleaseError(f"--val {val_dir}: not a folder (expected {val_dir}/<WNID>/<image> files)")
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     from filelock import FileLock, Timeout
