@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from .._version import __version__
 from .._files import sha256_file
+from .._version import __version__
 from ..caffe.net import Net, copy_trained_layers
 from ..caffe.prototxt import read_prototxt
 from ..caffe.synth import ARCHS, hw_pair, param_shapes
