@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 
@@ -72,7 +73,7 @@ def _repo_root() -> Path | None:
     return root if (root / "hubconf.py").is_file() else None
 
 
-def run_demo(out: str | Path | None = None) -> dict[str, object]:
+def run_demo(out: str | Path | None = None) -> dict[str, Any]:
     """Run the demo; returns paths and the loaders' max abs logit differences (printed by the CLI)."""
     from .caffe.synth import synth_net
     from .caffe.writer import write_caffemodel, write_prototxt
@@ -88,7 +89,7 @@ def run_demo(out: str | Path | None = None) -> dict[str, object]:
     write_prototxt(net, prototxt)
     del net
     report = convert(caffemodel, root / f"{ARCH}.caffe_in1k", prototxt=prototxt, overwrite=True)
-    rows = []
+    rows: list[tuple[str, float | None, int | None, str]] = []
     reference = None
     for name, load, note in _loaders(report.out_dir, _repo_root()):
         if load is None:
@@ -96,7 +97,7 @@ def run_demo(out: str | Path | None = None) -> dict[str, object]:
             continue
         model = load().eval()
         with torch.inference_mode():
-            logits = model(model_input(random_images(2, 224, seed=7), model.pretrained_cfg))
+            logits = model(model_input(random_images(2, 224, seed=7), cast(dict[str, Any], model.pretrained_cfg)))
         if reference is None:
             reference = logits
         rows.append((name, float((logits - reference).abs().max()), int(logits[0].argmax()), note))

@@ -7,23 +7,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..finetune.checkpoint import atomic_path
 from .excitations import ExcitationStats
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 __all__ = ["plot_blocks", "plot_depth"]
 
 
-def _save(fig: object, path: str | Path, dpi: int) -> None:
+def _save(fig: Figure, path: str | Path, dpi: int) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
 
 
 def _pick_classes(stats: ExcitationStats, classes: Sequence[str] | None) -> list[int]:
     if classes is None:
-        return [i for i in np.flatnonzero(stats.present)][:8]
+        return [int(i) for i in np.flatnonzero(stats.present)][:8]
     unknown = [c for c in classes if c not in stats.classes]
     if unknown:
         raise ValueError(f"unknown classes {unknown}; the data set has {stats.classes}")

@@ -18,7 +18,7 @@ import math
 import os
 import re
 import struct
-from typing import Any, BinaryIO, TextIO
+from typing import IO, Any
 
 import numpy as np
 
@@ -117,7 +117,8 @@ def _layer_parts(layer: Layer) -> tuple[list, int]:
     """A LayerParameter as chunks (bytes, or arrays to stream) in field order, and its byte size."""
     head = [_delimited(1, layer.name.encode()), _delimited(2, layer.type.encode())]
     head += [_delimited(3, b.encode()) for b in layer.bottoms] + [_delimited(4, t.encode()) for t in layer.tops]
-    low, high = [], []
+    low: list[tuple[int, bytes]] = []
+    high: list[tuple[int, bytes]] = []
     for name, value in layer.params.items():
         field = _LAYER_BY_NAME.get(name)
         if field is None:
@@ -141,14 +142,14 @@ def _layer_parts(layer: Layer) -> tuple[list, int]:
 def write_caffemodel(net: Net, path: str | os.PathLike) -> None:
     """Write ``net`` (structure, params and blobs) as a binary caffemodel, atomically."""
 
-    def write(f: BinaryIO) -> None:
+    def write(f: IO[bytes]) -> None:
         if net.name:
             f.write(_delimited(1, net.name.encode()))
         for layer in net.layers:
             parts, size = _layer_parts(layer)
             f.write(_tag(100, 2) + _varint(size))
             for part in parts:
-                f.write(memoryview(part).cast("B") if isinstance(part, np.ndarray) else part)
+                f.write(part.data.cast("B") if isinstance(part, np.ndarray) else part)
 
     with atomic_open(path, "wb", buffering=1 << 20) as f:
         write(f)
@@ -218,7 +219,7 @@ def write_prototxt(net: Net, path: str | os.PathLike) -> None:
         lines.append("}")
     text = "\n".join(lines) + "\n"
 
-    def write(f: TextIO) -> None:
+    def write(f: IO[str]) -> None:
         f.write(text)
 
     with atomic_open(path, "w", encoding="utf-8", newline="\n") as f:
