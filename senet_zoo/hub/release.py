@@ -417,13 +417,13 @@ def evaluate_folder(
     folder: str | os.PathLike[str], val_dir: str | os.PathLike[str], *, batch_size: int = 50, progress: bool = False
 ) -> dict[str, Any]:
     """Top-1/top-5 (%) of a converted folder on ``val_dir`` (``val_dir/<WNID>/<image>``; any subset of the
-    1000 classes), with the weights' own preprocessing."""
+    1000 classes), with the weights' own preprocessing (resize, centre crop, mean/std of ``config.json``)."""
     import torch
     from timm.data import create_transform
     from torchvision.datasets import ImageFolder
+    from tqdm.auto import tqdm
 
     from ..convert.verify import load_converted
-    from ..finetune.trainer import evaluate
 
     folder = Path(folder)
     config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
@@ -440,15 +440,21 @@ def evaluate_folder(
     unknown = [c for c in dataset.classes if c not in labels]
     if unknown:
         raise ValueError(f"{val_dir}: class folders {unknown[:3]} are not ImageNet WNIDs of these weights")
-    index = [labels.index(c) for c in dataset.classes]
+    index = [labels.index(c) for c in dataset.classes]  # folder order → the model's (sorted-WNID) outputs
     dataset.target_transform = index.__getitem__
     model = load_converted(folder / WEIGHTS_FILE, config["senet_zoo"]["name"], config.get("model_args"))
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=0)
-    metrics = evaluate(model, loader, progress=progress)
+    top1 = top5 = count = 0
+    with torch.inference_mode():
+        for images, targets in tqdm(loader, desc=f"evaluating {folder.name}", disable=not progress):
+            best = model(images).topk(5, dim=1).indices
+            top1 += int((best[:, 0] == targets).sum())
+            top5 += int((best == targets[:, None]).any(dim=1).sum())
+            count += len(targets)
     return {
-        "top1_acc": round(metrics["top1"], 3),
-        "top5_acc": round(metrics["top5"], 3),
-        "images": int(metrics["samples"]),
+        "top1_acc": round(100.0 * top1 / count, 3),
+        "top5_acc": round(100.0 * top5 / count, 3),
+        "images": count,
         "classes": len(dataset.classes),
         "folder": Path(val_dir).name,
     }
