@@ -246,6 +246,8 @@ def release(
     manifest = load_manifest(target)
     for name in names:
         manifest.get(name, TAG)  # the entries must exist before anything is converted or uploaded
+    if not Path(src_dir).is_dir():
+        raise ReleaseError(f"{src_dir}: source folder not found")
     if val_dir is not None and not Path(val_dir).is_dir():
         raise ReleaseError(f"--val {val_dir}: not a folder (expected {val_dir}/<WNID>/<image> files)")
     work = Path(work_dir)
