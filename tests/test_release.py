@@ -10,6 +10,7 @@ the manifest, downloads from the emulator and gives exactly the logits of its co
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -285,3 +286,23 @@ def test_evaluate_folder_maps_wnid_folders_to_the_model_classes(downloads: Path,
         image.save(tmp_path / "val" / config["label_names"][index] / f"{i}.png")
     measured = evaluate_folder(folder, tmp_path / "val")
     assert measured["top1_acc"] == 100.0 and measured["top5_acc"] == 100.0 and measured["images"] == 4
+
+
+def test_find_releases_by_content(tmp_path: Path) -> None:
+    """Names mean nothing; two different files of one release are refused; junk is listed, text is ignored."""
+    from senet_zoo.hub.release import find_releases
+
+    write_caffemodel(synth_net("se_resnet50", layers=(1, 1, 1, 1), seed=1), tmp_path / "SE-ResNet-101.caffemodel")
+    write_caffemodel(synth_net("se_resnet50", layers=(1, 1, 1, 1), seed=2), tmp_path / "copy.bin")
+    write_caffemodel(synth_net("se_resnet101", layers=(1, 1, 2, 1), seed=3), tmp_path / "a")
+    (tmp_path / "b").write_bytes((tmp_path / "a").read_bytes())  # the same download twice is fine
+    write_prototxt(synth_net("se_resnet101", layers=(1, 1, 2, 1), blobs=False), tmp_path / "x.txt")
+    (tmp_path / "junk.caffemodel").write_bytes(bytes(range(256)) * 64)
+    (tmp_path / "SHA256SUMS").write_text("0123  a\n")
+    found, failed, unidentified = find_releases(tmp_path)
+    assert sorted(found) == ["se_resnet101"] and found["se_resnet101"].caffemodel.name == "a"
+    assert found["se_resnet101"].prototxt == tmp_path / "x.txt"
+    assert found["se_resnet101"].model_args == {"layers": [1, 1, 2, 1]}
+    assert found["se_resnet101"].sha256 == hashlib.sha256((tmp_path / "a").read_bytes()).hexdigest()
+    assert "2 different caffemodels are se_resnet50" in failed["se_resnet50"] and "copy.bin" in failed["se_resnet50"]
+    assert len(unidentified) == 1 and unidentified[0].startswith(str(tmp_path / "junk.caffemodel"))
