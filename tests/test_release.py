@@ -3,9 +3,10 @@
 The seven releases are synthesized at reduced depth (SE-BN-Inception at full size) and saved under
 names that say nothing about what they are; one of them is first a truncated download. The first run
 is killed while it uploads one model (the emulator holds that upload open); ``--resume`` finishes the
-others without uploading anything twice and records them, leaving the corrupt model pending; a third
-run with the good file completes the release. Every model then loads with ``pretrained=True`` through
-the manifest, downloads from the emulator and gives exactly the logits of its converted folder.
+others without converting or uploading anything twice and records them, leaving the corrupt model and the
+one whose upload the Hub now refuses pending; a third run with the good file completes the release.
+Every model then loads with ``pretrained=True`` through the manifest, downloads from the emulator and
+gives exactly the logits of its converted folder.
 """
 
 from __future__ import annotations
@@ -80,16 +81,19 @@ def _finish(proc: subprocess.Popen[str], timeout: float = 240) -> tuple[int, str
 
 @pytest.fixture
 def held_upload(monkeypatch: pytest.MonkeyPatch):
-    """Make the emulator's CDN hold uploads to one repository open until released (a stalled transfer)."""
+    """Make the emulator's CDN misbehave on uploads to one repository: ``hang`` holds the transfer open until
+    released (a stalled upload), ``refuse`` answers 400 (not retried by the client)."""
     reached, release_it = threading.Event(), threading.Event()
-    holding = {"repo": None}
+    holding: dict[str, str | None] = {"repo": None, "mode": "hang"}
     original = hub_emulator._CdnHandler.upload
 
     def upload(self, repo: str, oid: str, query: dict) -> None:
-        if repo == holding["repo"]:
+        if repo == holding["repo"] and holding["mode"] == "hang":
             reached.set()
             release_it.wait(60)
             raise hub_emulator._HttpError(503, "upload interrupted")
+        if repo == holding["repo"]:
+            raise hub_emulator._HttpError(400, "upload refused")
         original(self, repo, oid, query)
 
     monkeypatch.setattr(hub_emulator._CdnHandler, "upload", upload)
@@ -113,7 +117,7 @@ def test_release_end_to_end(downloads: Path, tmp_path: Path, held_upload) -> Non
             assert reached.wait(180), proc.communicate(timeout=5)[0] if proc.poll() is not None else "no upload"
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
-            holding["repo"] = None
+            holding["mode"] = "refuse"
             release_it.set()
             assert manifest.read_bytes() == original_manifest  # the manifest is written once, at the end
             state = json.loads((work / STATE_FILE).read_text())["models"]
@@ -128,33 +132,38 @@ def test_release_end_to_end(downloads: Path, tmp_path: Path, held_upload) -> Non
             with pytest.raises(ReleaseError, match="--resume"):
                 release(downloads, ORG, manifest_path=manifest, work_dir=work)
 
-            # Run 2: --resume finishes what it can; the truncated file stays unreleased and is named.
-            puts_before = hub.count("PUT", "/upload/", server="cdn")
+            # Run 2: --resume finishes what it can: the truncated file stays unreleased and is named, the Hub
+            # refuses INTERRUPTED's upload; senet154 is published and the other five are recorded.
             code, out = _finish(_cli(hub, tmp_path / "home", *common, "--resume"))
             assert code == 1, out
             assert f"{CORRUPT}: MISSING" in out and "third.caffemodel" in out and "truncated" in out, out
+            assert f"{INTERRUPTED}: FAILED" in out and "upload refused" in out, out
             for name in before_kill:  # converted and uploaded once only
                 assert f"{name}: converting" not in out, out
                 assert len(hub.commits(f"{ORG}/{name}.caffe_in1k")) == 2
-            assert hub.count("PUT", "/upload/", server="cdn") - puts_before == 2  # INTERRUPTED and senet154
-            assert len(hub.commits(holding_repo)) == 2
+                assert hub.count("PUT", f"/upload/{ORG}/{name}.caffe_in1k/", server="cdn") == 1
+            assert hub.count("PUT", f"/upload/{ORG}/senet154.caffe_in1k/", server="cdn") == 1
+            assert len(hub.commits(holding_repo)) == 1
             document = json.loads(manifest.read_text())["models"]
             for name in RELEASES:
                 entry = document[name]["weights"]["caffe_in1k"]
-                if name == CORRUPT:
+                if name in (CORRUPT, INTERRUPTED):
                     assert entry["status"] == "pending" and document[name]["default_tag"] == "cadene_in1k"
                     continue
                 _check_recorded(hub, name, document, work)
 
-            # Run 3: the good file arrives; only that model is released, the rest of the manifest stays. A commit
-            # recorded in the state that is not on the Hub (here: altered) is reported and never reaches the manifest.
+            # Run 3: the good file arrives and the Hub accepts uploads again; only the two are released, the rest of
+            # the manifest stays. A commit recorded in the state that is not on the Hub (here: altered) is reported
+            # and never reaches the manifest.
+            holding["repo"] = None
             (downloads / RELEASES[CORRUPT][1]).write_bytes(good)
             state = json.loads((work / STATE_FILE).read_text())
             state["models"]["se_resnet50"]["published"]["revision"] = "f" * 40
             (work / STATE_FILE).write_text(json.dumps(state))
-            code, out = _finish(_cli(hub, tmp_path / "home", *common, "--resume", "--only", CORRUPT))
+            code, out = _finish(_cli(hub, tmp_path / "home", *common, "--resume", "--only", CORRUPT, INTERRUPTED))
             assert code == 1 and "se_resnet50: FAILED" in out and "f" * 40 in out, out
-            assert f"{CORRUPT}: published" in out, out
+            assert f"{CORRUPT}: published" in out and f"{INTERRUPTED}: published" in out, out
+            assert f"{INTERRUPTED}: converting" not in out, out  # verified in run 1; only its upload was missing
             assert "f" * 40 not in manifest.read_text()
             document = json.loads(manifest.read_text())["models"]
             for name in RELEASES:

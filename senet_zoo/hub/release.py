@@ -311,18 +311,28 @@ def _run(
         try:
             results[name] = _release_one(found[name], org, state, work, staging, dry_run, val_dir, private, progress)
         except Exception as err:  # one model's failure (conversion, verification, network, Hub) spares the others
-            logger.error("%s: %s: %s", name, type(err).__name__, err)
-            state.update(name, error=f"{type(err).__name__}: {err}")
+            problem = _describe(err)
+            logger.error("%s: %s", name, problem)
+            state.update(name, error=problem)
             results[name] = ModelResult(
                 name,
                 "failed",
                 caffemodel=str(found[name].caffemodel),
                 caffemodel_sha256=found[name].sha256,
-                error=str(err),
+                error=problem,
             )
     written, diff = _write_manifest(target, results, state, work, dry_run)
     staging.unlink(missing_ok=True)
     return ReleaseReport(results, target, written, diff, unidentified, dry_run)
+
+
+def _describe(err: BaseException) -> str:
+    """The error on one line, with its cause (a Hub client error wraps the server's answer)."""
+    text = " ".join(f"{type(err).__name__}: {err}".split())
+    cause = err.__cause__ or err.__context__
+    if cause is not None and str(cause) and str(cause) not in text:
+        text += " (" + " ".join(str(cause).split()) + ")"
+    return text
 
 
 def _release_one(
