@@ -124,9 +124,12 @@ class _HttpError(Exception):
 class HubEmulator:
     """In-memory Hub (API server + CDN server) on 127.0.0.1; see the module docstring."""
 
-    def __init__(self, token: str = "hf_emulator_token", *, lifetime_s: float = 120.0) -> None:
+    def __init__(self, token: str = "hf_emulator_token", *, lifetime_s: float = 120.0, hold_s: float = 10.0) -> None:
         self.token = token
         self.lifetime_s = lifetime_s
+        self.hold_s = hold_s  # how long a "hang" fault keeps a request unanswered
+        self._stopped = threading.Event()
+        self._faults: list[list[Any]] = []
         self._lock = threading.RLock()
         self._repos: dict[str, _Repo] = {}
         self._log: list[RequestRecord] = []
@@ -152,6 +155,7 @@ class HubEmulator:
         return self
 
     def stop(self) -> None:
+        self._stopped.set()  # releases hanging requests
         servers, self._servers = self._servers, []
         for server in servers:
             server.shutdown()
@@ -247,6 +251,22 @@ class HubEmulator:
                     current[path] = FileRecord(len(data), sha, False, data)
             return self._add_commit(repo, current, message)
 
+    def fault(self, method: str, path_contains: str, behaviour: str, times: int = 1000) -> None:
+        """Misbehave on the next ``times`` matching requests: ``hang`` (no answer for ``hold_s``, then the
+        connection closes), ``echo`` (a 400 whose message repeats the request's Authorization header) or ``500``."""
+        if behaviour not in ("hang", "echo", "500"):
+            raise ValueError(f"unknown fault {behaviour!r}")
+        with self._lock:
+            self._faults.append([method, path_contains, behaviour, times])
+
+    def _take_fault(self, method: str, path: str) -> str | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault[0] == method and fault[1] in path and fault[3] > 0:
+                    fault[3] -= 1
+                    return fault[2]
+        return None
+
     def tamper(self, repo_id: str, path: str, revision: str = "main") -> None:
         """Make the CDN serve altered bytes (same length, same headers) for this LFS file."""
         with self._lock:
@@ -341,6 +361,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._body: bytes | None = None  # one handler serves every request of a keep-alive connection
         parts = urlsplit(self.path)
         try:
+            fault = self.hub._take_fault(method, parts.path)
+            if fault == "hang":
+                self.hub._stopped.wait(self.hub.hold_s)
+                self.close_connection = True
+                return
+            if fault == "echo":
+                raise _HttpError(400, f"Bad request: malformed {self.headers.get('Authorization', 'no credentials')}")
+            if fault == "500":
+                raise _HttpError(500, "Internal Error")
             self.route(method, unquote(parts.path), parse_qs(parts.query))
         except _HttpError as err:
             self._read_body()

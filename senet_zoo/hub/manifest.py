@@ -42,6 +42,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._files import write_text_atomic
+from .redact import redact
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,6 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 _HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 _HEX_PREFIX_RE = re.compile(r"^[0-9a-f]{8,63}$")
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
-_REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 _TOP_KEYS = {"schema_version": True, "description": False, "models": True}
 _MODEL_KEYS = {"default_tag": True, "weights": True}
@@ -111,7 +111,7 @@ class Source:
         """A one-line human-readable location, used in logs and error messages."""
         if self.kind == "hf":
             return f"hf://{self.repo_id}@{self.revision}/{self.filename}"
-        return str(self.url)
+        return redact(self.url)  # a mirror URL may carry user:password@
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest JSON form of this source."""
@@ -270,6 +270,19 @@ class Manifest:
             raise UnknownWeightsError(
                 f"no weights for model {name!r} in {_label(self.path)}; known models: {', '.join(self.names())}"
             )
+
+
+def check_repo_id(repo_id: Any) -> str:
+    """A Hub model repository id ``namespace/name``, checked with huggingface_hub's own rule."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if not isinstance(repo_id, str) or repo_id.count("/") != 1:
+        raise ValueError(f"expected 'namespace/name', got {repo_id!r}")
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise ValueError(f"expected 'namespace/name', got {repo_id!r} ({err})") from None
+    return repo_id
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
@@ -588,8 +601,10 @@ def _parse_sources(raw: Any, fmt: str, ctx: _Ctx) -> tuple[Source, ...]:
             _check_keys(src, _HF_SOURCE_KEYS, sctx, "the hf source")
             repo_id = _string(src["repo_id"], sctx.sub("key 'repo_id'"))
             assert repo_id is not None
-            if not _REPO_ID_RE.fullmatch(repo_id) or ".." in repo_id or "--" in repo_id:
-                raise sctx.sub("key 'repo_id'").error(f"expected 'namespace/name', got {repo_id!r}")
+            try:
+                check_repo_id(repo_id)
+            except ValueError as err:
+                raise sctx.sub("key 'repo_id'").error(str(err)) from None
             revision = _hex(src["revision"], _COMMIT_RE, "a 40-hex-digit commit sha", sctx.sub("key 'revision'"))
             filename = _file_name(src["filename"], sctx.sub("key 'filename'"))
             if not filename.endswith(FORMAT_SUFFIXES[fmt]):
