@@ -164,7 +164,9 @@ def test_stamp_is_trusted_without_hashing(server: FileServer, tmp_path: Path, mo
         fetch(e, progress=False, settings=FAST, verify=True)  # --verify hashes anyway
 
 
-def test_file_placed_by_hand_is_verified_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_file_placed_by_hand_is_verified_offline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     e = _entry(tmp_path, ["http://127.0.0.1:1/w.safetensors"])
     monkeypatch.setenv("SENET_ZOO_OFFLINE", "1")
     path = cached_path(e)
@@ -173,6 +175,11 @@ def test_file_placed_by_hand_is_verified_offline(tmp_path: Path, monkeypatch: py
     with pytest.raises(DownloadError, match="failed verification"):
         fetch(e, progress=False, settings=FAST)
     assert not path.exists()
+    path.write_bytes(os.urandom(len(DATA)))
+    from senet_zoo.cli import main
+
+    assert main(["fetch", "se_resnet50", "--manifest", str(tmp_path / "manifest.json"), "--no-progress"]) == 1
+    assert "failed verification" in capsys.readouterr().err and not path.exists()
     path.write_bytes(DATA)  # the right file, placed by hand
     assert fetch(e, progress=False, settings=FAST) == path and stamp_path(path).exists()
 
