@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from hub_fixtures import (
     hub_client_env,
     make_weights_folder,
     pending_manifest,
+    publish_to_emulator,
     run_python,
 )
 
@@ -148,8 +150,6 @@ def test_corrupted_hub_cache_is_caught_even_with_restored_mtime(tmp_path: Path) 
     weights = (folder / "model.safetensors").read_bytes()
     manifest = pending_manifest(tmp_path / "m.json")
     with HubEmulator(lifetime_s=90) as hub:
-        from hub_fixtures import publish_to_emulator
-
         publish_to_emulator(hub, folder, REPO, manifest, tmp_path / "publisher")
         env = hub_client_env(hub, tmp_path / "user")
         first = run_python(_FETCH, env, str(manifest), "fetch")
@@ -168,3 +168,25 @@ def test_corrupted_hub_cache_is_caught_even_with_restored_mtime(tmp_path: Path) 
         again = run_python(_FETCH, env, str(manifest), "fetch")  # online: downloaded again, verified
         assert bytes.fromhex(again["bytes"]) == weights
         assert hub.count("GET", "/lfs/", server="cdn") == 2
+
+
+def test_dripping_hub_download_is_a_stall(tmp_path: Path) -> None:
+    """huggingface_hub's own download loop gets the stall window and deadline of URL downloads."""
+    folder = make_weights_folder(tmp_path / "converted", seed=4)
+    manifest = pending_manifest(tmp_path / "m.json")
+    with HubEmulator(lifetime_s=60, hold_s=8) as hub:
+        publish_to_emulator(hub, folder, REPO, manifest, tmp_path / "publisher")
+        hub.fault("GET", "/lfs/", "drip", server="cdn")
+        env = hub_client_env(
+            hub,
+            tmp_path / "user",
+            SENET_ZOO_DOWNLOAD_STALL_SECONDS="0.5",
+            SENET_ZOO_DOWNLOAD_STALL_BYTES="4096",
+            HF_HUB_DOWNLOAD_TIMEOUT="30",
+        )
+        start = time.monotonic()
+        result = run_python(_FETCH, env, str(manifest), "fetch")
+        assert time.monotonic() - start < 8  # the drip would go on for hold_s
+        assert "transfer stalled" in result["error"] and f"hf://{REPO}@" in result["error"]
+        blobs = tmp_path / "user" / "hf" / "hub" / "models--senet-zoo--se_resnet50" / "blobs"
+        assert not any(p.is_file() and not p.name.endswith(".incomplete") for p in blobs.rglob("*"))

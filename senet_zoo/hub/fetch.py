@@ -27,12 +27,14 @@ under ``<cache>/.verified``) and a bad blob is deleted. :func:`verify_cache` re-
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -192,7 +194,7 @@ def fetch(
         register_url_credentials(source.url)
         try:
             if source.kind == "hf":
-                return _fetch_hf(entry, source, offline=offline, progress=progress, verify=verify)
+                return _fetch_hf(entry, source, offline=offline, progress=progress, settings=settings, verify=verify)
             return _fetch_url(entry, source, offline=offline, progress=progress, settings=settings, verify=verify)
         except _SourceFailed as exc:
             reason = redact(exc)
@@ -619,7 +621,9 @@ def _short(exc: BaseException) -> str:
 # --------------------------------------------------------------------------------------------- HF Hub sources
 
 
-def _fetch_hf(entry: WeightsEntry, source: Source, *, offline: bool, progress: bool, verify: bool) -> Path:
+def _fetch_hf(
+    entry: WeightsEntry, source: Source, *, offline: bool, progress: bool, settings: DownloadSettings, verify: bool
+) -> Path:
     from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
 
     cached = try_to_load_from_cache(str(source.repo_id), str(source.filename), revision=source.revision)
@@ -631,15 +635,16 @@ def _fetch_hf(entry: WeightsEntry, source: Source, *, offline: bool, progress: b
             raise _SourceFailed(f"offline mode; {problem}")
     elif offline:
         raise _SourceFailed(f"offline mode and not in the Hugging Face cache {constants.HF_HUB_CACHE}")
-    _check_hf_metadata(entry, source)
+    _check_hf_metadata(entry, source, settings)
     try:
-        local = hf_hub_download(
-            repo_id=str(source.repo_id),
-            filename=str(source.filename),
-            revision=source.revision,
-            tqdm_class=None if progress else _SilentTqdm,
-        )
-    except Exception as exc:  # HTTP, transport and cache errors: next source
+        with _guarded_hub_client(entry, settings):
+            local = hf_hub_download(
+                repo_id=str(source.repo_id),
+                filename=str(source.filename),
+                revision=source.revision,
+                tqdm_class=None if progress else _SilentTqdm,
+            )
+    except Exception as exc:  # HTTP, transport and cache errors, our own limits: next source
         raise _SourceFailed(_hf_cause(exc)) from exc
     path = Path(local)
     problem = _check_hf_file(entry, path, progress=progress, force=False)
@@ -648,13 +653,13 @@ def _fetch_hf(entry: WeightsEntry, source: Source, *, offline: bool, progress: b
     return path
 
 
-def _check_hf_metadata(entry: WeightsEntry, source: Source) -> None:
+def _check_hf_metadata(entry: WeightsEntry, source: Source, settings: DownloadSettings) -> None:
     """Ask the Hub what it would send (one HEAD) and refuse a size over the limit or the wrong LFS digest."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
 
     url = hf_hub_url(str(source.repo_id), str(source.filename), revision=source.revision)
     try:
-        meta = get_hf_file_metadata(url, timeout=DownloadSettings.from_env().connect_timeout_s)
+        meta = get_hf_file_metadata(url, timeout=settings.connect_timeout_s)
     except Exception as exc:
         raise _SourceFailed(_hf_cause(exc)) from exc
     limit = max_download_bytes(entry)
@@ -665,8 +670,79 @@ def _check_hf_metadata(entry: WeightsEntry, source: Source) -> None:
         raise _SourceFailed(f"the Hub's file has sha256 {etag}, expected {entry.sha256}; not downloaded")
 
 
+class _TransferAborted(Exception):
+    """Raised inside huggingface_hub's download loop when a limit is crossed (not an httpx error: no retry)."""
+
+
+@contextlib.contextmanager
+def _guarded_hub_client(entry: WeightsEntry, settings: DownloadSettings) -> Iterator[None]:
+    """Give huggingface_hub's downloads made by this thread the limits of URL downloads: the byte limit, the
+    stall window (also as the read timeout) and the per-source deadline, by wrapping the transport of the client
+    it creates (``set_client_factory``); the previous factory, possibly a user's own, is restored afterwards."""
+    import httpx2
+    from huggingface_hub.utils import _http
+
+    previous = _http._GLOBAL_CLIENT_FACTORY
+    owner = threading.get_ident()
+    limit = max_download_bytes(entry)
+    clock = _Clock(settings)
+
+    class GuardedStream(httpx2.SyncByteStream):
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def __iter__(self) -> Iterator[bytes]:
+            received = 0
+            clock.start_window(0)
+            for chunk in self.inner:
+                received += len(chunk)
+                if received > limit:
+                    raise _TransferAborted(f"the Hub sent more than the {limit} bytes allowed for this file")
+                try:
+                    clock.progress(received)
+                except _SourceFailed as exc:
+                    raise _TransferAborted(str(exc)) from None
+                yield chunk
+
+        def close(self) -> None:
+            self.inner.close()
+
+    class GuardedTransport(httpx2.BaseTransport):
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def handle_request(self, request: Any) -> Any:
+            if threading.get_ident() != owner:
+                return self.inner.handle_request(request)
+            if clock.remaining() <= 0:
+                raise _TransferAborted(f"gave up: no complete transfer within the {settings.deadline_s:g} s deadline")
+            timeout = dict(request.extensions.get("timeout") or {})
+            timeout["read"] = min(timeout.get("read") or settings.stall_window_s, settings.stall_window_s)
+            request.extensions = {**request.extensions, "timeout": timeout}
+            response = self.inner.handle_request(request)
+            if request.method == "GET":
+                response.stream = GuardedStream(response.stream)
+            return response
+
+        def close(self) -> None:
+            self.inner.close()
+
+    def factory() -> Any:
+        client = previous()
+        client._transport = GuardedTransport(client._transport)
+        return client
+
+    _http.set_client_factory(factory)
+    try:
+        yield
+    finally:
+        _http.set_client_factory(previous)
+
+
 def _hf_cause(exc: BaseException) -> str:
     """A one-line cause for a failed Hub call: connection problems by name, HTTP errors by their first line."""
+    if isinstance(exc, _TransferAborted):
+        return str(exc)
     chain = [exc, exc.__cause__, exc.__context__]
     text = " ".join(f"{type(e).__name__} {e}" for e in chain if e is not None).lower()
     if any(k in text for k in ("name or service not known", "failed to resolve", "name resolution", "nodename nor")):
