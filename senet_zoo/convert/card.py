@@ -144,7 +144,7 @@ def card_claims_accuracy(card_text: str) -> bool:
     """Whether a model card's front matter reports evaluation results (``model-index``)."""
     from huggingface_hub import ModelCard
 
-    return bool(ModelCard(card_text, ignore_metadata_errors=True).data.eval_results)
+    return bool(getattr(ModelCard(card_text, ignore_metadata_errors=True).data, "eval_results", None))
 
 
 def _front_matter(name: str, arch: str, claimed: bool) -> str:

@@ -821,13 +821,14 @@ def verify_cache(
             results.append(_recheck(entry, dest, stamp_path(dest), dry_run, progress, hf=False))
         for source in entry.sources:
             if source.kind == "hf":
-                path = _hf_cached(source)
-                if path is not None:
-                    blob = Path(os.path.realpath(path))
-                    results.append(_recheck(entry, path, _hf_stamp(blob), dry_run, progress, hf=True))
-    for path in sorted(_own_files()):
-        if path not in known:
-            results.append(CacheCheck(path, "unknown"))
+                found = _hf_cached(source)
+                if found is not None:
+                    snapshot = Path(found)
+                    blob = Path(os.path.realpath(snapshot))
+                    results.append(_recheck(entry, snapshot, _hf_stamp(blob), dry_run, progress, hf=True))
+    for own in sorted(_own_files()):
+        if own not in known:
+            results.append(CacheCheck(own, "unknown"))
     return results
 
 
