@@ -295,3 +295,14 @@ def test_offline_hub_and_mirror_fail_fast(tmp_path: Path) -> None:
     hub, mirror = (why for _, why in result["attempts"])
     assert "cannot resolve" in hub and "cannot resolve nonexistent.invalid" in mirror
     assert "--pretrained none" in result["message"] and str(tmp_path / "torch") in result["message"]
+
+
+def test_manifest_errors_redact_credentials(tmp_path: Path) -> None:
+    from senet_zoo.hub.manifest import ManifestError
+
+    bad = {"type": "ftp", "url": "https://bob:hunter2pw@mirror.example/w.safetensors"}
+    doc = manifest_dict({"se_resnet50": {"caffe_in1k": entry(sources=[bad], sha256=SHA, size=len(DATA))}})
+    with pytest.raises(ManifestError) as info:
+        load_manifest(write_manifest(tmp_path / "m.json", doc))
+    assert "source #0" in str(info.value) and "***@mirror.example" in str(info.value)
+    assert "hunter2pw" not in str(info.value)

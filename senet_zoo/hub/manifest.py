@@ -79,7 +79,8 @@ class _Ctx:
 
     def error(self, problem: str) -> ManifestError:
         where = ", ".join(self.parts)
-        return ManifestError(f"{self.label}: {where}: {problem}" if where else f"{self.label}: {problem}")
+        message = f"{self.label}: {where}: {problem}" if where else f"{self.label}: {problem}"
+        return ManifestError(redact(message))  # a bad value may be a URL with credentials
 
 
 Check = Callable[[Any, _Ctx], Any]
@@ -174,7 +175,7 @@ def _url(value: Any, ctx: _Ctx) -> str:
     url = _string()(value, ctx)
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ctx.error(f"expected an http(s) URL, got {redact(url)!r}")
+        raise ctx.error(f"expected an http(s) URL, got {url!r}")
     return url
 
 
