@@ -137,7 +137,7 @@ def test_release_end_to_end(downloads: Path, tmp_path: Path, held_upload) -> Non
             code, out = _finish(_cli(hub, tmp_path / "home", *common, "--resume"))
             assert code == 1, out
             assert f"{CORRUPT}: MISSING" in out and "third.caffemodel" in out and "truncated" in out, out
-            assert f"{INTERRUPTED}: FAILED" in out and "upload refused" in out, out
+            assert f"{INTERRUPTED}: FAILED: PublishError" in out, out
             for name in before_kill:  # converted and uploaded once only
                 assert f"{name}: converting" not in out, out
                 assert len(hub.commits(f"{ORG}/{name}.caffe_in1k")) == 2
@@ -260,6 +260,8 @@ def test_dry_run_uploads_nothing_and_shows_the_diff(downloads: Path, tmp_path: P
     assert measured["images"] == 4 and measured["classes"] == 2
     assert 0 <= measured["top1_acc"] <= measured["top5_acc"] <= 100
     assert "measured top-1" in out
+    card = (tmp_path / "work" / "se_resnet50.caffe_in1k" / "README.md").read_text()
+    assert f"top-1 **{measured['top1_acc']:.2f}**" in card and "hf-hub:zoo-test/se_resnet50.caffe_in1k" in card
     assert '+            "measured": {' in out and '"images": 4,' in out, out  # next to the reported metrics
 
 
