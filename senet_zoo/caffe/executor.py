@@ -75,7 +75,7 @@ def expected_blob_shapes(layer: Layer, bottom_shapes: Sequence[Shape]) -> list[S
         p = layer.param("convolution_param")
         kh, kw = _hw(p, "kernel", None, layer)
         out, group = int(p["num_output"]), int(p.get("group", 1))
-        shapes = [(out, x[1] // group, kh, kw)]
+        shapes: list[Shape] = [(out, x[1] // group, kh, kw)]
         return shapes + [(out,)] if p.get("bias_term", True) else shapes
     if kind == "InnerProduct":
         p = layer.param("inner_product_param")
@@ -148,6 +148,7 @@ def _pooling(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
                 out = torch.maximum(out, window)
             else:
                 out += window
+    assert out is not None  # the kernel has at least one position
     if method == "AVE":  # divide by the window clipped to the padded image (padding counts)
         rows = [min(r * sh - ph + kh, height + ph) - (r * sh - ph) for r in range(oh)]
         cols = [min(c * sw - pw + kw, width + pw) - (c * sw - pw) for c in range(ow)]
@@ -348,9 +349,9 @@ def _forward(
         for name in set(layer.bottoms) | set(layer.tops):
             if last_read.get(name, -1) <= index and name not in wanted:
                 blobs.pop(name, None)
-    missing = wanted - blobs.keys()
-    if missing:
-        raise ExecutionError(f"{where}: requested blob(s) {sorted(missing)} do not exist in the net")
+    absent = wanted - blobs.keys()
+    if absent:
+        raise ExecutionError(f"{where}: requested blob(s) {sorted(absent)} do not exist in the net")
     return blobs if keep_all else {name: blobs[name] for name in wanted}
 
 

@@ -46,7 +46,7 @@ _CORE = {
     "top": Field(4, "top", "string", True),
 }
 _V2_LAYER = {**_CORE, "type": Field(2, "type", "string"), **{f.name: f for f in LAYER_FIELDS.values()}}
-_V1_LAYER = {**_CORE, **{f.name: f for f in V1_LAYER_FIELDS.values()}}  # type: enum name or number
+_V1_LAYER = {**_CORE, **{f.name: f for f in V1_LAYER_FIELDS.values()}}  # V1 type: enum name or number
 _V1_NAMES = {v1_name: v2 for v1_name, v2 in V1_LAYER_TYPES.values() if v2}
 _BLOB = {
     "data": Field(5, "data", "float", True),
@@ -86,6 +86,7 @@ class _Parser:
             if match is None:
                 raise self.fail(pos, f"unexpected character {text[pos]!r}")
             if match.lastgroup != "skip":
+                assert match.lastgroup is not None  # every alternative of _TOKEN is a named group
                 self.tokens.append((match.lastgroup, match.group(), pos))
             pos = match.end()
         self.i = 0
@@ -212,11 +213,15 @@ class _Parser:
                 out.append(_ESCAPES[esc])
                 i += 2
             elif esc in "01234567":
-                digits = re.match(r"[0-7]{1,3}", body[i + 1 :]).group()
+                octal = re.match(r"[0-7]{1,3}", body[i + 1 :])
+                assert octal is not None  # esc is an octal digit
+                digits = octal.group()
                 out.append(int(digits, 8) & 0xFF)
                 i += 1 + len(digits)
             elif esc in "xX" and re.match(r"[0-9a-fA-F]", body[i + 2 : i + 3]):
-                digits = re.match(r"[0-9a-fA-F]{1,2}", body[i + 2 :]).group()
+                hexa = re.match(r"[0-9a-fA-F]{1,2}", body[i + 2 :])
+                assert hexa is not None  # checked by the condition above
+                digits = hexa.group()
                 out.append(int(digits, 16))
                 i += 2 + len(digits)
             else:

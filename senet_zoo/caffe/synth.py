@@ -418,7 +418,7 @@ def _blob_shapes(layer: Layer, ins: list[tuple[int, ...]]) -> list[tuple[int, ..
         p = layer.param("convolution_param")
         out, group = int(p["num_output"]), int(p.get("group", 1))
         kh, kw = hw_pair(p, "kernel", 1)
-        blobs = [(out, ins[0][1] // group, kh, kw)]
+        blobs: list[tuple[int, ...]] = [(out, ins[0][1] // group, kh, kw)]
         return blobs + [(out,)] if p.get("bias_term", True) else blobs
     if t == "InnerProduct":
         p = layer.param("inner_product_param")

@@ -233,9 +233,10 @@ class _Decoder:
         name_no, type_no, bottom_no, top_no, blobs_no = (4, 5, 2, 3, 6) if v1 else (1, 2, 3, 4, 7)
         schema = V1_LAYER_FIELDS if v1 else LAYER_FIELDS
         layer = Layer(name="", type="")
+        spans: list[tuple[int, int]] = []  # the blobs, decoded below once the layer name is known
         for number, wire, a, b, _tag_pos in self.fields(start, end):
             if number == blobs_no and wire == 2:
-                layer.blobs.append((a, b))  # decoded below, once the layer name is known
+                spans.append((a, b))
             elif wire == 2 and (number in (name_no, bottom_no, top_no) or (number == type_no and not v1)):
                 value = self.text(a, b)
                 if number == name_no:
@@ -252,14 +253,14 @@ class _Decoder:
                 values = self.scalars(schema[number], wire, a, b)
                 for value in values or ():
                     _store(layer.params, schema[number], value)
-        layer.blobs = [self.blob(a, b, layer.name, i) for i, (a, b) in enumerate(layer.blobs)]
+        layer.blobs = [self.blob(a, b, layer.name, i) for i, (a, b) in enumerate(spans)]
         return layer
 
     def blob(self, start: int, end: int, layer: str, index: int) -> np.ndarray:
         pieces: list[np.ndarray] = []
         doubles: list[np.ndarray] = []
         shape: list[int] | None = None
-        legacy = [None] * 4
+        legacy: list[int | None] = [None] * 4
         buf = self.buf
         pos = start
         while pos < end:

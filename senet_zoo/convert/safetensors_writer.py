@@ -17,12 +17,18 @@ import os
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 __all__ = ["Entry", "safetensors_header", "write_safetensors"]
 
-DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8"), "F16": np.dtype("<f2"), "I64": np.dtype("<i8")}
+DTYPES: dict[str, np.dtype[Any]] = {
+    "F32": np.dtype("<f4"),
+    "F64": np.dtype("<f8"),
+    "F16": np.dtype("<f2"),
+    "I64": np.dtype("<i8"),
+}
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,7 @@ def write_safetensors(
             if tuple(array.shape) != tuple(entry.shape):
                 raise ValueError(f"tensor {entry.name}: got shape {tuple(array.shape)}, header says {entry.shape}")
             array = np.ascontiguousarray(array, dtype=DTYPES[entry.dtype])
-            f.write(memoryview(array).cast("B") if array.ndim else array.tobytes())
+            f.write(array.data.cast("B") if array.ndim else array.tobytes())
             if done is not None:
                 done(count)
             count += 1

@@ -22,7 +22,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -140,7 +140,7 @@ def verify_conversion(
 ) -> dict[str, Any]:
     """Compare Caffe ``net`` (with blobs) and the converted ``weights``; raise :class:`VerificationError`."""
     model = load_converted(weights, arch, model_args)
-    cfg = model.pretrained_cfg
+    cfg = cast(dict[str, Any], model.pretrained_cfg)  # nn.Module attributes are typed Tensor | Module
     order = torch.from_numpy(sorted_row_order())
     checks = []
 
@@ -154,7 +154,13 @@ def verify_conversion(
     rgb = random_images(batch, feature_size, seed + 1)
     caffe_features = Executor(trunk)(caffe_input(rgb), outputs=[blob])[blob]
     checks.append(
-        _compare("features", caffe_features, model.forward_features(model_input(rgb, cfg)), feature_size, logits=False)
+        _compare(
+            "features",
+            caffe_features,
+            cast(Any, model).forward_features(model_input(rgb, cfg)),
+            feature_size,
+            logits=False,
+        )
     )
 
     result = {
