@@ -145,7 +145,7 @@ def register_with_timm() -> None:
         default = manifest.default_tag(spec.name) if tags else None
         ordered = ([default] if default else []) + [t for t in tags if t != default]
         cfg = {k: v for k, v in family_cfgs[spec.name].items() if k not in ("paper_ids", "paper_name")}
-        entries = {
+        entries: dict[str, Any] = {
             f"{timm_name}.{tag}": dict(cfg, **manifest.get(spec.name, tag).preprocessing.as_pretrained_cfg())
             for tag in ordered
         } or {timm_name: cfg}

@@ -82,7 +82,7 @@ def _cfg_dict(cfg: Any) -> dict[str, Any]:
         return {}
     if isinstance(cfg, str):
         return {"tag": cfg}
-    if dataclasses.is_dataclass(cfg):
+    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
         return {k: v for k, v in dataclasses.asdict(cfg).items() if v is not None}
     return dict(cfg)
 
@@ -209,7 +209,7 @@ def build_model(
     if pretrained:
         state_dict, preprocessing = _resolve_weights(variant, pretrained, cfg)
         with torch.device("meta"):
-            model = model_cls(**kwargs)
+            model: Any = model_cls(**kwargs)  # gets timm's cfg attributes below
         load_weights(model, state_dict, cfg)
         cfg.update(preprocessing)
     else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from timm.layers import create_classifier
 from torch import nn
@@ -17,6 +19,7 @@ class ClassifierHeadMixin:
     num_features: int
     drop_rate: float
     training: bool
+    forward_features: Callable[[torch.Tensor], torch.Tensor]  # the host model's
 
     def _init_head(self, num_classes: int, global_pool: str) -> None:
         self.num_classes = num_classes

@@ -72,7 +72,7 @@ class InceptionBlock(nn.Module):
         self.double3x3a = ConvBnReLU(c.double3x3_reduce, c.double3x3, 3)
         self.double3x3b = ConvBnReLU(c.double3x3, c.double3x3, 3, stride=c.stride)
         if c.stride == 2:
-            self.pool = GridMaxPool()
+            self.pool: nn.Module = GridMaxPool()
         elif c.pool == "max":
             self.pool = nn.MaxPool2d(3, stride=1, padding=1)
         else:  # Caffe's AVE pooling counts the zero padding
@@ -85,7 +85,7 @@ class InceptionBlock(nn.Module):
         return self.se(concat_branches(self, x))
 
 
-def concat_branches(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def concat_branches(block: Any, x: torch.Tensor) -> torch.Tensor:
     """The concatenated branch outputs of an Inception module (or of its inference-fused copy)."""
     branches = [] if block.branch1x1 is None else [block.branch1x1(x)]
     branches.append(block.branch3x3(block.branch3x3_reduce(x)))
@@ -162,7 +162,7 @@ class SEBNInception(ClassifierHeadMixin, nn.Module):
 default_cfgs = {"se_bn_inception": make_cfg(first_conv="conv1.conv")}
 
 
-def se_bn_inception(pretrained: Any = False, **kwargs: Any) -> SEBNInception:
+def se_bn_inception(pretrained: Any = False, **kwargs: Any) -> nn.Module:
     """SE-BN-Inception: 23.62 / 7.04 top-1 / top-5 error in the Caffe release."""
     return build_model(
         SEBNInception, "se_bn_inception", pretrained, default_cfg=default_cfgs["se_bn_inception"], **kwargs

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Any
+from typing import Any, cast
 
 import torch
 from timm.models._manipulate import checkpoint_seq
@@ -184,7 +184,7 @@ class SENet(ClassifierHeadMixin, nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool0(self.layer0(x))
-        stages = [self.layer1, self.layer2, self.layer3, self.layer4]
+        stages = cast(list[nn.Module], [self.layer1, self.layer2, self.layer3, self.layer4])
         if self.grad_checkpointing and not torch.jit.is_scripting():
             return checkpoint_seq(nn.Sequential(*stages), x)
         for stage in stages:
@@ -198,26 +198,26 @@ default_cfgs = {
 }
 
 
-def _create(variant: str, pretrained: Any = False, **kwargs: Any) -> SENet:
+def _create(variant: str, pretrained: Any = False, **kwargs: Any) -> nn.Module:
     return build_model(SENet, variant, pretrained, default_cfg=default_cfgs[variant], **kwargs)
 
 
-def se_resnet50(pretrained: Any = False, **kwargs: Any) -> SENet:
+def se_resnet50(pretrained: Any = False, **kwargs: Any) -> nn.Module:
     """SE-ResNet-50 (Hu et al. 2018): 22.37 / 6.36 top-1 / top-5 error in the Caffe release."""
     return _create("se_resnet50", pretrained, **dict(dict(layers=(3, 4, 6, 3), block="resnet"), **kwargs))
 
 
-def se_resnet101(pretrained: Any = False, **kwargs: Any) -> SENet:
+def se_resnet101(pretrained: Any = False, **kwargs: Any) -> nn.Module:
     """SE-ResNet-101: 21.75 / 5.72 top-1 / top-5 error in the Caffe release."""
     return _create("se_resnet101", pretrained, **dict(dict(layers=(3, 4, 23, 3), block="resnet"), **kwargs))
 
 
-def se_resnet152(pretrained: Any = False, **kwargs: Any) -> SENet:
+def se_resnet152(pretrained: Any = False, **kwargs: Any) -> nn.Module:
     """SE-ResNet-152: 21.34 / 5.54 top-1 / top-5 error in the Caffe release."""
     return _create("se_resnet152", pretrained, **dict(dict(layers=(3, 8, 36, 3), block="resnet"), **kwargs))
 
 
-def se_resnext50_32x4d(pretrained: Any = False, **kwargs: Any) -> SENet:
+def se_resnext50_32x4d(pretrained: Any = False, **kwargs: Any) -> nn.Module:
     """SE-ResNeXt-50 (32×4d): 20.97 / 5.54 top-1 / top-5 error in the Caffe release."""
     return _create(
         "se_resnext50_32x4d",
@@ -226,7 +226,7 @@ def se_resnext50_32x4d(pretrained: Any = False, **kwargs: Any) -> SENet:
     )
 
 
-def se_resnext101_32x4d(pretrained: Any = False, **kwargs: Any) -> SENet:
+def se_resnext101_32x4d(pretrained: Any = False, **kwargs: Any) -> nn.Module:
     """SE-ResNeXt-101 (32×4d): 19.81 / 4.96 top-1 / top-5 error in the Caffe release."""
     return _create(
         "se_resnext101_32x4d",
@@ -235,7 +235,7 @@ def se_resnext101_32x4d(pretrained: Any = False, **kwargs: Any) -> SENet:
     )
 
 
-def senet154(pretrained: Any = False, **kwargs: Any) -> SENet:
+def senet154(pretrained: Any = False, **kwargs: Any) -> nn.Module:
     """SENet-154 (ILSVRC 2017 winner's single model): 18.68 / 4.47 top-1 / top-5 error in the Caffe release."""
     return _create(
         "senet154",
