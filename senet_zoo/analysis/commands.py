@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any, cast
 
 __all__ = ["register"]
 
@@ -83,7 +84,7 @@ def _excitations(args: argparse.Namespace) -> int:
         plot_blocks(stats, [block], out / f"excitations_{block}.png", args.classes, dpi=args.dpi)
     plot_depth(stats, out / "depth.png", dpi=args.dpi)
     print(f"{'block':<16}{'channels':>9}{'mean gate':>11}{'class spread':>14}{'≈1':>8}{'≈0':>8}")
-    for block, row in summary["blocks"].items():
+    for block, row in cast(dict[str, dict[str, Any]], summary["blocks"]).items():
         print(
             f"{block:<16}{row['channels']:>9}{row['mean_gate']:>11.4f}{row['class_spread']:>14.4f}"
             f"{row['near_one']:>8.1%}{row['near_zero']:>8.1%}"

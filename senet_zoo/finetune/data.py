@@ -7,9 +7,9 @@ were evaluated with. ``img_size`` overrides the input resolution (small images, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence, Sized
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -31,6 +31,9 @@ __all__ = [
     "eval_loader",
     "ShardSampler",
 ]
+
+if TYPE_CHECKING:
+    from torchvision.datasets import ImageFolder
 
 
 def data_config(model: nn.Module, img_size: int | None = None, in_chans: int = 3) -> dict[str, Any]:
@@ -69,7 +72,7 @@ def _transforms(cfg: dict[str, Any], augment: bool) -> tuple[Callable, Callable]
     return train_tf, eval_tf
 
 
-def image_folder(root: str | Path, transform: Callable | None = None) -> Dataset:
+def image_folder(root: str | Path, transform: Callable | None = None) -> ImageFolder:
     """``torchvision.datasets.ImageFolder(root)`` with an error that names the folder when it is unusable."""
     from torchvision.datasets import ImageFolder
 
@@ -137,9 +140,9 @@ def train_loader(dataset: Dataset, batch_size: int, dist_info: DistInfo, seed: i
 
     The order depends only on ``seed`` and the epoch, so a resumed run sees the same batches.
     """
-    if len(dataset) == 0:
+    if len(cast(Sized, dataset)) == 0:
         raise ValueError("the training data set is empty")
-    sampler = DistributedSampler(
+    sampler: DistributedSampler[Any] = DistributedSampler(
         dataset, num_replicas=dist_info.world_size, rank=dist_info.rank, shuffle=True, seed=seed
     )
     return _loader(dataset, batch_size, sampler, num_workers, dist_info.device)
@@ -147,7 +150,7 @@ def train_loader(dataset: Dataset, batch_size: int, dist_info: DistInfo, seed: i
 
 def eval_loader(dataset: Dataset, batch_size: int, dist_info: DistInfo, num_workers: int = 0) -> DataLoader:
     """In-order evaluation batches, each sample on exactly one rank."""
-    sampler = ShardSampler(len(dataset), dist_info.rank, dist_info.world_size)
+    sampler = ShardSampler(len(cast(Sized, dataset)), dist_info.rank, dist_info.world_size)
     return _loader(dataset, batch_size, sampler, num_workers, dist_info.device)
 
 

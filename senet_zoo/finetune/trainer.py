@@ -17,16 +17,16 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from safetensors.torch import load_file
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
 from . import checkpoint, distributed
@@ -231,7 +231,7 @@ class Trainer:
         self.always_frozen = set(modules_until(self.model, cfg.freeze_until)) if cfg.freeze_until else set()
         self.backbone = set(backbone_modules(self.model))
         self.frozen: set[str] | None = None
-        self.wrapped: nn.Module = self.model
+        self.wrapped: Any = self.model  # the model, or its DistributedDataParallel wrapper
         self.step = 0
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {}
@@ -327,7 +327,7 @@ class Trainer:
     def _train_mode(self) -> None:
         self.model.train()
         for name, child in self.model.named_children():
-            if name in self.frozen:
+            if self.frozen is not None and name in self.frozen:
                 child.eval()  # frozen BatchNorm keeps its running statistics
 
     def _set_lr(self) -> None:
@@ -337,7 +337,7 @@ class Trainer:
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         cfg, device = self.config, self.dist.device
-        self.train_loader.sampler.set_epoch(epoch)
+        cast(DistributedSampler, self.train_loader.sampler).set_epoch(epoch)
         self._train_mode()
         n_batches = len(self.train_loader)
         totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, top-1 hits, samples
@@ -458,18 +458,22 @@ def _preprocessing(model: nn.Module, given: Mapping[str, Any] | None) -> dict[st
 
 
 def _build(
-    model: str | nn.Module, num_classes: int, pretrained: Any, model_kwargs: dict[str, Any], classes: list[str] | None
+    model: str | nn.Module,
+    num_classes: int,
+    pretrained: Any,
+    model_kwargs: dict[str, Any],
+    classes: Sequence[str] | None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The model to train and the description stored with its checkpoints."""
     if isinstance(model, str):
         from ..registry import create_model
 
-        net = create_model(model, pretrained=pretrained, num_classes=num_classes, **model_kwargs)
-        name = model
+        net: Any = create_model(model, pretrained=pretrained, num_classes=num_classes, **model_kwargs)
+        name: str | None = model
     else:
         if pretrained:
             raise ValueError("pretrained applies to a model name; a built module already holds its weights")
-        net = model
+        net = model  # a timm-style model: reset_classifier, pretrained_cfg
         if getattr(net, "num_classes", None) != num_classes:
             net.reset_classifier(num_classes)
         name = getattr(net, "pretrained_cfg", {}).get("architecture")
