@@ -94,7 +94,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="PATH|TAG|default|none",
         help="starting weights (default: the model's default published weights; none: random init)",
     )
-    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training set")
     p.add_argument(
         "--augment",
         choices=tuple(AUGMENT_PRESETS),
@@ -116,20 +116,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="input normalisation mean, 0-1 scale (default: the weights'; ImageNet's for --pretrained none)",
     )
     p.add_argument("--std", type=float, nargs="+", help="input normalisation std (default: as for --mean)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer, help="sgd (with momentum) or adamw")
     p.add_argument("--lr", type=float, default=d.lr, help="backbone peak learning rate")
     p.add_argument("--head-lr", type=float, help="classifier learning rate (default: --lr)")
-    p.add_argument("--momentum", type=float, default=d.momentum)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
+    p.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="on weights, not biases/norms")
+    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs, help="linear warm-up, then cosine")
     p.add_argument("--min-lr-ratio", type=float, default=d.min_lr_ratio, help="final learning rate / peak")
-    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing, help="cross-entropy smoothing")
     p.add_argument(
         "--freeze-epochs", type=int, default=d.freeze_epochs, help="train only the head for the first N epochs"
     )
     p.add_argument("--freeze-until", metavar="MODULE", help="keep top-level modules up to MODULE frozen (layer2)")
     p.add_argument("--accum-steps", type=int, default=d.accum_steps, help="micro-batches per optimizer step")
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=int, default=d.seed, help="every epoch reseeds from (seed, epoch, rank)")
     p.add_argument("--deterministic", action="store_true", help="torch.use_deterministic_algorithms")
     p.add_argument("--resume", action="store_true", help="continue RUN_DIR from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
