@@ -10,7 +10,8 @@ the target (>= 90 % val top-1 within 4 epochs). ``--contention`` then measures t
 target: the same run (``--contention-epochs`` epochs) alone and next to a busy process (a Python
 busy loop), one after the other in this run, and prints seconds per epoch and the ratio (target
 <= 3x). The machine's load average is printed before each run: on a shared machine the numbers are
-noisy, the ratio measured in the same run is what counts.
+noisy, the ratio measured in the same run is what counts. ``--omp-wait-policy ''`` measures the
+same with OpenMP's spinning default (what the CLI did before it chose a passive policy).
 
     python scripts/finetune_digits.py [--work DIR] [--contention] [--epochs 4]
 
@@ -31,10 +32,14 @@ from pathlib import Path
 from senet_zoo.finetune.metrics import read_metrics_csv
 from senet_zoo.finetune.synthetic import make_digits_folder
 
+WAIT_POLICY: str | None = None  # --omp-wait-policy
+
 
 def finetune(data: Path, out: Path, epochs: int, *extra: str) -> tuple[dict, list[dict]]:
     """Run the CLI as a user would (a fresh process, the user's environment minus OMP_NUM_THREADS)."""
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+    if WAIT_POLICY is not None:
+        env["OMP_WAIT_POLICY"] = WAIT_POLICY
     cmd = [sys.executable, "-m", "senet_zoo.cli", "finetune", "--model", "se_resnet50", "--pretrained", "none"]
     cmd += ["--data", str(data), "--out", str(out), "--img-size", "32", "--epochs", str(epochs), "--json"]
     cmd += ["--no-progress", *extra]
@@ -53,7 +58,15 @@ def main() -> int:
     parser.add_argument("--contention", action="store_true", help="also measure alone vs next to a busy process")
     parser.add_argument("--contention-epochs", type=int, default=1)
     parser.add_argument("--skip-accuracy", action="store_true", help="only the contention measurement")
+    parser.add_argument(
+        "--omp-wait-policy",
+        metavar="VALUE",
+        help="set OMP_WAIT_POLICY for the runs (default: unset, the CLI's choice: passive); '' keeps the "
+        "OpenMP runtime's own spinning default, the behaviour before the CLI chose",
+    )
     args = parser.parse_args()
+    global WAIT_POLICY
+    WAIT_POLICY = args.omp_wait_policy
     work = args.work or Path(tempfile.mkdtemp(prefix="digits-"))
     data = work / "digits"
     if not data.exists():
