@@ -35,7 +35,7 @@ class HelpFormatter(argparse.HelpFormatter):
         if (
             action.option_strings
             and action.nargs != 0  # flags (store_true/false/const) say what they do
-            and default not in (None, False, argparse.SUPPRESS)
+            and not any(default is empty for empty in (None, False, argparse.SUPPRESS))  # 0 is a default
             and default != {}
             and "default" not in text
         ):

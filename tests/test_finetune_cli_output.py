@@ -37,7 +37,13 @@ def test_verbosity_flags_anywhere_and_defaults_in_help(capsys: pytest.CaptureFix
 
     finetune = _subcommand_parser("finetune")
     text = " ".join(finetune.format_help().split())
-    for option, default in (("--augment", "light"), ("--lr", "0.01"), ("--batch-size", "32"), ("--epochs", "10")):
+    for option, default in (
+        ("--augment", "light"),
+        ("--lr", "0.01"),
+        ("--batch-size", "32"),
+        ("--epochs", "10"),
+        ("--warmup-epochs", "0.0"),
+    ):
         assert re.search(rf"{option} .*?\(default: {re.escape(default)}\)", text), option
     # One source: every TrainConfig field the CLI exposes has the same default there.
     args = finetune.parse_args(["--model", "m", "--data", "d", "--out", "o"])

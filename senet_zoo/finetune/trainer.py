@@ -314,8 +314,8 @@ class Trainer:
                 epoch_time_s=round(time.perf_counter() - started, 3),
             )
             self._check_finite(row)
-            self.history.append(row)
             with _signals_held():  # a checkpoint is written whole or not at all
+                self.history.append(row)
                 self._save(epoch + 1)
             if self.dist.is_main:
                 _logger.debug("%s", format_epoch(row, self.config.epochs, self.best))
