@@ -79,7 +79,7 @@ def plot_blocks(
     panel_w = 5.0 if width <= 256 else 7.0
     fig = Figure(figsize=(panel_w * columns, 2.9 * rows + 0.9), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, columns, squeeze=False)).ravel()
-    line_w = 0.9 if width <= 256 else 0.5
+    line_w, line_alpha = (0.9, 0.85) if width <= 256 else (0.4, 0.6)  # wide blocks: thin, see-through
     for ax, block in zip(axes, blocks):
         means, overall = stats.class_means(block), stats.overall_mean(block)
         order = np.arange(len(overall))
@@ -88,7 +88,9 @@ def plot_blocks(
         channels = np.arange(len(order))
         ax.plot(channels, overall[order], color="0.4", linewidth=2.5, alpha=0.5, label="all images", zorder=3)
         for i in chosen:
-            ax.plot(channels, means[i][order], linewidth=line_w, alpha=0.8, color=colours[i], label=stats.classes[i])
+            ax.plot(
+                channels, means[i][order], linewidth=line_w, alpha=line_alpha, color=colours[i], label=stats.classes[i]
+            )
 
         sorted_axis = not np.array_equal(order, channels)
         ax.set_xlabel("channel, sorted by the mean over all images" if sorted_axis else "channel index", fontsize=8)
