@@ -12,6 +12,7 @@ import importlib
 import logging
 import os
 import sys
+from typing import Any
 
 COMMAND_MODULES: tuple[str, ...] = (  # in the order of the data flow
     "senet_zoo.commands",
@@ -58,7 +59,7 @@ class CommandParser(argparse.ArgumentParser):
     (their default is SUPPRESS, so a flag given before the name is kept). A subcommand may define an
     option of the same spelling for itself (``convert --quiet``): the later definition wins."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", HelpFormatter)
         kwargs.setdefault("conflict_handler", "resolve")
         super().__init__(*args, **kwargs)

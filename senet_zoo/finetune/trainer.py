@@ -22,7 +22,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -572,7 +572,7 @@ def _check_tensors(
 
 
 @contextlib.contextmanager
-def _signals_held() -> Any:
+def _signals_held() -> Iterator[None]:
     """Hold SIGINT and SIGTERM back while the block runs (main thread only), then deliver them."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -585,8 +585,8 @@ def _signals_held() -> Any:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        for sig in dict.fromkeys(received):
-            signal.raise_signal(sig)
+        for signum in dict.fromkeys(received):
+            signal.raise_signal(signum)
 
 
 def format_epoch(row: Mapping[str, Any], epochs: int, best: Mapping[str, Any] | None = None) -> str:
