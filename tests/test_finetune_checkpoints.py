@@ -179,6 +179,9 @@ def test_the_intact_copy_resumes(one_epoch: Path, tmp_path: Path) -> None:
     run, _ = _copy(one_epoch, tmp_path)
     history = _trainer(run).fit(resume=True)
     assert [r["epoch"] for r in history] == [1, 2] and all(math.isfinite(r["train_loss"]) for r in history)
+    # AdamW's betas are a tuple in the optimizer and a list in state.json: still the same run.
+    _trainer(tmp_path / "adamw", epochs=1, optimizer="adamw", lr=1e-3).fit()
+    assert len(_trainer(tmp_path / "adamw", optimizer="adamw", lr=1e-3).fit(resume=True)) == 2
 
 
 def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:

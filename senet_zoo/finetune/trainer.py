@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import math
 import random
@@ -533,7 +534,7 @@ class Trainer:
             if saved["params"] != now["params"] or saved.get("part") != now["part"]:
                 raise ValueError(f"{where} holds other parameters than this model's")
             for key in ("base_lr", "weight_decay", "momentum", "betas", "eps"):
-                if key in now and saved.get(key) != now[key]:
+                if key in now and saved.get(key) != json.loads(json.dumps(now[key])):  # as state.json holds it
                     raise ValueError(f"{where}.{key} is {saved.get(key)!r}, this run uses {now[key]!r}")
             if not 0.0 <= saved["lr"] <= saved["base_lr"] * (1 + 1e-9):
                 raise ValueError(f"{where}.lr {saved['lr']!r} is outside [0, base_lr {saved['base_lr']!r}]")
