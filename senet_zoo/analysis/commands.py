@@ -49,7 +49,7 @@ def _excitations(args: argparse.Namespace) -> int:
 
     import torch
     from safetensors.torch import save_file
-    from torch.utils.data import DataLoader, Subset
+    from torch.utils.data import DataLoader, Dataset, Subset
 
     from ..finetune.checkpoint import atomic_path, write_json
     from ..finetune.commands import model_kwargs_from
@@ -64,11 +64,12 @@ def _excitations(args: argparse.Namespace) -> int:
     torch.set_num_threads(threads)
     model, _ = load_model(args.model, args.weights, **model_kwargs_from(args))
     plot_list = select_blocks(list(se_blocks(model)), args.blocks) if args.blocks else None
-    dataset = image_folder(args.data, eval_transform(model, args.img_size, getattr(model, "in_chans", 3)))
-    classes = dataset.classes
-    if args.max_images is not None and args.max_images < len(dataset):  # the folder is sorted by class
-        subset = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[: args.max_images]
-        dataset = Subset(dataset, sorted(subset.tolist()))
+    folder = image_folder(args.data, eval_transform(model, args.img_size, getattr(model, "in_chans", 3)))
+    classes = folder.classes
+    dataset: Dataset = folder
+    if args.max_images is not None and args.max_images < len(folder):  # the folder is sorted by class
+        subset = torch.randperm(len(folder), generator=torch.Generator().manual_seed(0))[: args.max_images]
+        dataset = Subset(folder, sorted(subset.tolist()))
     loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=workers, shuffle=False)
     progress = args.verbosity >= 0 and not args.json
     stats = collect_excitations(model, loader, classes, device=device, tol=args.tol, progress=progress)
@@ -90,7 +91,8 @@ def _excitations(args: argparse.Namespace) -> int:
         print(json.dumps(dict(summary, out=str(out)), indent=2))
         return 0
     print(f"{'block':<16}{'channels':>9}{'mean gate':>11}{'class spread':>14}{'≈1':>8}{'≈0':>8}")
-    for block, row in summary["blocks"].items():
+    blocks: dict[str, dict[str, float]] = summary["blocks"]  # type: ignore[assignment]
+    for block, row in blocks.items():
         print(
             f"{block:<16}{row['channels']:>9}{row['mean_gate']:>11.4f}{row['class_spread']:>14.4f}"
             f"{row['near_one']:>8.1%}{row['near_zero']:>8.1%}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["plot_blocks", "plot_depth"]
 
 
-def _save(fig: object, path: str | Path, dpi: int) -> None:
+def _save(fig: Figure, path: str | Path, dpi: int) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
 
@@ -34,7 +34,7 @@ def _pick_classes(stats: ExcitationStats, classes: Sequence[str] | None) -> list
     return [stats.classes.index(c) for c in classes]
 
 
-def _colours(stats: ExcitationStats, chosen: Sequence[int]) -> dict[int, object]:
+def _colours(stats: ExcitationStats, chosen: Sequence[int]) -> dict[int, Any]:
     """Classes named after colours are drawn in them; otherwise a qualitative map (tab10/tab20), or a
     continuous one beyond 20 classes."""
     from matplotlib import colormaps

@@ -14,16 +14,19 @@ Horizontal flips are a switch of their own (``hflip``): right for photos, wrong 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence, Sized
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from .distributed import DistInfo
+
+if TYPE_CHECKING:
+    from torchvision.datasets import ImageFolder
 
 PREPROCESSING_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
 
@@ -140,12 +143,13 @@ def _transforms(cfg: dict[str, Any], aug: dict[str, Any]) -> tuple[Callable, Cal
     if aug["preset"] == "none":
         train_tf = eval_tf
     else:
+        jitter: dict[str, Any] = {"color_jitter": aug["color_jitter"] or None}  # None: no ColorJitter at all
         train_tf = create_transform(
             is_training=True,
             scale=aug["scale"],
             ratio=aug["ratio"],
             hflip=0.5 if aug["hflip"] else 0.0,
-            color_jitter=aug["color_jitter"] or None,
+            **jitter,
             **common,
         )
     if cfg["input_size"][0] == 1:
@@ -154,7 +158,7 @@ def _transforms(cfg: dict[str, Any], aug: dict[str, Any]) -> tuple[Callable, Cal
     return train_tf, eval_tf
 
 
-def image_folder(root: str | Path, transform: Callable | None = None) -> Dataset:
+def image_folder(root: str | Path, transform: Callable | None = None) -> ImageFolder:
     """``torchvision.datasets.ImageFolder(root)`` with an error that names the folder when it is unusable."""
     from torchvision.datasets import ImageFolder
 
@@ -178,7 +182,7 @@ def image_folder_datasets(
     pretrained: bool = True,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
-) -> tuple[Dataset, Dataset, list[str]]:
+) -> tuple[ImageFolder, ImageFolder, list[str]]:
     """``root/train`` and ``root/val`` as ImageFolder data sets with the model's transforms, and the classes.
 
     ``augment``/``hflip``: the training augmentation (:data:`AUGMENT_PRESETS`); ``pretrained=False`` for a
@@ -236,9 +240,9 @@ def train_loader(dataset: Dataset, batch_size: int, dist_info: DistInfo, seed: i
 
     The order depends only on ``seed`` and the epoch, so a resumed run sees the same batches.
     """
-    if len(dataset) == 0:
+    if len(cast(Sized, dataset)) == 0:
         raise ValueError("the training data set is empty")
-    sampler = DistributedSampler(
+    sampler: DistributedSampler = DistributedSampler(
         dataset, num_replicas=dist_info.world_size, rank=dist_info.rank, shuffle=True, seed=seed
     )
     return _loader(dataset, batch_size, sampler, num_workers, dist_info.device)
@@ -246,7 +250,7 @@ def train_loader(dataset: Dataset, batch_size: int, dist_info: DistInfo, seed: i
 
 def eval_loader(dataset: Dataset, batch_size: int, dist_info: DistInfo, num_workers: int = 0) -> DataLoader:
     """In-order evaluation batches, each sample on exactly one rank."""
-    sampler = ShardSampler(len(dataset), dist_info.rank, dist_info.world_size)
+    sampler = ShardSampler(len(cast(Sized, dataset)), dist_info.rank, dist_info.world_size)
     return _loader(dataset, batch_size, sampler, num_workers, dist_info.device)
 
 

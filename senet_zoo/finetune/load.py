@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from safetensors import safe_open
@@ -86,5 +86,5 @@ def _file_classes(name: str, path: Path, options: dict[str, Any]) -> int:
     from ..registry import create_model
 
     with torch.device("meta"):  # only the config is needed: build without allocating
-        classifier = create_model(name, **options).pretrained_cfg["classifier"]
+        classifier = cast(Any, create_model(name, **options)).pretrained_cfg["classifier"]
     return _classifier_size(path, f"{classifier}.weight") or 0

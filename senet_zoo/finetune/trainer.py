@@ -23,15 +23,15 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
 from . import checkpoint, distributed
@@ -378,7 +378,7 @@ class Trainer:
     def _train_mode(self) -> None:
         self.model.train()
         for name, child in self.model.named_children():
-            if name in self.frozen:
+            if name in (self.frozen or ()):
                 child.eval()  # frozen BatchNorm keeps its running statistics
 
     def _set_lr(self) -> None:
@@ -389,7 +389,7 @@ class Trainer:
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         cfg, device = self.config, self.dist.device
-        self.train_loader.sampler.set_epoch(epoch)
+        cast(DistributedSampler, self.train_loader.sampler).set_epoch(epoch)
         self._train_mode()
         n_batches = len(self.train_loader)
         totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, top-1 hits, samples
@@ -405,7 +405,11 @@ class Trainer:
             window_start = i - i % cfg.accum_steps
             window = min(cfg.accum_steps, n_batches - window_start)  # micro-batches in this optimizer step
             last = i - window_start == window - 1
-            sync = contextlib.nullcontext() if last or self.wrapped is self.model else self.wrapped.no_sync()
+            sync = (
+                contextlib.nullcontext()
+                if last or self.wrapped is self.model
+                else cast(DistributedDataParallel, self.wrapped).no_sync()
+            )
             with sync:
                 with _autocast(device, self.amp_dtype):
                     logits = self.wrapped(images)
@@ -627,20 +631,24 @@ def _preprocessing(model: nn.Module, given: Mapping[str, Any] | None) -> dict[st
 
 
 def _build(
-    model: str | nn.Module, num_classes: int, pretrained: Any, model_kwargs: dict[str, Any], classes: list[str] | None
+    model: str | nn.Module,
+    num_classes: int,
+    pretrained: Any,
+    model_kwargs: dict[str, Any],
+    classes: Sequence[str] | None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The model to train and the description stored with its checkpoints."""
     if isinstance(model, str):
         from ..registry import create_model
 
         net = create_model(model, pretrained=pretrained, num_classes=num_classes, **model_kwargs)
-        name = model
+        name: str | None = model
     else:
         if pretrained:
             raise ValueError("pretrained applies to a model name; a built module already holds its weights")
         net = model
         if getattr(net, "num_classes", None) != num_classes:
-            net.reset_classifier(num_classes)
+            cast(Any, net).reset_classifier(num_classes)
         name = getattr(net, "pretrained_cfg", {}).get("architecture")
     info = dict(architecture=name, num_classes=num_classes, model_kwargs=model_kwargs, classes=classes)
     return net, info
