@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 
 from senet_zoo.caffe.prototxt import read_prototxt
-from senet_zoo.caffe.synth import ARCHS, random_blobs, synth_net
+from senet_zoo.caffe.executor import random_blobs
+from senet_zoo.caffe.synth import ARCHS, synth_net
 from senet_zoo.convert import convert
 
 REPO = Path(__file__).resolve().parents[1]

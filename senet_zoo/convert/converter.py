@@ -40,7 +40,8 @@ from .. import __version__
 from .._files import sha256_file
 from ..caffe.net import Net, copy_trained_layers
 from ..caffe.prototxt import read_prototxt
-from ..caffe.synth import ARCHS, hw_pair, param_shapes
+from ..caffe.executor import ExecutionError, hw_pair, param_shapes
+from ..caffe.synth import ARCHS
 from ..caffe.wire import read_caffemodel
 from .card import build_config, write_card, write_config
 from .classes import sorted_row_order
@@ -127,7 +128,7 @@ def _check_same_net(proto: Net, blobs: dict[str, list[np.ndarray]], weights: Net
     """A prototxt must describe the net whose blobs the caffemodel holds (names and shapes)."""
     try:
         expected = param_shapes(proto)
-    except ValueError as err:
+    except (ValueError, ExecutionError) as err:
         raise ConversionError(f"{proto.source}: cannot infer its blob shapes: {err}") from None
     types = {layer.name: layer.type for layer in proto.layers}
     problems = blob_differences(expected, _shapes(blobs), types)
