@@ -162,14 +162,15 @@ def test_forced_wrong_architecture(tmp_path, good) -> None:
 
 
 def test_existing_output_is_kept(tmp_path, good) -> None:
+    """A user's folder is never replaced, with or without --force."""
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="out"):
         convert(good, out, verify=False, progress=False)
-    assert listing(out) == ["keep.txt"]
-    convert(good, out, verify=False, progress=False, overwrite=True)
-    assert listing(out) == ["README.md", "config.json", "model.safetensors"]
+    with pytest.raises(ConversionError, match="only a folder written by senet-zoo convert"):
+        convert(good, out, verify=False, progress=False, overwrite=True)
+    assert listing(out) == ["keep.txt"] and (out / "keep.txt").read_text() == "mine"
 
 
 def test_failed_verification_leaves_nothing(tmp_path, good, monkeypatch) -> None:

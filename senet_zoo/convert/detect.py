@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..caffe.net import Net
 from ..caffe.executor import param_shapes
+from ..caffe.net import Net
 from ..caffe.synth import ARCHS, synth_net
 from .mapping import ConversionError
 
