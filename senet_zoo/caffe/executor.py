@@ -16,8 +16,9 @@ later modified by an in-place layer (``top == bottom``) is returned after that m
     expected_blob_shapes(layer, bottom_shapes) -> [shape, ...]
     random_blobs(net, input_shape=None, seed=0, calibrate=True, ill_conditioned=False)
 
-This module states Caffe's semantics once: shape inference (a pass on meta tensors through the same
-layer functions), parameter checks, blob shapes, and random weights for tests all go through it.
+This module states Caffe's semantics once: each layer's shape rule sits beside its op and shares its
+parameter checks (pooling geometry, convolution output, reshape), shape inference, blob shapes and
+random weights for tests all go through it.
 Every malformed parameter or wiring is an :class:`ExecutionError` naming the file and the layer.
 """
 
@@ -167,19 +168,72 @@ def pool_output_size(size: int, kernel: int, stride: int, pad: int, ceil_mode: b
 
 def _convolution(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
     p = layer.param("convolution_param")
+    x = bottoms[0]
+    _conv_output(layer, tuple(x.shape), tuple(blobs[0].shape[2:]))  # checks the parameters
+    stride, pad, dilation = _hw(p, "stride", 1, layer), _hw(p, "pad", 0, layer, minimum=0), _hw(p, "dilation", 1, layer)
+    bias = blobs[1] if len(blobs) > 1 else None
+    return [F.conv2d(x, blobs[0], bias, stride, pad, dilation, int(p.get("group", 1)))]
+
+
+def _pool_geometry(layer: Layer, height: int, width: int) -> tuple[tuple[int, int], ...]:
+    """Kernel, stride, pad and output size of a (non-global) pooling layer, all checked."""
+    p = layer.param("pooling_param")
+    kh, kw = _hw(p, "kernel", None, layer)
+    (sh, sw), (ph, pw) = _hw(p, "stride", 1, layer), _hw(p, "pad", 0, layer, minimum=0)
+    if kh * kw > _MAX_WINDOW:
+        raise ExecutionError(f"layer {layer.name!r} (Pooling): a {kh}x{kw} window is larger than supported")
+    if ph >= kh or pw >= kw:
+        raise ExecutionError(f"layer {layer.name!r} (Pooling): pad {(ph, pw)} must be smaller than the kernel")
+    ceil_mode = p.get("round_mode", "CEIL") == "CEIL"
+    oh = pool_output_size(height, kh, sh, ph, ceil_mode)
+    ow = pool_output_size(width, kw, sw, pw, ceil_mode)
+    if oh < 1 or ow < 1:
+        raise ExecutionError(f"layer {layer.name!r} (Pooling): a {height}x{width} input is smaller than the window")
+    return (kh, kw), (sh, sw), (ph, pw), (oh, ow)
+
+
+def _conv_output(layer: Layer, x: Shape, kernel: tuple[int, int]) -> Shape:
+    """Output shape of a convolution (parameters checked), from its input shape and kernel size."""
+    p = layer.param("convolution_param")
     if p.get("axis", 1) != 1:
         raise ExecutionError(f"layer {layer.name!r}: convolution axis {p['axis']} is not supported")
     stride = _hw(p, "stride", 1, layer)
     pad = _hw(p, "pad", 0, layer, minimum=0)
     dilation = _hw(p, "dilation", 1, layer)
-    x, (kh, kw) = bottoms[0], blobs[0].shape[2:]
-    for size, k, d, q in zip(x.shape[2:], (kh, kw), dilation, pad):
-        if size + 2 * q < d * (k - 1) + 1:
+    out = []
+    for size, k, st, d, q in zip(x[2:], kernel, stride, dilation, pad):
+        span = d * (k - 1) + 1
+        if size + 2 * q < span:
             raise ExecutionError(
-                f"layer {layer.name!r} (Convolution): a {tuple(x.shape[2:])} input is smaller than the kernel"
+                f"layer {layer.name!r} (Convolution): a {tuple(x[2:])} input is smaller than the kernel"
             )
-    bias = blobs[1] if len(blobs) > 1 else None
-    return [F.conv2d(x, blobs[0], bias, stride, pad, dilation, int(p.get("group", 1)))]
+        out.append((size + 2 * q - span) // st + 1)
+    return (x[0], _positive(p, "num_output", None, layer), *out)
+
+
+def _reshape_shape(layer: Layer, x: Shape) -> Shape:
+    p = layer.param("reshape_param")
+    dims = [int(d) for d in as_list(p.get("shape", {}).get("dim"))]
+    axis, num_axes = p.get("axis", 0), p.get("num_axes", -1)
+    start = axis if axis >= 0 else len(x) + axis + 1
+    end = len(x) if num_axes == -1 else start + num_axes
+    if not 0 <= start <= end <= len(x) or any(d < -1 for d in dims):
+        raise ExecutionError(
+            f"layer {layer.name!r} (Reshape): dims {dims}, axis {axis}, num_axes {num_axes} do not fit"
+        )
+    if any(d == 0 and start + i >= len(x) for i, d in enumerate(dims)):
+        raise ExecutionError(f"layer {layer.name!r} (Reshape): a 0 (copy) dim beyond the input's {len(x)} axes")
+    part = [x[start + i] if d == 0 else d for i, d in enumerate(dims)]
+    shape = list(x[:start]) + part + list(x[end:])
+    if shape.count(-1) > 1:
+        raise ExecutionError(f"layer {layer.name!r}: more than one -1 in the reshape dims {dims}")
+    count = math.prod(x)
+    if -1 in shape:
+        known = math.prod(d for d in shape if d != -1)
+        shape[shape.index(-1)] = count // known if known else 0
+    if math.prod(shape) != count:
+        raise ExecutionError(f"layer {layer.name!r}: cannot reshape {tuple(x)} to {tuple(shape)}")
+    return tuple(shape)
 
 
 def _pooling(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
@@ -192,18 +246,8 @@ def _pooling(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
         raise ExecutionError(f"layer {layer.name!r}: {method} pooling is not supported")
     if p.get("global_pooling", False):  # one window covering the whole map, no padding
         return [x.amax((2, 3), keepdim=True) if method == "MAX" else x.mean((2, 3), keepdim=True)]
-    kh, kw = _hw(p, "kernel", None, layer)
-    (sh, sw), (ph, pw) = _hw(p, "stride", 1, layer), _hw(p, "pad", 0, layer, minimum=0)
-    if kh * kw > _MAX_WINDOW:
-        raise ExecutionError(f"layer {layer.name!r} (Pooling): a {kh}x{kw} window is larger than supported")
-    if ph >= kh or pw >= kw:
-        raise ExecutionError(f"layer {layer.name!r} (Pooling): pad {(ph, pw)} must be smaller than the kernel")
-    ceil_mode = p.get("round_mode", "CEIL") == "CEIL"
     height, width = x.shape[2], x.shape[3]
-    oh = pool_output_size(height, kh, sh, ph, ceil_mode)
-    ow = pool_output_size(width, kw, sw, pw, ceil_mode)
-    if oh < 1 or ow < 1:
-        raise ExecutionError(f"layer {layer.name!r} (Pooling): a {height}x{width} input is smaller than the window")
+    (kh, kw), (sh, sw), (ph, pw), (oh, ow) = _pool_geometry(layer, height, width)
     # Pad so every window lies inside: ``p`` before, and after as far as the last window reaches.
     extra_h = max(0, (oh - 1) * sh + kh - height - ph)
     extra_w = max(0, (ow - 1) * sw + kw - width - pw)
@@ -276,22 +320,7 @@ def _axpy(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
 
 
 def _reshape(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
-    p = layer.param("reshape_param")
-    x = bottoms[0]
-    dims = [int(d) for d in as_list(p.get("shape", {}).get("dim"))]
-    axis, num_axes = p.get("axis", 0), p.get("num_axes", -1)
-    start = axis if axis >= 0 else x.dim() + axis + 1
-    end = x.dim() if num_axes == -1 else start + num_axes
-    part = [x.shape[start + i] if d == 0 else d for i, d in enumerate(dims)]
-    shape = list(x.shape[:start]) + part + list(x.shape[end:])
-    if shape.count(-1) > 1:
-        raise ExecutionError(f"layer {layer.name!r}: more than one -1 in the reshape dims {dims}")
-    if -1 in shape:
-        known = math.prod(d for d in shape if d != -1)
-        shape[shape.index(-1)] = x.numel() // known if known else 0
-    if math.prod(shape) != x.numel():
-        raise ExecutionError(f"layer {layer.name!r}: cannot reshape {tuple(x.shape)} to {tuple(shape)}")
-    return [x.reshape(shape)]
+    return [bottoms[0].reshape(_reshape_shape(layer, tuple(bottoms[0].shape)))]
 
 
 def _concat(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
@@ -520,24 +549,104 @@ def _declared_inputs(net: Net) -> dict[str, Shape]:
     return shapes
 
 
-def _meta_pass(
-    net: Net, input_shape: Shape | Mapping[str, Shape] | None, weights: WeightFn | None = None
-) -> dict[str, torch.Tensor]:
-    """Run ``net`` on meta tensors (shapes only, no data); ``input_shape`` defaults to the declared one."""
+def _output_shapes(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    """The shapes of ``layer``'s tops from its bottoms' shapes: the ops' rules without the data."""
+    kind, x = layer.type, ins[0] if ins else ()
+
+    def fail(message: str) -> ExecutionError:
+        return ExecutionError(f"layer {layer.name!r} ({kind}): {message}")
+
+    if kind == "Convolution":
+        if len(x) != 4:
+            raise fail(f"input {x} is not N x C x H x W")
+        out = _conv_output(layer, x, expected_blob_shapes(layer, ins)[0][2:])
+    elif kind == "Pooling":
+        if len(x) != 4:
+            raise fail(f"input {x} is not N x C x H x W")
+        p = layer.param("pooling_param")
+        if p.get("pool", "MAX") not in ("MAX", "AVE"):
+            raise fail(f"{p.get('pool')} pooling is not supported")
+        out = (*x[:2], 1, 1) if p.get("global_pooling", False) else (*x[:2], *_pool_geometry(layer, x[2], x[3])[3])
+    elif kind in ("BatchNorm", "ReLU", "Sigmoid", "Dropout", "Softmax"):
+        expected_blob_shapes(layer, ins)
+        out = x
+    elif kind == "Scale":
+        expected_blob_shapes(layer, ins)
+        if len(ins) == 2:
+            axis = _axis(layer.param("scale_param").get("axis", 1), len(x), layer)
+            if tuple(x[axis : axis + len(ins[1])]) != tuple(ins[1]):
+                raise fail(f"scale of shape {ins[1]} does not match axes {axis}.. of the input {x}")
+        out = x
+    elif kind == "Axpy":
+        a, x, y = ins
+        if len(x) < 2 or math.prod(a) != x[0] * x[1] or x != y:
+            raise fail(f"needs a (N x C), x and y of one shape; got {a}, {x}, {y}")
+        out = x
+    elif kind == "Eltwise":
+        if any(shape != x for shape in ins):
+            raise fail(f"inputs of different shapes {ins}")
+        out = x
+    elif kind == "Concat":
+        p = layer.param("concat_param")
+        axis = _axis(p["concat_dim"] if "concat_dim" in p else p.get("axis", 1), len(x), layer)
+        if any(len(s) != len(x) or s[:axis] + s[axis + 1 :] != x[:axis] + x[axis + 1 :] for s in ins):
+            raise fail(f"inputs {ins} differ outside axis {axis}")
+        out = (*x[:axis], sum(s[axis] for s in ins), *x[axis + 1 :])
+    elif kind == "InnerProduct":
+        axis = _axis(layer.param("inner_product_param").get("axis", 1), len(x), layer)
+        out = (*x[:axis], expected_blob_shapes(layer, ins)[0][0 if not _transposed(layer) else 1])
+    elif kind == "Reshape":
+        out = _reshape_shape(layer, x)
+    elif kind == "Flatten":
+        p = layer.param("flatten_param")
+        start, end = _axis(p.get("axis", 1), len(x), layer), _axis(p.get("end_axis", -1), len(x), layer)
+        out = (*x[:start], math.prod(x[start : end + 1]), *x[end + 1 :])
+    elif kind == "Split":
+        return [x] * len(layer.tops)
+    elif kind == "Silence":
+        return []
+    else:
+        raise fail(f"type {kind!r} is not supported")
+    return [tuple(out)]
+
+
+def _transposed(layer: Layer) -> bool:
+    return bool(layer.param("inner_product_param").get("transpose", False))
+
+
+def _shape_pass(
+    net: Net,
+    input_shape: Shape | Mapping[str, Shape] | None,
+    on_layer: Callable[[Layer, list[Shape]], None] | None = None,
+) -> dict[str, Shape]:
+    """Every blob's shape, layer by layer with the ops' rules and checks, but no data (instant).
+
+    ``input_shape`` defaults to the Input layers' declared shapes; ``on_layer(layer, bottom_shapes)``
+    is called before each layer is applied.
+    """
+    where = net.source or net.name
     if input_shape is None:
-        shapes: Mapping[str, Shape] = _declared_inputs(net)
+        shapes: dict[str, Shape] = dict(_declared_inputs(net))
     elif isinstance(input_shape, Mapping):
-        shapes = input_shape
+        shapes = {name: tuple(shape) for name, shape in input_shape.items()}
     else:
         shapes = {_first_input(net): tuple(input_shape)}
-    feeds = {name: torch.empty(tuple(shape), device="meta") for name, shape in shapes.items()}
+    for layer in net.layers:
+        if layer.type in _DATA_LAYERS:
+            continue
+        missing = [name for name in layer.bottoms if name not in shapes]
+        if missing:
+            raise ExecutionError(f"{where}: layer {layer.name!r} reads {missing[0]!r}, which no earlier layer produced")
+        ins = [shapes[name] for name in layer.bottoms]
 
-    def meta_weights(layer: Layer, bottoms: Tensors) -> Tensors:
-        shapes = expected_blob_shapes(layer, [tuple(b.shape) for b in bottoms])
-        return [torch.empty(shape, device="meta") for shape in shapes]
+        def op(layer: Layer, bottoms: list, blobs: list, ins: list[Shape] = ins) -> list[Shape]:
+            if on_layer is not None:
+                on_layer(layer, ins)
+            return _output_shapes(layer, ins)
 
-    with torch.inference_mode():
-        return _forward(net, feeds, (), weights or meta_weights, keep_all=True)
+        outs = _apply(op, layer, ins, lambda layer, bottoms: [], where)
+        shapes.update(zip(layer.tops, outs))
+    return shapes
 
 
 def infer_shapes(net: Net, input_shape: Shape | Mapping[str, Shape] | None = None) -> dict[str, Shape]:
@@ -545,20 +654,19 @@ def infer_shapes(net: Net, input_shape: Shape | Mapping[str, Shape] | None = Non
 
     Works on nets without blobs (a bare prototxt): shapes come from the layers' parameters.
     """
-    return {name: tuple(value.shape) for name, value in _meta_pass(net, input_shape).items()}
+    return _shape_pass(net, input_shape)
 
 
 def param_shapes(net: Net, input_shape: Shape | Mapping[str, Shape] | None = None) -> dict[str, list[Shape]]:
     """The expected blob shapes of every layer that has parameters, in Caffe's conventions."""
     result: dict[str, list[Shape]] = {}
 
-    def weights(layer: Layer, bottoms: Tensors) -> Tensors:
-        shapes = expected_blob_shapes(layer, [tuple(b.shape) for b in bottoms])
+    def record(layer: Layer, ins: list[Shape]) -> None:
+        shapes = expected_blob_shapes(layer, ins)
         if shapes:
             result[layer.name] = shapes
-        return [torch.empty(shape, device="meta") for shape in shapes]
 
-    _meta_pass(net, input_shape, weights)
+    _shape_pass(net, input_shape, record)
     return result
 
 
@@ -614,8 +722,8 @@ def random_blobs(
     BatchNorm statistics: with ``calibrate`` a forward pass on random input (std ``input_std``, at
     ``input_shape``, default the Input layer's) sets each one near those of its actual input, so
     activations stay O(1); without it they are drawn from the variance the input is expected to
-    have (``2·input_std²`` after the first convolution, ~1 after that) and the pass runs on meta
-    tensors (instant). ``ill_conditioned`` (implies ``calibrate``) gives statistics "from other
+    have (``2·input_std²`` after the first convolution, ~1 after that) and only shapes are
+    computed (instant). ``ill_conditioned`` (implies ``calibrate``) gives statistics "from other
     inputs": means off by several standard deviations and variances 10²-10⁴ times too small, so
     every BatchNorm amplifies and offsets its input: activations reach ~10³ and float32 rounding
     visibly moves the outputs, as with a badly calibrated real model.
@@ -625,17 +733,17 @@ def random_blobs(
     roles = _roles(net)
     fixed_s = None if bn_scale_factor is None else np.float32(bn_scale_factor)
 
-    def weights(layer: Layer, bottoms: Tensors) -> Tensors:
-        shapes = expected_blob_shapes(layer, [tuple(b.shape) for b in bottoms])
+    def fill(layer: Layer, ins: list[Shape], x: torch.Tensor | None) -> None:
+        shapes = expected_blob_shapes(layer, ins)
         layer.blobs = []
         if shapes:
             s = fixed_s if fixed_s is not None else np.float32(rng.uniform(1.0, 1000.0))
-            x = bottoms[0] if calibrate else None
-            layer.blobs = _random_layer_blobs(
-                layer, shapes, x, rng, roles.get(layer.name, ""), s, ill_conditioned, input_std
-            )
-        device = bottoms[0].device if bottoms else torch.device("cpu")
-        return [torch.from_numpy(b).to(device) for b in layer.blobs]
+            role = roles.get(layer.name, "")
+            layer.blobs = _random_layer_blobs(layer, shapes, x, rng, role, s, ill_conditioned, input_std)
+
+    def weights(layer: Layer, bottoms: Tensors) -> Tensors:
+        fill(layer, [tuple(b.shape) for b in bottoms], bottoms[0] if bottoms else None)
+        return [torch.from_numpy(b) for b in layer.blobs]
 
     if calibrate:
         shape = tuple(input_shape) if input_shape is not None else next(iter(_declared_inputs(net).values()))
@@ -643,7 +751,7 @@ def random_blobs(
         with torch.inference_mode():
             _forward(net, _feeds(net, data), (), weights)
     else:
-        _meta_pass(net, input_shape, weights)
+        _shape_pass(net, input_shape, lambda layer, ins: fill(layer, ins, None))
     return net
 
 
