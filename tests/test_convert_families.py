@@ -42,7 +42,7 @@ def test_family_matches_caffe_executor(converted, arch: str) -> None:
     assert checks["features"]["size"] == FEATURE_SIZE and FEATURE_SIZE % 2 == 1
     assert report.verification["dtype"] == "float64"
     for check in checks.values():  # decided in float64 at 1e-9; a correct conversion is at rounding level
-        assert check["max_rel"] <= 1e-9 and check["tolerance"] <= 1e-8 and check["scale"] > 100
+        assert check["max_rel"] <= 1e-9 and check["tolerance"] <= 1e-7 and check["scale"] > 100
     assert checks["logits"]["top1_agreement"] == 1.0
     float32 = {c["name"]: c for c in report.verification["float32"]["checks"]}
     assert all(0 < c["max_rel"] for c in float32.values())  # reported for information
