@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import importlib.util
 import sys
 import tempfile
 import time
@@ -38,10 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-verify", dest="verify", action="store_false")
     parser.add_argument("--time-limit", type=float, default=120.0)
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(REPO / "tests"))
-    spec = importlib.util.spec_from_file_location("fuzz_corpus", REPO / "tests" / "fuzz_corpus.py")
-    fuzz = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fuzz)
+    sys.path.insert(0, str(REPO / "tests"))  # the corpus is test code, not part of the package
+    import fuzz_corpus as fuzz
     baseline = _rss("VmRSS:")
     outcomes: collections.Counter = collections.Counter()
     kinds: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
