@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -132,14 +133,14 @@ def expected_blob_shapes(layer: Layer, bottom_shapes: Sequence[Shape]) -> list[S
                 f"layer {layer.name!r} (Convolution): group {group} does not divide "
                 f"{x[1]} input and {out} output channels"
             )
-        shapes = [(out, x[1] // group, kh, kw)]
+        shapes: list[Shape] = [(out, x[1] // group, kh, kw)]
         return shapes + [(out,)] if p.get("bias_term", True) else shapes
     if kind == "InnerProduct":
         p = layer.param("inner_product_param")
         out = _positive(p, "num_output", None, layer)
         k = math.prod(x[_axis(p.get("axis", 1), len(x), layer) :])
-        shapes = [(k, out) if p.get("transpose", False) else (out, k)]
-        return shapes + [(out,)] if p.get("bias_term", True) else shapes
+        ip_shapes: list[Shape] = [(k, out) if p.get("transpose", False) else (out, k)]
+        return ip_shapes + [(out,)] if p.get("bias_term", True) else ip_shapes
     if kind == "BatchNorm":
         channels = x[1] if len(x) > 1 else 1
         return [(channels,), (channels,), (1,)]
@@ -192,7 +193,7 @@ def _pool_geometry(layer: Layer, height: int, width: int) -> tuple[tuple[int, in
     return (kh, kw), (sh, sw), (ph, pw), (oh, ow)
 
 
-def _conv_output(layer: Layer, x: Shape, kernel: tuple[int, int]) -> Shape:
+def _conv_output(layer: Layer, x: Shape, kernel: Shape) -> Shape:
     """Output shape of a convolution (parameters checked), from its input shape and kernel size."""
     p = layer.param("convolution_param")
     if p.get("axis", 1) != 1:
@@ -253,7 +254,7 @@ def _pooling(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
     extra_w = max(0, (ow - 1) * sw + kw - width - pw)
     fill = float("-inf") if method == "MAX" else 0.0
     xp = F.pad(x, (pw, extra_w, ph, extra_h), value=fill)
-    out = None
+    out: torch.Tensor | None = None
     for i in range(kh):
         for j in range(kw):
             window = xp[:, :, i : i + (oh - 1) * sh + 1 : sh, j : j + (ow - 1) * sw + 1 : sw]
@@ -263,6 +264,7 @@ def _pooling(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
                 out = torch.maximum(out, window)
             else:
                 out += window
+    assert out is not None  # the kernel is at least 1x1
     if method == "AVE":  # divide by the window clipped to the padded image (padding counts)
         rows = [min(r * sh - ph + kh, height + ph) - (r * sh - ph) for r in range(oh)]
         cols = [min(c * sw - pw + kw, width + pw) - (c * sw - pw) for c in range(ow)]
@@ -449,13 +451,13 @@ def _forward(
         for name in set(layer.bottoms) | set(layer.tops):
             if last_read.get(name, -1) <= index and name not in wanted:
                 blobs.pop(name, None)
-    missing = wanted - blobs.keys()
-    if missing:
-        raise ExecutionError(f"{where}: requested blob(s) {sorted(missing)} do not exist in the net")
+    absent = wanted - blobs.keys()
+    if absent:
+        raise ExecutionError(f"{where}: requested blob(s) {sorted(absent)} do not exist in the net")
     return blobs if keep_all else {name: blobs[name] for name in wanted}
 
 
-def _apply(op: Callable, layer: Layer, bottoms: Tensors, weights: WeightFn, where: str) -> Tensors:
+def _apply(op: Callable, layer: Layer, bottoms: Sequence[Any], weights: Callable, where: str) -> list[Any]:
     """Run one layer; any failure becomes an :class:`ExecutionError` naming the file and the layer."""
     least, most = _BOTTOMS.get(layer.type, (0, None))
     if not least <= len(bottoms) <= (most if most is not None else len(bottoms)):
@@ -644,7 +646,7 @@ def _shape_pass(
                 on_layer(layer, ins)
             return _output_shapes(layer, ins)
 
-        outs = _apply(op, layer, ins, lambda layer, bottoms: [], where)
+        outs: list[Any] = _apply(op, layer, ins, lambda layer, bottoms: [], where)
         shapes.update(zip(layer.tops, outs))
     return shapes
 

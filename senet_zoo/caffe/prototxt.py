@@ -57,7 +57,7 @@ _CORE = {
     "top": Field(4, "top", "string", True),
 }
 _V2_LAYER = {**_CORE, "type": Field(2, "type", "string"), **{f.name: f for f in LAYER_FIELDS.values()}}
-_V1_LAYER = {**_CORE, **{f.name: f for f in V1_LAYER_FIELDS.values()}}  # type: enum name or number
+_V1_LAYER = {**_CORE, **{f.name: f for f in V1_LAYER_FIELDS.values()}}  # the type: an enum name or number
 _V1_NAMES = {v1_name: v2 for v1_name, v2 in V1_LAYER_TYPES.values() if v2}
 _BLOB = {
     "data": Field(5, "data", "float", True),
@@ -91,7 +91,7 @@ class _Parser:
         self.text = text
         self.source = source
         self.tokens: list[tuple[str, str, int]] = [  # (kind, text, offset)
-            (m.lastgroup, m.group(), m.start()) for m in _TOKEN.finditer(text) if m.lastgroup != "skip"
+            (str(m.lastgroup), m.group(), m.start()) for m in _TOKEN.finditer(text) if m.lastgroup != "skip"
         ]
         bad = next((t for t in self.tokens if t[0] == "bad"), None)
         if bad is not None:
@@ -233,11 +233,11 @@ class _Parser:
                 out.append(_ESCAPES[esc])
                 i += 2
             elif esc in "01234567":
-                digits = _OCTAL.match(body, i + 1).group()
+                digits = _OCTAL.match(body, i + 1).group()  # type: ignore[union-attr]  # esc is a digit
                 out.append(int(digits, 8) & 0xFF)
                 i += 1 + len(digits)
             elif esc in "xX" and _HEX.match(body, i + 2):
-                digits = _HEX.match(body, i + 2).group()
+                digits = _HEX.match(body, i + 2).group()  # type: ignore[union-attr]  # checked above
                 out.append(int(digits, 16))
                 i += 2 + len(digits)
             else:

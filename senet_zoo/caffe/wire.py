@@ -269,10 +269,11 @@ class _Decoder:
         schema = V1_LAYER_FIELDS if v1 else LAYER_FIELDS
         self.spend(_LAYER_COST, start)
         layer = Layer(name="", type="")
+        spans: list[tuple[int, int]] = []
         for number, wire, a, b, _tag_pos in self.fields(start, end):
             if number == blobs_no and wire == 2:
                 self.spend(_BLOB_COST, a)
-                layer.blobs.append((a, b))  # decoded below, once the layer name is known
+                spans.append((a, b))  # decoded below, once the layer name is known
             elif wire == 2 and (number in (name_no, bottom_no, top_no) or (number == type_no and not v1)):
                 value = self.text(a, b)
                 if number == name_no:
@@ -290,7 +291,7 @@ class _Decoder:
                 for value in values or ():
                     self.spend(_KEY_COST, a)
                     _store(layer.params, schema[number], value)
-        layer.blobs = [self.blob(a, b, layer.name, i) for i, (a, b) in enumerate(layer.blobs)]
+        layer.blobs = [self.blob(a, b, layer.name, i) for i, (a, b) in enumerate(spans)]
         return layer
 
     def blob(self, start: int, end: int, layer: str, index: int) -> np.ndarray:

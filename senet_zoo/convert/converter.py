@@ -313,7 +313,7 @@ def _release_pages(array: np.ndarray) -> None:
     The data stays in the page cache (a later read faults it back in cheaply), so the converter's
     memory stays near one tensor instead of growing to the size of the file as it reads every blob.
     """
-    base = array
+    base: Any = array
     while isinstance(base, np.ndarray):
         base = base.base
     if not (isinstance(base, memoryview) and isinstance(base.obj, mmap.mmap)) or array.nbytes == 0:

@@ -101,7 +101,7 @@ def remove_stale_work(parent: Path, out_name: str | None = None) -> list[Path]:
     previous output parked in ``old/`` by a run killed between its two renames goes back to its
     place when that place is still empty.
     """
-    removed = []
+    removed: list[Path] = []
     try:
         candidates = [p for p in parent.iterdir() if p.name.startswith(".") and p.name.endswith(WORK_SUFFIX)]
     except OSError:

@@ -23,7 +23,12 @@ import numpy as np
 
 __all__ = ["Entry", "safetensors_header", "write_safetensors"]
 
-DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8"), "F16": np.dtype("<f2"), "I64": np.dtype("<i8")}
+DTYPES: dict[str, np.dtype] = {
+    "F32": np.dtype("<f4"),
+    "F64": np.dtype("<f8"),
+    "F16": np.dtype("<f2"),
+    "I64": np.dtype("<i8"),
+}
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,7 @@ def write_safetensors(
             if tuple(array.shape) != tuple(entry.shape):
                 raise ValueError(f"tensor {entry.name}: got shape {tuple(array.shape)}, header says {entry.shape}")
             array = np.ascontiguousarray(array, dtype=DTYPES[entry.dtype])
-            data = memoryview(array).cast("B") if array.ndim else array.tobytes()
+            data = memoryview(array).cast("B") if array.ndim else array.tobytes()  # type: ignore[arg-type]
             f.write(data)
             feed(data)
             if done is not None:

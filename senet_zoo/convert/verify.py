@@ -173,7 +173,7 @@ def verify_conversion(
         tolerance = FOLDED_EPS_TOLERANCE if folded else TOLERANCE
     model32 = load_converted(weights, arch, model_args)
     model64 = load_converted(weights, arch, model_args).double()
-    cfg = model32.pretrained_cfg
+    cfg: dict[str, Any] = model32.pretrained_cfg  # type: ignore[assignment]
     order = torch.from_numpy(sorted_row_order())
     executor = Executor(net, dtype=torch.float64)
     checks, checks32 = [], []
@@ -189,10 +189,10 @@ def verify_conversion(
     trunk, blob = feature_net(net)
     rgb = random_images(batch, feature_size, seed + 1)
     caffe_features = Executor(trunk, dtype=torch.float64)(caffe_input(rgb, torch.float64), outputs=[blob])[blob]
-    features64 = model64.forward_features(model_input(rgb, cfg, torch.float64))
+    features64 = model64.forward_features(model_input(rgb, cfg, torch.float64))  # type: ignore[operator]
     checks.append(_compare("features", caffe_features, features64, feature_size, logits=False))
     del features64
-    features32 = model32.forward_features(model_input(rgb, cfg))
+    features32 = model32.forward_features(model_input(rgb, cfg))  # type: ignore[operator]
     checks32.append(_compare("features", caffe_features, features32, feature_size, logits=False))
 
     result = {
