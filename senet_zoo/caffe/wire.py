@@ -101,6 +101,7 @@ def _sniff(buf: Any) -> str:
 # Python-object cost, in bytes, charged against the structure budget (estimates, on the high side).
 _FIELD_COST, _VALUE_COST, _KEY_COST, _LAYER_COST, _BLOB_COST, _STRING_COST = 64, 40, 100, 600, 200, 80
 _BUDGET = 16 << 20  # ~5× what SENet-154's structure needs (its weights cost nothing: views)
+_MIN_BUDGET = 1 << 20  # small files (tests, structure-only caffemodels) still get room for ~500 layers
 _MAX_AXES = 32  # Caffe's kMaxBlobAxes
 _RUN_WINDOW = 1 << 12  # unpacked value records examined at a time
 
@@ -112,15 +113,16 @@ class _Decoder:
     left before anything is allocated, blob values are views of the buffer or one preallocated
     float32 array (never more values than the file holds bytes for), and everything else (layers,
     names, parameters: Python objects, and each field visited, ~64 bytes of Python work) is charged
-    to a fixed budget of 16 MB, about five times what SENet-154's structure needs. A crafted file
-    made of millions of tiny fields therefore fails within ~250k fields with a clear error instead
-    of exhausting memory or running for minutes in the per-field Python loop.
+    to a budget of half the file size, at least 1 MB and at most 16 MB (about five times what
+    SENet-154's structure needs). A crafted file made of millions of tiny fields therefore fails
+    within ~250k fields with a clear error instead of exhausting memory or running for minutes in
+    the per-field Python loop, and the structure never costs much more than the file's own size.
     """
 
     def __init__(self, buf: Any, source: str) -> None:
         self.buf = buf
         self.source = source
-        self.budget = _BUDGET
+        self.budget = max(_MIN_BUDGET, min(_BUDGET, len(buf) // 2))
 
     def spend(self, cost: int, pos: int) -> None:
         self.budget -= cost
