@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (  # in the order of the data flow
     "senet_zoo.hub.commands",
     "senet_zoo.finetune.commands",
     "senet_zoo.analysis.commands",
+    "senet_zoo.export_commands",
     "senet_zoo.demo",
 )
 
