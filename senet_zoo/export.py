@@ -23,7 +23,7 @@ import json
 import logging
 import os
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -326,11 +326,3 @@ def export_onnx(
     )
     _logger.info("%s", report.summary())
     return report
-
-
-def report_dict(report: ExportReport) -> dict[str, Any]:
-    """``report`` as JSON-ready data (the metadata's long label lists left out)."""
-    d = asdict(report)
-    d["path"] = str(report.path)
-    d["metadata"] = {k: v for k, v in report.metadata.items() if not k.startswith("label_")}
-    return d
