@@ -157,7 +157,7 @@ def _export_bytes(fused: nn.Module, x: torch.Tensor, output_names: list[str], op
         torch.onnx.export(
             fused,
             (x,),
-            buf,
+            buf,  # type: ignore[arg-type]  # a file object is accepted too
             dynamo=False,
             opset_version=opset,
             input_names=[INPUT_NAME],

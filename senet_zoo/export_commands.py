@@ -68,7 +68,7 @@ def _load_folder(folder: Path) -> Any:
     kwargs = dict(config.get("model_args") or {})
     if "num_classes" in config:
         kwargs["num_classes"] = config["num_classes"]
-    model = senet_zoo.create_model(zoo["name"], pretrained=str(weights), **kwargs).eval()
+    model: Any = senet_zoo.create_model(zoo["name"], pretrained=str(weights), **kwargs).eval()
     cfg = dict(model.pretrained_cfg)
     cfg.update(config.get("pretrained_cfg") or {})
     for key in ("label_names", "label_descriptions"):

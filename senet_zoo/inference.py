@@ -29,7 +29,7 @@ import logging
 import sys
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -77,10 +77,10 @@ def fold_bn(
     fused = nn.Conv2d(
         conv.in_channels,
         conv.out_channels,
-        conv.kernel_size,
-        stride=conv.stride,
-        padding=conv.padding,
-        dilation=conv.dilation,
+        cast(tuple[int, int], conv.kernel_size),
+        stride=cast(tuple[int, int], conv.stride),
+        padding=cast(Any, conv.padding),
+        dilation=cast(tuple[int, int], conv.dilation),
         groups=conv.groups,
         bias=True,
         padding_mode=conv.padding_mode,
@@ -97,7 +97,7 @@ _Fold = Callable[[nn.Conv2d, nn.BatchNorm2d], nn.Conv2d]
 class _InferenceOnly(nn.Module):
     """Base of the fused blocks: switching one to training mode is an error."""
 
-    def train(self, mode: bool = True) -> nn.Module:
+    def train(self, mode: bool = True) -> _InferenceOnly:
         if mode:
             raise RuntimeError(_TRAIN_ERROR.format(name=type(self).__name__))
         return super().train(False)
@@ -244,7 +244,7 @@ class FusedBottleneck(_InferenceOnly):
         self.conv1 = ConvAct(fold(block.conv1, block.bn1), relu=True)
         self.conv2 = ConvAct(fold(block.conv2, block.bn2), relu=True)
         self.conv3 = ConvAct(fold(block.conv3, block.bn3), relu=False)
-        self.downsample = None if block.downsample is None else _fold_sequential(block.downsample, fold)
+        self.downsample = None if block.downsample is None else _fuse(block.downsample, fold)
         self.se = FusedSE(block.se_module)
 
     def _early_gate(self, h: torch.Tensor) -> torch.Tensor | None:
@@ -420,11 +420,12 @@ class InferenceModel(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The source model's ``forward_features``, fused (not compiled)."""
-        return self._call(self.model.forward_features, x)
+        return self._call(cast(Callable[[torch.Tensor], torch.Tensor], self.model.forward_features), x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """The source model's ``forward_head``, fused (not compiled)."""
-        return self._call(functools.partial(self.model.forward_head, pre_logits=pre_logits), x)
+        head = cast(Callable[..., torch.Tensor], self.model.forward_head)
+        return self._call(functools.partial(head, pre_logits=pre_logits), x)
 
     def extra_repr(self) -> str:
         return f"channels_last={self.channels_last}, compiled={self.compiled}"
