@@ -29,6 +29,7 @@ and with ``--peers`` ``zoo_over_ort_b1=<x> zoo_over_ort_b16=<x>``.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import tempfile
@@ -203,6 +204,10 @@ def bench_batch(
     return out
 
 
+def _ratio(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.2f}x"
+
+
 def _print_table(model_name: str, reference: str, batch: int, rows: dict[str, dict[str, float]]) -> None:
     ref = rows[REFERENCE]
     print(
@@ -216,7 +221,7 @@ def _print_table(model_name: str, reference: str, batch: int, rows: dict[str, di
     for n, r in rows.items():
         print(
             f"{n:<24} {r['latency_ms']:>10.1f} {r['min_ms']:>9.1f} {r['images_s']:>9.2f} {r['speedup']:>7.2f}x "
-            f"{r['of_medians']:>10.2f}x {r['ort_over']:>8.2f}x {r['max_abs_diff']:>9.2e}"
+            f"{r['of_medians']:>10.2f}x {_ratio(r['ort_over']):>9} {r['max_abs_diff']:>9.2e}"
         )
 
 
