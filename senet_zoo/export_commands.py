@@ -29,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--weights",
         default=None,
-        help="for NAME: a weights tag or .safetensors file (default: the default tag); 'random' for untrained weights",
+        help="for NAME: a weights tag or .safetensors file (default: the default tag); 'random' for untrained "
+        "weights (their float32 rounding alone can exceed 1e-4 at 224: raise --tolerance)",
     )
     p.add_argument("--size", type=int, default=None, help="input height and width (default: the weights' 224)")
     p.add_argument("--tolerance", type=float, default=None, help="largest accepted relative difference (1e-4)")
