@@ -9,9 +9,18 @@ Importing the package registers every model with timm (``timm.create_model("se_r
 """
 
 from ._version import __version__
+from .export import export_onnx  # (onnx/onnxruntime are imported when it is called)
 from .inference import optimize_for_inference
 from .registry import create_model, get_spec, list_models, model_info, register_with_timm
 
-__all__ = ["__version__", "create_model", "list_models", "model_info", "get_spec", "optimize_for_inference"]
+__all__ = [
+    "__version__",
+    "create_model",
+    "list_models",
+    "model_info",
+    "get_spec",
+    "optimize_for_inference",
+    "export_onnx",
+]
 
 register_with_timm()

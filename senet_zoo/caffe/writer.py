@@ -18,7 +18,7 @@ import math
 import os
 import re
 import struct
-from typing import IO, Any
+from typing import Any, BinaryIO, TextIO
 
 import numpy as np
 
@@ -117,8 +117,8 @@ def _layer_parts(layer: Layer) -> tuple[list, int]:
     """A LayerParameter as chunks (bytes, or arrays to stream) in field order, and its byte size."""
     head = [_delimited(1, layer.name.encode()), _delimited(2, layer.type.encode())]
     head += [_delimited(3, b.encode()) for b in layer.bottoms] + [_delimited(4, t.encode()) for t in layer.tops]
-    low: list[tuple[int, bytes]] = []
-    high: list[tuple[int, bytes]] = []
+    low: list[Any] = []
+    high: list[Any] = []
     for name, value in layer.params.items():
         field = _LAYER_BY_NAME.get(name)
         if field is None:
@@ -142,17 +142,17 @@ def _layer_parts(layer: Layer) -> tuple[list, int]:
 def write_caffemodel(net: Net, path: str | os.PathLike) -> None:
     """Write ``net`` (structure, params and blobs) as a binary caffemodel, atomically."""
 
-    def write(f: IO[bytes]) -> None:
+    def write(f: BinaryIO) -> None:
         if net.name:
             f.write(_delimited(1, net.name.encode()))
         for layer in net.layers:
             parts, size = _layer_parts(layer)
             f.write(_tag(100, 2) + _varint(size))
             for part in parts:
-                f.write(part.data.cast("B") if isinstance(part, np.ndarray) else part)
+                f.write(memoryview(part).cast("B") if isinstance(part, np.ndarray) else part)  # type: ignore[arg-type]
 
     with atomic_open(path, "wb", buffering=1 << 20) as f:
-        write(f)
+        write(f)  # type: ignore[arg-type]
 
 
 # -- text --------------------------------------------------------------------------------------
@@ -219,8 +219,8 @@ def write_prototxt(net: Net, path: str | os.PathLike) -> None:
         lines.append("}")
     text = "\n".join(lines) + "\n"
 
-    def write(f: IO[str]) -> None:
+    def write(f: TextIO) -> None:
         f.write(text)
 
     with atomic_open(path, "w", encoding="utf-8", newline="\n") as f:
-        write(f)
+        write(f)  # type: ignore[arg-type]

@@ -121,8 +121,8 @@ def _is_text(path: Path) -> bool:
 
 def _prototxt_release(path: Path) -> tuple[str, dict[str, Any]] | None:
     """The release a prototxt describes (name and depth), or None when it is not an SENet deploy prototxt."""
+    from ..caffe.executor import param_shapes
     from ..caffe.prototxt import read_prototxt
-    from ..caffe.synth import param_shapes
     from ..convert.detect import detect_architecture
 
     try:
