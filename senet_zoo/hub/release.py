@@ -128,7 +128,7 @@ def _prototxt_release(path: Path) -> tuple[str, dict[str, Any]] | None:
     try:
         net = read_prototxt(path)
         detection = detect_architecture(net.name, param_shapes(net), where=str(path))
-    except (ValueError, OSError, KeyError) as err:
+    except (ValueError, OSError, KeyError, RuntimeError) as err:  # RuntimeError: the executor's shape checks
         logger.info("%s: not an SENet prototxt (%s)", path, err)
         return None
     return detection.arch, detection.model_args
@@ -158,7 +158,7 @@ def find_releases(src_dir: str | os.PathLike[str]) -> tuple[dict[str, Found], di
                 continue
         try:
             source = load_caffe(path)
-        except (ValueError, OSError, KeyError, IndexError) as err:
+        except (ValueError, OSError, KeyError, IndexError, RuntimeError) as err:
             if not text:  # a text file that is neither (a readme, a checksum list) is no problem
                 unidentified.append(str(err) if str(err).startswith(str(path)) else f"{path}: {err}")
             continue
