@@ -104,7 +104,7 @@ def test_hubconf_entry_points_are_listed_and_documented(repo_root: Path) -> None
     assert sorted(listed) == sorted(ALL)  # the same filter torch.hub.list applies
     assert set(hubconf.dependencies) >= {"torch", "timm", "safetensors"}
     doc = hubconf.se_resnet50.__doc__
-    assert "SE-ResNet-50" in doc and "pretrained" in doc and "28.1M parameters" in doc
+    assert "SE-ResNet-50" in doc and "weights" in doc and "28.09M parameters" in doc
 
 
 def test_timm_registration_with_config_and_new_head() -> None:
