@@ -27,7 +27,7 @@ class ModelFacts:
     """One network. ``block``: ``resnet`` | ``resnext`` | ``senet`` | ``inception``."""
 
     name: str  # senet_zoo's name (registry, manifest, torch.hub)
-    display_name: str  # the network's name in the paper
+    display_name: str  # the release's name in the paper and the authors' repository
     caffe_name: str  # the ``name:`` of the authors' deploy prototxt
     block: str
     params: int
@@ -106,12 +106,12 @@ CATALOG: dict[str, ModelFacts] = {
             timm_arch="legacy_seresnet152", layers=(3, 8, 36, 3), **_RESNET,
         ),
         ModelFacts(
-            "se_resnext50_32x4d", "SE-ResNeXt-50 (32×4d)", "SE-ResNeXt-50 (32 x 4d)", "resnext",
+            "se_resnext50_32x4d", "SE-ResNeXt-50 (32 x 4d)", "SE-ResNeXt-50 (32 x 4d)", "resnext",
             params=27_559_896, gmacs=4.2330, top1_err=20.97, top5_err=5.54, caffemodel_mb=105,
             timm_arch="legacy_seresnext50_32x4d", layers=(3, 4, 6, 3), groups=32, **_RESNET,
         ),
         ModelFacts(
-            "se_resnext101_32x4d", "SE-ResNeXt-101 (32×4d)", "SE-ResNeXt-101 (32 x 4d)", "resnext",
+            "se_resnext101_32x4d", "SE-ResNeXt-101 (32 x 4d)", "SE-ResNeXt-101 (32 x 4d)", "resnext",
             params=48_955_416, gmacs=7.9747, top1_err=19.81, top5_err=4.96, caffemodel_mb=187,
             timm_arch="legacy_seresnext101_32x4d", layers=(3, 4, 23, 3), groups=32, **_RESNET,
         ),

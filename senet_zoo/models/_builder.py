@@ -205,20 +205,18 @@ def _materialize_missing(model: nn.Module, missing: set[str]) -> None:
 
 
 def _cfg_for(variant: str, tag: str | None, given: dict[str, Any], pretrained: Any) -> dict[str, Any]:
-    """The pretrained config a new model carries: the tag's (the manifest default's when none is named)."""
-    if any(given.get(k) for k in ("hf_hub_id", "file", "url")) or _is_path(pretrained):
-        return pretrained_cfg_for(variant)  # weights from elsewhere bring their own config (timm's hf-hub: route)
-    if tag is None:
-        from ..hub.manifest import ManifestError, load_manifest
+    """The pretrained config a new model carries.
 
-        try:
-            manifest = load_manifest()
-            tag = manifest.default_tag(variant) if variant in manifest.names() else None
-        except ManifestError as exc:
-            if pretrained:
-                raise
-            _logger.warning("%s; %s gets the architecture's default preprocessing", exc, variant)
-            return pretrained_cfg_for(variant)
+    Named weights (a tag, or ``pretrained=True``: the manifest's default tag) bring their tag's config;
+    weights from elsewhere (a file, timm's ``hf-hub:`` route) and a randomly initialised model keep the
+    architecture's own (the Caffe release's preprocessing), without reading the manifest.
+    """
+    if any(given.get(k) for k in ("hf_hub_id", "file", "url")) or _is_path(pretrained):
+        return pretrained_cfg_for(variant)
+    if tag is None and pretrained:
+        from ..hub.manifest import load_manifest
+
+        tag = load_manifest().default_tag(variant)
     return pretrained_cfg_for(variant, tag)
 
 

@@ -257,12 +257,12 @@ def se_resnet152(pretrained: Any = False, **kwargs: Any) -> SENet:
 
 
 def se_resnext50_32x4d(pretrained: Any = False, **kwargs: Any) -> SENet:
-    """SE-ResNeXt-50 (32×4d)."""
+    """SE-ResNeXt-50 (32 x 4d)."""
     return _senet("se_resnext50_32x4d", pretrained, kwargs)
 
 
 def se_resnext101_32x4d(pretrained: Any = False, **kwargs: Any) -> SENet:
-    """SE-ResNeXt-101 (32×4d)."""
+    """SE-ResNeXt-101 (32 x 4d)."""
     return _senet("se_resnext101_32x4d", pretrained, kwargs)
 
 
