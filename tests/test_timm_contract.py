@@ -164,7 +164,7 @@ def test_grad_checkpointing_keeps_outputs_and_gradients(name: str) -> None:
         model.set_grad_checkpointing(enable)
         model.zero_grad()
         out = model(x)  # eval mode: BatchNorm statistics stay put across the recomputation
-        out.square().mean().backward()
+        out.logsumexp(1).sum().backward()
         grads.append((out.detach(), model.get_classifier().weight.grad.clone()))
     assert torch.allclose(grads[0][0], grads[1][0], atol=1e-6)
     assert torch.allclose(grads[0][1], grads[1][1], rtol=1e-4, atol=1e-6)
