@@ -80,7 +80,7 @@ class ModelFacts:
         )
 
 
-_RESNET = dict(first_conv="layer0.conv1")
+_RESNET = "layer0.conv1"  # first_conv of the ResNet family
 
 CATALOG: dict[str, ModelFacts] = {
     m.name: m
@@ -93,33 +93,33 @@ CATALOG: dict[str, ModelFacts] = {
         ModelFacts(
             "se_resnet50", "SE-ResNet-50", "SE-ResNet-50", "resnet",
             params=28_088_024, gmacs=3.8605, top1_err=22.37, top5_err=6.36, caffemodel_mb=107,
-            timm_arch="legacy_seresnet50", layers=(3, 4, 6, 3), **_RESNET,
+            timm_arch="legacy_seresnet50", layers=(3, 4, 6, 3), first_conv=_RESNET,
         ),
         ModelFacts(
             "se_resnet101", "SE-ResNet-101", "SE-ResNet-101", "resnet",
             params=49_326_872, gmacs=7.5749, top1_err=21.75, top5_err=5.72, caffemodel_mb=189,
-            timm_arch="legacy_seresnet101", layers=(3, 4, 23, 3), **_RESNET,
+            timm_arch="legacy_seresnet101", layers=(3, 4, 23, 3), first_conv=_RESNET,
         ),
         ModelFacts(
             "se_resnet152", "SE-ResNet-152", "SE-ResNet-152", "resnet",
             params=66_821_848, gmacs=11.2890, top1_err=21.34, top5_err=5.54, caffemodel_mb=256,
-            timm_arch="legacy_seresnet152", layers=(3, 8, 36, 3), **_RESNET,
+            timm_arch="legacy_seresnet152", layers=(3, 8, 36, 3), first_conv=_RESNET,
         ),
         ModelFacts(
             "se_resnext50_32x4d", "SE-ResNeXt-50 (32 x 4d)", "SE-ResNeXt-50 (32 x 4d)", "resnext",
             params=27_559_896, gmacs=4.2330, top1_err=20.97, top5_err=5.54, caffemodel_mb=105,
-            timm_arch="legacy_seresnext50_32x4d", layers=(3, 4, 6, 3), groups=32, **_RESNET,
+            timm_arch="legacy_seresnext50_32x4d", layers=(3, 4, 6, 3), groups=32, first_conv=_RESNET,
         ),
         ModelFacts(
             "se_resnext101_32x4d", "SE-ResNeXt-101 (32 x 4d)", "SE-ResNeXt-101 (32 x 4d)", "resnext",
             params=48_955_416, gmacs=7.9747, top1_err=19.81, top5_err=4.96, caffemodel_mb=187,
-            timm_arch="legacy_seresnext101_32x4d", layers=(3, 4, 23, 3), groups=32, **_RESNET,
+            timm_arch="legacy_seresnext101_32x4d", layers=(3, 4, 23, 3), groups=32, first_conv=_RESNET,
         ),
         ModelFacts(
             "senet154", "SENet-154", "SENet", "senet",
             params=115_088_984, gmacs=20.6884, top1_err=18.68, top5_err=4.47, caffemodel_mb=440,
             timm_arch="legacy_senet154", timm_name="senet_zoo_senet154", layers=(3, 8, 36, 3), groups=64,
-            stem="3x3", inplanes=128, downsample_kernel_size=3, downsample_padding=1, drop_rate=0.2, **_RESNET,
+            stem="3x3", inplanes=128, downsample_kernel_size=3, downsample_padding=1, drop_rate=0.2, first_conv=_RESNET,
         ),
     )
 }  # fmt: skip

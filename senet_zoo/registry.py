@@ -153,7 +153,7 @@ def register_with_timm() -> None:
                 raise RuntimeError(f"timm already owns {timm_name!r}; give {m.name} a distinct timm_name")
             continue
         fn = _timm_entrypoint(m)
-        entries = {
+        entries: dict[str, Any] = {
             f"{timm_name}.{tag}": pretrained_cfg_for(m.name, tag, manifest) for tag in _weights_tags(manifest, m.name)
         } or {timm_name: pretrained_cfg_for(m.name)}
         senet.default_cfgs.update(generate_default_cfgs(entries))

@@ -73,7 +73,7 @@ class Weights:
 
         p = self.entry.preprocessing
         return create_transform(
-            input_size=tuple(p.input_size),
+            input_size=p.input_size,
             is_training=False,
             interpolation=p.interpolation,
             mean=tuple(p.mean),

@@ -264,7 +264,7 @@ def build_model(
     else:
         model = model_cls(**kwargs, device=device, dtype=dtype)
     model.pretrained_cfg = model.default_cfg = cfg
-    model.pretrained_model_args = dict(pretrained_model_args or {})
+    model.pretrained_model_args = dict(pretrained_model_args or {})  # type: ignore[assignment]
     if features_only:
         wrapper = _FEATURE_CLASSES[feature_cls.lower()] if isinstance(feature_cls, str) else feature_cls
         model = wrapper(model, out_indices=tuple(range(5)) if out_indices is None else out_indices)

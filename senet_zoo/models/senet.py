@@ -12,7 +12,7 @@ tests (and users filter ``timm.list_models(module="senet")``) by the registering
 
 import math
 from collections import OrderedDict
-from typing import Any
+from typing import Any, cast
 
 import torch
 from timm.models._manipulate import checkpoint_seq
@@ -233,12 +233,12 @@ class SENet(ClassifierHeadMixin, nn.Module):
 
 
 def _senet(name: str, pretrained: Any, kwargs: dict[str, Any]) -> SENet:
-    return create(SENet, name, pretrained, **kwargs)
+    return cast(SENet, create(SENet, name, pretrained, **kwargs))  # a feature wrapper when features_only
 
 
 def se_bn_inception(pretrained: Any = False, **kwargs: Any) -> SEBNInception:
     """SE-BN-Inception (BN-Inception with an SE block after every Inception module)."""
-    return create(SEBNInception, "se_bn_inception", pretrained, **kwargs)
+    return cast(SEBNInception, create(SEBNInception, "se_bn_inception", pretrained, **kwargs))
 
 
 def se_resnet50(pretrained: Any = False, **kwargs: Any) -> SENet:
