@@ -9,9 +9,11 @@ import json
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("list", help="table of the models: parameters, compute, reported accuracy, weights")
     p.add_argument("pattern", nargs="?", default=None, help="shell-style filter, e.g. 'se_resnext*'")
+    p.add_argument("--json", action="store_true", help="one JSON object per model, in a list")
     p.set_defaults(func=_list)
     p = subparsers.add_parser("info", help="everything known about one model, as JSON")
     p.add_argument("name")
+    p.add_argument("--json", action="store_true", help="accepted for symmetry with list: the output is JSON")
     p.set_defaults(func=_info)
 
 
@@ -29,9 +31,25 @@ def _weights_column(name: str) -> str:
     return " ".join(cells)
 
 
+def _weights_json(name: str) -> dict[str, dict[str, object]]:
+    from .hub.manifest import load_manifest
+
+    manifest = load_manifest()
+    if name not in manifest.names():
+        return {}
+    return {
+        tag: dict(status=entry.status, available=entry.available, size=entry.size)
+        for tag, entry in ((tag, manifest.get(name, tag)) for tag in manifest.tags(name))
+    }
+
+
 def _list(args: argparse.Namespace) -> int:
     from .registry import list_models, model_info
 
+    if args.json:
+        models = [dict(model_info(name), weights=_weights_json(name)) for name in list_models(args.pattern)]
+        print(json.dumps(models, indent=2))
+        return 0
     rows = [("model", "params(M)", "GMACs", "top-1", "top-5", "timm name", "weights")]
     for name in list_models(args.pattern):
         info = model_info(name)

@@ -41,6 +41,7 @@ import json
 import re
 import secrets
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -124,9 +125,12 @@ class _HttpError(Exception):
 class HubEmulator:
     """In-memory Hub (API server + CDN server) on 127.0.0.1; see the module docstring."""
 
-    def __init__(self, token: str = "hf_emulator_token", *, lifetime_s: float = 120.0) -> None:
+    def __init__(self, token: str = "hf_emulator_token", *, lifetime_s: float = 120.0, hold_s: float = 10.0) -> None:
         self.token = token
         self.lifetime_s = lifetime_s
+        self.hold_s = hold_s  # how long a "hang" fault keeps a request unanswered
+        self._stopped = threading.Event()
+        self._faults: list[list[Any]] = []
         self._lock = threading.RLock()
         self._repos: dict[str, _Repo] = {}
         self._log: list[RequestRecord] = []
@@ -152,6 +156,7 @@ class HubEmulator:
         return self
 
     def stop(self) -> None:
+        self._stopped.set()  # releases hanging requests
         servers, self._servers = self._servers, []
         for server in servers:
             server.shutdown()
@@ -247,6 +252,24 @@ class HubEmulator:
                     current[path] = FileRecord(len(data), sha, False, data)
             return self._add_commit(repo, current, message)
 
+    def fault(self, method: str, path_contains: str, behaviour: str, times: int = 1000, *, server: str = "api") -> None:
+        """Misbehave on the next ``times`` matching requests to ``server`` ("api" or "cdn"): ``hang`` (no answer
+        for ``hold_s``, then the connection closes), ``echo`` (a 400 whose message repeats the request's
+        Authorization header), ``500``, or ``drip`` (announce 1 MiB, then send one byte every 0.05 s for at
+        most ``hold_s``)."""
+        if behaviour not in ("hang", "echo", "500", "drip"):
+            raise ValueError(f"unknown fault {behaviour!r}")
+        with self._lock:
+            self._faults.append([server, method, path_contains, behaviour, times])
+
+    def _take_fault(self, server: str, method: str, path: str) -> str | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault[:2] == [server, method] and fault[2] in path and fault[4] > 0:
+                    fault[4] -= 1
+                    return fault[3]
+        return None
+
     def tamper(self, repo_id: str, path: str, revision: str = "main") -> None:
         """Make the CDN serve altered bytes (same length, same headers) for this LFS file."""
         with self._lock:
@@ -341,6 +364,18 @@ class _Handler(BaseHTTPRequestHandler):
         self._body: bytes | None = None  # one handler serves every request of a keep-alive connection
         parts = urlsplit(self.path)
         try:
+            fault = self.hub._take_fault(self.server.name, method, parts.path)
+            if fault == "hang":
+                self.hub._stopped.wait(self.hub.hold_s)
+                self.close_connection = True
+                return
+            if fault == "drip":
+                self._drip()
+                return
+            if fault == "echo":
+                raise _HttpError(400, f"Bad request: malformed {self.headers.get('Authorization', 'no credentials')}")
+            if fault == "500":
+                raise _HttpError(500, "Internal Error")
             self.route(method, unquote(parts.path), parse_qs(parts.query))
         except _HttpError as err:
             self._read_body()
@@ -351,6 +386,20 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_json({"error": err.message}, status=err.status, headers=headers)
         finally:
             self.hub._record(RequestRecord(self.server.name, method, parts.path, self._status, self.authorized))
+
+    def _drip(self) -> None:
+        self._status = 200
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Content-Length", str(1 << 20))
+        self.end_headers()
+        end = time.monotonic() + self.hub.hold_s
+        while time.monotonic() < end and not self.hub._stopped.wait(0.05):
+            try:
+                self.wfile.write(b"\0")
+                self.wfile.flush()
+            except OSError:  # the client gave up
+                return
 
     @property
     def authorized(self) -> bool:

@@ -9,13 +9,25 @@ Each GET of a path consumes the next behaviour of that path's script (the last o
 * ``corrupt``   same length, one byte flipped
 * ``500`` / ``404``  answer with that status
 * ``reset``     close the connection with a TCP reset before any answer
+* ``long:N``    the file plus N extra bytes, no Content-Length (the body ends when the connection closes)
+* ``huge``      announce a Content-Length of 1 TB, then send the file
+* ``gzip``      ``Content-Encoding: gzip`` with a gzip bomb (64 MiB of zeros in ~64 KiB) as the body
+* ``drip:S``    one byte every S seconds (stops after ``hold_s`` or the file, whichever comes first)
+* ``stall:N``   N bytes, then silence with the connection open for ``hold_s``
+* ``html``      200 with a ``text/html`` login page
+* ``loop``      302 redirect to itself
+* ``echo``      403 whose reason phrase and body echo the request's Authorization header
 
-``chunk_delay_s`` throttles the body (64 KiB chunks) so that concurrent clients overlap. The server runs in a
-daemon thread and shuts itself down after ``lifetime_s``.
+``chunk_delay_s`` throttles the body (64 KiB chunks) so that concurrent clients overlap. Every loop is bounded
+(by the body, ``hold_s`` or ``lifetime_s``); the server listens on 127.0.0.1 only, runs in a daemon thread and
+shuts itself down after ``lifetime_s``.
 """
 
 from __future__ import annotations
 
+import base64
+import functools
+import gzip
 import re
 import socket
 import struct
@@ -29,9 +41,17 @@ from typing import Any
 _CHUNK = 64 * 1024
 
 
+@functools.cache
+def gzip_bomb() -> bytes:
+    """64 MiB of zeros, gzip-compressed to about 64 KiB."""
+    return gzip.compress(bytes(64 << 20), compresslevel=9)
+
+
 class FileServer:
-    def __init__(self, *, chunk_delay_s: float = 0.0, lifetime_s: float = 60.0) -> None:
+    def __init__(self, *, chunk_delay_s: float = 0.0, lifetime_s: float = 60.0, hold_s: float = 5.0) -> None:
         self.chunk_delay_s = chunk_delay_s
+        self.hold_s = hold_s
+        self.stopped = threading.Event()
         self.lifetime_s = lifetime_s
         self._files: dict[str, bytes] = {}
         self._scripts: dict[str, list[str]] = {}
@@ -72,6 +92,7 @@ class FileServer:
         return self
 
     def stop(self) -> None:
+        self.stopped.set()  # ends drips and stalls
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
@@ -97,6 +118,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
             self.connection.close()
+            return
+        if behaviour in ("gzip", "html", "loop", "echo", "huge") or behaviour.startswith(("long:", "drip:", "stall:")):
+            self._misbehave(owner, data or b"", behaviour)
             return
         if behaviour in ("500", "404") or data is None:
             body = b"error\n"
@@ -143,3 +167,71 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with owner._lock:
             owner.complete[self.path] += 1
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        super().send_response(code, message)
+        if self.close_connection:  # tell the client, so it does not reuse the connection
+            self.send_header("Connection", "close")
+
+    def _misbehave(self, owner: FileServer, data: bytes, behaviour: str) -> None:
+        self.close_connection = True
+        if behaviour == "loop":
+            self.send_response(302)
+            self.send_header("Location", self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if behaviour == "echo":
+            auth = self.headers.get("Authorization", "")
+            if auth.startswith("Basic "):
+                auth += " = " + base64.b64decode(auth[6:]).decode(errors="replace")
+            body = f"denied for {auth}\n".encode()
+            self.send_response(403, f"Forbidden for {auth}")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        if behaviour == "html":
+            body = b"<!DOCTYPE html><html><body><form>Sign in</form></body></html>\n"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self.send_response(200)
+        if behaviour == "gzip":
+            body = gzip_bomb()
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        if behaviour == "huge":
+            self.send_header("Content-Length", str(10**12))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        if behaviour.startswith("long:"):
+            self.end_headers()
+            self.wfile.write(data + bytes(int(behaviour.split(":")[1])))
+            return
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.flush()
+        end = time.monotonic() + owner.hold_s
+        if behaviour.startswith("drip:"):
+            delay = float(behaviour.split(":")[1])
+            for i in range(len(data)):
+                if time.monotonic() > end or owner.stopped.wait(delay):
+                    break
+                try:
+                    self.wfile.write(data[i : i + 1])
+                    self.wfile.flush()
+                except OSError:  # the client gave up
+                    break
+            return
+        sent = int(behaviour.split(":")[1])  # stall:N
+        self.wfile.write(data[:sent])
+        self.wfile.flush()
+        owner.stopped.wait(owner.hold_s)

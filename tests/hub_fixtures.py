@@ -24,6 +24,7 @@ BARE_HUB_IMPORT = (
     "import sys, types\n"
     "_pkg = types.ModuleType('senet_zoo')\n"
     f"_pkg.__path__ = [{str(REPO_ROOT / 'senet_zoo')!r}]\n"
+    "_pkg.__version__ = 'bare-import'\n"
     "sys.modules['senet_zoo'] = _pkg\n"
 )
 

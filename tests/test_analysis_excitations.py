@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import senet_zoo
 from senet_zoo.analysis import (
     ExcitationRecorder,
+    ExcitationStats,
     collect_excitations,
     default_plot_blocks,
     plot_blocks,
@@ -173,3 +174,36 @@ def test_plots_are_valid_png_files(tmp_path: Path) -> None:
         plot_blocks(stats, ["layer4.0"], tmp_path / "x.png", classes=["zebra"])
     with pytest.raises(ValueError, match="not in the statistics"):
         plot_blocks(stats, ["layer9.9"], tmp_path / "x.png")
+
+
+def test_every_class_is_drawn_and_the_legend_stays_inside_the_image(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    classes = [f"class {i}" for i in range(10)]
+    counts = np.full(10, 5)
+    sums = {b: rng.uniform(0, 1, (10, c)) * 5 for b, c in (("layer3.0", 1024), ("layer4.0", 2048))}
+    stats = ExcitationStats(
+        blocks=list(sums),
+        classes=classes,
+        counts=counts,
+        gate_sums=sums,
+        near_one=dict.fromkeys(sums, 0),
+        near_zero=dict.fromkeys(sums, 0),
+        tol=0.05,
+    )
+    fig = plot_blocks(stats, list(sums), tmp_path / "wide.png")
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["all images", *classes]  # every class, not 8
+    for ax in fig.axes:
+        assert len(ax.get_lines()) == 11
+        assert "sorted" in ax.get_xlabel()  # wide blocks: channels ordered by their overall mean
+        (overall,) = [line for line in ax.get_lines() if line.get_label() == "all images"]
+        assert np.all(np.diff(overall.get_ydata()) >= 0)
+        assert overall.get_zorder() > max(line.get_zorder() for line in ax.get_lines() if line is not overall)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    box, page = legend.get_window_extent(renderer), fig.bbox
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1
+    chosen = plot_blocks(stats, ["layer3.0"], tmp_path / "two.png", classes=["class 3", "class 7"])
+    assert [t.get_text() for t in chosen.legends[0].get_texts()] == ["all images", "class 3", "class 7"]

@@ -15,6 +15,7 @@ import senet_zoo.models as models
 from senet_zoo.caffe.wire import read_caffemodel
 from senet_zoo.catalog import CATALOG as RELEASES
 from senet_zoo.convert import convert
+from senet_zoo.convert.card import card_claims_accuracy, model_card
 from senet_zoo.convert.verify import FEATURE_SIZE, model_input, random_images
 
 
@@ -62,8 +63,14 @@ def test_config_and_card(converted, arch: str) -> None:
     if FAMILIES[arch] is None:  # full size: the registry's (independently computed) parameter count
         assert report.parameters == zoo["weights"]["parameters"] == senet_zoo.model_info(arch)["params"]
     card = (folder / "README.md").read_text()
-    assert card.startswith("---\nlibrary_name: timm\nlicense: apache-2.0\n")
-    assert f"value: {release.top1_acc}" in card and "1709.01507" in card and "Albanie" in card
+    assert card.startswith("---\ndatasets:\n- imagenet-1k\nlibrary_name: timm\nlicense: apache-2.0\n")
+    assert "1709.01507" in card and "Albanie" in card
+    # synthetic weights: the card names the release's numbers for reference but claims nothing for these weights
+    assert not card_claims_accuracy(card) and "No accuracy is claimed for these weights" in card
+    as_release = model_card(config, release_sha256=frozenset({report.source_sha256}))  # were it the authors' file
+    assert card_claims_accuracy(as_release) == (not config.get("model_args"))
+    if not config.get("model_args"):
+        assert f"value: {release.top1_acc}" in as_release and "these weights are that release" in as_release
     assert f"{report.verification['checks'][0]['max_abs']:.3g}" in card
 
 

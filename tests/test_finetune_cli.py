@@ -49,7 +49,8 @@ def _finetune_args(data: Path, out: Path, *extra: str) -> list[str]:
         "--workers",
         "0",
         "--no-progress",
-        "--no-augment",
+        "--augment",
+        "none",
         "--lr",
         "0.05",
         *extra,
@@ -170,7 +171,7 @@ def test_torchrun_two_cpu_processes(colours: Path, tmp_path: Path) -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.count("epoch 1: val top-1") == 1  # only rank 0 reports
+    assert proc.stdout.count("epoch 1/1  loss") == 1 and proc.stdout.count("done: val top-1") == 1  # rank 0 only
     (row,) = read_metrics_csv(run / "metrics.csv")
     assert row["world_size"] == 2
     assert row["train_samples"] == 48  # 2 ranks × 24: every training image once

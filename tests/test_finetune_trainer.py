@@ -3,6 +3,7 @@ accumulation, schedule, checkpoints without pickle."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -52,7 +53,7 @@ def _tiny_senet(seed: int) -> SENet:
 
 
 def _comparable(history: list[dict]) -> list[dict]:
-    return [{k: v for k, v in row.items() if k != "epoch_time_s"} for row in history]
+    return [{k: v for k, v in row.items() if k not in ("epoch_time_s", "img_per_s")} for row in history]
 
 
 class _Interrupted(Exception):
@@ -61,7 +62,7 @@ class _Interrupted(Exception):
 
 def test_learns_the_signal_and_resume_reproduces_the_uninterrupted_run(colours: Path, tmp_path: Path) -> None:
     config = TrainConfig(epochs=3, batch_size=16, lr=0.05, warmup_epochs=1, progress=False, deterministic=True)
-    train, val, classes = image_folder_datasets(colours, _tiny_senet(0), img_size=32, augment=True)
+    train, val, classes = image_folder_datasets(colours, _tiny_senet(0), img_size=32, augment="light")
     assert classes == ["blue", "green", "red"]
 
     full = Trainer(_tiny_senet(0), train, val, out_dir=tmp_path / "full", config=config)
@@ -110,7 +111,7 @@ def test_pretrained_weights_with_a_new_head_and_a_frozen_backbone(
 ) -> None:
     path, source = pretrained_file
     probe = senet_zoo.create_model("se_resnet50", num_classes=3, **SMALL)
-    train, val, _ = image_folder_datasets(colours, probe, img_size=32, augment=False)
+    train, val, _ = image_folder_datasets(colours, probe, img_size=32, augment="none")
     config = TrainConfig(epochs=1, batch_size=16, lr=0.05, freeze_epochs=1, progress=False)
     trainer = Trainer(
         "se_resnet50", train, val, out_dir=tmp_path, pretrained=str(path), model_kwargs=SMALL, config=config
@@ -145,7 +146,7 @@ def test_pretrained_first_conv_is_adapted_for_other_input_channels(
     assert torch.allclose(four.layer0.conv1.weight, torch.cat([conv, conv[:, :1]], 1) * 3 / 4)
 
     # Fine-tuning a grayscale model end to end: the data set yields one channel.
-    train, val, _ = image_folder_datasets(colours, grey, img_size=32, augment=False, in_chans=1)
+    train, val, _ = image_folder_datasets(colours, grey, img_size=32, augment="none", in_chans=1)
     assert train[0][0].shape == (1, 32, 32)
     trainer = Trainer(
         "se_resnet50",
@@ -164,7 +165,7 @@ def test_pretrained_first_conv_is_adapted_for_other_input_channels(
 def test_freeze_until_a_stage_and_a_separate_head_learning_rate(colours: Path, tmp_path: Path) -> None:
     model = _tiny_senet(0)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    train, val, _ = image_folder_datasets(colours, model, img_size=32, augment=False)
+    train, val, _ = image_folder_datasets(colours, model, img_size=32, augment="none")
     config = TrainConfig(epochs=1, batch_size=24, lr=0.01, head_lr=0.1, freeze_until="layer2", progress=False)
     trainer = Trainer(model, train, val, out_dir=tmp_path, config=config)
     assert {(g["part"], g["base_lr"]) for g in trainer.optimizer.param_groups} == {("backbone", 0.01), ("head", 0.1)}
@@ -238,15 +239,18 @@ def test_bf16_autocast_and_adamw_with_label_smoothing_run_on_cpu(tmp_path: Path)
 
 
 def test_learning_rate_schedule_warmup_then_cosine() -> None:
-    total, warmup = 11, 2
+    total, warmup = 10, 2
     assert lr_factor(0, total, warmup) == pytest.approx(0.5)
     assert lr_factor(1, total, warmup) == pytest.approx(1.0)
     assert lr_factor(2, total, warmup) == pytest.approx(1.0)
-    # Cosine over steps 2..10: halfway (step 6) is the mean of peak and floor; the last step is the floor.
+    # Cosine over the 8 steps 2..9 towards the floor one step after the last: step 6 is halfway.
     assert lr_factor(6, total, warmup, min_ratio=0.1) == pytest.approx(0.55)
-    assert lr_factor(10, total, warmup, min_ratio=0.1) == pytest.approx(0.1)
+    last = lr_factor(total - 1, total, warmup, min_ratio=0.1)
+    assert 0.1 < last < 0.15  # the last step still trains (it was exactly the floor, 0.0 by default)
+    assert lr_factor(total - 1, total, warmup) > 0.0
+    assert lr_factor(total, total, warmup, min_ratio=0.1) == pytest.approx(0.1)
     values = [lr_factor(s, total, warmup) for s in range(total)]
-    assert all(a >= b for a, b in zip(values[2:], values[3:]))
+    assert all(a > b for a, b in zip(values[2:], values[3:]))
 
 
 def test_optimizer_state_round_trips_without_pickle(tmp_path: Path) -> None:
@@ -260,12 +264,13 @@ def test_optimizer_state_round_trips_without_pickle(tmp_path: Path) -> None:
     model = _NoBatchNorm()
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.01)
     step(model, optimizer, 0)
-    rest = save_optimizer(tmp_path / "optim.safetensors", optimizer.state_dict())
+    rest, digest = save_optimizer(tmp_path / "optim.safetensors", optimizer.state_dict())
+    assert digest == hashlib.sha256((tmp_path / "optim.safetensors").read_bytes()).hexdigest()
     rest = json.loads(json.dumps(rest))  # what state.json holds
     restored_model = _NoBatchNorm()
     restored_model.load_state_dict(model.state_dict())
     restored = torch.optim.AdamW(restored_model.parameters(), lr=0.5)
-    restored.load_state_dict(load_optimizer(tmp_path / "optim.safetensors", rest))
+    restored.load_state_dict(load_optimizer(tmp_path / "optim.safetensors", rest, digest))
     assert restored.param_groups[0]["lr"] == 0.01
     step(model, optimizer, 1)
     step(restored_model, restored, 1)

@@ -26,7 +26,7 @@ from senet_zoo.hub.fetch import (
 )
 from senet_zoo.hub.manifest import WeightsEntry, load_manifest
 
-FAST = DownloadSettings(retries=3, backoff_s=0.01, read_timeout_s=10)
+FAST = DownloadSettings(retries=3, backoff_s=0.01, stall_window_s=10)
 DATA = os.urandom(300_000)
 SHA = hashlib.sha256(DATA).hexdigest()
 
@@ -56,7 +56,10 @@ def test_download_verifies_and_is_cached(server: FileServer, tmp_path: Path) -> 
     assert path.is_relative_to(Path(os.environ["TORCH_HOME"]) / "hub" / "senet_zoo")
     assert fetch(e, progress=False, settings=FAST) == path
     assert server.gets["/w.safetensors"] == 1  # the second call used the cache
-    assert _cache_files() == ["se_resnet50/caffe_in1k/model.safetensors"]
+    assert _cache_files() == [
+        "se_resnet50/caffe_in1k/model.safetensors",
+        "se_resnet50/caffe_in1k/model.safetensors.verified.json",  # the stamp: verified once, then trusted
+    ]
 
 
 def test_interrupted_transfer_resumes_with_range(server: FileServer, tmp_path: Path) -> None:

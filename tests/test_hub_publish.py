@@ -106,7 +106,8 @@ def test_publish_fetch_round_trip(tmp_path: Path) -> None:
         downloads = [r for r in hub.requests if r.server == "cdn" and r.method == "GET"]
         assert len(downloads) == 1 and not downloads[0].authorized  # the token never leaves the Hub origin
         heads = [r.path for r in hub.requests if r.method == "HEAD"]
-        assert heads == [f"/{REPO}/resolve/{first['revision']}/model.safetensors"]  # pinned to the commit
+        # pinned to the commit: senet-zoo's size/digest check before the download, then huggingface_hub's own
+        assert heads == [f"/{REPO}/resolve/{first['revision']}/model.safetensors"] * 2
 
         # Offline: the cached file is served without any request; an uncached revision fails clearly.
         doc = json.loads(manifest.read_text())

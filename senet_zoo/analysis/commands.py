@@ -29,14 +29,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="blocks to plot, shell patterns over names like layer4.0 (default: last block of each "
         "stage and every block of the last stage)",
     )
-    p.add_argument("--classes", nargs="+", help="classes drawn as lines (default: the first eight)")
+    p.add_argument("--classes", nargs="+", help="classes drawn as lines (default: every class)")
     p.add_argument("--max-images", type=int, help="analyse a random subset (seed 0) of this many images")
     p.add_argument("--tol", type=float, default=0.05, help="saturation threshold: gate >= 1 - tol, <= tol")
     p.add_argument("--dpi", type=int, default=80, help="resolution of the PNG files")
     p.add_argument("--img-size", type=int, help="input resolution (default: the model's pretrained config)")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--workers", type=int, default=4)
+    p.add_argument("--workers", type=int, help="data-loading processes (default: as for finetune)")
+    p.add_argument("--threads", type=int, help="torch threads (default: as for finetune)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--json", action="store_true", help="print stats.json's summary as JSON instead of the table")
     add_model_options(p)
     p.set_defaults(func=_excitations)
 
@@ -47,27 +49,30 @@ def _excitations(args: argparse.Namespace) -> int:
 
     import torch
     from safetensors.torch import save_file
-    from torch.utils.data import DataLoader, Subset
+    from torch.utils.data import DataLoader, Dataset, Subset
 
     from ..finetune.checkpoint import atomic_path, write_json
     from ..finetune.commands import model_kwargs_from
-    from ..finetune.data import image_folder, model_transforms
-    from ..finetune.distributed import pick_device
+    from ..finetune.data import eval_transform, image_folder
+    from ..finetune.distributed import cpu_plan, pick_device
     from ..finetune.load import load_model
     from .excitations import collect_excitations, default_plot_blocks, se_blocks, select_blocks
     from .plots import plot_blocks, plot_depth
 
     device = pick_device(args.device)
+    threads, workers = cpu_plan(device, args.threads, args.workers)
+    torch.set_num_threads(threads)
     model, _ = load_model(args.model, args.weights, **model_kwargs_from(args))
     plot_list = select_blocks(list(se_blocks(model)), args.blocks) if args.blocks else None
-    _, eval_tf = model_transforms(model, args.img_size, augment=False, in_chans=getattr(model, "in_chans", 3))
-    dataset = image_folder(args.data, eval_tf)
-    classes = dataset.classes
-    if args.max_images is not None and args.max_images < len(dataset):  # the folder is sorted by class
-        subset = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[: args.max_images]
-        dataset = Subset(dataset, sorted(subset.tolist()))
-    loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.workers, shuffle=False)
-    stats = collect_excitations(model, loader, classes, device=device, tol=args.tol, progress=True)
+    folder = image_folder(args.data, eval_transform(model, args.img_size, getattr(model, "in_chans", 3)))
+    classes = folder.classes
+    dataset: Dataset = folder
+    if args.max_images is not None and args.max_images < len(folder):  # the folder is sorted by class
+        subset = torch.randperm(len(folder), generator=torch.Generator().manual_seed(0))[: args.max_images]
+        dataset = Subset(folder, sorted(subset.tolist()))
+    loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=workers, shuffle=False)
+    progress = args.verbosity >= 0 and not args.json
+    stats = collect_excitations(model, loader, classes, device=device, tol=args.tol, progress=progress)
     plot_list = plot_list or default_plot_blocks(stats.blocks)
     out = Path(args.out)
     summary = stats.summary()
@@ -82,8 +87,12 @@ def _excitations(args: argparse.Namespace) -> int:
     for block in plot_list:
         plot_blocks(stats, [block], out / f"excitations_{block}.png", args.classes, dpi=args.dpi)
     plot_depth(stats, out / "depth.png", dpi=args.dpi)
+    if args.json:
+        print(json.dumps(dict(summary, out=str(out)), indent=2))
+        return 0
     print(f"{'block':<16}{'channels':>9}{'mean gate':>11}{'class spread':>14}{'≈1':>8}{'≈0':>8}")
-    for block, row in summary["blocks"].items():
+    blocks: dict[str, dict[str, float]] = summary["blocks"]  # type: ignore[assignment]
+    for block, row in blocks.items():
         print(
             f"{block:<16}{row['channels']:>9}{row['mean_gate']:>11.4f}{row['class_spread']:>14.4f}"
             f"{row['near_one']:>8.1%}{row['near_zero']:>8.1%}"

@@ -1,7 +1,14 @@
 """The converted folder's ``config.json`` (timm's format) and ``README.md`` model card.
 
 The card is rendered from the config alone (:func:`model_card`), so a publisher can re-render it
-with the Hub repository id it uploads to.
+with the Hub repository id it uploads to. Its front matter is built with huggingface_hub's
+``ModelCardData`` / ``EvalResult``.
+
+A card claims the release's reported accuracy (in its text and as ``model-index`` results) only for weights
+that are the authors' release: :func:`release_claim` says why not otherwise. The converter knows what it
+converted: the verification against the Caffe graph, the full architecture with 1000 classes, and the source
+caffemodel's sha256, which must be one of :data:`RELEASE_SHA256` (the digests of the authors' download).
+Synthetic or retrained caffemodels convert and verify just as well, but their cards claim nothing.
 """
 
 from __future__ import annotations
@@ -18,11 +25,23 @@ from .classes import sorted_wnids, wnid_lemmas
 if TYPE_CHECKING:
     from .converter import ConversionReport
 
-__all__ = ["TAG", "build_config", "write_config", "model_card", "write_card"]
+__all__ = [
+    "TAG",
+    "RELEASE_SHA256",
+    "build_config",
+    "write_config",
+    "release_claim",
+    "card_claims_accuracy",
+    "model_card",
+    "write_card",
+]
 
 TAG = "caffe_in1k"
 MEAN = (123 / 255, 117 / 255, 104 / 255)  # RGB; the Caffe models subtract BGR (104, 117, 123) from 0–255
 STD = (1 / 255, 1 / 255, 1 / 255)
+# sha256 of the authors' caffemodels (hujie-frank/SENet downloads), recorded only after checking a download against
+# the release; none is recorded yet, so no conversion claims the release's accuracy until one is.
+RELEASE_SHA256: dict[str, frozenset[str]] = {arch: frozenset() for arch in RELEASES}
 BIBTEX = """@article{hu2020senet,
   title   = {Squeeze-and-Excitation Networks},
   author  = {Hu, Jie and Shen, Li and Albanie, Samuel and Sun, Gang and Wu, Enhua},
@@ -98,38 +117,81 @@ def write_config(path: str | os.PathLike, config: dict[str, Any]) -> None:
     write_text_atomic(path, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
 
 
-def _front_matter(name: str, arch: str) -> str:
+def release_claim(config: dict[str, Any], release_sha256: frozenset[str] | None = None) -> str | None:
+    """None when the folder's weights are the authors' release (its accuracy may be claimed), else why not.
+
+    ``release_sha256`` overrides :data:`RELEASE_SHA256` for the architecture (tests, a newly checked download).
+    """
+    zoo = config.get("senet_zoo") or {}
+    arch = zoo.get("name")
+    if arch not in RELEASES:
+        return f"{arch!r} is not one of the SENet releases"
+    if not zoo.get("verification"):
+        return "the conversion was not verified against the Caffe graph (--no-verify)"
+    if config.get("model_args") or config.get("num_classes") != 1000:
+        return "the network is not the release's full architecture with 1000 classes"
+    digest = (zoo.get("source") or {}).get("sha256")
+    known = RELEASE_SHA256.get(arch, frozenset()) if release_sha256 is None else release_sha256
+    if digest not in known:
+        return (
+            f"the source caffemodel (sha256 {digest}) is not a recorded digest of the authors' "
+            f"{zoo.get('caffe_name', arch)} release (synthetic or other weights)"
+        )
+    return None
+
+
+def card_claims_accuracy(card_text: str) -> bool:
+    """Whether a model card's front matter reports evaluation results (``model-index``)."""
+    from huggingface_hub import ModelCard
+
+    return bool(getattr(ModelCard(card_text, ignore_metadata_errors=True).data, "eval_results", None))
+
+
+def _front_matter(name: str, arch: str, claimed: bool) -> str:
+    from huggingface_hub import EvalResult, ModelCardData
+
     release = RELEASES[arch]
-    return f"""---
-library_name: timm
-license: apache-2.0
-pipeline_tag: image-classification
-tags:
-- image-classification
-- timm
-- senet-zoo
-- squeeze-and-excitation
-datasets:
-- imagenet-1k
-model-index:
-- name: {name}
-  results:
-  - task:
-      type: image-classification
-      name: Image Classification
-    dataset:
-      name: ImageNet-1k
-      type: imagenet-1k
-      split: validation
-    metrics:
-    - type: accuracy
-      name: Top-1 accuracy (reported by the authors, 224 centre crop)
-      value: {release.top1_acc}
-    - type: accuracy
-      name: Top-5 accuracy (reported by the authors, 224 centre crop)
-      value: {release.top5_acc}
----
-"""
+    results = [
+        EvalResult(
+            task_type="image-classification",
+            task_name="Image Classification",
+            dataset_type="imagenet-1k",
+            dataset_name="ImageNet-1k",
+            dataset_split="validation",
+            metric_type="accuracy",
+            metric_name=f"Top-{k} accuracy (reported by the authors, 224 centre crop)",
+            metric_value=value,
+        )
+        for k, value in ((1, release.top1_acc), (5, release.top5_acc))
+    ]
+    data = ModelCardData(
+        library_name="timm",
+        license="apache-2.0",
+        pipeline_tag="image-classification",
+        tags=["image-classification", "timm", "senet-zoo", "squeeze-and-excitation"],
+        datasets=["imagenet-1k"],
+        model_name=name,
+        eval_results=results if claimed else None,
+    )
+    return f"---\n{data.to_yaml()}\n---\n"
+
+
+def _accuracy_text(release: Any, reason: str | None) -> str:
+    table = (
+        "| top-1 acc | top-5 acc | top-1 err | top-5 err |\n|---|---|---|---|\n"
+        f"| {release.top1_acc:.2f} | {release.top5_acc:.2f} | {release.top1_err:.2f} | {release.top5_err:.2f} |\n"
+    )
+    protocol = "ImageNet-1k validation, single 224×224 centre crop of the image resized to 256 on the short side"
+    if reason is None:
+        return (
+            f"## Reported accuracy\n\n{protocol}, as reported by the authors for this Caffe release (these "
+            f"weights are that release: the source caffemodel's sha256 is the release's; not re-measured here):\n\n"
+            + table
+        )
+    return (
+        f"## Accuracy\n\n**No accuracy is claimed for these weights**: {reason}. For reference only, the "
+        f"authors report for their own Caffe release ({protocol}):\n\n" + table
+    )
 
 
 def _verification_text(verification: dict[str, Any] | None) -> str:
@@ -150,9 +212,17 @@ def _verification_text(verification: dict[str, Any] | None) -> str:
     )
 
 
-def model_card(config: dict[str, Any], repo_id: str | None = None) -> str:
-    """The README.md of a converted folder, from its ``config.json`` contents."""
+def model_card(
+    config: dict[str, Any], repo_id: str | None = None, *, release_sha256: frozenset[str] | None = None
+) -> str:
+    """The README.md of a converted folder, from its ``config.json`` contents (see :func:`release_claim`)."""
     zoo = config["senet_zoo"]
+    reason = release_claim(config, release_sha256)
+    origin = (
+        "from the authors' original Caffe release"
+        if reason is None
+        else f"from a caffemodel with the layout of the authors' release (`{zoo['source']['file']}`, see Provenance)"
+    )
     arch, caffe_name = zoo["name"], zoo["caffe_name"]
     release = RELEASES[arch]
     name = f"{arch}.{zoo['tag']}"
@@ -174,25 +244,17 @@ def model_card(config: dict[str, Any], repo_id: str | None = None) -> str:
     args = "".join(f", {k}={v}" for k, v in config.get("model_args", {}).items())
     notes = "".join(f"- note: {note}\n" for note in zoo.get("notes", []))
     return (
-        _front_matter(name, arch)
+        _front_matter(name, arch, claimed=reason is None)
         + f"""
 # {name}
 
-**{caffe_name}** from *Squeeze-and-Excitation Networks* (Hu et al.), converted from the authors'
-original Caffe release to PyTorch by senet_zoo (converter {zoo["converter_version"]}).
+**{caffe_name}** from *Squeeze-and-Excitation Networks* (Hu et al.), converted {origin} to PyTorch
+by senet_zoo (converter {zoo["converter_version"]}).
 The values are the Caffe model's, rearranged: each BatchNorm's statistics divided by Caffe's scale
 factor and merged with the Scale layer that follows it into one BatchNorm2d, the first convolution's
 input channels reversed (BGR → RGB) and the classifier rows reordered to sorted-WNID class order.
 
-## Reported accuracy
-
-ImageNet-1k validation, single 224×224 centre crop of the image resized to 256 on the short side, as
-reported by the authors for this Caffe release (not re-measured here):
-
-| top-1 acc | top-5 acc | top-1 err | top-5 err |
-|---|---|---|---|
-| {release.top1_acc:.2f} | {release.top5_acc:.2f} | {release.top1_err:.2f} | {release.top5_err:.2f} |
-
+{_accuracy_text(release, reason)}
 ## Preprocessing
 
 RGB input, resize to 256 (bilinear), centre crop 224 (`crop_pct` 0.875), pixel values in 0–255 minus
@@ -247,4 +309,5 @@ Apache-2.0, the license under which the authors released the SENet models.
 
 
 def write_card(path: str | os.PathLike, config: dict[str, Any], repo_id: str | None = None) -> None:
+    """Write :func:`model_card` to ``path`` atomically."""
     write_text_atomic(path, model_card(config, repo_id))

@@ -46,23 +46,42 @@ def model_kwargs_from(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _add_runtime_options(p: argparse.ArgumentParser) -> None:
-    from .trainer import AMP_MODES
+    from .trainer import AMP_MODES, TrainConfig
 
+    defaults = TrainConfig()
     p.add_argument("--img-size", type=int, help="input resolution (default: the model's pretrained config)")
-    p.add_argument("--batch-size", type=int, default=32, help="per process (default 32)")
-    p.add_argument("--workers", type=int, default=4, help="data-loading processes per training process")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda (under torchrun: one GPU per rank)")
-    p.add_argument("--amp", choices=AMP_MODES, default="auto", help="mixed precision (auto: CUDA only)")
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images per batch and process")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=defaults.num_workers,
+        help="data-loading processes per training process (default: a share of the cores that, with "
+        "--threads, never oversubscribes them: 0 below 4 cores per process on a CPU)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=defaults.threads,
+        help="torch threads per process (default: $OMP_NUM_THREADS, else the cores / processes per node "
+        "left after --workers)",
+    )
+    p.add_argument("--device", default=defaults.device, help="auto, cpu, cuda (under torchrun: one GPU per rank)")
+    p.add_argument("--amp", choices=AMP_MODES, default=defaults.amp, help="mixed precision (auto: CUDA only)")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from .data import AUGMENT_PRESETS
     from .optim import OPTIMIZERS
+    from .trainer import TrainConfig
 
+    d = TrainConfig()  # one source for the defaults of the CLI and the Python API
     p = subparsers.add_parser(
         "finetune",
         help="fine-tune a model on an ImageFolder (DIR/train/CLASS/*, DIR/val/CLASS/*)",
-        description="Fine-tune on DIR/train, validate on DIR/val each epoch; RUN_DIR gets checkpoints "
-        "(safetensors + state.json), best.safetensors, metrics.csv and curves.png. "
+        description="Fine-tune on DIR/train, validate on DIR/val each epoch (one line per epoch); RUN_DIR gets "
+        "checkpoints (safetensors + state.json), best.safetensors, metrics.csv and curves.png. "
+        "Ctrl-C stops after a clean checkpoint (exit 130; continue with --resume). "
         "Run under torchrun for several processes.",
     )
     p.add_argument("--model", required=True, help="senet_zoo model name, e.g. se_resnet50")
@@ -73,22 +92,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--pretrained",
         default="default",
         metavar="PATH|TAG|default|none",
-        help="starting weights (default: the model's default published weights)",
+        help="starting weights (default: the model's default published weights; none: random init)",
     )
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
-    p.add_argument("--lr", type=float, default=0.01, help="backbone peak learning rate")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training set")
+    p.add_argument(
+        "--augment",
+        choices=tuple(AUGMENT_PRESETS),
+        default=d.augment,
+        help="training augmentation: none; light (crops of 70-100%% of the image, no colour jitter; for "
+        "small data sets); standard (crops of 35-100%%); imagenet (timm's from-scratch recipe: 8-100%% "
+        "crops, flip, colour jitter)",
+    )
+    p.add_argument(
+        "--hflip",
+        action=argparse.BooleanOptionalAction,
+        default=d.hflip,
+        help="random horizontal flips (default: only with --augment imagenet; wrong for digits and text)",
+    )
+    p.add_argument(
+        "--mean",
+        type=float,
+        nargs="+",
+        help="input normalisation mean, 0-1 scale (default: the weights'; ImageNet's for --pretrained none)",
+    )
+    p.add_argument("--std", type=float, nargs="+", help="input normalisation std (default: as for --mean)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer, help="sgd (with momentum) or adamw")
+    p.add_argument("--lr", type=float, default=d.lr, help="backbone peak learning rate")
     p.add_argument("--head-lr", type=float, help="classifier learning rate (default: --lr)")
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--warmup-epochs", type=float, default=0.0)
-    p.add_argument("--min-lr-ratio", type=float, default=0.0, help="final learning rate / peak")
-    p.add_argument("--label-smoothing", type=float, default=0.0)
-    p.add_argument("--freeze-epochs", type=int, default=0, help="train only the head for the first N epochs")
+    p.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="on weights, not biases/norms")
+    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs, help="linear warm-up, then cosine")
+    p.add_argument("--min-lr-ratio", type=float, default=d.min_lr_ratio, help="final learning rate / peak")
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing, help="cross-entropy smoothing")
+    p.add_argument(
+        "--freeze-epochs", type=int, default=d.freeze_epochs, help="train only the head for the first N epochs"
+    )
     p.add_argument("--freeze-until", metavar="MODULE", help="keep top-level modules up to MODULE frozen (layer2)")
-    p.add_argument("--accum-steps", type=int, default=1, help="micro-batches per optimizer step")
-    p.add_argument("--no-augment", action="store_true", help="train on the evaluation transform")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--accum-steps", type=int, default=d.accum_steps, help="micro-batches per optimizer step")
+    p.add_argument("--seed", type=int, default=d.seed, help="every epoch reseeds from (seed, epoch, rank)")
     p.add_argument("--deterministic", action="store_true", help="torch.use_deterministic_algorithms")
     p.add_argument("--resume", action="store_true", help="continue RUN_DIR from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -99,16 +140,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "evaluate",
         help="top-1 / top-5 accuracy of weights on an ImageFolder",
-        description="Evaluate a model on DIR/CLASS/* with its evaluation transform.",
+        description="Evaluate a model on DIR/CLASS/* with its evaluation transform. The class folders "
+        "must be the classes the weights were trained on (names, or at least their number).",
     )
     p.add_argument("--model", help="model name (default: the one recorded in a fine-tuning checkpoint)")
     p.add_argument(
         "--weights",
         required=True,
-        metavar="PATH|TAG|default",
-        help="a .safetensors file (e.g. RUN_DIR/best.safetensors) or a published weights tag",
+        metavar="PATH|RUN_DIR|TAG|default",
+        help="a .safetensors file, a fine-tuning run folder (its best.safetensors) or a published weights tag",
     )
     p.add_argument("--data", required=True, metavar="DIR", help="ImageFolder root (e.g. DIR/val)")
+    p.add_argument(
+        "--allow-mismatch",
+        action="store_true",
+        help="evaluate even if the folder's classes differ from the weights' (labels are folder indices)",
+    )
     _add_runtime_options(p)
     add_model_options(p)
     p.set_defaults(func=_evaluate)
@@ -126,16 +173,22 @@ def _num_classes(value: str, data: str) -> int:
 
 
 def _finetune(args: argparse.Namespace) -> int:
+    import signal
+    import sys
+
     import torch
 
     from ..registry import create_model
     from .data import image_folder_datasets
     from .load import parse_pretrained
-    from .trainer import TrainConfig, Trainer
+    from .trainer import TrainConfig, Trainer, format_epoch
 
+    quiet = args.verbosity < 0
     config = TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
+        augment=args.augment,
+        hflip=args.hflip,
         optimizer=args.optimizer,
         lr=args.lr,
         head_lr=args.head_lr,
@@ -150,59 +203,129 @@ def _finetune(args: argparse.Namespace) -> int:
         amp=args.amp,
         seed=args.seed,
         num_workers=args.workers,
+        threads=args.threads,
         device=args.device,
         deterministic=args.deterministic,
-        progress=not args.no_progress,
+        progress=not (args.no_progress or quiet),
     )
     kwargs = model_kwargs_from(args)
     num_classes = _num_classes(args.num_classes, args.data)
+    pretrained = parse_pretrained(args.pretrained)
     torch.manual_seed(args.seed)  # every rank builds the same new head
-    model = create_model(args.model, pretrained=parse_pretrained(args.pretrained), num_classes=num_classes, **kwargs)
+    model = create_model(args.model, pretrained=pretrained, num_classes=num_classes, **kwargs)
     # The transforms follow the loaded weights' preprocessing, so the data sets come after the model.
     train, val, classes = image_folder_datasets(
-        args.data, model, args.img_size, not args.no_augment, kwargs.get("in_chans", 3)
+        args.data,
+        model,
+        args.img_size,
+        config.augment,
+        kwargs.get("in_chans", 3),
+        hflip=config.hflip,
+        pretrained=pretrained is not False,
+        mean=args.mean,
+        std=args.std,
     )
     if len(classes) != num_classes:
         raise ValueError(f"{args.data}/train has {len(classes)} class folders but --num-classes is {num_classes}")
     trainer = Trainer(model, train, val, out_dir=args.out, num_classes=num_classes, config=config, model_kwargs=kwargs)
+    out = sys.stderr if args.json else sys.stdout  # --json: stdout holds only the summary
+
+    def report(tr: Trainer, row: dict) -> None:
+        if tr.dist.is_main and not quiet:
+            print(format_epoch(row, config.epochs, tr.best), file=out, flush=True)
+
+    def terminate(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
-        history = trainer.fit(resume=args.resume)
+        history = trainer.fit(resume=args.resume, on_epoch_end=report)
+    except KeyboardInterrupt:
+        if trainer.dist.is_main:
+            print(f"interrupted after epoch {trainer.epochs_done}; continue with --resume", file=sys.stderr)
+        return 130
     finally:
+        signal.signal(signal.SIGTERM, previous)
         trainer.close()
     if trainer.dist.is_main:
-        last = history[-1]
-        print(
-            f"epoch {last['epoch']}: val top-1 {last['val_top1']:.2f}%  top-5 {last['val_top5']:.2f}%  "
-            f"(best {trainer.best.get('val_top1', float('nan')):.2f}% at epoch {trainer.best.get('epoch')})"
-        )
-        print(f"run directory: {args.out} (best.safetensors, metrics.csv, curves.png, state.json)")
+        last, best = history[-1], trainer.best
+        if args.json:
+            summary = dict(
+                run_dir=str(args.out),
+                model=args.model,
+                epochs=last["epoch"],
+                last=last,
+                best=best,
+                preprocessing=trainer.model_info["preprocessing"],
+                augmentation=trainer.augmentation,
+                threads=trainer.threads,
+                workers=trainer.num_workers,
+            )
+            print(json.dumps(summary, indent=2))
+        elif not quiet:
+            print(
+                f"done: val top-1 {last['val_top1']:.2f}%  top-5 {last['val_top5']:.2f}% after epoch {last['epoch']}"
+                f"; best {best.get('val_top1', float('nan')):.2f}% at epoch {best.get('epoch')}"
+            )
+            print(f"run directory: {args.out} (best.safetensors, metrics.csv, curves.png, state.json)")
     return 0
 
 
+def _expected_classes(model: Any, info: dict[str, Any]) -> list[str] | None:
+    """The class names the weights were trained on, when they are known."""
+    if info.get("classes"):
+        return list(info["classes"])
+    names = getattr(model, "pretrained_cfg", {}).get("label_names")
+    return list(names) if names and len(names) == getattr(model, "num_classes", None) else None
+
+
+def _check_classes(model: Any, info: dict[str, Any], folder: str, classes: list[str]) -> None:
+    expected = _expected_classes(model, info)
+    if expected is not None and expected != classes:
+        missing = sorted(set(expected) - set(classes))[:5]
+        extra = sorted(set(classes) - set(expected))[:5]
+        raise ValueError(
+            f"{folder}: its {len(classes)} class folders are not the {len(expected)} classes the weights were "
+            f"trained on (e.g. not in the folder: {missing}, not in the weights: {extra}"
+            f"{'; same names, other order' if not missing and not extra else ''}); "
+            "pass --allow-mismatch to evaluate anyway"
+        )
+    outputs = getattr(model, "num_classes", None)
+    if expected is None and outputs != len(classes):
+        raise ValueError(
+            f"{folder}: {len(classes)} class folders, but the weights have {outputs} outputs: top-1 would "
+            "compare unrelated labels; pass --allow-mismatch to evaluate anyway"
+        )
+
+
 def _evaluate(args: argparse.Namespace) -> int:
+    import torch
+
     from . import distributed
-    from .data import eval_loader, image_folder, model_transforms
+    from .data import eval_loader, eval_transform, image_folder
     from .load import load_model
     from .trainer import amp_dtype, evaluate
 
     dist_info = distributed.setup(args.device)
     try:
         model, info = load_model(args.model, args.weights, **model_kwargs_from(args))
-        _, eval_tf = model_transforms(model, args.img_size, augment=False, in_chans=getattr(model, "in_chans", 3))
-        dataset = image_folder(args.data, eval_tf)
-        if info.get("classes") and list(dataset.classes) != info["classes"]:
-            raise ValueError(
-                f"{args.data}: class folders {dataset.classes} differ from the classes the weights "
-                f"were trained on {info['classes']}"
-            )
-        loader = eval_loader(dataset, args.batch_size, dist_info, args.workers)
+        threads, workers = distributed.cpu_plan(dist_info.device, args.threads, args.workers)
+        torch.set_num_threads(threads)
+        dataset = image_folder(args.data, eval_transform(model, args.img_size, getattr(model, "in_chans", 3)))
+        if not args.allow_mismatch:
+            _check_classes(model, info, args.data, list(dataset.classes))
+        loader = eval_loader(dataset, args.batch_size, dist_info, workers)
         model.to(dist_info.device)
-        metrics = evaluate(model, loader, dist_info.device, amp_dtype(args.amp, dist_info.device), progress=True)
+        progress = dist_info.is_main and args.verbosity >= 0
+        metrics = evaluate(model, loader, dist_info.device, amp_dtype(args.amp, dist_info.device), progress=progress)
     finally:
         distributed.teardown(dist_info)
     if dist_info.is_main:
-        print(
-            f"top-1 {metrics['top1']:.2f}%  top-5 {metrics['top5']:.2f}%  loss {metrics['loss']:.4f}  "
-            f"({metrics['samples']} images)"
-        )
+        if args.json:
+            print(json.dumps(dict(metrics, weights=str(info.get("path", args.weights)), data=str(args.data))))
+        else:
+            print(
+                f"top-1 {metrics['top1']:.2f}%  top-5 {metrics['top5']:.2f}%  loss {metrics['loss']:.4f}  "
+                f"({metrics['samples']} images)"
+            )
     return 0

@@ -1,15 +1,23 @@
 """ImageFolder data sets with a model's own preprocessing, and the loaders the trainer shards across ranks.
 
-Preprocessing comes from the model's pretrained config (``timm.data.resolve_data_config`` +
-``create_transform``): the Caffe mean/std for the converted weights, the crop and interpolation they
-were evaluated with. ``img_size`` overrides the input resolution (small images, quick experiments).
+Preprocessing follows the weights: a pretrained model's config (``timm.data.resolve_data_config``)
+gives the mean/std, crop and interpolation its weights were evaluated with (the Caffe mean/std for
+the converted weights); a randomly initialised model (``pretrained=False``) uses the standard ImageNet
+mean/std instead; ``mean``/``std`` override either. ``img_size`` sets the input resolution.
+
+Training augmentation comes from a preset (:data:`AUGMENT_PRESETS`). The default, ``"light"``, suits
+fine-tuning on small data sets: a mild random-resized crop, no colour jitter, no flip. ``"imagenet"``
+is timm's from-scratch ImageNet recipe (crops down to 8 % of the image, flip, colour jitter), which
+destroys the signal of small data sets whose classes differ by colour, orientation or fine detail.
+Horizontal flips are a switch of their own (``hflip``): right for photos, wrong for digits and text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence, Sized
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -17,12 +25,40 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from .distributed import DistInfo
 
+if TYPE_CHECKING:
+    from torchvision.datasets import ImageFolder
+
 PREPROCESSING_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """A training augmentation: random-resized-crop area ``scale`` and aspect ``ratio`` ranges, colour
+    jitter strength (0: none) and whether horizontal flips are on by default."""
+
+    scale: tuple[float, float]
+    ratio: tuple[float, float]
+    color_jitter: float
+    hflip: bool
+
+
+AUGMENT_PRESETS: dict[str, Augmentation | None] = {
+    "none": None,  # the evaluation transform
+    "light": Augmentation(scale=(0.7, 1.0), ratio=(0.9, 1.1), color_jitter=0.0, hflip=False),
+    "standard": Augmentation(scale=(0.35, 1.0), ratio=(3 / 4, 4 / 3), color_jitter=0.0, hflip=False),
+    "imagenet": Augmentation(scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), color_jitter=0.4, hflip=True),
+}
+DEFAULT_AUGMENT = "light"
 
 __all__ = [
     "PREPROCESSING_KEYS",
+    "AUGMENT_PRESETS",
+    "DEFAULT_AUGMENT",
+    "Augmentation",
+    "augmentation",
     "data_config",
     "model_transforms",
+    "eval_transform",
     "image_folder",
     "image_folder_datasets",
     "count_classes",
@@ -33,43 +69,96 @@ __all__ = [
 ]
 
 
-def data_config(model: nn.Module, img_size: int | None = None, in_chans: int = 3) -> dict[str, Any]:
-    """The model's preprocessing (timm data config), at ``img_size`` if given, for ``in_chans`` 1 or 3."""
-    from timm.data import resolve_data_config
+def augmentation(preset: str, hflip: bool | None = None) -> dict[str, Any]:
+    """The preset's settings as a JSON-able record (``{"preset": "none"}`` for none); ``hflip`` None: the
+    preset's default."""
+    if preset not in AUGMENT_PRESETS:
+        raise ValueError(f"augment must be one of {tuple(AUGMENT_PRESETS)}, got {preset!r}")
+    aug = AUGMENT_PRESETS[preset]
+    if aug is None:
+        return {"preset": preset}
+    return {"preset": preset, **asdict(aug), "hflip": aug.hflip if hflip is None else bool(hflip)}
+
+
+def data_config(
+    model: nn.Module,
+    img_size: int | None = None,
+    in_chans: int = 3,
+    *,
+    pretrained: bool = True,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> dict[str, Any]:
+    """The preprocessing for ``model`` (timm data config), at ``img_size`` if given, for ``in_chans`` 1 or 3.
+
+    ``pretrained=False`` (random weights) replaces the weights' mean/std by ImageNet's; ``mean``/``std``
+    (3 values, or 1 for ``in_chans=1``) override both.
+    """
+    from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, resolve_data_config
 
     if in_chans not in (1, 3):
         raise ValueError(f"image folders hold RGB images: in_chans must be 1 (grayscale) or 3, got {in_chans}")
     cfg = resolve_data_config(model=model)
     if img_size is not None:
         cfg["input_size"] = (cfg["input_size"][0], img_size, img_size)
+    if not pretrained:
+        cfg.update(mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD)
     if in_chans == 1 and len(cfg["mean"]) == 3:  # one grey channel: the mean of the RGB statistics
         cfg.update(mean=(sum(cfg["mean"]) / 3,), std=(sum(cfg["std"]) / 3,))
+    for key, value in (("mean", mean), ("std", std)):
+        if value is not None:
+            value = tuple(float(v) for v in value)
+            if len(value) != in_chans or (key == "std" and min(value) <= 0):
+                raise ValueError(f"{key} needs {in_chans} value(s){' > 0' if key == 'std' else ''}, got {value}")
+            cfg[key] = value
     cfg["input_size"] = (in_chans, *cfg["input_size"][1:])
     return cfg
 
 
 def model_transforms(
-    model: nn.Module, img_size: int | None = None, augment: bool = True, in_chans: int = 3
+    model: nn.Module,
+    img_size: int | None = None,
+    augment: str = DEFAULT_AUGMENT,
+    in_chans: int = 3,
+    *,
+    hflip: bool | None = None,
+    pretrained: bool = True,
 ) -> tuple[Callable, Callable]:
-    """Training and evaluation transforms for ``model`` (timm's: random-resized crop + flip + colour
-    jitter for training unless ``augment`` is False; resize + centre crop for evaluation)."""
-    return _transforms(data_config(model, img_size, in_chans), augment)
+    """Training (``augment`` preset, see :data:`AUGMENT_PRESETS`) and evaluation (resize + centre crop)
+    transforms for ``model``."""
+    return _transforms(data_config(model, img_size, in_chans, pretrained=pretrained), augmentation(augment, hflip))
 
 
-def _transforms(cfg: dict[str, Any], augment: bool) -> tuple[Callable, Callable]:
+def eval_transform(model: nn.Module, img_size: int | None = None, in_chans: int = 3) -> Callable:
+    """Resize + centre crop + normalise, as ``model``'s config says (for evaluation and analysis)."""
+    return _transforms(data_config(model, img_size, in_chans), augmentation("none"))[1]
+
+
+def _transforms(cfg: dict[str, Any], aug: dict[str, Any]) -> tuple[Callable, Callable]:
     from timm.data import create_transform
     from torchvision import transforms
 
     common = {k: cfg[k] for k in PREPROCESSING_KEYS}
-    train_tf = create_transform(is_training=augment, **common)
     eval_tf = create_transform(is_training=False, **common)
+    if aug["preset"] == "none":
+        train_tf = eval_tf
+    else:
+        jitter: dict[str, Any] = {"color_jitter": aug["color_jitter"] or None}  # None: no ColorJitter at all
+        train_tf = create_transform(
+            is_training=True,
+            scale=aug["scale"],
+            ratio=aug["ratio"],
+            hflip=0.5 if aug["hflip"] else 0.0,
+            **jitter,
+            **common,
+        )
     if cfg["input_size"][0] == 1:
         grey = transforms.Grayscale(num_output_channels=1)
         train_tf, eval_tf = transforms.Compose([grey, train_tf]), transforms.Compose([grey, eval_tf])
     return train_tf, eval_tf
 
 
-def image_folder(root: str | Path, transform: Callable | None = None) -> Dataset:
+def image_folder(root: str | Path, transform: Callable | None = None) -> ImageFolder:
     """``torchvision.datasets.ImageFolder(root)`` with an error that names the folder when it is unusable."""
     from torchvision.datasets import ImageFolder
 
@@ -83,18 +172,32 @@ def image_folder(root: str | Path, transform: Callable | None = None) -> Dataset
 
 
 def image_folder_datasets(
-    root: str | Path, model: nn.Module, img_size: int | None = None, augment: bool = True, in_chans: int = 3
-) -> tuple[Dataset, Dataset, list[str]]:
+    root: str | Path,
+    model: nn.Module,
+    img_size: int | None = None,
+    augment: str = DEFAULT_AUGMENT,
+    in_chans: int = 3,
+    *,
+    hflip: bool | None = None,
+    pretrained: bool = True,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> tuple[ImageFolder, ImageFolder, list[str]]:
     """``root/train`` and ``root/val`` as ImageFolder data sets with the model's transforms, and the classes.
 
-    The two splits must hold the same class folders, otherwise label indices would disagree. Both data
-    sets carry the preprocessing as ``.data_config`` (the trainer records it with its checkpoints).
+    ``augment``/``hflip``: the training augmentation (:data:`AUGMENT_PRESETS`); ``pretrained=False`` for a
+    randomly initialised model (ImageNet mean/std); ``mean``/``std`` override. The two splits must hold
+    the same class folders, otherwise label indices would disagree. Both data sets carry the
+    preprocessing as ``.data_config`` and the training set its ``.augmentation`` (the trainer records
+    both with its checkpoints).
     """
     root = Path(root)
-    cfg = data_config(model, img_size, in_chans)
-    train_tf, eval_tf = _transforms(cfg, augment)
+    cfg = data_config(model, img_size, in_chans, pretrained=pretrained, mean=mean, std=std)
+    aug = augmentation(augment, hflip)
+    train_tf, eval_tf = _transforms(cfg, aug)
     train, val = image_folder(root / "train", train_tf), image_folder(root / "val", eval_tf)
     train.data_config = val.data_config = cfg
+    train.augmentation = aug
     if train.classes != val.classes:
         only_train = sorted(set(train.classes) - set(val.classes))
         only_val = sorted(set(val.classes) - set(train.classes))
@@ -137,9 +240,9 @@ def train_loader(dataset: Dataset, batch_size: int, dist_info: DistInfo, seed: i
 
     The order depends only on ``seed`` and the epoch, so a resumed run sees the same batches.
     """
-    if len(dataset) == 0:
+    if len(cast(Sized, dataset)) == 0:
         raise ValueError("the training data set is empty")
-    sampler = DistributedSampler(
+    sampler: DistributedSampler = DistributedSampler(
         dataset, num_replicas=dist_info.world_size, rank=dist_info.rank, shuffle=True, seed=seed
     )
     return _loader(dataset, batch_size, sampler, num_workers, dist_info.device)
@@ -147,7 +250,7 @@ def train_loader(dataset: Dataset, batch_size: int, dist_info: DistInfo, seed: i
 
 def eval_loader(dataset: Dataset, batch_size: int, dist_info: DistInfo, num_workers: int = 0) -> DataLoader:
     """In-order evaluation batches, each sample on exactly one rank."""
-    sampler = ShardSampler(len(dataset), dist_info.rank, dist_info.world_size)
+    sampler = ShardSampler(len(cast(Sized, dataset)), dist_info.rank, dist_info.world_size)
     return _loader(dataset, batch_size, sampler, num_workers, dist_info.device)
 
 

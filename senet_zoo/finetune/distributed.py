@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "pick_device", "setup", "all_reduce_sum", "barrier", "teardown"]
+__all__ = ["DistInfo", "pick_device", "setup", "cpu_plan", "all_reduce_sum", "barrier", "teardown"]
 
 _logger = logging.getLogger(__name__)
 
@@ -59,6 +59,34 @@ def setup(device: str = "auto") -> DistInfo:
         _logger.info("rank %d/%d joined the %s process group on %s", rank, world_size, backend, dev)
         return DistInfo(rank, world_size, local_rank, dev, owns_group=True)
     return DistInfo(rank, world_size, local_rank, dev)
+
+
+def _core_share() -> int:
+    """The cores this process may use: those it is allowed to run on, divided among the processes that
+    ``torchrun`` starts on this node (``LOCAL_WORLD_SIZE``)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not every platform has CPU affinity
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+
+
+def cpu_plan(device: torch.device, threads: int | None = None, workers: int | None = None) -> tuple[int, int]:
+    """Torch threads and data-loading workers for this process that never oversubscribe its cores.
+
+    Threads + workers fit this process's share of the cores (:func:`_core_share`). On a CPU the model
+    needs the cores, so workers start only from 4 cores per process (one per 4 cores, at most 8); on a
+    GPU the loaders need them (all cores but one, at most 8). Explicit values win; ``OMP_NUM_THREADS``,
+    when set, is the default thread count.
+    """
+    share = _core_share()
+    if workers is None:
+        wanted = share - 1 if device.type == "cuda" else share // 4
+        workers = max(0, min(8, wanted, share - (threads or 1)))
+    if threads is None:
+        env = os.environ.get("OMP_NUM_THREADS", "")
+        threads = int(env) if env.isdigit() and int(env) > 0 else max(1, share - workers)
+    return threads, workers
 
 
 def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from safetensors import safe_open
@@ -12,7 +12,9 @@ from torch import nn
 
 from .checkpoint import read_model_metadata
 
-__all__ = ["load_model", "parse_pretrained"]
+__all__ = ["load_model", "parse_pretrained", "RUN_WEIGHTS"]
+
+RUN_WEIGHTS = "best.safetensors"  # what a fine-tuning run folder stands for
 
 
 def parse_pretrained(value: str | os.PathLike[str] | bool | None) -> Any:
@@ -40,25 +42,33 @@ def load_model(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Build ``name`` with ``weights`` and return it with the description stored in the file (may be empty).
 
-    For a ``.safetensors`` path the architecture, classifier size and model options default to those a
-    fine-tuning checkpoint records (explicit ``kwargs`` win), and so does the preprocessing in
-    ``model.pretrained_cfg``; for a file from elsewhere the classifier size is read from the file. A tag
-    (or ``"default"``) loads the published weights.
+    A fine-tuning run folder stands for its ``best.safetensors``. For a ``.safetensors`` path the
+    architecture, classifier size and model options default to those a fine-tuning checkpoint records
+    (explicit ``kwargs`` win), and so does the preprocessing in ``model.pretrained_cfg``; for a file from
+    elsewhere the classifier size is read from the file. A tag (or ``"default"``) loads the published
+    weights. The returned description includes ``path``, the file loaded, for a path.
     """
     from ..registry import create_model
 
     pretrained = parse_pretrained(weights)
     is_path = isinstance(pretrained, (str, os.PathLike)) and (
         str(pretrained).endswith(".safetensors") or os.sep in str(pretrained) or Path(pretrained).exists()
-    )
+    )  # a tag never contains a path separator
     if not is_path:
         if name is None:
             raise ValueError("a model name is required unless the weights are a fine-tuning checkpoint")
         return create_model(name, pretrained=pretrained, **kwargs), {}
     path = Path(pretrained)
+    if path.is_dir():
+        if not (path / RUN_WEIGHTS).is_file():
+            raise FileNotFoundError(
+                f"{path}: a folder without {RUN_WEIGHTS} (not a fine-tuning run, or no epoch finished); "
+                "pass a .safetensors file"
+            )
+        path = path / RUN_WEIGHTS
     if not path.is_file():
         raise FileNotFoundError(f"{path}: weights file not found")
-    info = read_model_metadata(path)
+    info = dict(read_model_metadata(path), path=str(path))
     name = name or info.get("architecture")
     if name is None:
         raise ValueError(f"{path}: the file does not record its architecture; pass the model name")
@@ -76,5 +86,5 @@ def _file_classes(name: str, path: Path, options: dict[str, Any]) -> int:
     from ..registry import create_model
 
     with torch.device("meta"):  # only the config is needed: build without allocating
-        classifier = create_model(name, **options).pretrained_cfg["classifier"]
+        classifier = cast(Any, create_model(name, **options)).pretrained_cfg["classifier"]
     return _classifier_size(path, f"{classifier}.weight") or 0

@@ -24,6 +24,7 @@ COLUMNS = (
     "train_samples",
     "val_samples",
     "world_size",
+    "img_per_s",
     "epoch_time_s",
 )
 

@@ -83,10 +83,11 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int = 0, min_ratio: flo
     """Multiplier of the base learning rate at optimizer step ``step`` (0-based).
 
     Linear warm-up over ``warmup_steps`` (reaching 1 at the last warm-up step), then a half cosine from 1
-    down to ``min_ratio`` at the last step.
+    that would reach ``min_ratio`` one step after the last: every step of the run trains (the last one
+    does not get a zero learning rate).
     """
     if step < warmup_steps:
         return (step + 1) / warmup_steps
-    decay_steps = max(1, total_steps - warmup_steps - 1)
+    decay_steps = max(1, total_steps - warmup_steps)
     progress = min(1.0, (step - warmup_steps) / decay_steps)
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))

@@ -7,42 +7,59 @@
 
 Each epoch reseeds every random generator from (seed, epoch, rank) and the data order depends only on
 (seed, epoch), so an interrupted run resumed from its last checkpoint reproduces the uninterrupted one.
+A checkpoint is written with SIGINT/SIGTERM held back (never half-written) and only from finite weights:
+a NaN or infinite loss stops training with :class:`NonFiniteError` and leaves the last good checkpoint
+and ``best.safetensors`` as they were.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import math
 import random
+import signal
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
 from . import checkpoint, distributed
-from .data import PREPROCESSING_KEYS, dataset_classes, eval_loader, train_loader
+from .data import (
+    AUGMENT_PRESETS,
+    DEFAULT_AUGMENT,
+    PREPROCESSING_KEYS,
+    augmentation,
+    dataset_classes,
+    eval_loader,
+    train_loader,
+)
 from .metrics import plot_curves, write_metrics_csv
 from .optim import OPTIMIZERS, backbone_modules, build_optimizer, lr_factor, modules_until
 
-__all__ = ["TrainConfig", "Trainer", "evaluate", "amp_dtype", "AMP_MODES"]
+__all__ = ["TrainConfig", "Trainer", "NonFiniteError", "evaluate", "amp_dtype", "format_epoch", "AMP_MODES"]
 
 _logger = logging.getLogger(__name__)
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 STATE_FILE = "state.json"
-STATE_FORMAT = 1
+STATE_FORMAT = 2  # 2: state.json records the sha256 of the checkpoint files
 # Options that may change between an interrupted run and its resumption.
-_RESUMABLE_CHANGES = frozenset({"epochs", "num_workers", "progress", "device"})
+_RESUMABLE_CHANGES = frozenset({"epochs", "num_workers", "threads", "progress", "device"})
+
+
+class NonFiniteError(RuntimeError):
+    """Training produced a NaN or infinite loss or weights; nothing of that epoch was saved."""
 
 
 @dataclasses.dataclass
@@ -56,10 +73,19 @@ class TrainConfig:
     cosine decay to ``min_lr_ratio × lr``, stepped per optimizer step. ``accum_steps`` micro-batches
     make one optimizer step. ``amp``: ``"auto"`` uses CUDA autocast (bf16 where supported, else fp16
     with loss scaling) and full precision on the CPU; ``"bf16"`` also works on the CPU.
+
+    ``augment`` names the training augmentation preset (:data:`~senet_zoo.finetune.data.AUGMENT_PRESETS`;
+    the default ``"light"`` suits small data sets) and ``hflip`` switches horizontal flips on or off
+    (None: the preset's choice); pass both to :func:`~senet_zoo.finetune.data.image_folder_datasets`,
+    which builds the transforms. ``threads`` (torch intra-op threads) and ``num_workers`` (data-loading
+    processes) default to a split of this process's share of the cores that never oversubscribes them
+    (:func:`~senet_zoo.finetune.distributed.cpu_plan`). These defaults are the CLI's.
     """
 
     epochs: int = 10
     batch_size: int = 32
+    augment: str = DEFAULT_AUGMENT
+    hflip: bool | None = None
     optimizer: str = "sgd"
     lr: float = 0.01
     head_lr: float | None = None
@@ -73,7 +99,8 @@ class TrainConfig:
     accum_steps: int = 1
     amp: str = "auto"
     seed: int = 0
-    num_workers: int = 0
+    num_workers: int | None = None
+    threads: int | None = None
     device: str = "auto"
     deterministic: bool = False
     progress: bool = True
@@ -87,12 +114,16 @@ class TrainConfig:
             weight_decay=self.weight_decay,
             warmup_epochs=self.warmup_epochs,
             freeze_epochs=self.freeze_epochs,
-            num_workers=self.num_workers,
+            num_workers=0 if self.num_workers is None else self.num_workers,
             momentum=self.momentum,
         )
         for key, value in non_negative.items():
             if value < 0:
                 raise ValueError(f"{key} must be non-negative, got {value!r}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be at least 1, got {self.threads!r}")
+        if self.augment not in AUGMENT_PRESETS:
+            raise ValueError(f"augment must be one of {tuple(AUGMENT_PRESETS)}, got {self.augment!r}")
         if self.head_lr is not None and not self.head_lr > 0:
             raise ValueError(f"head_lr must be positive, got {self.head_lr!r}")
         if not 0.0 <= self.label_smoothing < 1.0:
@@ -216,11 +247,14 @@ class Trainer:
         self.model, self.model_info = _build(model, num_classes, pretrained, dict(model_kwargs or {}), self.classes)
         given = preprocessing or getattr(val_data if val_data is not None else train_data, "data_config", None)
         self.model_info["preprocessing"] = _preprocessing(self.model, given)
+        self.augmentation = _augmentation(train_data, cfg)
+        self.threads, self.num_workers = distributed.cpu_plan(self.dist.device, cfg.threads, cfg.num_workers)
+        torch.set_num_threads(self.threads)
         self.model.to(self.dist.device)
         self.amp_dtype = amp_dtype(cfg.amp, self.dist.device)
-        self.train_loader = train_loader(train_data, cfg.batch_size, self.dist, cfg.seed, cfg.num_workers)
+        self.train_loader = train_loader(train_data, cfg.batch_size, self.dist, cfg.seed, self.num_workers)
         self.val_loader = (
-            None if val_data is None else eval_loader(val_data, cfg.batch_size, self.dist, cfg.num_workers)
+            None if val_data is None else eval_loader(val_data, cfg.batch_size, self.dist, self.num_workers)
         )
         self.steps_per_epoch = math.ceil(len(self.train_loader) / cfg.accum_steps)
         self.total_steps = self.steps_per_epoch * cfg.epochs
@@ -235,6 +269,7 @@ class Trainer:
         self.step = 0
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {}
+        self.last_lrs: dict[str, float] = {}  # the learning rates of the last optimizer step taken
 
     # ------------------------------------------------------------------------------------------ run
 
@@ -262,8 +297,8 @@ class Trainer:
             self._set_frozen(epoch)
             _seed_all(self.config.seed, epoch, self.dist.rank)
             train = self._train_epoch(epoch)
+            train_time = time.perf_counter() - started
             val = self.evaluate() if self.val_loader is not None else {}
-            lrs = {g["part"]: g["lr"] for g in self.optimizer.param_groups}
             row = dict(
                 epoch=epoch + 1,
                 train_loss=train["loss"],
@@ -271,27 +306,43 @@ class Trainer:
                 val_loss=val.get("loss"),
                 val_top1=val.get("top1"),
                 val_top5=val.get("top5"),
-                lr_backbone=lrs.get("backbone"),
-                lr_head=lrs.get("head"),
+                lr_backbone=self.last_lrs.get("backbone"),
+                lr_head=self.last_lrs.get("head"),
                 train_samples=train["samples"],
                 val_samples=val.get("samples"),
                 world_size=self.dist.world_size,
+                img_per_s=round(train["samples"] / train_time, 1),
                 epoch_time_s=round(time.perf_counter() - started, 3),
             )
-            self.history.append(row)
-            _logger.info(
-                "epoch %d/%d: train loss %.4f top-1 %.2f%% | val loss %s top-1 %s",
-                epoch + 1,
-                self.config.epochs,
-                row["train_loss"],
-                row["train_top1"],
-                row["val_loss"],
-                row["val_top1"],
-            )
-            self._save(epoch + 1)
+            self._check_finite(row)
+            with _signals_held():  # a checkpoint is written whole or not at all
+                self.history.append(row)
+                self._save(epoch + 1)
+            if self.dist.is_main:
+                _logger.debug("%s", format_epoch(row, self.config.epochs, self.best))
             if on_epoch_end is not None:
                 on_epoch_end(self, row)
         return self.history
+
+    @property
+    def epochs_done(self) -> int:
+        """Epochs whose checkpoint is on disk (what ``fit(resume=True)`` continues from)."""
+        return len(self.history)
+
+    def _check_finite(self, row: dict[str, Any]) -> None:
+        """Refuse to checkpoint an epoch whose losses or weights are not finite."""
+        bad = checkpoint.non_finite(self.model.state_dict())
+        losses = {k: row[k] for k in ("train_loss", "val_loss") if row[k] is not None and not math.isfinite(row[k])}
+        if bad or losses:
+            what = ", ".join([f"{k} {v}" for k, v in losses.items()] + ([f"weights {bad[0]} ..."] if bad else []))
+            raise NonFiniteError(self._nonfinite_message(row["epoch"], what))
+
+    def _nonfinite_message(self, epoch: int, what: str) -> str:
+        kept = f"the checkpoint of epoch {self.epochs_done} is kept" if self.history else "nothing was saved"
+        return (
+            f"epoch {epoch}: training diverged ({what} not finite); stopped, {kept} in {self.out_dir}. "
+            f"Try a lower learning rate (lr {self.config.lr:g}) or warm-up epochs."
+        )
 
     def evaluate(self) -> dict[str, float]:
         """Validation metrics of the current model (reduced over all ranks)."""
@@ -327,17 +378,18 @@ class Trainer:
     def _train_mode(self) -> None:
         self.model.train()
         for name, child in self.model.named_children():
-            if name in self.frozen:
+            if name in (self.frozen or ()):
                 child.eval()  # frozen BatchNorm keeps its running statistics
 
     def _set_lr(self) -> None:
         factor = lr_factor(self.step, self.total_steps, self.warmup_steps, self.config.min_lr_ratio)
         for group in self.optimizer.param_groups:
             group["lr"] = group["base_lr"] * factor
+            self.last_lrs[group["part"]] = group["lr"]
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         cfg, device = self.config, self.dist.device
-        self.train_loader.sampler.set_epoch(epoch)
+        cast(DistributedSampler, self.train_loader.sampler).set_epoch(epoch)
         self._train_mode()
         n_batches = len(self.train_loader)
         totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, top-1 hits, samples
@@ -353,12 +405,19 @@ class Trainer:
             window_start = i - i % cfg.accum_steps
             window = min(cfg.accum_steps, n_batches - window_start)  # micro-batches in this optimizer step
             last = i - window_start == window - 1
-            sync = contextlib.nullcontext() if last or self.wrapped is self.model else self.wrapped.no_sync()
+            sync = (
+                contextlib.nullcontext()
+                if last or self.wrapped is self.model
+                else cast(DistributedDataParallel, self.wrapped).no_sync()
+            )
             with sync:
                 with _autocast(device, self.amp_dtype):
                     logits = self.wrapped(images)
                     loss = self.criterion(logits, targets)
                 self.scaler.scale(loss / window).backward()
+            value = loss.item()
+            if not math.isfinite(value):  # stop before the optimizer spreads it into the weights
+                raise NonFiniteError(self._nonfinite_message(epoch + 1, f"loss {value} at batch {i + 1}"))
             totals += torch.stack(
                 [
                     loss.detach().double() * len(targets),
@@ -372,7 +431,7 @@ class Trainer:
                 self.scaler.update()
                 self.optimizer.zero_grad(set_to_none=True)
                 self.step += 1
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            bar.set_postfix(loss=f"{value:.3f}")
         loss_sum, hits, count = distributed.all_reduce_sum(totals).tolist()
         return dict(loss=loss_sum / count, top1=100.0 * hits / count, samples=int(count))
 
@@ -385,8 +444,8 @@ class Trainer:
             model_file = ckpt_dir / f"epoch_{epoch:03d}.safetensors"
             optim_file = ckpt_dir / f"epoch_{epoch:03d}.optim.safetensors"
             info = dict(self.model_info, epoch=epoch)
-            checkpoint.save_model(model_file, self.model.state_dict(), info)
-            optim_rest = checkpoint.save_optimizer(optim_file, self.optimizer.state_dict())
+            model_sha256 = checkpoint.save_model(model_file, self.model.state_dict(), info)
+            optim_rest, optim_sha256 = checkpoint.save_optimizer(optim_file, self.optimizer.state_dict())
             val_top1 = self.history[-1].get("val_top1")
             if val_top1 is not None and val_top1 > self.best.get("val_top1", -1.0):
                 checkpoint.save_model(self.out_dir / "best.safetensors", self.model.state_dict(), info)
@@ -399,8 +458,12 @@ class Trainer:
                 config=dataclasses.asdict(self.config),
                 model=self.model_info,
                 checkpoint=dict(
-                    model=str(model_file.relative_to(self.out_dir)), optimizer=str(optim_file.relative_to(self.out_dir))
+                    model=model_file.relative_to(self.out_dir).as_posix(),
+                    model_sha256=model_sha256,
+                    optimizer=optim_file.relative_to(self.out_dir).as_posix(),
+                    optimizer_sha256=optim_sha256,
                 ),
+                augmentation=self.augmentation,
                 optimizer=optim_rest,
                 scaler=self.scaler.state_dict(),
                 best=self.best,
@@ -415,39 +478,149 @@ class Trainer:
         distributed.barrier()
 
     def _load(self, state_path: Path) -> int:
-        """Restore model, optimizer, scaler, step and history from ``state.json``; return its epoch."""
+        """Restore model, optimizer, scaler, step and history from ``state.json``; return its epoch.
+
+        Nothing is used before it is checked: the JSON's structure, types and ranges, the sha256 of both
+        files, every tensor's name, shape and finiteness, and the optimizer's groups and learning rates
+        against this run's configuration. A ValueError names the file and the problem.
+        """
         if not state_path.is_file():
             raise FileNotFoundError(f"{state_path}: no checkpoint to resume from")
         state = checkpoint.read_json(state_path)
-        if state.get("format") != STATE_FORMAT:
-            raise ValueError(f"{state_path}: unsupported state format {state.get('format')!r}")
+        checkpoint.validate_state(state, state_path, STATE_FORMAT)
+        self._check_config(state["config"], state_path)
+        files = state["checkpoint"]
+        model_file = self.out_dir / files["model"]
+        weights = checkpoint.read_verified(model_file, files["model_sha256"], "model checkpoint")
+        _check_tensors(model_file, weights, self.model.state_dict(), "model")
+        optim_file = self.out_dir / files["optimizer"]
+        optim_state = checkpoint.load_optimizer(optim_file, state["optimizer"], files["optimizer_sha256"])
+        self._check_optimizer_state(optim_state, state_path, optim_file)
+        self.model.load_state_dict({k: v.to(self.dist.device) for k, v in weights.items()})
+        self.optimizer.load_state_dict(optim_state)
+        self.scaler.load_state_dict(state["scaler"])
+        self.step, self.history, self.best = state["step"], state["history"], state["best"]
+        return state["epoch"]
+
+    def _check_config(self, saved: dict[str, Any], state_path: Path) -> None:
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        unknown = sorted(set(saved) - known)
+        if unknown:
+            raise ValueError(f"{state_path}: unknown config options {unknown}")
         changed = {
             k: (v, getattr(self.config, k))
-            for k, v in state["config"].items()
-            if k not in _RESUMABLE_CHANGES and getattr(self.config, k, None) != v
+            for k, v in saved.items()
+            if k not in _RESUMABLE_CHANGES and getattr(self.config, k) != v
         }
         if changed:
             raise ValueError(
                 f"{state_path}: the run was started with other options: "
                 + ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items())
             )
-        if state["config"]["epochs"] != self.config.epochs:
+        if saved.get("epochs") != self.config.epochs:
             _logger.warning(
-                "epochs changed from %d to %d: the learning-rate schedule changes with it",
-                state["config"]["epochs"],
+                "epochs changed from %s to %d: the learning-rate schedule changes with it",
+                saved.get("epochs"),
                 self.config.epochs,
             )
-        model_file = self.out_dir / state["checkpoint"]["model"]
-        try:
-            weights = load_file(str(model_file), device=str(self.dist.device))
-        except Exception as err:
-            raise ValueError(f"{model_file}: not a readable checkpoint ({err})") from err
-        self.model.load_state_dict(weights)
-        optim_state = checkpoint.load_optimizer(self.out_dir / state["checkpoint"]["optimizer"], state["optimizer"])
-        self.optimizer.load_state_dict(optim_state)
-        self.scaler.load_state_dict(state["scaler"])
-        self.step, self.history, self.best = state["step"], state["history"], state["best"]
-        return state["epoch"]
+
+    def _check_optimizer_state(self, loaded: dict[str, Any], state_path: Path, optim_file: Path) -> None:
+        """The saved optimizer must describe this model's parameters with this run's hyper-parameters."""
+        current = self.optimizer.state_dict()
+        groups = loaded["param_groups"]
+        if len(groups) != len(current["param_groups"]):
+            raise ValueError(
+                f"{state_path}: {len(groups)} optimizer parameter groups, this model has {len(current['param_groups'])}"
+            )
+        shapes: dict[int, torch.Size] = {}
+        for i, (saved, now) in enumerate(zip(groups, current["param_groups"])):
+            where = f"{state_path}: optimizer.param_groups[{i}]"
+            if saved["params"] != now["params"] or saved.get("part") != now["part"]:
+                raise ValueError(f"{where} holds other parameters than this model's")
+            for key in ("base_lr", "weight_decay", "momentum", "betas", "eps"):
+                if key in now and saved.get(key) != json.loads(json.dumps(now[key])):  # as state.json holds it
+                    raise ValueError(f"{where}.{key} is {saved.get(key)!r}, this run uses {now[key]!r}")
+            if not 0.0 <= saved["lr"] <= saved["base_lr"] * (1 + 1e-9):
+                raise ValueError(f"{where}.lr {saved['lr']!r} is outside [0, base_lr {saved['base_lr']!r}]")
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        index = [i for group in current["param_groups"] for i in group["params"]]
+        shapes = {i: p.shape for i, p in zip(index, params)}
+        for i, values in loaded["state"].items():
+            if i not in shapes:
+                raise ValueError(f"{optim_file}: state for parameter {i}, which this model does not have")
+            for name, value in values.items():
+                if isinstance(value, torch.Tensor) and value.ndim > 0 and value.shape != shapes[i]:
+                    raise ValueError(
+                        f"{optim_file}: state.{i}.{name} has shape {tuple(value.shape)}, "
+                        f"the parameter has {tuple(shapes[i])}"
+                    )
+        if self.config.optimizer == "sgd" and self.config.momentum > 0 and not loaded["state"]:
+            raise ValueError(f"{optim_file}: no momentum buffers in the optimizer checkpoint")
+
+
+def _check_tensors(
+    path: Path, tensors: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], what: str
+) -> None:
+    """``tensors`` has exactly ``expected``'s names, shapes and dtypes, and only finite values."""
+    missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+    if missing or extra:
+        raise ValueError(f"{path}: not this {what}'s tensors (missing {missing[:3]}, unexpected {extra[:3]})")
+    for key, value in tensors.items():
+        if value.shape != expected[key].shape or value.dtype != expected[key].dtype:
+            raise ValueError(
+                f"{path}: {key} is {tuple(value.shape)} {value.dtype}, "
+                f"the {what} needs {tuple(expected[key].shape)} {expected[key].dtype}"
+            )
+    bad = checkpoint.non_finite(tensors)
+    if bad:
+        raise ValueError(f"{path}: holds NaN or infinite values ({', '.join(bad[:3])})")
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back while the block runs (main thread only), then deliver them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    signums = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda sig, _frame: received.append(sig)) for sig in signums}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for signum in dict.fromkeys(received):
+            signal.raise_signal(signum)
+
+
+def format_epoch(row: Mapping[str, Any], epochs: int, best: Mapping[str, Any] | None = None) -> str:
+    """One line per epoch: losses, top-1/top-5 in %, learning rate, images/s, time, best so far."""
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}%"
+
+    parts = [f"epoch {row['epoch']}/{epochs}", f"loss {row['train_loss']:.4f}"]
+    if row.get("val_loss") is not None:
+        parts.append(f"val loss {row['val_loss']:.4f}  top-1 {pct(row['val_top1'])}  top-5 {pct(row['val_top5'])}")
+    lr = row.get("lr_backbone") if row.get("lr_backbone") is not None else row.get("lr_head")
+    parts += [
+        f"lr {lr:.3g}" if lr is not None else "lr -",
+        f"{row['img_per_s']:.0f} img/s",
+        f"{row['epoch_time_s']:.1f} s",
+    ]
+    if best and best.get("val_top1") is not None:
+        parts.append(f"best {best['val_top1']:.2f}% (epoch {best['epoch']})")
+    return "  ".join(parts)
+
+
+def _augmentation(train_data: Dataset, cfg: TrainConfig) -> dict[str, Any]:
+    """What the training set applies (as image_folder_datasets records it), else the config's preset."""
+    configured = augmentation(cfg.augment, cfg.hflip)
+    applied = getattr(train_data, "augmentation", None)
+    if applied is not None and applied != configured:
+        _logger.warning("the training set uses augmentation %s, not the config's %s", applied, configured)
+    return applied if applied is not None else configured
 
 
 def _preprocessing(model: nn.Module, given: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -458,20 +631,24 @@ def _preprocessing(model: nn.Module, given: Mapping[str, Any] | None) -> dict[st
 
 
 def _build(
-    model: str | nn.Module, num_classes: int, pretrained: Any, model_kwargs: dict[str, Any], classes: list[str] | None
+    model: str | nn.Module,
+    num_classes: int,
+    pretrained: Any,
+    model_kwargs: dict[str, Any],
+    classes: Sequence[str] | None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The model to train and the description stored with its checkpoints."""
     if isinstance(model, str):
         from ..registry import create_model
 
         net = create_model(model, pretrained=pretrained, num_classes=num_classes, **model_kwargs)
-        name = model
+        name: str | None = model
     else:
         if pretrained:
             raise ValueError("pretrained applies to a model name; a built module already holds its weights")
         net = model
         if getattr(net, "num_classes", None) != num_classes:
-            net.reset_classifier(num_classes)
+            cast(Any, net).reset_classifier(num_classes)
         name = getattr(net, "pretrained_cfg", {}).get("architecture")
     info = dict(architecture=name, num_classes=num_classes, model_kwargs=model_kwargs, classes=classes)
     return net, info

@@ -3,7 +3,16 @@
 Cheap to import: ``requests``, ``huggingface_hub`` and ``torch`` are imported only when a function needs them.
 """
 
-from .fetch import DownloadError, DownloadSettings, WeightsNotAvailableError, fetch, fetch_weights, load_state_dict
+from .fetch import (
+    CacheCheck,
+    DownloadError,
+    DownloadSettings,
+    WeightsNotAvailableError,
+    fetch,
+    fetch_weights,
+    load_state_dict,
+    verify_cache,
+)
 from .manifest import (
     Manifest,
     ManifestError,
@@ -13,13 +22,16 @@ from .manifest import (
     Source,
     UnknownWeightsError,
     WeightsEntry,
+    check_repo_id,
     load_manifest,
     record_published,
     update_entry,
 )
 from .publish import PublishError, PublishResult, publish
+from .redact import redact
 
 __all__ = [
+    "CacheCheck",
     "DownloadError",
     "DownloadSettings",
     "Manifest",
@@ -33,11 +45,14 @@ __all__ = [
     "UnknownWeightsError",
     "WeightsEntry",
     "WeightsNotAvailableError",
+    "check_repo_id",
     "fetch",
     "fetch_weights",
     "load_manifest",
     "load_state_dict",
     "publish",
     "record_published",
+    "redact",
     "update_entry",
+    "verify_cache",
 ]

@@ -1,33 +1,28 @@
 """The weights manifest: which weights exist for each registry name, where to get them, how to check them.
 
 ``weights_manifest.json`` (repository root; shipped inside the package as ``senet_zoo/weights_manifest.json``)
-is the single source of truth for pretrained weights. Layout::
-
-    {"schema_version": 1,
-     "description": "...",
-     "models": {"<registry name>": {"default_tag": "<tag>",
-                                    "weights": {"<tag>": <entry>, ...}}}}
-
-An entry holds ``status`` ("published" or "pending"), ``format`` ("safetensors" or "pth"), ``filename`` (the
-cache file name), ``sources`` (tried in order: ``{"type": "hf", "repo_id", "revision" (40-hex commit),
-"filename"}`` or ``{"type": "url", "url"}``), exactly one of ``sha256`` (full digest) or ``sha256_prefix``
-(legacy files whose name only carries a digest prefix) once published, ``size`` (bytes; may be null only with
-a prefix), and the ``preprocessing`` / ``metrics`` / ``license`` / ``provenance`` that belong to these weights.
+is the single source of truth for pretrained weights. Its schema is stated once, by the frozen dataclasses
+below: every JSON key is a dataclass field whose metadata holds its check (:func:`_key`); a field without a
+default is required; a class's ``_validate`` holds the rules that span keys. The document is a
+:class:`_Document` (``schema_version``, ``description``, ``models``), each model a :class:`_Model`
+(``default_tag``, ``weights``: tag → :class:`WeightsEntry`), each entry's ``sources`` :class:`Source` objects
+(tried in order) and its ``preprocessing`` / ``metrics`` / ``provenance`` their own dataclasses.
 
 Default tag rule: each model names its ``default_tag`` explicitly. The converted Caffe weights (``caffe_in1k``)
 are the default once published; until then the legacy PyTorch port (``cadene_in1k``) is. Validation enforces
 that a model with any published entry defaults to a published one, and :func:`record_published` moves the
 default to the entry it publishes.
 
-The file is validated on load; every problem raises :class:`ManifestError` naming the file, model, tag and key.
-Writes (:func:`update_entry`, :func:`record_published`) re-validate, keep key order and 2-space indentation,
-and replace the file atomically (temp file in the same directory, fsync, ``os.replace``) after resolving
-symlinks, so the packaged symlink keeps pointing at the canonical file.
+Every problem raises :class:`ManifestError` naming the file, model, tag and key. Writes (:func:`update_entry`,
+:func:`record_published`) re-validate, keep key order and 2-space indentation, and replace the file atomically
+(temp file in the same directory, fsync, ``os.replace``) after resolving symlinks, so the packaged symlink keeps
+pointing at the canonical file.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import logging
@@ -36,12 +31,13 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from .._files import write_text_atomic
+from .redact import redact
 
 logger = logging.getLogger(__name__)
 
@@ -55,35 +51,6 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 _HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 _HEX_PREFIX_RE = re.compile(r"^[0-9a-f]{8,63}$")
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
-_REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-_TOP_KEYS = {"schema_version": True, "description": False, "models": True}
-_MODEL_KEYS = {"default_tag": True, "weights": True}
-_ENTRY_KEYS = {
-    "status": True,
-    "format": True,
-    "filename": True,
-    "sources": True,
-    "sha256": False,
-    "sha256_prefix": False,
-    "size": False,
-    "preprocessing": True,
-    "metrics": True,
-    "license": True,
-    "provenance": True,
-}
-_HF_SOURCE_KEYS = {"type": True, "repo_id": True, "revision": True, "filename": True}
-_URL_SOURCE_KEYS = {"type": True, "url": True}
-_PREPROCESSING_KEYS = {"mean": True, "std": True, "input_size": True, "crop_pct": True, "interpolation": True}
-_METRICS_KEYS = {"dataset": True, "protocol": True, "top1_acc": True, "top5_acc": True, "source": True}
-_PROVENANCE_KEYS = {
-    "caffemodel": True,
-    "caffemodel_sha256": True,
-    "prototxt": True,
-    "converter": True,
-    "converter_version": True,
-    "notes": False,
-}
 
 
 class ManifestError(ValueError):
@@ -97,27 +64,219 @@ class UnknownWeightsError(KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+# --------------------------------------------------------------------------------------------- value checks
+
+
+class _Ctx:
+    """Builds error messages that name the file, model, tag and key."""
+
+    def __init__(self, label: str, *parts: str) -> None:
+        self.label = label
+        self.parts = parts
+
+    def sub(self, part: str) -> _Ctx:
+        return _Ctx(self.label, *self.parts, part)
+
+    def error(self, problem: str) -> ManifestError:
+        where = ", ".join(self.parts)
+        message = f"{self.label}: {where}: {problem}" if where else f"{self.label}: {problem}"
+        return ManifestError(redact(message))  # a bad value may be a URL with credentials
+
+
+Check = Callable[[Any, _Ctx], Any]
+
+
+def _string(nullable: bool = False) -> Check:
+    def check(value: Any, ctx: _Ctx) -> str | None:
+        if value is None and nullable:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise ctx.error(f"expected a non-empty string{' or null' if nullable else ''}, got {value!r}")
+        return value
+
+    return check
+
+
+def _number(value: Any, ctx: _Ctx) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ctx.error(f"expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _hex(pattern: re.Pattern[str], what: str, nullable: bool = False) -> Check:
+    def check(value: Any, ctx: _Ctx) -> str | None:
+        if value is None and nullable:
+            return None
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise ctx.error(f"expected {what}{' or null' if nullable else ''}, got {value!r}")
+        return value
+
+    return check
+
+
+def _one_of(choices: tuple[str, ...] | Mapping[str, Any]) -> Check:
+    def check(value: Any, ctx: _Ctx) -> str:
+        if value not in choices:
+            raise ctx.error(f"expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    return check
+
+
+def _file_name(nullable: bool = False) -> Check:
+    def check(value: Any, ctx: _Ctx) -> str | None:
+        name = _string(nullable)(value, ctx)
+        if name is not None and (
+            "/" in name or "\\" in name or ".." in name or name.startswith(".") or any(ord(c) < 32 for c in name)
+        ):
+            raise ctx.error(f"file name {name!r} must be a plain name (no path separators, no '..', not hidden)")
+        return name
+
+    return check
+
+
+def _size(value: Any, ctx: _Ctx) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+        raise ctx.error(f"expected a positive integer (bytes) or null, got {value!r}")
+    return value
+
+
+def _triple(positive: bool) -> Check:
+    def check(raw: Any, ctx: _Ctx) -> tuple[float, float, float]:
+        if not isinstance(raw, list) or len(raw) != 3:
+            raise ctx.error(f"expected a list of 3 numbers, got {raw!r}")
+        values = tuple(_number(v, ctx) for v in raw)
+        if positive and min(values) <= 0:
+            raise ctx.error(f"values must be positive, got {raw!r}")
+        return values  # type: ignore[return-value]
+
+    return check
+
+
+def _input_size(raw: Any, ctx: _Ctx) -> tuple[int, int, int]:
+    if (
+        not isinstance(raw, list)
+        or len(raw) != 3
+        or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in raw)
+        or raw[0] != 3
+    ):
+        raise ctx.error(f"expected [3, height, width] with positive integers, got {raw!r}")
+    return (raw[0], raw[1], raw[2])
+
+
+def _fraction(value: Any, ctx: _Ctx) -> float:
+    number = _number(value, ctx)
+    if not 0 < number <= 1:
+        raise ctx.error(f"expected a fraction in (0, 1], got {value!r}")
+    return number
+
+
+def _url(value: Any, ctx: _Ctx) -> str:
+    url = _string()(value, ctx)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ctx.error(f"expected an http(s) URL, got {url!r}")
+    return url
+
+
+def _repo_id(value: Any, ctx: _Ctx) -> str:
+    try:
+        return check_repo_id(_string()(value, ctx))
+    except ValueError as err:
+        raise ctx.error(str(err)) from None
+
+
+def _schema_version(value: Any, ctx: _Ctx) -> int:
+    if value != SCHEMA_VERSION or isinstance(value, bool):
+        raise ctx.error(f"unsupported schema version {value!r} (this is {SCHEMA_VERSION})")
+    return value
+
+
+def _nested(cls: type, what: str, nullable: bool = False) -> Check:
+    def check(value: Any, ctx: _Ctx) -> Any:
+        return None if value is None and nullable else _load(cls, value, ctx, what)
+
+    return check
+
+
+def _key(check: Check, *, default: Any = MISSING, json_key: str | None = None, kinds: tuple[str, ...] = ()) -> Any:
+    """A field that is a JSON key: its check, its default (none: required), its JSON name when it differs
+    from the field's, and for :class:`Source` the source types it belongs to."""
+    return dataclasses.field(default=default, metadata={"check": check, "json_key": json_key, "kinds": kinds})
+
+
+T = TypeVar("T")
+
+
+def _load(cls: type[T], raw: Any, ctx: _Ctx, what: str, *, kind: str | None = None, **context: Any) -> T:
+    """Build ``cls`` from a JSON object: unknown and missing keys refused, each value checked, then
+    ``cls._validate`` (rules spanning keys). ``context`` fills fields that are not JSON keys."""
+    if not isinstance(raw, dict):
+        raise ctx.error(f"{what} must be a JSON object, got {type(raw).__name__}")
+    keys = {
+        f.metadata.get("json_key") or f.name: f
+        for f in fields(cls)  # type: ignore[arg-type]
+        if "check" in f.metadata and (kind is None or not f.metadata["kinds"] or kind in f.metadata["kinds"])
+    }
+    unknown = sorted(set(raw) - set(keys))
+    if unknown:
+        raise ctx.error(f"unknown key(s) {', '.join(map(repr, unknown))} in {what}; allowed: {', '.join(keys)}")
+    missing = [k for k, f in keys.items() if f.default is MISSING and k not in raw]
+    if missing:
+        raise ctx.error(f"missing required key(s) {', '.join(map(repr, missing))} in {what}")
+    values = {
+        f.name: f.metadata["check"](raw[k], ctx.sub(f"key {k!r}")) if k in raw else f.default for k, f in keys.items()
+    }
+    obj = cls(**context, **values)
+    validate = getattr(obj, "_validate", None)
+    if validate is not None:
+        validate(ctx)
+    return obj
+
+
+# --------------------------------------------------------------------------------------------- the schema
+
+
 @dataclass(frozen=True)
 class Source:
     """One place to download a weights file from: a pinned Hugging Face Hub file or a plain URL."""
 
-    kind: str  # "hf" or "url"
-    url: str | None = None
-    repo_id: str | None = None
-    revision: str | None = None
-    filename: str | None = None
+    kind: str = _key(_one_of(("hf", "url")), json_key="type")  # "hf" or "url"
+    url: str | None = _key(_url, default=None, kinds=("url",))
+    repo_id: str | None = _key(_repo_id, default=None, kinds=("hf",))
+    revision: str | None = _key(_hex(_COMMIT_RE, "a 40-hex-digit commit sha"), default=None, kinds=("hf",))
+    filename: str | None = _key(_file_name(), default=None, kinds=("hf",))
 
     def describe(self) -> str:
-        """A one-line human-readable location, used in logs and error messages."""
+        """A one-line human-readable location (credentials redacted), used in logs and error messages."""
         if self.kind == "hf":
             return f"hf://{self.repo_id}@{self.revision}/{self.filename}"
-        return str(self.url)
+        return redact(self.url)  # a mirror URL may carry user:password@
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest JSON form of this source."""
         if self.kind == "hf":
             return {"type": "hf", "repo_id": self.repo_id, "revision": self.revision, "filename": self.filename}
         return {"type": "url", "url": self.url}
+
+    def _validate(self, ctx: _Ctx) -> None:
+        required = [f.metadata.get("json_key") or f.name for f in fields(self) if self.kind in f.metadata["kinds"]]
+        missing = [k for k in required if getattr(self, k) is None]
+        if missing:
+            raise ctx.error(f"missing required key(s) {', '.join(map(repr, missing))} in the {self.kind} source")
+
+
+def _source(value: Any, ctx: _Ctx) -> Source:
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind not in ("hf", "url"):
+        raise ctx.error(f'a source needs "type": "hf" or "url", got {value!r}')
+    return _load(Source, value, ctx, f"the {kind} source", kind=kind)
+
+
+def _sources(raw: Any, ctx: _Ctx) -> tuple[Source, ...]:
+    if not isinstance(raw, list):
+        raise ctx.error(f"expected a list of sources, got {type(raw).__name__}")
+    return tuple(_source(src, ctx.sub(f"source #{i}")) for i, src in enumerate(raw))
 
 
 class _FieldMapping(Mapping[str, Any]):
@@ -142,11 +301,11 @@ class _FieldMapping(Mapping[str, Any]):
 class Preprocessing(_FieldMapping):
     """Input transform these weights were trained/evaluated with (belongs to the weights, not the architecture)."""
 
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    input_size: tuple[int, int, int]
-    crop_pct: float
-    interpolation: str
+    mean: tuple[float, float, float] = _key(_triple(positive=False))
+    std: tuple[float, float, float] = _key(_triple(positive=True))
+    input_size: tuple[int, int, int] = _key(_input_size)
+    crop_pct: float = _key(_fraction)
+    interpolation: str = _key(_one_of(INTERPOLATIONS))
 
     def as_pretrained_cfg(self) -> dict[str, Any]:
         """The keys timm's ``pretrained_cfg`` uses for the same information."""
@@ -163,42 +322,51 @@ class Preprocessing(_FieldMapping):
 class Metrics(_FieldMapping):
     """Reported ImageNet accuracy (percent) of these weights and where the numbers come from."""
 
-    dataset: str
-    protocol: str
-    top1_acc: float
-    top5_acc: float
-    source: str
+    dataset: str = _key(_string())
+    protocol: str = _key(_string())
+    top1_acc: float = _key(_number)
+    top5_acc: float = _key(_number)
+    source: str = _key(_string())
+
+    def _validate(self, ctx: _Ctx) -> None:
+        if not 0 <= self.top1_acc <= self.top5_acc <= 100:
+            raise ctx.error(
+                f"expected 0 <= top1_acc <= top5_acc <= 100 (percent), got {self.top1_acc} and {self.top5_acc}"
+            )
 
 
 @dataclass(frozen=True)
 class Provenance(_FieldMapping):
     """Where the weights come from: the original Caffe files and the tool that converted them."""
 
-    caffemodel: str | None
-    caffemodel_sha256: str | None
-    prototxt: str | None
-    converter: str
-    converter_version: str | None
-    notes: str | None = None
+    caffemodel: str | None = _key(_file_name(nullable=True))
+    caffemodel_sha256: str | None = _key(_hex(_HEX64_RE, "64 lowercase hex digits", nullable=True))
+    prototxt: str | None = _key(_file_name(nullable=True))
+    converter: str = _key(_string())
+    converter_version: str | None = _key(_string(nullable=True))
+    notes: str | None = _key(_string(nullable=True), default=None)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class WeightsEntry:
-    """One set of weights for one registry name, as listed in the manifest."""
+    """One set of weights for one registry name, as listed in the manifest (``name``/``tag`` come from where
+    the entry sits in the document)."""
 
     name: str
     tag: str
-    status: str
-    filename: str
-    sources: tuple[Source, ...]
-    sha256: str | None
-    sha256_prefix: str | None
-    size: int | None
-    format: str
-    preprocessing: Preprocessing
-    metrics: Metrics | None
-    license: str
-    provenance: Provenance
+    status: str = _key(_one_of(STATUSES))  # "published" (downloadable) or "pending"
+    filename: str = _key(_file_name())  # the cache file name
+    sources: tuple[Source, ...] = _key(_sources)  # tried in order
+    sha256: str | None = _key(_hex(_HEX64_RE, "64 lowercase hex digits", nullable=True), default=None)
+    sha256_prefix: str | None = _key(  # legacy files whose name carries only a digest prefix
+        _hex(_HEX_PREFIX_RE, "8 to 63 lowercase hex digits", nullable=True), default=None
+    )
+    size: int | None = _key(_size, default=None)  # bytes; may be null only with a prefix
+    format: str = _key(_one_of(FORMAT_SUFFIXES))  # "safetensors" or "pth"
+    preprocessing: Preprocessing = _key(_nested(Preprocessing, "preprocessing"))
+    metrics: Metrics | None = _key(_nested(Metrics, "metrics", nullable=True))
+    license: str = _key(_string())
+    provenance: Provenance = _key(_nested(Provenance, "provenance"))
 
     @property
     def available(self) -> bool:
@@ -215,6 +383,92 @@ class WeightsEntry:
         if self.sha256 is not None:
             return f"sha256 {self.sha256}"
         return f"sha256 prefix {self.sha256_prefix} (prefix check only)"
+
+    def _validate(self, ctx: _Ctx) -> None:
+        suffixes = FORMAT_SUFFIXES[self.format]
+        if not self.filename.endswith(suffixes):
+            raise ctx.sub("key 'filename'").error(
+                f"{self.filename!r} does not match format {self.format!r} (expected suffix {' or '.join(suffixes)})"
+            )
+        for i, src in enumerate(self.sources):
+            if src.kind == "hf" and not str(src.filename).endswith(suffixes):
+                raise (
+                    ctx.sub("key 'sources'")
+                    .sub(f"source #{i}")
+                    .sub("key 'filename'")
+                    .error(f"{src.filename!r} does not match format {self.format!r}")
+                )
+        if self.status == "published":
+            if not self.sources:
+                raise ctx.sub("key 'sources'").error("a published entry needs at least one source")
+            if (self.sha256 is None) == (self.sha256_prefix is None):
+                raise ctx.error("a published entry needs exactly one of 'sha256' or 'sha256_prefix'")
+            if self.size is None and self.sha256 is not None:
+                raise ctx.sub("key 'size'").error("size may only be unknown (null) for prefix-checked legacy files")
+        elif self.sources or self.sha256 is not None or self.sha256_prefix is not None or self.size is not None:
+            raise ctx.error("a pending entry has no sources, digest or size yet (publish it first)")
+
+
+def _tag_name(what: str) -> Check:
+    def check(value: Any, ctx: _Ctx) -> str:
+        if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
+            raise ctx.error(f"{what} are lowercase letters, digits and underscores")
+        return value
+
+    return check
+
+
+def _weights(raw: Any, ctx: _Ctx) -> dict[str, Any]:
+    if not isinstance(raw, dict) or not raw:
+        raise ctx.error("expected a non-empty object mapping tags to entries")
+    return raw  # entries are loaded by _Model._validate, which knows the model name
+
+
+@dataclass(frozen=True)
+class _Model:
+    """One model of the document: its default tag and its entries by tag."""
+
+    name: str
+    entries: dict[str, WeightsEntry]
+    default_tag: str = _key(_string())
+    weights: dict[str, Any] = _key(_weights)
+
+    def _validate(self, ctx: _Ctx) -> None:
+        for tag, raw in self.weights.items():
+            tctx = ctx.sub(f"tag {tag!r}")
+            _tag_name("tags")(tag, tctx)
+            self.entries[tag] = _load(WeightsEntry, raw, tctx, "the weights entry", name=self.name, tag=tag)
+        dctx = ctx.sub("key 'default_tag'")
+        if self.default_tag not in self.weights:
+            raise dctx.error(
+                f"default tag {self.default_tag!r} is not one of the model's tags ({', '.join(self.weights)})"
+            )
+        published = [t for t, e in self.entries.items() if e.status == "published"]
+        if published and self.default_tag not in published:
+            raise dctx.error(f"default tag {self.default_tag!r} is pending while {', '.join(published)} is published")
+
+
+def _models(raw: Any, ctx: _Ctx) -> dict[str, _Model]:
+    if not isinstance(raw, dict) or not raw:
+        raise ctx.error("expected a non-empty object mapping model names to weights")
+    models = {}
+    for name, model in raw.items():
+        mctx = _Ctx(ctx.label, f"model {name!r}")
+        _tag_name("model names")(name, mctx)
+        models[name] = _load(_Model, model, mctx, "the model", name=name, entries={})
+    return models
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Document:
+    """The whole manifest."""
+
+    schema_version: int = _key(_schema_version)
+    description: str | None = _key(_string(), default=None)
+    models: dict[str, _Model] = _key(_models)
+
+
+# --------------------------------------------------------------------------------------------- the document
 
 
 class Manifest:
@@ -270,6 +524,19 @@ class Manifest:
             raise UnknownWeightsError(
                 f"no weights for model {name!r} in {_label(self.path)}; known models: {', '.join(self.names())}"
             )
+
+
+def check_repo_id(repo_id: Any) -> str:
+    """A Hub model repository id ``namespace/name``, checked with huggingface_hub's own rule."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if not isinstance(repo_id, str) or repo_id.count("/") != 1:
+        raise ValueError(f"expected 'namespace/name', got {repo_id!r}")
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise ValueError(f"expected 'namespace/name', got {repo_id!r} ({err})") from None
+    return repo_id
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
@@ -425,260 +692,8 @@ def _label(path: Path | None) -> str:
     return str(path) if path is not None else "<manifest>"
 
 
-# --------------------------------------------------------------------------------------------- validation
-
-
-class _Ctx:
-    """Builds error messages that name the file, model, tag and key."""
-
-    def __init__(self, label: str, *parts: str) -> None:
-        self.label = label
-        self.parts = parts
-
-    def sub(self, part: str) -> _Ctx:
-        return _Ctx(self.label, *self.parts, part)
-
-    def error(self, problem: str) -> ManifestError:
-        where = ", ".join(self.parts)
-        return ManifestError(f"{self.label}: {where}: {problem}" if where else f"{self.label}: {problem}")
-
-
-def _check_keys(obj: Any, allowed: Mapping[str, bool], ctx: _Ctx, what: str) -> dict[str, Any]:
-    if not isinstance(obj, dict):
-        raise ctx.error(f"{what} must be a JSON object, got {type(obj).__name__}")
-    unknown = sorted(set(obj) - set(allowed))
-    if unknown:
-        raise ctx.error(f"unknown key(s) {', '.join(map(repr, unknown))} in {what}; allowed: {', '.join(allowed)}")
-    missing = [k for k, required in allowed.items() if required and k not in obj]
-    if missing:
-        raise ctx.error(f"missing required key(s) {', '.join(map(repr, missing))} in {what}")
-    return obj
-
-
-def _string(value: Any, ctx: _Ctx, *, nullable: bool = False) -> str | None:
-    if value is None and nullable:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ctx.error(f"expected a non-empty string{' or null' if nullable else ''}, got {value!r}")
-    return value
-
-
-def _number(value: Any, ctx: _Ctx) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ctx.error(f"expected a finite number, got {value!r}")
-    return float(value)
-
-
-def _hex(value: Any, pattern: re.Pattern[str], what: str, ctx: _Ctx, *, nullable: bool = False) -> str | None:
-    if value is None and nullable:
-        return None
-    if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise ctx.error(f"expected {what}, got {value!r}")
-    return value
-
-
-def _file_name(value: Any, ctx: _Ctx) -> str:
-    name = _string(value, ctx)
-    assert name is not None
-    if "/" in name or "\\" in name or ".." in name or name.startswith(".") or any(ord(c) < 32 for c in name):
-        raise ctx.error(f"file name {name!r} must be a plain name (no path separators, no '..', not hidden)")
-    return name
-
-
 def _parse(data: dict[str, Any], label: str) -> tuple[dict[tuple[str, str], WeightsEntry], dict[str, str]]:
-    top = _Ctx(label)
-    _check_keys(data, _TOP_KEYS, top, "the manifest")
-    version = data["schema_version"]
-    if version != SCHEMA_VERSION or isinstance(version, bool):
-        raise top.sub("key 'schema_version'").error(
-            f"unsupported schema version {version!r} (this is {SCHEMA_VERSION})"
-        )
-    if "description" in data:
-        _string(data["description"], top.sub("key 'description'"))
-    models = data["models"]
-    if not isinstance(models, dict) or not models:
-        raise top.sub("key 'models'").error("expected a non-empty object mapping model names to weights")
-    entries: dict[tuple[str, str], WeightsEntry] = {}
-    defaults: dict[str, str] = {}
-    for name, model in models.items():
-        mctx = top.sub(f"model {name!r}")
-        if not _NAME_RE.fullmatch(name):
-            raise mctx.error("model names are lowercase letters, digits and underscores")
-        _check_keys(model, _MODEL_KEYS, mctx, "the model")
-        weights = model["weights"]
-        if not isinstance(weights, dict) or not weights:
-            raise mctx.sub("key 'weights'").error("expected a non-empty object mapping tags to entries")
-        for tag, raw in weights.items():
-            tctx = mctx.sub(f"tag {tag!r}")
-            if not _NAME_RE.fullmatch(tag):
-                raise tctx.error("tags are lowercase letters, digits and underscores")
-            entries[(name, tag)] = _parse_entry(name, tag, raw, tctx)
-        default = model["default_tag"]
-        dctx = mctx.sub("key 'default_tag'")
-        if default not in weights:
-            raise dctx.error(f"default tag {default!r} is not one of the model's tags ({', '.join(weights)})")
-        published = [t for t in weights if entries[(name, t)].status == "published"]
-        if published and default not in published:
-            raise dctx.error(f"default tag {default!r} is pending while {', '.join(published)} is published")
-        defaults[name] = default
-    return entries, defaults
-
-
-def _parse_entry(name: str, tag: str, raw: Any, ctx: _Ctx) -> WeightsEntry:
-    _check_keys(raw, _ENTRY_KEYS, ctx, "the weights entry")
-    status = raw["status"]
-    if status not in STATUSES:
-        raise ctx.sub("key 'status'").error(f"expected one of {', '.join(STATUSES)}, got {status!r}")
-    fmt = raw["format"]
-    if fmt not in FORMAT_SUFFIXES:
-        raise ctx.sub("key 'format'").error(f"expected one of {', '.join(FORMAT_SUFFIXES)}, got {fmt!r}")
-    filename = _file_name(raw["filename"], ctx.sub("key 'filename'"))
-    if not filename.endswith(FORMAT_SUFFIXES[fmt]):
-        raise ctx.sub("key 'filename'").error(
-            f"{filename!r} does not match format {fmt!r} (expected suffix {' or '.join(FORMAT_SUFFIXES[fmt])})"
-        )
-    sources = _parse_sources(raw["sources"], fmt, ctx.sub("key 'sources'"))
-    sha256 = _hex(
-        raw.get("sha256"), _HEX64_RE, "64 lowercase hex digits or null", ctx.sub("key 'sha256'"), nullable=True
-    )
-    prefix = _hex(
-        raw.get("sha256_prefix"),
-        _HEX_PREFIX_RE,
-        "8 to 63 lowercase hex digits or null",
-        ctx.sub("key 'sha256_prefix'"),
-        nullable=True,
-    )
-    size = raw.get("size")
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
-        raise ctx.sub("key 'size'").error(f"expected a positive integer (bytes) or null, got {size!r}")
-    if status == "published":
-        if not sources:
-            raise ctx.sub("key 'sources'").error("a published entry needs at least one source")
-        if (sha256 is None) == (prefix is None):
-            raise ctx.error("a published entry needs exactly one of 'sha256' or 'sha256_prefix'")
-        if size is None and sha256 is not None:
-            raise ctx.sub("key 'size'").error("size may only be unknown (null) for prefix-checked legacy files")
-    elif sources or sha256 is not None or prefix is not None or size is not None:
-        raise ctx.error("a pending entry has no sources, digest or size yet (publish it first)")
-    return WeightsEntry(
-        name=name,
-        tag=tag,
-        status=status,
-        filename=filename,
-        sources=sources,
-        sha256=sha256,
-        sha256_prefix=prefix,
-        size=size,
-        format=fmt,
-        preprocessing=_parse_preprocessing(raw["preprocessing"], ctx.sub("key 'preprocessing'")),
-        metrics=_parse_metrics(raw["metrics"], ctx.sub("key 'metrics'")),
-        license=str(_string(raw["license"], ctx.sub("key 'license'"))),
-        provenance=_parse_provenance(raw["provenance"], ctx.sub("key 'provenance'")),
-    )
-
-
-def _parse_sources(raw: Any, fmt: str, ctx: _Ctx) -> tuple[Source, ...]:
-    if not isinstance(raw, list):
-        raise ctx.error(f"expected a list of sources, got {type(raw).__name__}")
-    sources = []
-    for i, src in enumerate(raw):
-        sctx = ctx.sub(f"source #{i}")
-        kind = src.get("type") if isinstance(src, dict) else None
-        if kind == "hf":
-            _check_keys(src, _HF_SOURCE_KEYS, sctx, "the hf source")
-            repo_id = _string(src["repo_id"], sctx.sub("key 'repo_id'"))
-            assert repo_id is not None
-            if not _REPO_ID_RE.fullmatch(repo_id) or ".." in repo_id or "--" in repo_id:
-                raise sctx.sub("key 'repo_id'").error(f"expected 'namespace/name', got {repo_id!r}")
-            revision = _hex(src["revision"], _COMMIT_RE, "a 40-hex-digit commit sha", sctx.sub("key 'revision'"))
-            filename = _file_name(src["filename"], sctx.sub("key 'filename'"))
-            if not filename.endswith(FORMAT_SUFFIXES[fmt]):
-                raise sctx.sub("key 'filename'").error(f"{filename!r} does not match format {fmt!r}")
-            sources.append(Source("hf", repo_id=repo_id, revision=revision, filename=filename))
-        elif kind == "url":
-            _check_keys(src, _URL_SOURCE_KEYS, sctx, "the url source")
-            url = _string(src["url"], sctx.sub("key 'url'"))
-            assert url is not None
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise sctx.sub("key 'url'").error(f"expected an http(s) URL, got {url!r}")
-            sources.append(Source("url", url=url))
-        else:
-            raise sctx.error(f'a source needs "type": "hf" or "url", got {src!r}')
-    return tuple(sources)
-
-
-def _triple(raw: Any, ctx: _Ctx, *, positive: bool) -> tuple[float, float, float]:
-    if not isinstance(raw, list) or len(raw) != 3:
-        raise ctx.error(f"expected a list of 3 numbers, got {raw!r}")
-    values = tuple(_number(v, ctx) for v in raw)
-    if positive and min(values) <= 0:
-        raise ctx.error(f"values must be positive, got {raw!r}")
-    return values  # type: ignore[return-value]
-
-
-def _parse_preprocessing(raw: Any, ctx: _Ctx) -> Preprocessing:
-    _check_keys(raw, _PREPROCESSING_KEYS, ctx, "preprocessing")
-    size = raw["input_size"]
-    if (
-        not isinstance(size, list)
-        or len(size) != 3
-        or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in size)
-        or size[0] != 3
-    ):
-        raise ctx.sub("key 'input_size'").error(f"expected [3, height, width] with positive integers, got {size!r}")
-    crop = _number(raw["crop_pct"], ctx.sub("key 'crop_pct'"))
-    if not 0 < crop <= 1:
-        raise ctx.sub("key 'crop_pct'").error(f"expected a fraction in (0, 1], got {crop!r}")
-    interpolation = raw["interpolation"]
-    if interpolation not in INTERPOLATIONS:
-        raise ctx.sub("key 'interpolation'").error(
-            f"expected one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}"
-        )
-    return Preprocessing(
-        mean=_triple(raw["mean"], ctx.sub("key 'mean'"), positive=False),
-        std=_triple(raw["std"], ctx.sub("key 'std'"), positive=True),
-        input_size=(size[0], size[1], size[2]),
-        crop_pct=crop,
-        interpolation=interpolation,
-    )
-
-
-def _parse_metrics(raw: Any, ctx: _Ctx) -> Metrics | None:
-    if raw is None:
-        return None
-    _check_keys(raw, _METRICS_KEYS, ctx, "metrics")
-    top1 = _number(raw["top1_acc"], ctx.sub("key 'top1_acc'"))
-    top5 = _number(raw["top5_acc"], ctx.sub("key 'top5_acc'"))
-    if not 0 <= top1 <= top5 <= 100:
-        raise ctx.error(f"expected 0 <= top1_acc <= top5_acc <= 100 (percent), got {top1} and {top5}")
-    return Metrics(
-        dataset=str(_string(raw["dataset"], ctx.sub("key 'dataset'"))),
-        protocol=str(_string(raw["protocol"], ctx.sub("key 'protocol'"))),
-        top1_acc=top1,
-        top5_acc=top5,
-        source=str(_string(raw["source"], ctx.sub("key 'source'"))),
-    )
-
-
-def _parse_provenance(raw: Any, ctx: _Ctx) -> Provenance:
-    _check_keys(raw, _PROVENANCE_KEYS, ctx, "provenance")
-    caffemodel = _string(raw["caffemodel"], ctx.sub("key 'caffemodel'"), nullable=True)
-    prototxt = _string(raw["prototxt"], ctx.sub("key 'prototxt'"), nullable=True)
-    for key, value in (("caffemodel", caffemodel), ("prototxt", prototxt)):
-        if value is not None:
-            _file_name(value, ctx.sub(f"key {key!r}"))
-    return Provenance(
-        caffemodel=caffemodel,
-        caffemodel_sha256=_hex(
-            raw["caffemodel_sha256"],
-            _HEX64_RE,
-            "64 lowercase hex digits or null",
-            ctx.sub("key 'caffemodel_sha256'"),
-            nullable=True,
-        ),
-        prototxt=prototxt,
-        converter=str(_string(raw["converter"], ctx.sub("key 'converter'"))),
-        converter_version=_string(raw["converter_version"], ctx.sub("key 'converter_version'"), nullable=True),
-        notes=_string(raw.get("notes"), ctx.sub("key 'notes'"), nullable=True),
-    )
+    """Validate a whole document; return its entries by (name, tag) and each model's default tag."""
+    document = _load(_Document, data, _Ctx(label), "the manifest")
+    entries = {(name, tag): e for name, model in document.models.items() for tag, e in model.entries.items()}
+    return entries, {name: model.default_tag for name, model in document.models.items()}

@@ -8,27 +8,38 @@ match the file, and the caffemodel digest is recorded as provenance). Publishing
 if needed and makes ONE commit with every file; identical files produce no new commit (the client compares the
 Hub's oids with the local sha256/git hashes and skips an empty commit). The manifest entry then gets status
 ``published``, the Hub source pinned to the commit sha, and the sha256 and size of ``model.safetensors``.
-The token comes from the argument, ``HF_TOKEN`` or the saved login and is never printed or logged.
+The token comes from the argument, ``HF_TOKEN`` or the saved login and is never printed or logged: a failed
+Hub call (refused, unreachable, too slow: every request has ``timeout_s``, default ``$SENET_ZOO_PUBLISH_TIMEOUT``
+or 60 s) becomes a one-line :class:`PublishError` with tokens and credentials redacted, even those a server
+echoes back.
+
+The model card is checked too: a card may claim the release's accuracy only when the converter matched the
+source caffemodel to the authors' release (:func:`senet_zoo.convert.card.release_claim`); :attr:`PublishResult.card`
+says which case a folder is, and a card that claims accuracy for other weights is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .._files import hash_file
-from .manifest import load_manifest, record_published, resolve_manifest_path
+from .manifest import check_repo_id, load_manifest, record_published, resolve_manifest_path
+from .redact import RedactingFilter, redact
 
 logger = logging.getLogger(__name__)
+logger.addFilter(RedactingFilter())
 
 WEIGHTS_FILE = "model.safetensors"
 REQUIRED_FILES = (WEIGHTS_FILE, "config.json", "README.md")
-_REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+TIMEOUT_ENV = "SENET_ZOO_PUBLISH_TIMEOUT"
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -58,6 +69,7 @@ class PublishResult:
     created_commit: bool  # False when the Hub already had identical files
     manifest_path: Path | None  # the manifest that was updated; None for a dry run
     dry_run: bool
+    card: str = ""  # what the model card claims, and why (see the module docstring)
 
     @property
     def weights(self) -> UploadFile:
@@ -76,6 +88,7 @@ def publish(
     name: str | None = None,
     tag: str = "caffe_in1k",
     commit_message: str | None = None,
+    timeout_s: float | None = None,
 ) -> PublishResult:
     """Upload ``folder`` to ``repo_id`` in one commit and record the result in the manifest.
 
@@ -83,8 +96,10 @@ def publish(
     it); the manifest must already have an entry for them. ``dry_run`` validates and hashes the folder only.
     """
     folder = Path(folder)
-    if not _REPO_ID_RE.fullmatch(repo_id) or ".." in repo_id or "--" in repo_id:
-        raise PublishError(f"--repo-id must look like ORG/NAME, got {repo_id!r}")
+    try:
+        check_repo_id(repo_id)
+    except ValueError as err:
+        raise PublishError(f"--repo-id must look like ORG/NAME: {err}") from None
     files, config = _read_folder(folder)
     ident = _weights_identity(folder, config, name, tag)
     name, tag = ident.name, ident.tag
@@ -96,24 +111,30 @@ def publish(
         )
     manifest_file = resolve_manifest_path(manifest_path)
     load_manifest(manifest_file).get(name, tag)  # the entry must exist before anything is uploaded
+    card = _check_card(folder, config)
     if dry_run:
-        return PublishResult(repo_id, name, tag, files, None, False, None, True)
+        return PublishResult(repo_id, name, tag, files, None, False, None, True, card)
 
     from huggingface_hub import CommitOperationAdd, HfApi, get_token
 
     token = token or get_token()
     if not token:
         raise PublishError("no Hugging Face token: set HF_TOKEN or log in with `hf auth login`")
+    timeout_s = timeout_s if timeout_s is not None else float(os.environ.get(TIMEOUT_ENV) or 60.0)
     api = HfApi(token=token)
-    api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-    head_before = api.repo_info(repo_id, repo_type="model").sha
     operations = [CommitOperationAdd(path_in_repo=f.path_in_repo, path_or_fileobj=str(f.local_path)) for f in files]
-    info = api.create_commit(
-        repo_id,
-        operations,
-        commit_message=commit_message or f"Add {name}.{tag} weights",
-        repo_type="model",
-    )
+    try:
+        with _hub_timeout(timeout_s):
+            api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+            head_before = api.repo_info(repo_id, repo_type="model").sha
+            info = api.create_commit(
+                repo_id,
+                operations,
+                commit_message=commit_message or f"Add {name}.{tag} weights",
+                repo_type="model",
+            )
+    except Exception as exc:  # HTTP errors, transport errors (httpx), timeouts: one line, no secrets
+        raise PublishError(redact(f"{repo_id}: {_cause(exc, timeout_s)}", token)) from None
     revision = str(info.oid)
     created = revision != head_before
     logger.info("%s: %s commit %s", repo_id, "new" if created else "unchanged, head", revision)
@@ -129,7 +150,56 @@ def publish(
         converter_version=ident.converter_version,
         caffemodel_sha256=ident.caffemodel_sha256,
     )
-    return PublishResult(repo_id, name, tag, files, revision, created, Path(os.path.realpath(manifest_file)), False)
+    manifest_real = Path(os.path.realpath(manifest_file))
+    return PublishResult(repo_id, name, tag, files, revision, created, manifest_real, False, card)
+
+
+@contextlib.contextmanager
+def _hub_timeout(seconds: float) -> Iterator[None]:
+    """Give every request huggingface_hub makes a timeout (its shared client has none), then restore the
+    client factory that was there (a user's own configuration stays)."""
+    from huggingface_hub.utils import _http
+
+    previous = _http._GLOBAL_CLIENT_FACTORY
+
+    def factory() -> Any:
+        client = previous()
+        client.timeout = seconds
+        return client
+
+    _http.set_client_factory(factory)
+    try:
+        yield
+    finally:
+        _http.set_client_factory(previous)
+
+
+def _cause(exc: BaseException, timeout_s: float) -> str:
+    """One line: what went wrong talking to the Hub."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    lowered = f"{type(exc).__name__} {text}".lower()
+    if "timeout" in lowered or "timed out" in lowered:
+        return f"the Hub did not answer within {timeout_s:g} s ({type(exc).__name__})"
+    if any(k in lowered for k in ("connecterror", "connection refused", "name or service not known", "resolve")):
+        return f"cannot reach the Hub ({type(exc).__name__}: {text[:200]})"
+    return f"{type(exc).__name__}: {text[:300]}"
+
+
+def _check_card(folder: Path, config: dict[str, Any]) -> str:
+    """What the card claims; a card claiming the release's accuracy for other weights is refused."""
+    from ..convert.card import card_claims_accuracy, release_claim
+
+    reason = release_claim(config)
+    card_file = folder / "README.md"
+    claims = card_claims_accuracy(card_file.read_text(encoding="utf-8"))
+    if claims and reason is not None:
+        raise PublishError(
+            f"{card_file}: the model card claims the release's accuracy, but {reason}; "
+            f"re-render it with `senet-zoo convert` (or write a card without the claim)"
+        )
+    if claims:
+        return "claims the release's reported accuracy (the source caffemodel is the authors' release)"
+    return f"no accuracy claim ({reason})" if reason else "no accuracy claim"
 
 
 def _read_folder(folder: Path) -> tuple[tuple[UploadFile, ...], dict[str, Any]]:
