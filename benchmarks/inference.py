@@ -1,4 +1,5 @@
-"""Inference benchmark: senet_zoo (unfused and ``optimize_for_inference``) vs timm's legacy SENet.
+"""Inference benchmark: senet_zoo (unfused and ``optimize_for_inference``) vs timm's legacy SENet and,
+with ``--peers``, ONNX Runtime.
 
 Both models load the same random weights from a temporary ``.safetensors`` file (no downloads) and run
 in eval mode under ``torch.inference_mode`` at 224×224. Per batch size: warm-up calls, then rounds in
@@ -12,14 +13,23 @@ difference to timm (on CUDA computed with TF32 off).
     python benchmarks/inference.py                      # se_resnet50, batch 1 and 16, CPU
     python benchmarks/inference.py --models se_resnet50,senet154 --ablation
     python benchmarks/inference.py --device cuda        # GPU check
+    python benchmarks/inference.py --peers              # + ONNX Runtime on senet_zoo's and timm's export
+    python benchmarks/inference.py --peers --models se_resnet50,senet154,se_bn_inception
 
 ``--ablation`` adds the fast path without channels_last and without the oneDNN kernels, to show what
-each contributes. Last line (for the first model): ``speedup_b1=<x> speedup_b16=<x> max_abs_diff=<x>``.
+each contributes. ``--peers`` adds ONNX Runtime (all graph optimisations, as many threads as torch)
+on ``senet_zoo.export_onnx``'s file and on timm's model exported with ``torch.onnx.export``;
+``zoo_over_ort`` is the median over the rounds of the faster ONNX Runtime variant's time / the fast
+path's time in that round (> 1: senet_zoo is faster). A model timm has no legacy counterpart for
+(se_bn_inception) is compared with the unfused senet_zoo model instead. Last line (keys of later
+models prefixed with their name): ``speedup_b1=<x> speedup_b16=<x> max_abs_diff=<x> max_rel_diff=<x>``
+and with ``--peers`` ``zoo_over_ort_b1=<x> zoo_over_ort_b16=<x>``.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import tempfile
@@ -48,35 +58,106 @@ def _timed(fn: Runner, x: torch.Tensor, inner: int) -> float:
     return (time.perf_counter() - start) / inner
 
 
+REFERENCE = "reference"  # timm's legacy model, or the unfused senet_zoo model where timm has none
+FAST = "senet_zoo-fast"
+ORT_PREFIX = "ort: "
+
+
 def _max_abs_diff(variants: dict[str, Runner], x: torch.Tensor) -> tuple[dict[str, float], float]:
-    """Largest |logit - timm logit| per variant, in full float32 (TF32 off on CUDA); max |timm logit|."""
+    """Largest |logit - reference logit| per variant, in full float32 (TF32 off on CUDA); max |reference logit|."""
     flags = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     try:
-        ref = variants["timm"](x).float()
-        diffs = {name: float((fn(x).float() - ref).abs().max()) for name, fn in variants.items()}
+        ref = variants[REFERENCE](x).float()
+        diffs = {name: float((fn(x).float().to(ref.device) - ref).abs().max()) for name, fn in variants.items()}
         return diffs, float(ref.abs().max())
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
 
 
+def _ort_runner(path: Path, device: torch.device) -> Runner | None:
+    """An ONNX Runtime session on ``path`` as a tensor → tensor callable (all graph optimisations, torch's
+    thread count); on CUDA only with onnxruntime-gpu, host↔device copies included. ``None``: not available."""
+    import onnxruntime as ort
+
+    provider = "CUDAExecutionProvider" if device.type == "cuda" else "CPUExecutionProvider"
+    if provider not in ort.get_available_providers():
+        print(f"ONNX Runtime has no {provider}: skipping the ONNX Runtime peers")
+        return None
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = torch.get_num_threads()
+    sess = ort.InferenceSession(str(path), opts, providers=[provider])
+    name = sess.get_inputs()[0].name
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(sess.run(None, {name: x.detach().cpu().numpy()})[0]).to(x.device)
+
+    return run
+
+
+def _timm_onnx(model: torch.nn.Module, path: Path, size: int) -> Path:
+    """timm's model through ``torch.onnx.export`` (TorchScript exporter, dynamic batch), as a user would."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model.cpu(),
+            (torch.randn(2, 3, size, size),),
+            str(path),
+            dynamo=False,
+            opset_version=17,
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+        )
+    return path
+
+
 def build_variants(
-    model_name: str, timm_name: str, path: Path, device: torch.device, ablation: bool, compile: bool
+    model_name: str,
+    timm_name: str | None,
+    path: Path,
+    device: torch.device,
+    ablation: bool,
+    compile: bool,
+    peers: bool,
+    size: int,
 ) -> dict[str, Runner]:
     import timm
 
     import senet_zoo
     from senet_zoo.inference import optimize_for_inference
 
-    reference = timm.create_model(timm_name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
-    ours = senet_zoo.create_model(model_name, pretrained=str(path))
-    reference, ours = reference.eval().to(device), ours.eval().to(device)
-    variants: dict[str, Runner] = {"timm": reference, "senet_zoo": ours, "senet_zoo-fast": optimize_for_inference(ours)}
+    ours = senet_zoo.create_model(model_name, pretrained=str(path)).eval()
+    variants: dict[str, Runner] = {}
+    reference = None
+    if timm_name:
+        reference = timm.create_model(timm_name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path))).eval()
+        variants[REFERENCE] = reference.to(device)
+        variants["senet_zoo"] = ours.to(device)
+    else:
+        variants[REFERENCE] = ours.to(device)
+    variants[FAST] = optimize_for_inference(ours)
     if ablation:
         variants["fast: fold only"] = optimize_for_inference(ours, channels_last=False, onednn=False)
         variants["fast: +channels_last"] = optimize_for_inference(ours, channels_last=True, onednn=False)
     if compile:
         variants["fast: +compile"] = optimize_for_inference(ours, compile=True)
+    if peers:
+        from senet_zoo.export import export_onnx
+
+        report = export_onnx(ours.cpu(), path.with_suffix(".onnx"), input_size=(3, size, size))
+        print(f"senet_zoo export: {report.summary()}")
+        runner = _ort_runner(report.path, device)
+        if runner is not None:
+            variants[ORT_PREFIX + "senet_zoo export"] = runner
+            if reference is not None:
+                timm_path = _timm_onnx(reference, path.with_name(f"{timm_name}.onnx"), size)
+                variants[ORT_PREFIX + "timm export"] = _ort_runner(timm_path, device)  # type: ignore[assignment]
+                reference.to(device)
+        ours.to(device)
     return variants
 
 
@@ -90,7 +171,7 @@ def bench_batch(
     min_time: float,
     inner: int,
 ) -> dict[str, dict[str, float]]:
-    """Median latency per variant, throughput, speedups vs timm and max |Δ| of the logits."""
+    """Median latency per variant, throughput, speedups vs the reference and vs ONNX Runtime, max |Δ|."""
     x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(batch)).to(device)
     names = list(variants)
     times: dict[str, list[float]] = {n: [] for n in names}
@@ -104,6 +185,8 @@ def bench_batch(
             for n in names[r % len(names) :] + names[: r % len(names)]:
                 times[n].append(_timed(variants[n], x, inner))
             r += 1
+    ort_names = [n for n in names if n.startswith(ORT_PREFIX)]
+    best_ort = [min(times[n][r] for n in ort_names) for r in range(len(times[FAST]))] if ort_names else []
     out = {}
     for n in names:
         lat = statistics.median(times[n])
@@ -112,27 +195,33 @@ def bench_batch(
             min_ms=min(times[n]) * 1e3,
             images_s=batch / lat,
             rounds=len(times[n]),
-            speedup=statistics.median(t / s for t, s in zip(times["timm"], times[n])),
-            of_medians=statistics.median(times["timm"]) / lat,
+            speedup=statistics.median(t / s for t, s in zip(times[REFERENCE], times[n])),
+            of_medians=statistics.median(times[REFERENCE]) / lat,
+            ort_over=statistics.median(o / s for o, s in zip(best_ort, times[n])) if best_ort else float("nan"),
             max_abs_diff=diffs[n],
             logit_scale=scale,
         )
     return out
 
 
-def _print_table(model_name: str, batch: int, rows: dict[str, dict[str, float]]) -> None:
+def _ratio(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.2f}x"
+
+
+def _print_table(model_name: str, reference: str, batch: int, rows: dict[str, dict[str, float]]) -> None:
+    ref = rows[REFERENCE]
     print(
-        f"\n{model_name}  batch {batch}  ({rows['timm']['rounds']} rounds; "
-        f"max |logit| {rows['timm']['logit_scale']:.2f})"
+        f"\n{model_name}  batch {batch}  ({ref['rounds']} rounds; reference: {reference}; "
+        f"max |logit| {ref['logit_scale']:.2f})"
     )
     print(
-        f"{'variant':<22} {'median ms':>10} {'min ms':>9} {'images/s':>9} {'speedup':>8} {'of medians':>11} "
-        f"{'max|Δ|':>9}"
+        f"{'variant':<24} {'median ms':>10} {'min ms':>9} {'images/s':>9} {'speedup':>8} {'of medians':>11} "
+        f"{'ORT/this':>9} {'max|Δ|':>9}"
     )
     for n, r in rows.items():
         print(
-            f"{n:<22} {r['latency_ms']:>10.1f} {r['min_ms']:>9.1f} {r['images_s']:>9.2f} {r['speedup']:>7.2f}x "
-            f"{r['of_medians']:>10.2f}x {r['max_abs_diff']:>9.2e}"
+            f"{n:<24} {r['latency_ms']:>10.1f} {r['min_ms']:>9.1f} {r['images_s']:>9.2f} {r['speedup']:>7.2f}x "
+            f"{r['of_medians']:>10.2f}x {_ratio(r['ort_over']):>9} {r['max_abs_diff']:>9.2e}"
         )
 
 
@@ -149,6 +238,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--ablation", action="store_true", help="also time the fast path's steps separately")
     parser.add_argument("--compile", action="store_true", help="also time the fast path under torch.compile")
+    parser.add_argument("--peers", action="store_true", help="also time ONNX Runtime on senet_zoo's and timm's export")
     args = parser.parse_args()
 
     import senet_zoo
@@ -173,19 +263,24 @@ def main() -> int:
     key: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for i, name in enumerate(models):
-            timm_name = senet_zoo.model_info(name)["timm_legacy"]
-            if not timm_name:
-                parser.error(f"{name} has no timm legacy counterpart")
+            timm_name = senet_zoo.model_info(name)["timm_legacy"] or None
             path = write_random_weights(name, Path(tmp))
-            variants = build_variants(name, timm_name, path, device, args.ablation, args.compile)
+            t0 = time.perf_counter()
+            variants = build_variants(name, timm_name, path, device, args.ablation, args.compile, args.peers, args.size)
+            print(f"{name}: variants built in {time.perf_counter() - t0:.1f} s")
             prefix = "" if i == 0 else f"{name}_"
-            diffs = []
+            diffs, rel, ort_over = [], [], {}
             for b in batches:
                 rows = bench_batch(variants, b, args.size, device, warmup, repeats, args.min_time, inner)
-                _print_table(name, b, rows)
-                key[f"{prefix}speedup_b{b}"] = rows["senet_zoo-fast"]["speedup"]
-                diffs.append(rows["senet_zoo-fast"]["max_abs_diff"])
+                _print_table(name, timm_name or "senet_zoo unfused (timm has no legacy model)", b, rows)
+                key[f"{prefix}speedup_b{b}"] = rows[FAST]["speedup"]
+                diffs.append(rows[FAST]["max_abs_diff"])
+                rel.append(rows[FAST]["max_abs_diff"] / rows[REFERENCE]["logit_scale"])
+                ort_over[f"{prefix}zoo_over_ort_b{b}"] = rows[FAST]["ort_over"]
             key[f"{prefix}max_abs_diff"] = max(diffs)
+            key[f"{prefix}max_rel_diff"] = max(rel)
+            if args.peers:
+                key.update(ort_over)
             del variants
     print()
     print(" ".join(f"{k}={v:.3g}" if "diff" in k else f"{k}={v:.3f}" for k, v in key.items()))

@@ -21,6 +21,7 @@ else:
     _HAS_TIMM = True
 
 if _HAS_TIMM:
+    from .export import export_onnx  # onnx/onnxruntime are imported when it is called
     from .inference import optimize_for_inference
     from .registry import create_model, get_spec, list_models, model_info, register_with_timm
     from .weights import Weights, get_weights, list_weights
@@ -37,4 +38,5 @@ __all__ = [
     "list_weights",
     "Weights",
     "optimize_for_inference",
+    "export_onnx",
 ]

@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (  # in the order of the data flow
     "senet_zoo.hub.commands",
     "senet_zoo.finetune.commands",
     "senet_zoo.analysis.commands",
+    "senet_zoo.export_commands",
     "senet_zoo.demo",
 )
 # Commands that keep the CPU busy: their OpenMP threads wait passively (see _passive_openmp).

@@ -508,3 +508,46 @@ def test_errors(layer, words):
 def test_requested_blob_must_exist():
     with pytest.raises(ExecutionError, match="do not exist"):
         run(net_of((1, 1, 2, 2), Layer("r", "ReLU", ["data"], ["r"])), torch.zeros(1, 1, 2, 2), ["missing"])
+
+
+@pytest.mark.parametrize("arch", ["se_resnext50_32x4d", "senet154", "se_bn_inception"])
+def test_shape_rules_match_the_ops(arch: str) -> None:
+    """The data-free shape pass (rules beside each op) gives every blob the shape the ops produce."""
+    from senet_zoo.caffe.executor import _forward
+    from senet_zoo.caffe.synth import synth_net
+
+    net = synth_net(arch, layers=None if arch == "se_bn_inception" else (1, 1, 1, 1), seed=0)
+    trunk = Net(net.name, net.layers[: net.layers.index(net.layer("pool5/7x7_s1"))])
+    executor = Executor(trunk)
+    with torch.inference_mode():
+        blobs = _forward(trunk, {"data": torch.zeros(1, 3, 259, 259)}, (), executor._weights, keep_all=True)
+    assert infer_shapes(trunk, (1, 3, 259, 259)) == {name: tuple(value.shape) for name, value in blobs.items()}
+
+
+@pytest.mark.parametrize(
+    "param, value, words",
+    [
+        ("stride", 0, r"stride \(0, 0\) must be in \[1,"),
+        ("group", 0, "group must be a positive count"),
+        ("group", 3, "group 3 does not divide"),
+        ("kernel_size", 0, r"kernel \(0, 0\) must be in"),
+        ("num_output", 0, "num_output must be a positive count"),
+        ("pad", 1 << 40, "pad .* must be in"),
+    ],
+)
+def test_bad_convolution_parameters_name_the_layer(param, value, words):
+    params = {"num_output": 4, "kernel_size": 3}
+    params[param] = value
+    net = net_of((1, 2, 8, 8), Layer("conv", "Convolution", ["data"], ["conv"], {"convolution_param": params}))
+    with pytest.raises(ExecutionError, match=r"layer 'conv' \(Convolution\): " + words):
+        infer_shapes(net, (1, 2, 8, 8))
+
+
+def test_missing_bottom_and_zero_pool_stride_name_the_layer():
+    net = net_of((1, 2, 8, 8), Layer("relu", "ReLU", [], ["relu"]))
+    with pytest.raises(ExecutionError, match=r"layer 'relu' \(ReLU\): reads 0 bottom\(s\), needs 1"):
+        infer_shapes(net, (1, 2, 8, 8))
+    pool = {"pooling_param": {"pool": "MAX", "kernel_size": 2, "stride": 0}}
+    net = net_of((1, 2, 8, 8), Layer("pool", "Pooling", ["data"], ["pool"], pool))
+    with pytest.raises(ExecutionError, match=r"layer 'pool' \(Pooling\): stride"):
+        run(net, torch.zeros(1, 2, 8, 8))

@@ -20,14 +20,14 @@ def test_convert_then_verify(tmp_path, capsys) -> None:
     assert "logits" in printed and "features" in printed and "passed" in printed
 
     other = caffemodel(tmp_path, "se_resnet50", seed=4, name="other", package_writer=True)
-    assert main(["verify", str(out), "--caffemodel", str(other)]) == 1  # fails before running anything
+    assert main(["verify", str(out), "--caffemodel", str(other)]) == 2  # fails before running anything
     assert "does not match architecture se_resnext50_32x4d" in capsys.readouterr().err
 
 
 def test_convert_error_exit_code(tmp_path, capsys) -> None:
     bad = tmp_path / "broken.caffemodel"
     bad.write_bytes(b"\x00\x01garbage" * 10)
-    assert main(["convert", "--caffemodel", str(bad), "--out", str(tmp_path / "out"), "--quiet"]) == 1
+    assert main(["convert", "--caffemodel", str(bad), "--out", str(tmp_path / "out"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "senet-zoo convert: error" in err and "broken.caffemodel" in err
     assert listing(tmp_path) == ["broken.caffemodel"]

@@ -162,14 +162,15 @@ def test_forced_wrong_architecture(tmp_path, good) -> None:
 
 
 def test_existing_output_is_kept(tmp_path, good) -> None:
+    """A user's folder is never replaced, with or without --force."""
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="out"):
         convert(good, out, verify=False, progress=False)
-    assert listing(out) == ["keep.txt"]
-    convert(good, out, verify=False, progress=False, overwrite=True)
-    assert listing(out) == ["README.md", "config.json", "model.safetensors"]
+    with pytest.raises(ConversionError, match="only a folder written by senet-zoo convert"):
+        convert(good, out, verify=False, progress=False, overwrite=True)
+    assert listing(out) == ["keep.txt"] and (out / "keep.txt").read_text() == "mine"
 
 
 def test_failed_verification_leaves_nothing(tmp_path, good, monkeypatch) -> None:
@@ -177,3 +178,33 @@ def test_failed_verification_leaves_nothing(tmp_path, good, monkeypatch) -> None
     converter = importlib.import_module("senet_zoo.convert.converter")
     monkeypatch.setattr(converter, "sorted_row_order", lambda: np.arange(1000))
     _fails(tmp_path, ConversionError, r"differs from the Caffe net: logits", good)
+
+
+def _set_blob(layer: str, index: int, change):
+    def mutate(net: Net) -> None:
+        blobs = net.layer(layer).blobs
+        blobs[index] = change(np.array(blobs[index]))
+
+    return mutate
+
+
+@pytest.mark.parametrize(
+    "mutate, words",
+    [
+        (_set_blob("conv2_1_3x3/bn", 2, lambda s: s * 0), r"'conv2_1_3x3/bn': BatchNorm scale factor 0 "),
+        (_set_blob("conv2_1_3x3/bn", 2, lambda s: s * 0 + 1e38), r"'conv2_1_3x3/bn': BatchNorm scale factor 1e\+38"),
+        (_set_blob("conv3_1_1x1_proj/bn", 1, lambda v: -v), r"'conv3_1_1x1_proj/bn': \d+ negative BatchNorm variance"),
+        (
+            _set_blob("conv4_1_1x1_up", 0, lambda w: np.where(np.arange(w.size).reshape(w.shape) == 7, np.nan, w)),
+            r"'conv4_1_1x1_up' blob 0 holds 1 non-finite value",
+        ),
+    ],
+    ids=["bn-factor-0", "bn-factor-1e38", "negative-variance", "nan-weight"],
+)
+def test_suspicious_values_are_refused_unless_allowed(tmp_path, mutate, words) -> None:
+    bad = _mutated(tmp_path, mutate)
+    _fails(tmp_path, ConversionError, r"bad\.caffemodel: layer " + words + ".*--allow-suspicious", bad, verify=False)
+    report = convert(bad, tmp_path / "out", progress=False, verify=False, allow_suspicious=True)
+    assert report.suspicious and any("--allow-suspicious" in note for note in report.notes)
+    config = (tmp_path / "out" / "config.json").read_text()
+    assert "--allow-suspicious" in config and "--allow-suspicious" in (tmp_path / "out" / "README.md").read_text()

@@ -83,7 +83,8 @@ def test_caffemodel_saved_from_the_training_net(tmp_path, reference) -> None:
 
 
 def test_scale_factor_one_and_zero(tmp_path, reference) -> None:
-    """BatchNorm blobs with s = 1 give the same statistics as s = 999.98; s = 0 means zero statistics."""
+    """BatchNorm blobs with s = 1 give the same statistics as s = 999.98; s = 0 means zero statistics
+    (Caffe's rule), converted only with allow_suspicious: no trained net has it."""
     convert(
         caffemodel(tmp_path, "se_resnet50", seed=9, bn_scale_factor=1.0, package_writer=True),
         tmp_path / "one",
@@ -103,6 +104,7 @@ def test_scale_factor_one_and_zero(tmp_path, reference) -> None:
         tmp_path / "zero",
         verify=False,
         progress=False,
+        allow_suspicious=True,
     )
     zero = tensors(tmp_path / "zero")
     assert not zero["layer2.0.bn2.running_mean"].any() and not zero["layer2.0.bn2.running_var"].any()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import copy
 import io
+import sys
 
 import pytest
 import torch
 from torch import nn
 
 import senet_zoo
-from senet_zoo.inference import InferenceModel, fold_bn, optimize_for_inference
+from senet_zoo.inference import InferenceModel, fold_bn, optimize_for_inference, reuse_freed_memory
 
 # (name, batch, input size): reduced inputs where the network allows them; the two the brief names at 224.
 ARCHS = [
@@ -185,3 +186,34 @@ def test_refuses_what_it_cannot_fold(resnet50: nn.Module) -> None:
         meta = senet_zoo.create_model("se_resnet50").eval()
     with pytest.raises(ValueError, match="meta device"):
         optimize_for_inference(meta)
+
+
+def test_early_squeeze_gives_the_gate_of_the_output(resnet50: nn.Module) -> None:
+    """Where it reads less memory, the gate comes from the last 1×1 convolution's input
+    (mean(conv3(h)) = conv3 applied to mean(h)); it must equal the gate computed from the output."""
+    fast = optimize_for_inference(resnet50, onednn=False)
+    stage1, stage4 = fast.model.layer1[1], fast.model.layer4[1]
+    with torch.inference_mode():
+        h = torch.rand(2, 64, 56, 56).contiguous(memory_format=torch.channels_last)
+        early = stage1._early_gate(h)
+        assert early is not None
+        late = stage1.se.gate(stage1.conv3(h))
+        assert (early - late).abs().max().item() <= 1e-5
+        assert stage4._early_gate(torch.rand(1, 512, 7, 7)) is None  # 2048×512 weights outweigh a 7×7 map
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning is Linux-only")
+def test_freed_activation_memory_is_reused_without_page_faults() -> None:
+    import resource
+
+    if not reuse_freed_memory():
+        pytest.skip("not glibc")
+    numel = 48 * 2**20 // 4  # 48 MiB: above glibc's largest mmap threshold, so mmap'ed by default
+
+    def faults_of_a_fresh_block() -> int:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        torch.empty(numel).fill_(1.0)  # allocated, touched, freed
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    faults = [faults_of_a_fresh_block() for _ in range(4)]  # the heap settles within the first calls
+    assert faults[-1] < 1000 and faults[-2] < 1000, faults  # 12 288 pages, each faulted in if unmapped on free

@@ -11,15 +11,22 @@ later modified by an in-place layer (``top == bottom``) is returned after that m
 
     run(net, data, outputs=None) -> {blob name: tensor}
     Executor(net, dtype=torch.float32)(data, outputs=None)   # caches the weights as tensors
-    infer_shapes(net, input_shape) -> {blob name: shape}
+    infer_shapes(net, input_shape=None) -> {blob name: shape}     # default: the Input layer's shape
+    param_shapes(net, input_shape=None) -> {layer name: [blob shape, ...]}
     expected_blob_shapes(layer, bottom_shapes) -> [shape, ...]
-    random_blobs(net, input_shape, seed=0, calibrate=True)   # fills every parametric layer
+    random_blobs(net, input_shape=None, seed=0, calibrate=True, ill_conditioned=False)
+
+This module states Caffe's semantics once: each layer's shape rule sits beside its op and shares its
+parameter checks (pooling geometry, convolution output, reshape), shape inference, blob shapes and
+random weights for tests all go through it.
+Every malformed parameter or wiring is an :class:`ExecutionError` naming the file and the layer.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,31 +41,75 @@ __all__ = [
     "infer_shapes",
     "expected_blob_shapes",
     "random_blobs",
+    "param_shapes",
     "pool_output_size",
+    "hw_pair",
+    "BN_SCALE_FACTOR",
 ]
 
 Shape = tuple[int, ...]
 Tensors = list[torch.Tensor]
 WeightFn = Callable[[Layer, Tensors], Tensors]
 _DATA_LAYERS = frozenset({"Input", "Data"})
+_MAX_DIM = 1 << 31  # any size, count or kernel beyond this is a corrupt file, not a net
+_MAX_WINDOW = 1024  # pooling window elements (the executor loops over them; SENets use at most 49)
+# bottoms each layer type reads: (least, most); None = any number
+_BOTTOMS: dict[str, tuple[int, int | None]] = {
+    "Convolution": (1, 1),
+    "Pooling": (1, 1),
+    "BatchNorm": (1, 1),
+    "Scale": (1, 2),
+    "ReLU": (1, 1),
+    "Sigmoid": (1, 1),
+    "Axpy": (3, 3),
+    "Reshape": (1, 1),
+    "Concat": (1, None),
+    "Eltwise": (2, None),
+    "InnerProduct": (1, 1),
+    "Dropout": (1, 1),
+    "Softmax": (1, 1),
+    "Flatten": (1, 1),
+    "Split": (1, 1),
+    "Silence": (1, None),
+}
 
 
 class ExecutionError(RuntimeError):
     """A net that cannot run: missing inputs or blobs, wrong blob shapes, unsupported layers."""
 
 
-def _hw(param: Mapping, name: str, default: int | None, layer: Layer) -> tuple[int, int]:
-    """A 2-D size written as ``name_h``/``name_w`` or as one or two ``name`` values."""
+def hw_pair(param: Mapping, name: str, default: int | None) -> tuple[int, int] | None:
+    """A 2-D size written as ``name_h``/``name_w`` or as one or two ``name`` values (``kernel_size``
+    for the kernel); ``(default, default)`` when absent (None when ``default`` is None)."""
     if f"{name}_h" in param or f"{name}_w" in param:
-        return int(param.get(f"{name}_h", default)), int(param.get(f"{name}_w", default))
+        h, w = param.get(f"{name}_h", default), param.get(f"{name}_w", default)
+        return None if h is None or w is None else (int(h), int(w))
     values = as_list(param.get("kernel_size" if name == "kernel" else name))
     if not values:
-        if default is None:
-            raise ExecutionError(f"layer {layer.name!r}: no {name} size given")
-        return default, default
-    if len(values) > 2:
-        raise ExecutionError(f"layer {layer.name!r}: {len(values)} {name} values, only 2-D is supported")
+        return None if default is None else (default, default)
     return int(values[0]), int(values[-1])
+
+
+def _hw(param: Mapping, name: str, default: int | None, layer: Layer, minimum: int = 1) -> tuple[int, int]:
+    """:func:`hw_pair`, checked: given (or defaulted), 2-D, and each value at least ``minimum``."""
+    values = as_list(param.get("kernel_size" if name == "kernel" else name))
+    if len(values) > 2:
+        raise ExecutionError(f"layer {layer.name!r} ({layer.type}): {len(values)} {name} values, only 2-D is supported")
+    pair = hw_pair(param, name, default)
+    if pair is None:
+        raise ExecutionError(f"layer {layer.name!r} ({layer.type}): no {name} size given")
+    if min(pair) < minimum or max(pair) > _MAX_DIM:
+        raise ExecutionError(f"layer {layer.name!r} ({layer.type}): {name} {pair} must be in [{minimum}, {_MAX_DIM}]")
+    return pair
+
+
+def _positive(param: Mapping, key: str, default: int | None, layer: Layer) -> int:
+    value = param.get(key, default)
+    if value is None:
+        raise ExecutionError(f"layer {layer.name!r} ({layer.type}): {key} is not given")
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= _MAX_DIM:
+        raise ExecutionError(f"layer {layer.name!r} ({layer.type}): {key} must be a positive count, got {value!r}")
+    return value
 
 
 def _axis(axis: int, ndim: int, layer: Layer) -> int:
@@ -74,15 +125,22 @@ def expected_blob_shapes(layer: Layer, bottom_shapes: Sequence[Shape]) -> list[S
     if kind == "Convolution":
         p = layer.param("convolution_param")
         kh, kw = _hw(p, "kernel", None, layer)
-        out, group = int(p["num_output"]), int(p.get("group", 1))
-        shapes = [(out, x[1] // group, kh, kw)]
+        out, group = _positive(p, "num_output", None, layer), _positive(p, "group", 1, layer)
+        if len(x) != 4:
+            raise ExecutionError(f"layer {layer.name!r} (Convolution): input {x} is not N x C x H x W")
+        if x[1] % group or out % group:
+            raise ExecutionError(
+                f"layer {layer.name!r} (Convolution): group {group} does not divide "
+                f"{x[1]} input and {out} output channels"
+            )
+        shapes: list[Shape] = [(out, x[1] // group, kh, kw)]
         return shapes + [(out,)] if p.get("bias_term", True) else shapes
     if kind == "InnerProduct":
         p = layer.param("inner_product_param")
-        out = int(p["num_output"])
+        out = _positive(p, "num_output", None, layer)
         k = math.prod(x[_axis(p.get("axis", 1), len(x), layer) :])
-        shapes = [(k, out) if p.get("transpose", False) else (out, k)]
-        return shapes + [(out,)] if p.get("bias_term", True) else shapes
+        ip_shapes: list[Shape] = [(k, out) if p.get("transpose", False) else (out, k)]
+        return ip_shapes + [(out,)] if p.get("bias_term", True) else ip_shapes
     if kind == "BatchNorm":
         channels = x[1] if len(x) > 1 else 1
         return [(channels,), (channels,), (1,)]
@@ -111,34 +169,92 @@ def pool_output_size(size: int, kernel: int, stride: int, pad: int, ceil_mode: b
 
 def _convolution(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
     p = layer.param("convolution_param")
+    x = bottoms[0]
+    _conv_output(layer, tuple(x.shape), tuple(blobs[0].shape[2:]))  # checks the parameters
+    stride, pad, dilation = _hw(p, "stride", 1, layer), _hw(p, "pad", 0, layer, minimum=0), _hw(p, "dilation", 1, layer)
+    bias = blobs[1] if len(blobs) > 1 else None
+    return [F.conv2d(x, blobs[0], bias, stride, pad, dilation, int(p.get("group", 1)))]
+
+
+def _pool_geometry(layer: Layer, height: int, width: int) -> tuple[tuple[int, int], ...]:
+    """Kernel, stride, pad and output size of a (non-global) pooling layer, all checked."""
+    p = layer.param("pooling_param")
+    kh, kw = _hw(p, "kernel", None, layer)
+    (sh, sw), (ph, pw) = _hw(p, "stride", 1, layer), _hw(p, "pad", 0, layer, minimum=0)
+    if kh * kw > _MAX_WINDOW:
+        raise ExecutionError(f"layer {layer.name!r} (Pooling): a {kh}x{kw} window is larger than supported")
+    if ph >= kh or pw >= kw:
+        raise ExecutionError(f"layer {layer.name!r} (Pooling): pad {(ph, pw)} must be smaller than the kernel")
+    ceil_mode = p.get("round_mode", "CEIL") == "CEIL"
+    oh = pool_output_size(height, kh, sh, ph, ceil_mode)
+    ow = pool_output_size(width, kw, sw, pw, ceil_mode)
+    if oh < 1 or ow < 1:
+        raise ExecutionError(f"layer {layer.name!r} (Pooling): a {height}x{width} input is smaller than the window")
+    return (kh, kw), (sh, sw), (ph, pw), (oh, ow)
+
+
+def _conv_output(layer: Layer, x: Shape, kernel: Shape) -> Shape:
+    """Output shape of a convolution (parameters checked), from its input shape and kernel size."""
+    p = layer.param("convolution_param")
     if p.get("axis", 1) != 1:
         raise ExecutionError(f"layer {layer.name!r}: convolution axis {p['axis']} is not supported")
     stride = _hw(p, "stride", 1, layer)
-    pad = _hw(p, "pad", 0, layer)
-    dilation = as_list(p.get("dilation")) or [1]
-    bias = blobs[1] if len(blobs) > 1 else None
-    return [F.conv2d(bottoms[0], blobs[0], bias, stride, pad, (dilation[0], dilation[-1]), int(p.get("group", 1)))]
+    pad = _hw(p, "pad", 0, layer, minimum=0)
+    dilation = _hw(p, "dilation", 1, layer)
+    out = []
+    for size, k, st, d, q in zip(x[2:], kernel, stride, dilation, pad):
+        span = d * (k - 1) + 1
+        if size + 2 * q < span:
+            raise ExecutionError(
+                f"layer {layer.name!r} (Convolution): a {tuple(x[2:])} input is smaller than the kernel"
+            )
+        out.append((size + 2 * q - span) // st + 1)
+    return (x[0], _positive(p, "num_output", None, layer), *out)
+
+
+def _reshape_shape(layer: Layer, x: Shape) -> Shape:
+    p = layer.param("reshape_param")
+    dims = [int(d) for d in as_list(p.get("shape", {}).get("dim"))]
+    axis, num_axes = p.get("axis", 0), p.get("num_axes", -1)
+    start = axis if axis >= 0 else len(x) + axis + 1
+    end = len(x) if num_axes == -1 else start + num_axes
+    if not 0 <= start <= end <= len(x) or any(d < -1 for d in dims):
+        raise ExecutionError(
+            f"layer {layer.name!r} (Reshape): dims {dims}, axis {axis}, num_axes {num_axes} do not fit"
+        )
+    if any(d == 0 and start + i >= len(x) for i, d in enumerate(dims)):
+        raise ExecutionError(f"layer {layer.name!r} (Reshape): a 0 (copy) dim beyond the input's {len(x)} axes")
+    part = [x[start + i] if d == 0 else d for i, d in enumerate(dims)]
+    shape = list(x[:start]) + part + list(x[end:])
+    if shape.count(-1) > 1:
+        raise ExecutionError(f"layer {layer.name!r}: more than one -1 in the reshape dims {dims}")
+    count = math.prod(x)
+    if -1 in shape:
+        known = math.prod(d for d in shape if d != -1)
+        shape[shape.index(-1)] = count // known if known else 0
+    if math.prod(shape) != count:
+        raise ExecutionError(f"layer {layer.name!r}: cannot reshape {tuple(x)} to {tuple(shape)}")
+    return tuple(shape)
 
 
 def _pooling(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
     p = layer.param("pooling_param")
     x = bottoms[0]
+    if x.dim() != 4:
+        raise ExecutionError(f"layer {layer.name!r} (Pooling): input {tuple(x.shape)} is not N x C x H x W")
     method = p.get("pool", "MAX")
     if method not in ("MAX", "AVE"):
         raise ExecutionError(f"layer {layer.name!r}: {method} pooling is not supported")
     if p.get("global_pooling", False):  # one window covering the whole map, no padding
         return [x.amax((2, 3), keepdim=True) if method == "MAX" else x.mean((2, 3), keepdim=True)]
-    (kh, kw), (sh, sw), (ph, pw) = (_hw(p, "kernel", None, layer), _hw(p, "stride", 1, layer), _hw(p, "pad", 0, layer))
-    ceil_mode = p.get("round_mode", "CEIL") == "CEIL"
     height, width = x.shape[2], x.shape[3]
-    oh = pool_output_size(height, kh, sh, ph, ceil_mode)
-    ow = pool_output_size(width, kw, sw, pw, ceil_mode)
+    (kh, kw), (sh, sw), (ph, pw), (oh, ow) = _pool_geometry(layer, height, width)
     # Pad so every window lies inside: ``p`` before, and after as far as the last window reaches.
     extra_h = max(0, (oh - 1) * sh + kh - height - ph)
     extra_w = max(0, (ow - 1) * sw + kw - width - pw)
     fill = float("-inf") if method == "MAX" else 0.0
     xp = F.pad(x, (pw, extra_w, ph, extra_h), value=fill)
-    out = None
+    out: torch.Tensor | None = None
     for i in range(kh):
         for j in range(kw):
             window = xp[:, :, i : i + (oh - 1) * sh + 1 : sh, j : j + (ow - 1) * sw + 1 : sw]
@@ -148,6 +264,7 @@ def _pooling(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
                 out = torch.maximum(out, window)
             else:
                 out += window
+    assert out is not None  # the kernel is at least 1x1
     if method == "AVE":  # divide by the window clipped to the padded image (padding counts)
         rows = [min(r * sh - ph + kh, height + ph) - (r * sh - ph) for r in range(oh)]
         cols = [min(c * sw - pw + kw, width + pw) - (c * sw - pw) for c in range(ow)]
@@ -161,9 +278,10 @@ def _batch_norm(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
     x = bottoms[0]
     view = (1, -1) + (1,) * (x.dim() - 2)
     if p.get("use_global_stats", True):  # deploy nets run in TEST phase: stored statistics
-        s = blobs[2].reshape(())
+        # Caffe (a float net) computes 1/s and the scaled statistics in float32, whatever dtype runs here.
+        s = blobs[2].reshape(()).float()
         factor = torch.where(s == 0, torch.zeros_like(s), 1 / s)
-        mean, var = blobs[0] * factor, blobs[1] * factor
+        mean, var = (blobs[0].float() * factor).to(x.dtype), (blobs[1].float() * factor).to(x.dtype)
     else:
         flat = x.transpose(0, 1).reshape(x.shape[1], -1)
         mean = flat.mean(1)
@@ -204,22 +322,7 @@ def _axpy(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
 
 
 def _reshape(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
-    p = layer.param("reshape_param")
-    x = bottoms[0]
-    dims = [int(d) for d in as_list(p.get("shape", {}).get("dim"))]
-    axis, num_axes = p.get("axis", 0), p.get("num_axes", -1)
-    start = axis if axis >= 0 else x.dim() + axis + 1
-    end = x.dim() if num_axes == -1 else start + num_axes
-    part = [x.shape[start + i] if d == 0 else d for i, d in enumerate(dims)]
-    shape = list(x.shape[:start]) + part + list(x.shape[end:])
-    if shape.count(-1) > 1:
-        raise ExecutionError(f"layer {layer.name!r}: more than one -1 in the reshape dims {dims}")
-    if -1 in shape:
-        known = math.prod(d for d in shape if d != -1)
-        shape[shape.index(-1)] = x.numel() // known if known else 0
-    if math.prod(shape) != x.numel():
-        raise ExecutionError(f"layer {layer.name!r}: cannot reshape {tuple(x.shape)} to {tuple(shape)}")
-    return [x.reshape(shape)]
+    return [bottoms[0].reshape(_reshape_shape(layer, tuple(bottoms[0].shape)))]
 
 
 def _concat(layer: Layer, bottoms: Tensors, blobs: Tensors) -> Tensors:
@@ -340,7 +443,7 @@ def _forward(
                     f"{where}: layer {layer.name!r} reads {missing[0]!r}, which no earlier layer produced"
                 )
             bottoms = [blobs[name] for name in layer.bottoms]
-            tops = op(layer, bottoms, weights(layer, bottoms))
+            tops = _apply(op, layer, bottoms, weights, where)
         for name, value in zip(layer.tops, tops):
             blobs[name] = value
         if keep_all:
@@ -348,10 +451,29 @@ def _forward(
         for name in set(layer.bottoms) | set(layer.tops):
             if last_read.get(name, -1) <= index and name not in wanted:
                 blobs.pop(name, None)
-    missing = wanted - blobs.keys()
-    if missing:
-        raise ExecutionError(f"{where}: requested blob(s) {sorted(missing)} do not exist in the net")
+    absent = wanted - blobs.keys()
+    if absent:
+        raise ExecutionError(f"{where}: requested blob(s) {sorted(absent)} do not exist in the net")
     return blobs if keep_all else {name: blobs[name] for name in wanted}
+
+
+def _apply(op: Callable, layer: Layer, bottoms: Sequence[Any], weights: Callable, where: str) -> list[Any]:
+    """Run one layer; any failure becomes an :class:`ExecutionError` naming the file and the layer."""
+    least, most = _BOTTOMS.get(layer.type, (0, None))
+    if not least <= len(bottoms) <= (most if most is not None else len(bottoms)):
+        wanted = f"{least}" if least == most else f"at least {least}" if most is None else f"{least} to {most}"
+        raise ExecutionError(
+            f"{where}: layer {layer.name!r} ({layer.type}): reads {len(bottoms)} bottom(s), needs {wanted}"
+        )
+    if not layer.tops and layer.type != "Silence":
+        raise ExecutionError(f"{where}: layer {layer.name!r} ({layer.type}): has no top")
+    try:
+        return op(layer, bottoms, weights(layer, bottoms))
+    except ExecutionError as err:
+        raise ExecutionError(str(err) if str(err).startswith(where) else f"{where}: {err}") from None
+    except (RuntimeError, ValueError, TypeError, IndexError, KeyError, ArithmeticError) as err:
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ExecutionError(f"{where}: layer {layer.name!r} ({layer.type}): {message}") from None
 
 
 def _check_blobs(layer: Layer, blobs: Sequence, bottoms: Tensors) -> list[Shape]:
@@ -412,71 +534,262 @@ def run(
     return Executor(net, dtype=dtype)(data, outputs)
 
 
-def infer_shapes(net: Net, input_shape: Shape | Mapping[str, Shape]) -> dict[str, Shape]:
-    """The shape of every blob for the given input shape(s), computed without data (meta tensors).
+def _declared_inputs(net: Net) -> dict[str, Shape]:
+    """The input shapes the net's own Input layers declare (one shape per top, or one for all)."""
+    shapes: dict[str, Shape] = {}
+    for layer in net.layers:
+        if layer.type not in _DATA_LAYERS:
+            continue
+        declared = as_list(layer.param("input_param").get("shape"))
+        if not declared:
+            raise ExecutionError(f"{net.source or net.name}: layer {layer.name!r} ({layer.type}) declares no shape")
+        for i, top in enumerate(layer.tops):
+            dims = as_list((declared[i] if i < len(declared) else declared[0]).get("dim"))
+            if not dims or not all(isinstance(d, int) and 1 <= d <= _MAX_DIM for d in dims):
+                raise ExecutionError(f"{net.source or net.name}: layer {layer.name!r}: input shape {dims} is invalid")
+            shapes[top] = tuple(dims)
+    return shapes
 
-    Works on nets without blobs (a bare prototxt): parametric layers get blobs of their expected shape.
+
+def _output_shapes(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    """The shapes of ``layer``'s tops from its bottoms' shapes: the ops' rules without the data."""
+    kind, x = layer.type, ins[0] if ins else ()
+
+    def fail(message: str) -> ExecutionError:
+        return ExecutionError(f"layer {layer.name!r} ({kind}): {message}")
+
+    if kind == "Convolution":
+        if len(x) != 4:
+            raise fail(f"input {x} is not N x C x H x W")
+        out = _conv_output(layer, x, expected_blob_shapes(layer, ins)[0][2:])
+    elif kind == "Pooling":
+        if len(x) != 4:
+            raise fail(f"input {x} is not N x C x H x W")
+        p = layer.param("pooling_param")
+        if p.get("pool", "MAX") not in ("MAX", "AVE"):
+            raise fail(f"{p.get('pool')} pooling is not supported")
+        out = (*x[:2], 1, 1) if p.get("global_pooling", False) else (*x[:2], *_pool_geometry(layer, x[2], x[3])[3])
+    elif kind in ("BatchNorm", "ReLU", "Sigmoid", "Dropout", "Softmax"):
+        expected_blob_shapes(layer, ins)
+        out = x
+    elif kind == "Scale":
+        expected_blob_shapes(layer, ins)
+        if len(ins) == 2:
+            axis = _axis(layer.param("scale_param").get("axis", 1), len(x), layer)
+            if tuple(x[axis : axis + len(ins[1])]) != tuple(ins[1]):
+                raise fail(f"scale of shape {ins[1]} does not match axes {axis}.. of the input {x}")
+        out = x
+    elif kind == "Axpy":
+        a, x, y = ins
+        if len(x) < 2 or math.prod(a) != x[0] * x[1] or x != y:
+            raise fail(f"needs a (N x C), x and y of one shape; got {a}, {x}, {y}")
+        out = x
+    elif kind == "Eltwise":
+        if any(shape != x for shape in ins):
+            raise fail(f"inputs of different shapes {ins}")
+        out = x
+    elif kind == "Concat":
+        p = layer.param("concat_param")
+        axis = _axis(p["concat_dim"] if "concat_dim" in p else p.get("axis", 1), len(x), layer)
+        if any(len(s) != len(x) or s[:axis] + s[axis + 1 :] != x[:axis] + x[axis + 1 :] for s in ins):
+            raise fail(f"inputs {ins} differ outside axis {axis}")
+        out = (*x[:axis], sum(s[axis] for s in ins), *x[axis + 1 :])
+    elif kind == "InnerProduct":
+        axis = _axis(layer.param("inner_product_param").get("axis", 1), len(x), layer)
+        out = (*x[:axis], expected_blob_shapes(layer, ins)[0][0 if not _transposed(layer) else 1])
+    elif kind == "Reshape":
+        out = _reshape_shape(layer, x)
+    elif kind == "Flatten":
+        p = layer.param("flatten_param")
+        start, end = _axis(p.get("axis", 1), len(x), layer), _axis(p.get("end_axis", -1), len(x), layer)
+        out = (*x[:start], math.prod(x[start : end + 1]), *x[end + 1 :])
+    elif kind == "Split":
+        return [x] * len(layer.tops)
+    elif kind == "Silence":
+        return []
+    else:
+        raise fail(f"type {kind!r} is not supported")
+    return [tuple(out)]
+
+
+def _transposed(layer: Layer) -> bool:
+    return bool(layer.param("inner_product_param").get("transpose", False))
+
+
+def _shape_pass(
+    net: Net,
+    input_shape: Shape | Mapping[str, Shape] | None,
+    on_layer: Callable[[Layer, list[Shape]], None] | None = None,
+) -> dict[str, Shape]:
+    """Every blob's shape, layer by layer with the ops' rules and checks, but no data (instant).
+
+    ``input_shape`` defaults to the Input layers' declared shapes; ``on_layer(layer, bottom_shapes)``
+    is called before each layer is applied.
     """
-    shapes = dict(input_shape) if isinstance(input_shape, Mapping) else {_first_input(net): input_shape}
-    feeds = {name: torch.empty(tuple(shape), device="meta") for name, shape in shapes.items()}
+    where = net.source or net.name
+    if input_shape is None:
+        shapes: dict[str, Shape] = dict(_declared_inputs(net))
+    elif isinstance(input_shape, Mapping):
+        shapes = {name: tuple(shape) for name, shape in input_shape.items()}
+    else:
+        shapes = {_first_input(net): tuple(input_shape)}
+    for layer in net.layers:
+        if layer.type in _DATA_LAYERS:
+            continue
+        missing = [name for name in layer.bottoms if name not in shapes]
+        if missing:
+            raise ExecutionError(f"{where}: layer {layer.name!r} reads {missing[0]!r}, which no earlier layer produced")
+        ins = [shapes[name] for name in layer.bottoms]
 
-    def weights(layer: Layer, bottoms: Tensors) -> Tensors:
-        shapes = expected_blob_shapes(layer, [tuple(b.shape) for b in bottoms])
-        return [torch.empty(shape, device="meta") for shape in shapes]
+        def op(layer: Layer, bottoms: list, blobs: list, ins: list[Shape] = ins) -> list[Shape]:
+            if on_layer is not None:
+                on_layer(layer, ins)
+            return _output_shapes(layer, ins)
 
-    with torch.inference_mode():
-        blobs = _forward(net, feeds, (), weights, keep_all=True)
-    return {name: tuple(value.shape) for name, value in blobs.items()}
+        outs: list[Any] = _apply(op, layer, ins, lambda layer, bottoms: [], where)
+        shapes.update(zip(layer.tops, outs))
+    return shapes
 
 
-def random_blobs(net: Net, input_shape: Shape, seed: int = 0, *, calibrate: bool = True) -> None:
-    """Give every parametric layer of ``net`` random float32 blobs of plausible values, in place.
+def infer_shapes(net: Net, input_shape: Shape | Mapping[str, Shape] | None = None) -> dict[str, Shape]:
+    """The shape of every blob for the given input shape(s) (default: the Input layer's), without data.
 
-    Convolutions and inner products get He-scaled weights and small biases, Scale layers gammas
-    around 1 and small betas, BatchNorm layers Caffe's three blobs ``[mean*s, var*s, s]`` with a
-    random ``s`` in [1, 1000) (as the moving-average factor of a trained model). With ``calibrate``
-    a real forward pass on random input sets each BatchNorm's statistics near those of its actual
-    input, so activations stay O(1) through deep nets; without it the pass runs on meta tensors
-    (instant) and the statistics are drawn at random.
+    Works on nets without blobs (a bare prototxt): shapes come from the layers' parameters.
+    """
+    return _shape_pass(net, input_shape)
+
+
+def param_shapes(net: Net, input_shape: Shape | Mapping[str, Shape] | None = None) -> dict[str, list[Shape]]:
+    """The expected blob shapes of every layer that has parameters, in Caffe's conventions."""
+    result: dict[str, list[Shape]] = {}
+
+    def record(layer: Layer, ins: list[Shape]) -> None:
+        shapes = expected_blob_shapes(layer, ins)
+        if shapes:
+            result[layer.name] = shapes
+
+    _shape_pass(net, input_shape, record)
+    return result
+
+
+# -- random weights ----------------------------------------------------------------------------
+
+BN_SCALE_FACTOR = 999.98  # what Caffe's moving-average bookkeeping leaves in real SENet caffemodels
+INPUT_STD = 60.0  # typical spread of 0-255 pixel values minus the mean
+
+
+def _roles(net: Net) -> dict[str, str]:
+    """Layers whose random values follow a special rule: ``pixels`` (a BatchNorm right after a
+    convolution of the raw input), ``gate`` (a convolution feeding a Sigmoid: the SE excitation),
+    ``residual`` (a Scale whose output is the residual branch an ``Axpy`` adds)."""
+    inputs = {top for layer in net.layers if layer.type in _DATA_LAYERS for top in layer.tops}
+    first = {
+        layer.tops[0]
+        for layer in net.layers
+        if layer.type == "Convolution" and layer.bottoms and layer.tops and layer.bottoms[0] in inputs
+    }
+    gated = {layer.bottoms[0] for layer in net.layers if layer.type == "Sigmoid" and layer.bottoms}
+    roles: dict[str, str] = {}
+    producer: dict[str, str] = {}
+    for layer in net.layers:
+        if layer.type == "BatchNorm" and layer.bottoms and layer.bottoms[0] in first:
+            roles[layer.name] = "pixels"
+        if layer.type == "Convolution" and layer.tops and layer.tops[0] in gated:
+            roles[layer.name] = "gate"
+        if layer.type == "Axpy" and len(layer.bottoms) == 3 and layer.bottoms[1] in producer:
+            roles[producer[layer.bottoms[1]]] = "residual"
+        for top in layer.tops:
+            producer[top] = layer.name
+    return roles
+
+
+def random_blobs(
+    net: Net,
+    input_shape: Shape | None = None,
+    seed: int = 0,
+    *,
+    calibrate: bool = True,
+    ill_conditioned: bool = False,
+    bn_scale_factor: float | None = None,
+    input_std: float = INPUT_STD,
+) -> Net:
+    """Give every parametric layer of ``net`` random float32 blobs of plausible values (in place).
+
+    Convolutions and inner products are He-normal (fan-in). Scale gammas ~ U(0.5, 1.5), but
+    U(0.1, 0.3) on a residual branch before an ``Axpy`` so 50 summed blocks grow slowly; betas and
+    biases ~ N(0, 0.1); the SE excitation biases ~ N(3, 0.5) keep the gates near 0.95. BatchNorm
+    blobs are stored the Caffe way, ``[mean·s, var·s, [s]]``, with ``s = bn_scale_factor`` (default
+    random in [1, 1000), as a trained model's moving-average factor).
+
+    BatchNorm statistics: with ``calibrate`` a forward pass on random input (std ``input_std``, at
+    ``input_shape``, default the Input layer's) sets each one near those of its actual input, so
+    activations stay O(1); without it they are drawn from the variance the input is expected to
+    have (``2·input_std²`` after the first convolution, ~1 after that) and only shapes are
+    computed (instant). ``ill_conditioned`` (implies ``calibrate``) gives statistics "from other
+    inputs": means off by several standard deviations and variances 10²-10⁴ times too small, so
+    every BatchNorm amplifies and offsets its input: activations reach ~10³ and float32 rounding
+    visibly moves the outputs, as with a badly calibrated real model.
     """
     rng = np.random.default_rng(seed)
+    calibrate = calibrate or ill_conditioned
+    roles = _roles(net)
+    fixed_s = None if bn_scale_factor is None else np.float32(bn_scale_factor)
+
+    def fill(layer: Layer, ins: list[Shape], x: torch.Tensor | None) -> None:
+        shapes = expected_blob_shapes(layer, ins)
+        layer.blobs = []
+        if shapes:
+            s = fixed_s if fixed_s is not None else np.float32(rng.uniform(1.0, 1000.0))
+            role = roles.get(layer.name, "")
+            layer.blobs = _random_layer_blobs(layer, shapes, x, rng, role, s, ill_conditioned, input_std)
 
     def weights(layer: Layer, bottoms: Tensors) -> Tensors:
-        shapes = expected_blob_shapes(layer, [tuple(b.shape) for b in bottoms])
-        if shapes:
-            layer.blobs = _random_layer_blobs(layer, shapes, bottoms[0] if calibrate else None, rng)
-        device = bottoms[0].device if bottoms else torch.device("cpu")
-        return [torch.from_numpy(b).to(device) for b in layer.blobs] if shapes else []
+        fill(layer, [tuple(b.shape) for b in bottoms], bottoms[0] if bottoms else None)
+        return [torch.from_numpy(b) for b in layer.blobs]
 
-    device = "cpu" if calibrate else "meta"
-    data = (
-        torch.from_numpy(rng.standard_normal(tuple(input_shape)).astype(np.float32) * 50)
-        if calibrate
-        else torch.empty(tuple(input_shape), device=device)
-    )
-    with torch.inference_mode():
-        _forward(net, _feeds(net, data), (), weights)
+    if calibrate:
+        shape = tuple(input_shape) if input_shape is not None else next(iter(_declared_inputs(net).values()))
+        data = torch.from_numpy((rng.standard_normal(shape) * input_std).astype(np.float32))
+        with torch.inference_mode():
+            _forward(net, _feeds(net, data), (), weights)
+    else:
+        _shape_pass(net, input_shape, lambda layer, ins: fill(layer, ins, None))
+    return net
 
 
 def _random_layer_blobs(
-    layer: Layer, shapes: list[Shape], x: torch.Tensor | None, rng: np.random.Generator
+    layer: Layer,
+    shapes: list[Shape],
+    x: torch.Tensor | None,
+    rng: np.random.Generator,
+    role: str,
+    s: np.float32,
+    ill: bool,
+    input_std: float,
 ) -> list[np.ndarray]:
-    def normal(shape: Shape, std: float) -> np.ndarray:
-        return (rng.standard_normal(shape) * std).astype(np.float32)
+    def normal(shape: Shape, mean: float, std: float) -> np.ndarray:
+        return (mean + rng.standard_normal(shape) * std).astype(np.float32)
 
     if layer.type == "BatchNorm":
         channels = shapes[0][0]
-        if x is not None:
-            flat = x.detach().transpose(0, 1).reshape(channels, -1).double()
-            mean = flat.mean(1).numpy() + rng.normal(0, 0.05, channels) * flat.std(1).numpy()
-            var = flat.var(1, unbiased=False).numpy() * rng.uniform(0.8, 1.25, channels)
+        if x is None:
+            mean = rng.normal(0.0, 0.1, channels)
+            var = rng.uniform(0.5, 2.0, channels) * (2 * input_std**2 if role == "pixels" else 1.0)
         else:
-            mean, var = rng.normal(0, 0.1, channels), rng.uniform(0.5, 2.0, channels)
-        s = rng.uniform(1.0, 1000.0)
-        return [(mean * s).astype(np.float32), (var * s).astype(np.float32), np.array([s], np.float32)]
+            flat = x.detach().transpose(0, 1).reshape(channels, -1).double()
+            std = flat.std(1, unbiased=False).numpy() + 1e-6
+            if ill:  # statistics "from other inputs"
+                mean = flat.mean(1).numpy() + rng.normal(0, 3.0, channels) * std
+                var = std**2 * 10.0 ** rng.uniform(-4.0, -2.0, channels)
+            else:
+                mean = flat.mean(1).numpy() + rng.normal(0, 0.05, channels) * std
+                var = std**2 * rng.uniform(0.8, 1.25, channels)
+        mean32, var32 = mean.astype(np.float32), np.maximum(var, 1e-6).astype(np.float32)
+        return [mean32 * s, var32 * s, np.full(shapes[2], s, dtype=np.float32)]
     if layer.type == "Scale":
-        out = [rng.uniform(0.5, 1.5, shapes[0]).astype(np.float32)] if len(layer.bottoms) == 1 else []
-        return out + [normal(shape, 0.2) for shape in shapes[len(out) :]]
+        low, high = (0.1, 0.3) if role == "residual" else (0.5, 1.5)
+        out = [rng.uniform(low, high, shapes[0]).astype(np.float32)] if len(layer.bottoms) == 1 else []
+        return out + [normal(shape, 0.0, 0.1) for shape in shapes[len(out) :]]
     weight_shape = shapes[0]
     fan_in = (
         math.prod(weight_shape[1:])
@@ -484,4 +797,7 @@ def _random_layer_blobs(
         else (weight_shape[0] if layer.param("inner_product_param").get("transpose", False) else weight_shape[1])
     )
     gain = 2.0 if layer.type == "Convolution" else 1.0
-    return [normal(weight_shape, math.sqrt(gain / max(fan_in, 1)))] + [normal(s, 0.1) for s in shapes[1:]]
+    bias_mean, bias_std = (3.0, 0.5) if role == "gate" else (0.0, 0.1)
+    return [normal(weight_shape, 0.0, math.sqrt(gain / max(fan_in, 1)))] + [
+        normal(shape, bias_mean, bias_std) for shape in shapes[1:]
+    ]

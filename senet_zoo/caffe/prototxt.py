@@ -23,16 +23,27 @@ from .schema import LAYER_FIELDS, MESSAGES, NET_FIELDS, V1_LAYER_FIELDS, V1_LAYE
 
 __all__ = ["read_prototxt", "parse_prototxt"]
 
+# Each alternative is possessive and needs no lookahead, so every character is examined once and
+# tokenizing is linear in the text (a run of 40k digits followed by a letter used to take minutes).
+# A number token is any word starting with a digit (``e-``/``E+`` allowed inside); whether it is a
+# well-formed number is decided on the token alone (_NUMBER).
 _TOKEN = re.compile(
     r"""
-    (?P<skip>\s+|\#[^\n]*)
-  | (?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
-  | (?P<number>[-+]?(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?[fF]?)(?![\w.]))
-  | (?P<ident>-?[A-Za-z_][A-Za-z0-9_]*)
+    (?P<skip>\s++|\#[^\n]*+)
+  | (?P<string>"(?:[^"\\\n]++|\\.)*+"|'(?:[^'\\\n]++|\\.)*+')
+  | (?P<number>[-+]?+\.?+[0-9](?:[\w.]|(?<=[eE])[-+])*+)
+  | (?P<ident>-?[A-Za-z_][A-Za-z0-9_]*+)
   | (?P<punct>[{}<>\[\]:,;])
+  | (?P<bad>.)
 """,
-    re.VERBOSE,
+    re.VERBOSE | re.DOTALL,
 )
+_NUMBER = re.compile(r"[-+]?+(?:0[xX][0-9a-fA-F]++|(?:\d++\.?+\d*+|\.\d++)(?:[eE][-+]?+\d++)?+[fF]?+)")
+_HEX_INT = re.compile(r"[-+]?0[xX][0-9a-fA-F]+")
+_DEC_INT = re.compile(r"[-+]?\d+")
+_OCTAL = re.compile(r"[0-7]{1,3}")
+_HEX = re.compile(r"[0-9a-fA-F]{1,2}")
+MAX_DEPTH = 64  # nested messages; Caffe's deepest is 3 (layer > param > filler)
 _ESCAPES = {"n": 10, "r": 13, "t": 9, "a": 7, "b": 8, "f": 12, "v": 11, "\\": 92, "'": 39, '"': 34, "?": 63}
 _CLOSING = {"{": "}", "<": ">"}
 _TRUE = {"true", "True", "t"}
@@ -46,7 +57,7 @@ _CORE = {
     "top": Field(4, "top", "string", True),
 }
 _V2_LAYER = {**_CORE, "type": Field(2, "type", "string"), **{f.name: f for f in LAYER_FIELDS.values()}}
-_V1_LAYER = {**_CORE, **{f.name: f for f in V1_LAYER_FIELDS.values()}}  # type: enum name or number
+_V1_LAYER = {**_CORE, **{f.name: f for f in V1_LAYER_FIELDS.values()}}  # the type: an enum name or number
 _V1_NAMES = {v1_name: v2 for v1_name, v2 in V1_LAYER_TYPES.values() if v2}
 _BLOB = {
     "data": Field(5, "data", "float", True),
@@ -79,16 +90,14 @@ class _Parser:
     def __init__(self, text: str, source: str) -> None:
         self.text = text
         self.source = source
-        self.tokens: list[tuple[str, str, int]] = []  # (kind, text, offset)
-        pos = 0
-        while pos < len(text):
-            match = _TOKEN.match(text, pos)
-            if match is None:
-                raise self.fail(pos, f"unexpected character {text[pos]!r}")
-            if match.lastgroup != "skip":
-                self.tokens.append((match.lastgroup, match.group(), pos))
-            pos = match.end()
+        self.tokens: list[tuple[str, str, int]] = [  # (kind, text, offset)
+            (str(m.lastgroup), m.group(), m.start()) for m in _TOKEN.finditer(text) if m.lastgroup != "skip"
+        ]
+        bad = next((t for t in self.tokens if t[0] == "bad"), None)
+        if bad is not None:
+            raise self.fail(bad[2], f"unexpected character {bad[1]!r}")
         self.i = 0
+        self.depth = 0
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -166,7 +175,13 @@ class _Parser:
         schema = _BY_NAME.get(field.ref) if field is not None else None
         if name == "blobs":
             schema = _BLOB
-        return self.message(schema, _CLOSING[text])
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.fail(offset, f"messages nested more than {MAX_DEPTH} deep")
+        try:
+            return self.message(schema, _CLOSING[text])
+        finally:
+            self.depth -= 1
 
     def scalar(self) -> Any:
         kind, text, offset = self.take()
@@ -177,10 +192,14 @@ class _Parser:
                 parts.append(self.unescape(more, more_offset))
             return "".join(parts)
         if kind == "number":
+            if text.isdigit():  # the common case, first
+                return int(text)
+            if not _NUMBER.fullmatch(text):
+                raise self.fail(offset, f"malformed number {text[:40]!r}")
             body = text.rstrip("fF") if not text.lower().lstrip("+-").startswith("0x") else text
-            if re.fullmatch(r"[-+]?0[xX][0-9a-fA-F]+", body):
+            if _HEX_INT.fullmatch(body):
                 return int(body, 16)
-            if re.fullmatch(r"[-+]?\d+", body) and text == body:
+            if _DEC_INT.fullmatch(body) and text == body:
                 return int(body)
             return float(body)
         if kind == "ident":
@@ -199,6 +218,8 @@ class _Parser:
 
     def unescape(self, token: str, offset: int) -> str:
         body = token[1:-1]
+        if "\\" not in body:
+            return body
         out = bytearray()
         i = 0
         while i < len(body):
@@ -212,11 +233,11 @@ class _Parser:
                 out.append(_ESCAPES[esc])
                 i += 2
             elif esc in "01234567":
-                digits = re.match(r"[0-7]{1,3}", body[i + 1 :]).group()
+                digits = _OCTAL.match(body, i + 1).group()  # type: ignore[union-attr]  # esc is a digit
                 out.append(int(digits, 8) & 0xFF)
                 i += 1 + len(digits)
-            elif esc in "xX" and re.match(r"[0-9a-fA-F]", body[i + 2 : i + 3]):
-                digits = re.match(r"[0-9a-fA-F]{1,2}", body[i + 2 :]).group()
+            elif esc in "xX" and _HEX.match(body, i + 2):
+                digits = _HEX.match(body, i + 2).group()  # type: ignore[union-attr]  # checked above
                 out.append(int(digits, 16))
                 i += 2 + len(digits)
             else:

@@ -5,40 +5,24 @@ SENet-154, and ``SE-BN-Inception``) are described here from the Caffe side: at f
 :func:`synth_net` reproduces the released deploy prototxts layer for layer. ``layers`` (blocks per
 stage) and ``width`` (channel divisor) shrink a net for fast tests while keeping the naming scheme.
 
-:func:`infer_shapes` walks a net with Caffe's shape rules (ceil-mode pooling, ``Axpy``, two-bottom
-``Scale``, ``Reshape`` with 0 dims), :func:`param_shapes` gives every layer's expected blob shapes
-and :func:`random_blobs` fills a net (synthesized or parsed from a prototxt) with weights that keep
-activations in a sane range through 50 residual blocks, and BatchNorm blobs stored the Caffe way:
-``[mean·s, var·s, s]`` with a scale factor ``s`` ≠ 1.
+This module only builds nets. Caffe's semantics (shape inference, blob shapes, random weights
+that keep activations in range, BatchNorm blobs stored as ``[mean·s, var·s, s]``) live in
+:mod:`.executor`, stated once.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from ..catalog import CATALOG
-from .net import CaffeFormatError, Layer, Net, as_list
+from .executor import BN_SCALE_FACTOR, infer_shapes, random_blobs
+from .net import Layer, Net
 
-__all__ = [
-    "ARCHS",
-    "CaffeArch",
-    "INPUT_SIZE",
-    "BN_SCALE_FACTOR",
-    "synth_net",
-    "infer_shapes",
-    "param_shapes",
-    "random_blobs",
-    "hw_pair",
-]
+__all__ = ["ARCHS", "CaffeArch", "INPUT_SIZE", "synth_net"]
 
 INPUT_SIZE = 224
-BN_SCALE_FACTOR = 999.98  # what Caffe's moving-average bookkeeping leaves in real SENet caffemodels
-INPUT_STD = 60.0  # typical spread of 0–255 pixel values minus the mean
 SE_REDUCTION = 16
 STAGE_PLANES = (64, 128, 256, 512)
 
@@ -268,11 +252,14 @@ def synth_net(
     blobs: bool = True,
     seed: int = 0,
     bn_scale_factor: float = BN_SCALE_FACTOR,
+    ill_conditioned: bool = False,
 ) -> Net:
     """The Caffe net ``arch`` (a key of :data:`ARCHS`) in the authors' naming scheme.
 
     ``layers`` overrides the blocks per stage (ResNet family only), ``width`` divides every channel
-    count (groups too, down to 1). With ``blobs`` the net gets random weights (:func:`random_blobs`).
+    count (groups too, down to 1). With ``blobs`` the net gets random weights
+    (:func:`senet_zoo.caffe.executor.random_blobs`: uncalibrated, instant; calibrated on a forward
+    pass when ``ill_conditioned``, whose BatchNorm statistics then come "from other inputs").
     """
     if arch not in ARCHS:
         raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHS)}")
@@ -290,230 +277,5 @@ def synth_net(
             raise ValueError(f"layers must be four positive block counts, got {depth}")
         net = _resnet_family(spec, depth, width, builder)
     if blobs:
-        random_blobs(net, seed=seed, bn_scale_factor=bn_scale_factor)
-    return net
-
-
-# ---------------------------------------------------------------------------------------- shapes
-
-
-def hw_pair(param: dict[str, Any], name: str, default: int) -> tuple[int, int]:
-    """Caffe's (h, w) for kernel/stride/pad: ``<name>_h``/``_w`` or the repeated ``<name>``/``<name>_size``."""
-    h, w = param.get(f"{name}_h"), param.get(f"{name}_w")
-    if h is not None or w is not None:
-        return int(h if h is not None else default), int(w if w is not None else default)
-    values = as_list(param.get(name, param.get(f"{name}_size")))
-    if not values:
-        return default, default
-    return (int(values[0]), int(values[-1]))
-
-
-def _conv_out(size: int, kernel: int, stride: int, pad: int) -> int:
-    return (size + 2 * pad - kernel) // stride + 1
-
-
-def _pool_out(size: int, kernel: int, stride: int, pad: int) -> int:
-    out = math.ceil((size + 2 * pad - kernel) / stride) + 1
-    if pad and (out - 1) * stride >= size + pad:
-        out -= 1
-    return out
-
-
-def _input_shape(layer: Layer) -> tuple[int, ...]:
-    shape = as_list(layer.param("input_param").get("shape"))
-    if not shape:
-        raise CaffeFormatError(f"layer {layer.name!r}: Input without input_param.shape")
-    return tuple(int(d) for d in as_list(shape[0].get("dim")))
-
-
-def _layer_out(layer: Layer, ins: list[tuple[int, ...]], source: str) -> tuple[int, ...]:
-    """Output shape of one layer (first top) from its bottoms' shapes."""
-    t, where = layer.type, f"{source}: layer {layer.name!r} ({layer.type})"
-    if t in ("BatchNorm", "ReLU", "Sigmoid", "TanH", "Dropout", "Softmax", "Split"):
-        return ins[0]
-    if t == "Scale":  # one bottom: learned scale; two bottoms: x scaled by the second input
-        return ins[0]
-    if t == "Axpy":
-        return ins[1]
-    if t == "Eltwise":
-        return ins[0]
-    if t == "Concat":
-        axis = int(layer.param("concat_param").get("axis", 1))
-        shape = list(ins[0])
-        shape[axis] = sum(s[axis] for s in ins)
-        return tuple(shape)
-    if t == "Convolution":
-        p = layer.param("convolution_param")
-        (kh, kw), (sh, sw), (ph, pw) = hw_pair(p, "kernel", 1), hw_pair(p, "stride", 1), hw_pair(p, "pad", 0)
-        n, _, h, w = ins[0]
-        return (n, int(p["num_output"]), _conv_out(h, kh, sh, ph), _conv_out(w, kw, sw, pw))
-    if t == "Pooling":
-        p = layer.param("pooling_param")
-        n, c, h, w = ins[0]
-        if p.get("global_pooling"):
-            return (n, c, 1, 1)
-        (kh, kw), (sh, sw), (ph, pw) = hw_pair(p, "kernel", 1), hw_pair(p, "stride", 1), hw_pair(p, "pad", 0)
-        out = (n, c, _pool_out(h, kh, sh, ph), _pool_out(w, kw, sw, pw))
-        if min(out[2:]) < 1:
-            raise CaffeFormatError(f"{where}: {h}×{w} input is smaller than the {kh}×{kw} window")
-        return out
-    if t == "InnerProduct":
-        return (ins[0][0], int(layer.param("inner_product_param")["num_output"]))
-    if t == "Reshape":
-        dims = [int(d) for d in as_list(layer.param("reshape_param").get("shape", {}).get("dim"))]
-        shape = [ins[0][i] if d == 0 else d for i, d in enumerate(dims)]
-        if -1 in shape:
-            known = math.prod(d for d in shape if d != -1)
-            shape[shape.index(-1)] = math.prod(ins[0]) // known
-        return tuple(shape)
-    raise CaffeFormatError(f"{where}: layer type not supported by shape inference")
-
-
-def infer_shapes(net: Net, input_shape: tuple[int, ...] | None = None) -> dict[str, tuple[int, ...]]:
-    """Shape of every blob (top) after the whole net ran; ``input_shape`` overrides the Input layer's."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    for layer in net.layers:
-        if layer.type in ("Input", "Data"):
-            shape = tuple(input_shape) if input_shape is not None else _input_shape(layer)
-            for top in layer.tops:
-                shapes[top] = shape
-            continue
-        missing = [b for b in layer.bottoms if b not in shapes]
-        if missing:
-            raise CaffeFormatError(
-                f"{net.source or net.name}: layer {layer.name!r} reads blob "
-                f"{missing[0]!r} that no earlier layer produces"
-            )
-        out = _layer_out(layer, [shapes[b] for b in layer.bottoms], net.source or net.name)
-        for top in layer.tops:
-            shapes[top] = out
-    return shapes
-
-
-def param_shapes(net: Net, input_shape: tuple[int, ...] | None = None) -> dict[str, list[tuple[int, ...]]]:
-    """Expected blob shapes of every layer that has learned parameters, in Caffe's conventions."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    result: dict[str, list[tuple[int, ...]]] = {}
-    for layer in net.layers:
-        if layer.type in ("Input", "Data"):
-            shape = tuple(input_shape) if input_shape is not None else _input_shape(layer)
-            shapes.update({top: shape for top in layer.tops})
-            continue
-        ins = [shapes[b] for b in layer.bottoms]
-        blobs = _blob_shapes(layer, ins)
-        if blobs:
-            result[layer.name] = blobs
-        out = _layer_out(layer, ins, net.source or net.name)
-        shapes.update({top: out for top in layer.tops})
-    return result
-
-
-def _blob_shapes(layer: Layer, ins: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
-    t = layer.type
-    if t == "Convolution":
-        p = layer.param("convolution_param")
-        out, group = int(p["num_output"]), int(p.get("group", 1))
-        kh, kw = hw_pair(p, "kernel", 1)
-        blobs = [(out, ins[0][1] // group, kh, kw)]
-        return blobs + [(out,)] if p.get("bias_term", True) else blobs
-    if t == "InnerProduct":
-        p = layer.param("inner_product_param")
-        out = int(p["num_output"])
-        blobs = [(out, math.prod(ins[0][1:]))]
-        return blobs + [(out,)] if p.get("bias_term", True) else blobs
-    if t == "BatchNorm":
-        c = ins[0][1]
-        return [(c,), (c,), (1,)]
-    if t == "Scale" and len(ins) == 1:
-        c = ins[0][1]
-        return [(c,), (c,)] if layer.param("scale_param").get("bias_term", False) else [(c,)]
-    return []
-
-
-# ---------------------------------------------------------------------------------------- weights
-
-
-def _reading_input(net: Net) -> set[str]:
-    """BatchNorm layers that normalize a convolution of the raw input (pixels, not unit-scale activations)."""
-    inputs = {top for layer in net.layers if layer.type in ("Input", "Data") for top in layer.tops}
-    first = {
-        layer.tops[0]
-        for layer in net.layers
-        if layer.type == "Convolution" and layer.bottoms and layer.bottoms[0] in inputs
-    }
-    return {layer.name for layer in net.layers if layer.type == "BatchNorm" and layer.bottoms[0] in first}
-
-
-def _gating(net: Net) -> set[str]:
-    """Convolutions whose output goes through a Sigmoid: the SE excitation (``*_1x1_up``)."""
-    gated = {layer.bottoms[0] for layer in net.layers if layer.type == "Sigmoid" and layer.bottoms}
-    return {layer.name for layer in net.layers if layer.type == "Convolution" and layer.tops[0] in gated}
-
-
-def _following_axpy(net: Net) -> set[str]:
-    """Scale layers whose output is a residual branch (the bottom Axpy scales and adds)."""
-    producer: dict[str, str] = {}
-    last_scale: set[str] = set()
-    for layer in net.layers:
-        if layer.type == "Axpy" and len(layer.bottoms) == 3:
-            name = producer.get(layer.bottoms[1])
-            if name:
-                last_scale.add(name)
-        for top in layer.tops:
-            producer[top] = layer.name
-    return last_scale
-
-
-def random_blobs(
-    net: Net,
-    *,
-    seed: int = 0,
-    bn_scale_factor: float = BN_SCALE_FACTOR,
-    input_shape: tuple[int, ...] | None = None,
-    input_std: float = INPUT_STD,
-) -> Net:
-    """Give every parametrised layer random float32 blobs of the right shape (in place; returns ``net``).
-
-    The values keep activations of order 1 everywhere, as in a trained net, without a forward pass:
-    convolutions are He-normal (fan-in), which preserves the second moment through conv + ReLU, and
-    BatchNorm variances are ~U(0.5, 2) times the variance its input actually has: ``2·input_std²``
-    after the first convolution (which sees 0–255 pixels minus the mean), ≈ 1 after that. Means and
-    Scale betas ~ N(0, 0.1), gammas ~ U(0.5, 1.5), but U(0.1, 0.3) on the residual branch before an
-    ``Axpy`` so the sum over 50 blocks grows slowly. The SE excitation biases ~ N(3, 0.5) keep the
-    gates near 0.95 (not 0.5), or ten SE-BN-Inception modules would shrink the signal 1000-fold.
-    BatchNorm blobs are stored the Caffe way,
-    ``[mean·s, var·s, [s]]`` with ``s = bn_scale_factor``.
-    """
-    rng = np.random.default_rng(seed)
-    residual = _following_axpy(net)
-    on_pixels = _reading_input(net)
-    gates = _gating(net)
-    expected = param_shapes(net, input_shape)
-    s = np.float32(bn_scale_factor)
-    for layer in net.layers:
-        shapes = expected.get(layer.name, [])
-        if not shapes:
-            layer.blobs = []
-            continue
-        if layer.type in ("Convolution", "InnerProduct"):
-            fan_in = math.prod(shapes[0][1:])
-            gain = 2.0 if layer.type == "Convolution" else 1.0
-            blobs = [(rng.standard_normal(shapes[0], dtype=np.float32) * np.float32(math.sqrt(gain / fan_in)))]
-            if len(shapes) > 1:
-                blobs.append(
-                    rng.normal(
-                        3.0 if layer.name in gates else 0.0, 0.5 if layer.name in gates else 0.1, shapes[1]
-                    ).astype(np.float32)
-                )
-        elif layer.type == "BatchNorm":
-            mean = rng.normal(0.0, 0.1, shapes[0]).astype(np.float32)
-            var = rng.uniform(0.5, 2.0, shapes[1]) * (2 * input_std**2 if layer.name in on_pixels else 1.0)
-            var = var.astype(np.float32)
-            blobs = [mean * s, var * s, np.full(shapes[2], s, dtype=np.float32)]
-        else:  # Scale
-            low, high = (0.1, 0.3) if layer.name in residual else (0.5, 1.5)
-            blobs = [rng.uniform(low, high, shapes[0]).astype(np.float32)]
-            if len(shapes) > 1:
-                blobs.append(rng.normal(0.0, 0.1, shapes[1]).astype(np.float32))
-        layer.blobs = blobs
+        random_blobs(net, seed=seed, calibrate=False, ill_conditioned=ill_conditioned, bn_scale_factor=bn_scale_factor)
     return net

@@ -8,7 +8,9 @@ possibly unaligned views: copy them (``np.array(blob)``) before modifying them o
 
 Copies are made only where the file's layout forces one: a blob whose data is split over several
 chunks or written unpacked (one tag per value), and ``double_data`` blobs, which are converted to
-float32 as Caffe itself does when it loads them into a float net.
+float32 as Caffe itself does when it loads them into a float net; each such blob is one float32
+array, allocated once its shape has been checked against the values the file actually holds.
+Crafted files cannot make the reader allocate more than the file's size (see :class:`_Decoder`).
 
 Both the current ``layer`` (field 100) and the legacy V1 ``layers`` (field 2) are read; V1 layer
 types become their V2 names. Legacy top-level ``input``/``input_dim``/``input_shape`` become an
@@ -17,6 +19,7 @@ types become their V2 names. Legacy top-level ``input``/``input_dim``/``input_sh
 
 from __future__ import annotations
 
+import math
 import mmap
 import os
 from collections.abc import Iterator
@@ -95,12 +98,40 @@ def _sniff(buf: Any) -> str:
     return ""
 
 
+# Python-object cost, in bytes, charged against the structure budget (estimates, on the high side).
+_FIELD_COST, _VALUE_COST, _KEY_COST, _LAYER_COST, _BLOB_COST, _STRING_COST = 64, 40, 100, 600, 200, 80
+_BUDGET = 16 << 20  # ~5× what SENet-154's structure needs (its weights cost nothing: views)
+_MIN_BUDGET = 1 << 20  # small files (tests, structure-only caffemodels) still get room for ~500 layers
+_MAX_AXES = 32  # Caffe's kMaxBlobAxes
+_RUN_WINDOW = 1 << 12  # unpacked value records examined at a time
+
+
 class _Decoder:
-    """Protobuf wire-format walker over one buffer; every error names the source and byte offset."""
+    """Protobuf wire-format walker over one buffer; every error names the source and byte offset.
+
+    Memory is bounded whatever the bytes say: every declared length is checked against the bytes
+    left before anything is allocated, blob values are views of the buffer or one preallocated
+    float32 array (never more values than the file holds bytes for), and everything else (layers,
+    names, parameters: Python objects, and each field visited, ~64 bytes of Python work) is charged
+    to a budget of half the file size, at least 1 MB and at most 16 MB (about five times what
+    SENet-154's structure needs). A crafted file made of millions of tiny fields therefore fails
+    within ~250k fields with a clear error instead of exhausting memory or running for minutes in
+    the per-field Python loop, and the structure never costs much more than the file's own size.
+    """
 
     def __init__(self, buf: Any, source: str) -> None:
         self.buf = buf
         self.source = source
+        self.budget = max(_MIN_BUDGET, min(_BUDGET, len(buf) // 2))
+
+    def spend(self, cost: int, pos: int) -> None:
+        self.budget -= cost
+        if self.budget < 0:
+            raise self.fail(
+                pos,
+                "the net's structure (layers, names, parameters, not its weights) is implausibly large for "
+                "this file: not a caffemodel, or corrupt",
+            )
 
     def fail(self, pos: int, message: str) -> CaffeFormatError:
         return CaffeFormatError(f"{self.source}: byte {pos}: {message}")
@@ -129,6 +160,7 @@ class _Decoder:
         pos = start
         while pos < end:
             tag_pos = pos
+            self.spend(_FIELD_COST, pos)
             tag, pos = self.varint(pos, end)
             number, wire = tag >> 3, tag & 7
             if number == 0:
@@ -165,6 +197,7 @@ class _Decoder:
                 raw = []
                 pos = a
                 while pos < b:
+                    self.spend(_VALUE_COST, pos)
                     value, pos = self.varint(pos, b)
                     raw.append(value)
             else:
@@ -175,6 +208,7 @@ class _Decoder:
             packed = wire == 2 and field.repeated and (b - a) % dtype.itemsize == 0
             if wire != _SCALAR_WIRE[kind] and not packed:
                 return None
+            self.spend(_VALUE_COST * ((b - a) // dtype.itemsize), a)
             values = np.frombuffer(self.buf, dtype, (b - a) // dtype.itemsize, a).tolist()
             return [float32(v) for v in values] if kind == "float" else values
         if wire != 2:
@@ -193,6 +227,7 @@ class _Decoder:
         return value
 
     def text(self, a: int, b: int) -> str:
+        self.spend(_STRING_COST + 2 * (b - a), a)
         try:
             return bytes(self.buf[a:b]).decode("utf-8")
         except UnicodeDecodeError:
@@ -206,6 +241,7 @@ class _Decoder:
                 values = self.scalars(field, wire, a, b)
                 if values is not None:
                     for value in values:
+                        self.spend(_KEY_COST, a)
                         _store(out, field, value)
         return out
 
@@ -223,6 +259,7 @@ class _Decoder:
             elif number in NET_FIELDS:
                 values = self.scalars(NET_FIELDS[number], wire, a, b)
                 for value in values or ():
+                    self.spend(_KEY_COST, a)
                     _store(top, NET_FIELDS[number], value)
         names = as_list(top.get("input"))
         if names:
@@ -232,10 +269,13 @@ class _Decoder:
     def layer(self, start: int, end: int, *, v1: bool) -> Layer:
         name_no, type_no, bottom_no, top_no, blobs_no = (4, 5, 2, 3, 6) if v1 else (1, 2, 3, 4, 7)
         schema = V1_LAYER_FIELDS if v1 else LAYER_FIELDS
+        self.spend(_LAYER_COST, start)
         layer = Layer(name="", type="")
+        spans: list[tuple[int, int]] = []
         for number, wire, a, b, _tag_pos in self.fields(start, end):
             if number == blobs_no and wire == 2:
-                layer.blobs.append((a, b))  # decoded below, once the layer name is known
+                self.spend(_BLOB_COST, a)
+                spans.append((a, b))  # decoded below, once the layer name is known
             elif wire == 2 and (number in (name_no, bottom_no, top_no) or (number == type_no and not v1)):
                 value = self.text(a, b)
                 if number == name_no:
@@ -251,29 +291,35 @@ class _Decoder:
             elif number in schema:
                 values = self.scalars(schema[number], wire, a, b)
                 for value in values or ():
+                    self.spend(_KEY_COST, a)
                     _store(layer.params, schema[number], value)
-        layer.blobs = [self.blob(a, b, layer.name, i) for i, (a, b) in enumerate(layer.blobs)]
+        layer.blobs = [self.blob(a, b, layer.name, i) for i, (a, b) in enumerate(spans)]
         return layer
 
     def blob(self, start: int, end: int, layer: str, index: int) -> np.ndarray:
-        pieces: list[np.ndarray] = []
-        doubles: list[np.ndarray] = []
+        """One BlobProto: a view of the buffer when its values are one packed float run, else one copy.
+
+        First pass: find the value runs (packed or unpacked, float or double) and the shape without
+        copying anything; the shape must need exactly as many values as the runs hold before any
+        array is allocated. Second pass: one float32 array filled run by run (doubles are converted
+        as Caffe does when it loads them into a float net, and win over float data when present).
+        """
+        where = f"layer {layer!r} blob {index}"
+        floats: list[tuple[int, int, np.dtype]] = []  # (offset, count, dtype of the records)
+        doubles: list[tuple[int, int, np.dtype]] = []
         shape: list[int] | None = None
-        legacy = [None] * 4
-        buf = self.buf
+        legacy: list[int | None] = [None] * 4
         pos = start
         while pos < end:
             tag_pos = pos
+            self.spend(_FIELD_COST, pos)
             tag, pos = self.varint(pos, end)
             if tag == _FLOAT_TAG or tag == _DOUBLE_TAG:  # unpacked: a run of (tag, value) records
                 records = _UNPACKED_FLOAT if tag == _FLOAT_TAG else _UNPACKED_DOUBLE
-                count = (end - tag_pos) // records.itemsize
-                run = np.frombuffer(buf, records, count, tag_pos)
-                mismatch = run["tag"] != tag
-                n = int(mismatch.argmax()) if mismatch.any() else count
+                n = self.run_length(tag_pos, end, records, tag)
                 if n == 0:
-                    raise self.fail(tag_pos, f"layer {layer!r} blob {index}: truncated value")
-                (pieces if tag == _FLOAT_TAG else doubles).append(run["value"][:n].copy())
+                    raise self.fail(tag_pos, f"{where}: truncated value")
+                (floats if tag == _FLOAT_TAG else doubles).append((tag_pos, n, records))
                 pos = tag_pos + n * records.itemsize
                 continue
             number, wire = tag >> 3, tag & 7
@@ -291,41 +337,59 @@ class _Decoder:
             if pos + length > end:
                 raise self.fail(
                     tag_pos,
-                    f"layer {layer!r} blob {index}: field {number} needs {length} bytes "
-                    f"but only {end - pos} remain (truncated file?)",
+                    f"{where}: field {number} needs {length} bytes but only {end - pos} remain (truncated file?)",
                 )
             if wire == 2 and number in (5, 8):
                 itemsize = 4 if number == 5 else 8
                 if length % itemsize:
                     raise self.fail(
                         tag_pos,
-                        f"layer {layer!r} blob {index}: packed data of {length} bytes "
-                        f"is not a whole number of {itemsize}-byte values",
+                        f"{where}: packed data of {length} bytes is not a whole number of {itemsize}-byte values",
                     )
-                dtype = "<f4" if number == 5 else "<f8"
-                (pieces if number == 5 else doubles).append(np.frombuffer(buf, dtype, length // itemsize, pos))
+                dtype = np.dtype("<f4" if number == 5 else "<f8")
+                (floats if number == 5 else doubles).append((pos, length // itemsize, dtype))
             elif wire == 2 and number == 7:
                 shape = as_list(self.message(pos, pos + length, MESSAGES["BlobShape"]).get("dim"))
             pos += length
         if shape is None:
             shape = [v or 0 for v in legacy] if any(v is not None for v in legacy) else []
+        if len(shape) > _MAX_AXES:
+            raise self.fail(start, f"{where}: {len(shape)} axes, Caffe allows at most {_MAX_AXES}")
         if any(d < 0 for d in shape):
-            raise self.fail(start, f"layer {layer!r} blob {index}: negative dimension in shape {tuple(shape)}")
-        if doubles:  # Caffe prefers double_data when present and converts it to float
-            data = np.concatenate(doubles).astype(np.float32)
-        elif len(pieces) == 1:
-            data = pieces[0]
-        elif pieces:
-            data = np.concatenate(pieces)
-        else:
-            data = np.empty(0, np.float32)
-        count = int(np.prod(shape, dtype=np.int64))
-        if data.size != count:
-            raise self.fail(
-                start,
-                f"layer {layer!r} blob {index}: holds {data.size} values but its shape {tuple(shape)} needs {count}",
-            )
+            raise self.fail(start, f"{where}: negative dimension in shape {tuple(shape)}")
+        runs = doubles or floats  # Caffe prefers double_data when present
+        held = sum(n for _, n, _ in runs)
+        count = math.prod(shape)  # Python integers: no overflow, however large the dims
+        if held != count:
+            raise self.fail(start, f"{where}: holds {held} values but its shape {tuple(shape)} needs {count}")
+        if len(runs) == 1 and runs[0][2] == np.dtype("<f4"):
+            offset, n, _ = runs[0]
+            return np.frombuffer(self.buf, "<f4", n, offset).reshape(shape)
+        data = np.empty(count, np.float32)
+        filled = 0
+        for offset, n, dtype in runs:
+            values = np.frombuffer(self.buf, dtype, n, offset)
+            data[filled : filled + n] = values["value"] if dtype.names else values
+            filled += n
         return data.reshape(shape)
+
+    def run_length(self, pos: int, end: int, records: np.dtype, tag: int) -> int:
+        """How many (tag, value) records of one unpacked repeated field follow each other from ``pos``.
+
+        Examined in growing windows, so the time is linear in the run, not in what remains of the blob.
+        """
+        n = 0
+        window = _RUN_WINDOW
+        while True:
+            count = min(window, (end - pos) // records.itemsize - n)
+            if count <= 0:
+                return n
+            tags = np.frombuffer(self.buf, np.uint8, count * records.itemsize, pos + n * records.itemsize)
+            mismatch = tags[:: records.itemsize] != tag
+            if mismatch.any():
+                return n + int(mismatch.argmax())
+            n += count
+            window *= 2
 
 
 def _store(out: dict[str, Any], field: Field, value: Any) -> None:

@@ -117,7 +117,8 @@ def _layer_parts(layer: Layer) -> tuple[list, int]:
     """A LayerParameter as chunks (bytes, or arrays to stream) in field order, and its byte size."""
     head = [_delimited(1, layer.name.encode()), _delimited(2, layer.type.encode())]
     head += [_delimited(3, b.encode()) for b in layer.bottoms] + [_delimited(4, t.encode()) for t in layer.tops]
-    low, high = [], []
+    low: list[Any] = []
+    high: list[Any] = []
     for name, value in layer.params.items():
         field = _LAYER_BY_NAME.get(name)
         if field is None:
@@ -148,10 +149,10 @@ def write_caffemodel(net: Net, path: str | os.PathLike) -> None:
             parts, size = _layer_parts(layer)
             f.write(_tag(100, 2) + _varint(size))
             for part in parts:
-                f.write(memoryview(part).cast("B") if isinstance(part, np.ndarray) else part)
+                f.write(memoryview(part).cast("B") if isinstance(part, np.ndarray) else part)  # type: ignore[arg-type]
 
     with atomic_open(path, "wb", buffering=1 << 20) as f:
-        write(f)
+        write(f)  # type: ignore[arg-type]
 
 
 # -- text --------------------------------------------------------------------------------------
@@ -222,4 +223,4 @@ def write_prototxt(net: Net, path: str | os.PathLike) -> None:
         f.write(text)
 
     with atomic_open(path, "w", encoding="utf-8", newline="\n") as f:
-        write(f)
+        write(f)  # type: ignore[arg-type]

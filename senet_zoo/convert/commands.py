@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
+from collections.abc import Callable
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,9 +24,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", help="force the senet_zoo architecture (default: detected)")
     p.add_argument("--out", required=True, help="output folder (created atomically)")
     p.add_argument("--no-verify", dest="verify", action="store_false", help="skip the numerical check")
-    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    p.add_argument(
+        "--force", action="store_true", help="replace a previous conversion in --out (never any other folder)"
+    )
+    p.add_argument(
+        "--allow-suspicious",
+        action="store_true",
+        help="convert weights the sanity checks refuse (non-finite values, implausible BatchNorm statistics); "
+        "the model card lists the findings",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_convert)
+    p.set_defaults(func=_clean_errors("convert", _convert))
 
     p = subparsers.add_parser(
         "verify",
@@ -32,17 +45,58 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("folder", help="a folder written by `senet-zoo convert`")
     p.add_argument("--caffemodel", required=True)
     p.add_argument("--prototxt")
-    p.set_defaults(func=_verify)
+    p.set_defaults(func=_clean_errors("verify", _verify))
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= 2000 else text[:2000] + " ..."
+
+
+def _clean_errors(command: str, handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Run ``handler``; any error becomes one line ``senet-zoo COMMAND: error: ...`` and exit status 2.
+
+    The messages name the file (and line and column, or byte offset) and the layer. An error the
+    converter did not anticipate is reported the same way (its traceback only with ``-v``).
+    """
+    from ..caffe.executor import ExecutionError
+    from ..caffe.net import CaffeFormatError
+    from .mapping import ConversionError
+
+    expected = (CaffeFormatError, ConversionError, ExecutionError, OSError, MemoryError)
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except expected as err:
+            print(f"senet-zoo {command}: error: {_one_line(err)}", file=sys.stderr)
+            return 2
+        except Exception as err:  # noqa: BLE001 - a traceback is never the answer to a bad file
+            logger.debug("unexpected error", exc_info=True)
+            print(f"senet-zoo {command}: error: {type(err).__name__}: {_one_line(err)}", file=sys.stderr)
+            return 2
+
+    return run
 
 
 def print_checks(verification: dict[str, Any]) -> None:
     """The verification numbers as a small table on stdout."""
-    print(f"{'check':<9} {'input':>14} {'max abs':>10} {'max rel':>10} {'top-1 agree':>11}")
-    for c in verification["checks"]:
+    print(
+        f"{'check':<9} {'input':>14} {'max abs':>10} {'max rel':>10} {'tolerance':>10} {'float32 rel':>11} {'top-1':>6}"
+    )
+    float32 = verification.get("float32", {}).get("checks") or [{}] * len(verification["checks"])
+    for c, c32 in zip(verification["checks"], float32):
         agree = "-" if c["top1_agreement"] is None else f"{c['top1_agreement']:.0%}"
         size = f"{c['batch']}x3x{c['size']}x{c['size']}"
-        print(f"{c['name']:<9} {size:>14} {c['max_abs']:>10.3g} {c['max_rel']:>10.3g} {agree:>11}")
-    print(f"tolerance {verification['tolerance']:g} (relative to max |Caffe output|): passed")
+        tol = c.get("tolerance", verification["tolerance"])
+        rel32 = f"{c32['max_rel']:.3g}" if c32 else "-"
+        print(
+            f"{c['name']:<9} {size:>14} {c['max_abs']:>10.3g} {c['max_rel']:>10.3g} {tol:>10.3g} {rel32:>11} {agree:>6}"
+        )
+    print(
+        f"decided in {verification.get('dtype', 'float32')} (relative to max |Caffe output|): passed; "
+        "the float32 model's difference is for information"
+    )
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -56,6 +110,7 @@ def _convert(args: argparse.Namespace) -> int:
         verify=args.verify,
         progress=not args.quiet,
         overwrite=args.force,
+        allow_suspicious=args.allow_suspicious,
     )
     print(
         f"{report.source_file} → {report.out_dir}  ({report.arch}"

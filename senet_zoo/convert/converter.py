@@ -13,23 +13,26 @@ key names, float32), ``config.json`` (timm format), ``README.md`` (model card).
 The weights are streamed tensor by tensor from the memory-mapped caffemodel into the safetensors
 file, and the pages already written are dropped from the process, so memory stays near one tensor,
 never a copy of the model. The conversion itself uses numpy only; torch runs the optional
-verification. Everything is built in a temporary folder beside ``out_dir`` and renamed into place
-at the end: on any error nothing is left behind.
+verification. Everything is built in a work folder beside ``out_dir`` and renamed into place
+at the end (:mod:`.outdir`): on any error nothing is left behind, and a killed run's leftovers are
+removed by the next run. Values no trained net holds are refused first (:mod:`.sanity`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import math
 import mmap
 import os
-import shutil
-import tempfile
+import queue
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +41,19 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from .._files import sha256_file
+from ..caffe.executor import ExecutionError, hw_pair, param_shapes
 from ..caffe.net import Net, copy_trained_layers
 from ..caffe.prototxt import read_prototxt
-from ..caffe.synth import ARCHS, hw_pair, param_shapes
+from ..caffe.synth import ARCHS
 from ..caffe.wire import read_caffemodel
 from ..catalog import CATALOG as RELEASES
 from .card import build_config, write_card, write_config
 from .classes import sorted_row_order
 from .detect import Detection, blob_differences, detect_architecture
 from .mapping import FAMILY_RULES, TORCH_BN_EPS, ConversionError, Tensor, plan_tensors
+from .outdir import check_output, work_folder
 from .safetensors_writer import Entry, write_safetensors
+from .sanity import SuspiciousValues, check_bn, check_finite
 
 __all__ = [
     "convert",
@@ -94,6 +100,7 @@ class ConversionReport:
     seconds: float
     notes: list[str] = field(default_factory=list)
     verification: dict[str, Any] | None = None
+    suspicious: list[str] = field(default_factory=list)  # sanity findings converted with allow_suspicious
     converter_version: str = CONVERTER_VERSION
 
 
@@ -127,7 +134,7 @@ def _check_same_net(proto: Net, blobs: dict[str, list[np.ndarray]], weights: Net
     """A prototxt must describe the net whose blobs the caffemodel holds (names and shapes)."""
     try:
         expected = param_shapes(proto)
-    except ValueError as err:
+    except (ValueError, ExecutionError) as err:
         raise ConversionError(f"{proto.source}: cannot infer its blob shapes: {err}") from None
     types = {layer.name: layer.type for layer in proto.layers}
     problems = blob_differences(expected, _shapes(blobs), types)
@@ -243,7 +250,10 @@ def _bn_eps(definitions: list[Net], layer: str) -> float:
             f"layer {layer!r}: BatchNorm eps differs: "
             + ", ".join(f"{eps:g} in {where}" for eps, where in found.items())
         )
-    return next(iter(found), TORCH_BN_EPS)
+    eps = next(iter(found), TORCH_BN_EPS)
+    if not 0 < eps < 1:  # also false for NaN
+        raise ConversionError(f"{next(iter(found.values()))}: layer {layer!r}: BatchNorm eps {eps:g} is not in (0, 1)")
+    return eps
 
 
 def _plan(source: CaffeSource) -> list[Tensor]:
@@ -265,14 +275,25 @@ def _plan(source: CaffeSource) -> list[Tensor]:
     return plan
 
 
-def _values(plan: list[Tensor], blobs: dict[str, list[np.ndarray]]) -> Iterator[np.ndarray]:
-    """Each planned tensor's values, computed from the (memory-mapped) blobs one at a time."""
+def _values(
+    plan: list[Tensor], blobs: dict[str, list[np.ndarray]], where: str, suspicious: list[str], allow: bool
+) -> Iterator[np.ndarray]:
+    """Each planned tensor's values, computed from the (memory-mapped) blobs one at a time.
+
+    Non-finite values are refused (:class:`SuspiciousValues`) unless ``allow``; then they are
+    listed in ``suspicious``.
+    """
     order = sorted_row_order()
     for t in plan:
         if t.kind == "count":
             yield np.zeros((), dtype=np.int64)
             continue
         value = np.asarray(blobs[t.layer][t.blob], dtype=np.float32).reshape(t.shape)
+        problem = check_finite(where, t.layer, t.blob, value)
+        if problem:
+            if not allow:
+                raise SuspiciousValues(f"{problem} (--allow-suspicious converts it anyway)")
+            suspicious.append(problem)
         if t.kind in ("bn_mean", "bn_var"):
             s = np.float32(np.asarray(blobs[t.layer][2]).reshape(-1)[0])
             factor = np.float32(0.0) if s == 0 else np.float32(1.0) / s  # Caffe: 1 / s in float, then scale
@@ -292,7 +313,7 @@ def _release_pages(array: np.ndarray) -> None:
     The data stays in the page cache (a later read faults it back in cheaply), so the converter's
     memory stays near one tensor instead of growing to the size of the file as it reads every blob.
     """
-    base = array
+    base: Any = array
     while isinstance(base, np.ndarray):
         base = base.base
     if not (isinstance(base, memoryview) and isinstance(base.obj, mmap.mmap)) or array.nbytes == 0:
@@ -312,26 +333,49 @@ def _progress(values: Iterator[np.ndarray], plan: list[Tensor], bar: tqdm) -> It
         bar.update(value.nbytes)
 
 
-def _replace_dir(tmp: Path, out_dir: Path) -> None:
-    """Move the finished ``tmp`` folder to ``out_dir`` (replacing an old one only after success)."""
-    old = None
-    if out_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
-        os.rmdir(old)
-        os.rename(out_dir, old)
-    try:
-        os.rename(tmp, out_dir)
-    except BaseException:
-        if old is not None:
-            os.rename(old, out_dir)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    fd = os.open(out_dir.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+class _BackgroundHash:
+    """SHA-256 of the bytes handed to :meth:`update`, computed in a thread while the writer goes on.
+
+    ``after(fn)`` runs ``fn`` once everything queued before it is hashed (releasing the memory the
+    data came from). The queue is short, so at most a few tensors wait in memory.
+    """
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self._queue: queue.Queue = queue.Queue(maxsize=4)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="output-sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            data, then = self._queue.get()
+            if data is None and then is None:
+                return
+            try:
+                if data is not None and self._error is None:
+                    self._hash.update(data)
+                if then is not None:
+                    then()
+            except BaseException as err:  # reported by hexdigest()
+                self._error = err
+
+    def update(self, data: Any) -> None:
+        self._queue.put((data, None))
+
+    def after(self, then: Any) -> None:
+        self._queue.put((None, then))
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put((None, None))
+            self._thread.join()
+
+    def hexdigest(self) -> str:
+        self.close()
+        if self._error is not None:
+            raise self._error
+        return self._hash.hexdigest()
 
 
 def convert(
@@ -343,18 +387,24 @@ def convert(
     verify: bool = True,
     progress: bool = True,
     overwrite: bool = False,
+    allow_suspicious: bool = False,
 ) -> ConversionReport:
     """Convert ``caffemodel`` into the folder ``out_dir``; see the module docstring.
 
     ``arch`` forces the senet_zoo architecture instead of detecting it. ``verify`` runs the Caffe net
-    (executor) and the converted model on the same random images and fails above 1e-4 relative
-    difference. ``overwrite`` replaces an existing ``out_dir`` (only once the new one is complete).
+    (executor) and the converted model on the same random images in float64 and fails above 1e-9
+    relative difference (:mod:`.verify`). ``overwrite`` replaces a previous conversion in ``out_dir``
+    (only a folder the converter wrote, only once the new one is complete; :mod:`.outdir`).
+    ``allow_suspicious`` converts values the sanity checks refuse (:mod:`.sanity`), noting them.
+
+    The source is hashed in a thread while it is read and converted, and the output while it is
+    written (its header, computed from the blob shapes, goes first): no file is read twice.
     """
     start = time.perf_counter()
     out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
-        raise FileExistsError(f"{out_dir} already exists and is not empty (overwrite it with --force)")
     caffemodel = Path(caffemodel)
+    inputs = [caffemodel] + ([Path(prototxt)] if prototxt is not None else [])
+    check_output(out_dir, inputs, overwrite=overwrite)
     if not caffemodel.is_file():
         raise FileNotFoundError(f"caffemodel not found: {caffemodel}")
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="source-sha256") as pool:
@@ -367,9 +417,13 @@ def convert(
             raise
         det = source.detection
         release = RELEASES[det.arch]
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-        try:
+        suspicious: list[str] = []
+        for layer in sorted({t.layer for t in plan if t.kind == "bn_mean"}):
+            suspicious += check_bn(str(caffemodel), layer, source.blobs[layer])
+        if suspicious and not allow_suspicious:
+            more = f" (and {len(suspicious) - 1} more)" if len(suspicious) > 1 else ""
+            raise SuspiciousValues(f"{suspicious[0]}{more}; --allow-suspicious converts it anyway")
+        with work_folder(out_dir) as tmp:
             entries = [Entry(t.key, t.dtype, t.shape) for t in plan]
             total = sum(e.nbytes for e in entries)
             metadata = {
@@ -377,35 +431,44 @@ def convert(
                 "architecture": release.timm_arch or det.arch,
                 "senet_zoo_name": det.arch,
                 "source_file": caffemodel.name,
-                "source_sha256": "0" * 64,
                 "converter_version": CONVERTER_VERSION,
                 "senet_zoo_version": __version__,
             }
+            output_hash = _BackgroundHash()
 
             def consumed(i: int) -> None:
                 if plan[i].kind != "count":
-                    _release_pages(source.blobs[plan[i].layer][plan[i].blob])
+                    output_hash.after(partial(_release_pages, source.blobs[plan[i].layer][plan[i].blob]))
 
-            with tqdm(
-                total=total,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                disable=not progress,
-                desc=f"converting {caffemodel.name}",
-            ) as bar:
-                # The data is written while the source is still being hashed; the header, which
-                # records that hash, is completed at the end (same length, 64 hex digits).
-                weights_bytes = write_safetensors(
-                    tmp / WEIGHTS_FILE,
-                    entries,
-                    _progress(_values(plan, source.blobs), plan, bar),
-                    metadata,
-                    final_metadata=lambda: dict(metadata, source_sha256=source_hash.result()),
-                    done=consumed,
-                )
+            try:
+                with tqdm(
+                    total=total,
+                    unit="B",
+                    unit_scale=True,
+                    unit_divisor=1024,
+                    disable=not progress,
+                    desc=f"converting {caffemodel.name}",
+                ) as bar:
+                    values = _values(plan, source.blobs, str(caffemodel), suspicious, allow_suspicious)
+                    weights_bytes = write_safetensors(
+                        tmp / WEIGHTS_FILE,
+                        entries,
+                        _progress(values, plan, bar),
+                        metadata,
+                        done=consumed,
+                        hasher=output_hash,
+                    )
+                weights_sha256 = output_hash.hexdigest()
+            finally:
+                output_hash.close()
             source_sha256 = source_hash.result()
-            weights_sha256 = sha256_file(tmp / WEIGHTS_FILE)  # re-read from the page cache
+            notes = list(source.notes)
+            if suspicious:
+                notes.append(
+                    f"converted with --allow-suspicious despite {len(suspicious)} suspicious value finding(s): "
+                    + "; ".join(suspicious[:5])
+                    + ("; ..." if len(suspicious) > 5 else "")
+                )
             report = ConversionReport(
                 out_dir=out_dir,
                 arch=det.arch,
@@ -419,7 +482,8 @@ def convert(
                 tensors=len(entries),
                 parameters=sum(math.prod(t.shape) for t in plan if t.kind == "copy"),
                 seconds=0.0,
-                notes=list(source.notes),
+                notes=notes,
+                suspicious=suspicious,
             )
             if verify:
                 from .verify import verify_conversion  # torch, the model and the executor: only when asked
@@ -433,10 +497,6 @@ def convert(
             )
             write_config(tmp / CONFIG_FILE, config)
             write_card(tmp / CARD_FILE, config)
-            _replace_dir(tmp, out_dir)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     report.seconds = time.perf_counter() - start
     for note in report.notes:
         logger.warning("%s: %s", caffemodel.name, note)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ..caffe.executor import param_shapes
 from ..caffe.net import Net
-from ..caffe.synth import ARCHS, param_shapes, synth_net
+from ..caffe.synth import ARCHS, synth_net
 from .mapping import ConversionError
 
 __all__ = ["Detection", "detect_architecture", "blob_differences", "count_blocks", "normalize_name"]

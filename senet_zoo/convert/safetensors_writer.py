@@ -17,12 +17,18 @@ import os
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 __all__ = ["Entry", "safetensors_header", "write_safetensors"]
 
-DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8"), "F16": np.dtype("<f2"), "I64": np.dtype("<i8")}
+DTYPES: dict[str, np.dtype] = {
+    "F32": np.dtype("<f4"),
+    "F64": np.dtype("<f8"),
+    "F16": np.dtype("<f2"),
+    "I64": np.dtype("<i8"),
+}
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,7 @@ def write_safetensors(
     *,
     final_metadata: Callable[[], dict[str, str]] | None = None,
     done: Callable[[int], None] | None = None,
+    hasher: Any = None,
 ) -> int:
     """Write ``arrays`` (one per entry, same order, produced lazily) to ``path``; fsync it; return its size.
 
@@ -70,17 +77,25 @@ def write_safetensors(
     which its source memory may be released. ``final_metadata``, when given, is called after the
     data is written and its header (which must have the same length as ``metadata``'s: same keys,
     values of the same lengths, e.g. a hash that was still being computed) replaces the provisional one.
+    ``hasher`` (e.g. ``hashlib.sha256()``) is fed every byte as it is written: the file's hash without
+    reading it again (not with ``final_metadata``, which rewrites the header at the end).
     """
+    if hasher is not None and final_metadata is not None:
+        raise ValueError("hasher and final_metadata exclude each other: the header would change after hashing")
     header = safetensors_header(entries, metadata)
+    feed = hasher.update if hasher is not None else (lambda data: None)
     with open(path, "wb") as f:
         f.write(header)
+        feed(header)
         count = 0
         for entry, array in zip(entries, arrays):
             array = np.asarray(array)
             if tuple(array.shape) != tuple(entry.shape):
                 raise ValueError(f"tensor {entry.name}: got shape {tuple(array.shape)}, header says {entry.shape}")
             array = np.ascontiguousarray(array, dtype=DTYPES[entry.dtype])
-            f.write(memoryview(array).cast("B") if array.ndim else array.tobytes())
+            data = memoryview(array).cast("B") if array.ndim else array.tobytes()  # type: ignore[arg-type]
+            f.write(data)
+            feed(data)
             if done is not None:
                 done(count)
             count += 1

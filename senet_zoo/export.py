@@ -1,0 +1,328 @@
+"""ONNX export of any senet_zoo model, verified with ONNX Runtime before a byte is written.
+
+The exported graph is the inference graph of :func:`senet_zoo.optimize_for_inference`: BatchNorm
+folded into the convolutions, the excitation as ``GlobalAveragePool → Gemm → Relu → Gemm → Sigmoid``
+on the N×C vector, the SE scale, residual add and ReLU as ``Mul → Add → Relu`` (ONNX has no fused
+operator for them; ONNX Runtime fuses what it can). The batch dimension is dynamic by default.
+
+The file carries what a user of the weights needs in its metadata (``metadata_props``): the weights'
+preprocessing (mean, std, input size, crop, interpolation), the class names, the architecture and
+weights tag, and the verification result. Before writing, ONNX Runtime runs the graph on random
+images at two batch sizes and its outputs are compared with the PyTorch model run in float64; the
+export is refused above ``tolerance`` (max |difference| / max |output|, default 1e-4). The file is
+written atomically (temporary sibling, fsync, rename).
+
+Needs ``onnx`` and ``onnxruntime``: ``pip install 'senet-zoo[export]'``.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import logging
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import __version__
+from ._files import atomic_open
+from .inference import InferenceModel, optimize_for_inference
+
+__all__ = ["export_onnx", "ExportReport", "ExportError", "DEFAULT_OPSET", "TOLERANCE", "onnx_metadata"]
+
+_logger = logging.getLogger(__name__)
+
+DEFAULT_OPSET = 17
+TOLERANCE = 1e-4
+INPUT_NAME = "input"
+_PROTOBUF_LIMIT = 2**31 - 1
+
+
+class ExportError(RuntimeError):
+    """The export failed or ONNX Runtime's outputs differ from the PyTorch model's beyond the tolerance."""
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What :func:`export_onnx` wrote and how well ONNX Runtime reproduces the PyTorch model."""
+
+    path: Path
+    opset: int
+    dynamic_batch: bool
+    input_size: tuple[int, int, int]
+    output_names: tuple[str, ...]
+    max_abs_diff: float
+    max_rel_diff: float
+    tolerance: float
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    bytes: int = 0
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        batches = ", ".join(str(c["batch"]) for c in self.checks)
+        return (
+            f"{self.path} ({self.bytes / 2**20:.1f} MiB, opset {self.opset}, "
+            f"{'dynamic' if self.dynamic_batch else 'fixed'} batch): ONNX Runtime vs PyTorch (float64) at "
+            f"batch {batches}, {self.input_size[1]}×{self.input_size[2]}: max abs diff {self.max_abs_diff:.3g}, "
+            f"max rel diff {self.max_rel_diff:.3g} (tolerance {self.tolerance:g}; PyTorch float32: "
+            f"{max(c['torch_rel'] for c in self.checks):.3g})"
+        )
+
+
+def _require_onnx() -> tuple[Any, Any]:
+    try:
+        import onnx
+        import onnxruntime
+    except ImportError as err:
+        raise ExportError(
+            f"ONNX export needs onnx and onnxruntime ({err}); install them with: pip install 'senet-zoo[export]'"
+        ) from err
+    return onnx, onnxruntime
+
+
+def _cfg(model: nn.Module) -> dict[str, Any]:
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    return dict(cfg) if isinstance(cfg, dict) else {k: v for k, v in vars(cfg).items() if v is not None}
+
+
+def _labels(cfg: dict[str, Any], num_classes: int) -> tuple[list[str] | None, list[str] | None]:
+    """Class names (and descriptions) of the outputs: the cfg's, else the sorted ImageNet WNIDs that every
+    1000-class senet_zoo weight uses (the converter permutes the Caffe classifier into that order)."""
+    names, descriptions = cfg.get("label_names"), cfg.get("label_descriptions")
+    if names is None and num_classes == 1000:
+        from .convert.classes import sorted_wnids, wnid_lemmas
+
+        names = sorted_wnids()
+        try:
+            descriptions = list(wnid_lemmas(names).values())
+        except RuntimeError:  # timm's lemma table missing: names only
+            descriptions = None
+    if isinstance(descriptions, dict):
+        descriptions = [descriptions.get(n, "") for n in names or []]
+    if names is not None and len(names) != num_classes:
+        raise ExportError(f"{len(names)} label names for a model with {num_classes} outputs")
+    return (list(names) if names is not None else None), (list(descriptions) if descriptions is not None else None)
+
+
+def onnx_metadata(model: nn.Module, input_size: tuple[int, int, int], classifier: bool = True) -> dict[str, str]:
+    """The ``metadata_props`` written into the ONNX file: architecture, weights tag, preprocessing, and for
+    a ``classifier`` (not a feature extractor) the number of classes and their names."""
+    cfg = _cfg(model)
+    num_classes = int(getattr(model, "num_classes", cfg.get("num_classes", 0)) or 0) if classifier else 0
+    preprocessing = {
+        "mean": list(cfg.get("mean", ())),
+        "std": list(cfg.get("std", ())),
+        "input_size": list(cfg.get("input_size", input_size)),
+        "crop_pct": cfg.get("crop_pct"),
+        "crop_mode": cfg.get("crop_mode", "center"),
+        "interpolation": cfg.get("interpolation"),
+        "color_order": "RGB",
+        "scale": "divide by 255, then subtract mean and divide by std",
+    }
+    meta = {
+        "senet_zoo.version": __version__,
+        "architecture": str(cfg.get("architecture", type(model).__name__)),
+        "weights_tag": str(cfg.get("tag", "")),
+        "num_classes": str(num_classes),
+        "preprocessing": json.dumps(preprocessing),
+        "graph": "senet_zoo.optimize_for_inference: BatchNorm folded, SE as GlobalAveragePool+Gemm, dynamic batch",
+    }
+    names, descriptions = _labels(cfg, num_classes) if num_classes else (None, None)
+    if names is not None:
+        meta["label_names"] = json.dumps(names)
+    if descriptions is not None:
+        meta["label_descriptions"] = json.dumps(descriptions, ensure_ascii=False)
+    return meta
+
+
+def _outputs(fused: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    with torch.no_grad():
+        out = fused(x)
+    return list(out) if isinstance(out, (list, tuple)) else [out]
+
+
+def _export_bytes(fused: nn.Module, x: torch.Tensor, output_names: list[str], opset: int, dynamic_batch: bool) -> bytes:
+    """Trace ``fused`` with TorchScript-based ``torch.onnx.export`` (no onnxscript needed; predictable for
+    this plain convolutional graph)."""
+    buf = io.BytesIO()
+    axes = {name: {0: "batch"} for name in (INPUT_NAME, *output_names)} if dynamic_batch else None
+    with warnings.catch_warnings(record=True) as caught, torch.no_grad():
+        warnings.simplefilter("always")
+        torch.onnx.export(
+            fused,
+            (x,),
+            buf,  # type: ignore[arg-type]  # a file object is accepted too
+            dynamo=False,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=output_names,
+            dynamic_axes=axes,
+            do_constant_folding=True,
+        )
+    for w in caught:
+        _logger.debug("torch.onnx.export: %s", w.message)
+    return buf.getvalue()
+
+
+def _session(onnxruntime: Any, data: bytes) -> Any:
+    opts = onnxruntime.SessionOptions()
+    opts.intra_op_num_threads = torch.get_num_threads()
+    opts.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return onnxruntime.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+
+
+def _verify(
+    session: Any,
+    reference: nn.Module,
+    reference64: nn.Module,
+    cfg: dict[str, Any],
+    input_size: tuple[int, int, int],
+    batches: tuple[int, ...],
+) -> list[dict[str, Any]]:
+    """ONNX Runtime (float32) vs ``reference64`` (the model in float64) on random images normalised with
+    ``cfg``; beside it, how far the float32 PyTorch ``reference`` itself is from float64 (``torch_rel``:
+    the float32 floor no float32 runtime can be expected to beat)."""
+    import numpy as np
+
+    from .convert.verify import model_input, random_images
+
+    c, h, w = input_size
+    mean, std = list(cfg.get("mean") or (0.5,) * 3), list(cfg.get("std") or (0.5,) * 3)
+    if len(mean) != c:  # in_chans adapted: one mean/std per channel from the RGB ones
+        mean, std = [sum(mean) / len(mean)] * c, [sum(std) / len(std)] * c
+    checks = []
+    for i, batch in enumerate(batches):
+        rgb = random_images(batch, max(h, w), seed=1000 + i)[:, :, :h, :w]
+        if c != 3:
+            rgb = np.repeat(rgb.mean(axis=1, keepdims=True), c, axis=1)
+        x = model_input(np.ascontiguousarray(rgb), {"mean": mean, "std": std})
+        got = session.run(None, {INPUT_NAME: x.numpy()})
+        with torch.no_grad():
+            want = _outputs(reference64, x.double())
+            own = _outputs(reference, x)
+        if len(got) != len(want):
+            raise ExportError(f"ONNX Runtime returned {len(got)} outputs, PyTorch {len(want)}")
+        for j, (g, r, t) in enumerate(zip(got, want, own)):
+            g = torch.from_numpy(g).double()
+            if g.shape != r.shape:
+                raise ExportError(
+                    f"output {j} at batch {batch}: ONNX Runtime {tuple(g.shape)}, PyTorch {tuple(r.shape)}"
+                )
+            max_abs = float((g - r).abs().max())
+            scale = float(r.abs().max()) or 1.0
+            torch_rel = float((t.double() - r).abs().max()) / scale
+            checks.append(dict(batch=batch, output=j, max_abs=max_abs, max_rel=max_abs / scale, torch_rel=torch_rel))
+    return checks
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    opset: int = DEFAULT_OPSET,
+    dynamic_batch: bool = True,
+    batch_size: int = 1,
+    input_size: tuple[int, int, int] | None = None,
+    tolerance: float = TOLERANCE,
+) -> ExportReport:
+    """Export ``model`` (a senet_zoo model in eval mode, or its :func:`optimize_for_inference` result) to
+    ONNX at ``path``, verified against ONNX Runtime.
+
+    Args:
+        opset: ONNX opset (default 17).
+        dynamic_batch: a symbolic batch dimension; otherwise the graph takes exactly ``batch_size``.
+        input_size: C×H×W traced and verified; default the model's ``pretrained_cfg["input_size"]``.
+        tolerance: the largest accepted max |ORT − PyTorch| / max |PyTorch| over the checks.
+
+    Returns:
+        An :class:`ExportReport` (its ``summary()`` is one line). Nothing is written unless the check passes.
+
+    Raises:
+        ExportError: onnx/onnxruntime missing, the export failed, or the outputs differ beyond ``tolerance``.
+        RuntimeError: ``model`` is in training mode.
+    """
+    onnx, onnxruntime = _require_onnx()
+    path = Path(path)
+    if any(t.device.type != "cpu" for t in model.parameters()):  # traced and checked on the CPU
+        model = copy.deepcopy(model).cpu()
+    if isinstance(model, InferenceModel):
+        fused, reference = model.model, model.model
+    else:
+        if model.training:
+            raise RuntimeError(f"export_onnx() needs {type(model).__name__} in eval mode; call model.eval() first")
+        fused, reference = (
+            optimize_for_inference(model, channels_last=False, onednn=False, reuse_memory=False).model,
+            model,
+        )
+    cfg = _cfg(model)
+    input_size = tuple(input_size or cfg.get("input_size") or (3, 224, 224))  # type: ignore[assignment]
+    if len(input_size) != 3:
+        raise ValueError(f"input_size must be (C, H, W), got {input_size}")
+    trace_batch = 2 if dynamic_batch else batch_size  # not 1: a traced size 1 can be mistaken for a broadcast
+    x = torch.randn(trace_batch, *input_size, generator=torch.Generator().manual_seed(0))
+    n_out = len(_outputs(fused, x))
+    output_names = ["output"] if n_out == 1 else [f"output{i}" for i in range(n_out)]
+    try:
+        data = _export_bytes(fused, x, output_names, opset, dynamic_batch)
+        proto = onnx.load_from_string(data)
+        onnx.checker.check_model(proto)
+    except Exception as err:  # the exporter raises many kinds; name the model and opset
+        raise ExportError(f"exporting {type(model).__name__} to ONNX (opset {opset}) failed: {err}") from err
+    meta = onnx_metadata(model, input_size, classifier=n_out == 1)
+    session = _session(onnxruntime, data)
+    ref64 = copy.deepcopy(reference).double().eval()
+    checks = _verify(session, reference, ref64, cfg, input_size, (1, 3) if dynamic_batch else (batch_size,))
+    del ref64
+    max_abs = max(c["max_abs"] for c in checks)
+    max_rel = max(c["max_rel"] for c in checks)
+    if not max_rel <= tolerance:  # also refuses NaN
+        floor = max(c["torch_rel"] for c in checks)
+        hint = (
+            f"; PyTorch's own float32 model is {floor:.3g} from float64 here, so these weights are ill-conditioned "
+            "in float32 (untrained?): pass a larger tolerance if that is expected"
+            if floor > tolerance / 2
+            else ""
+        )
+        raise ExportError(
+            f"{path}: not written: ONNX Runtime's outputs differ from {type(model).__name__}'s (in float64): "
+            f"max rel diff {max_rel:.3g} > tolerance {tolerance:g} (max abs diff {max_abs:.3g}){hint}"
+        )
+    meta["verification"] = json.dumps(
+        dict(
+            runtime=f"onnxruntime {onnxruntime.__version__}",
+            reference="PyTorch float64",
+            tolerance=tolerance,
+            checks=checks,
+        )
+    )
+    proto.producer_name, proto.producer_version = "senet-zoo", __version__
+    proto.doc_string = f"{meta['architecture']} exported by senet-zoo {__version__}"
+    del proto.metadata_props[:]
+    for key, value in meta.items():
+        proto.metadata_props.add(key=key, value=value)
+    blob = proto.SerializeToString()
+    if len(blob) > _PROTOBUF_LIMIT:
+        raise ExportError(f"{path}: the model is {len(blob)} bytes, over ONNX's 2 GiB single-file limit")
+    with atomic_open(path, "wb") as fh:
+        fh.write(blob)
+    report = ExportReport(
+        path=path,
+        opset=opset,
+        dynamic_batch=dynamic_batch,
+        input_size=input_size,  # type: ignore[arg-type]
+        output_names=tuple(output_names),
+        max_abs_diff=max_abs,
+        max_rel_diff=max_rel,
+        tolerance=tolerance,
+        checks=checks,
+        bytes=len(blob),
+        metadata=meta,
+    )
+    _logger.info("%s", report.summary())
+    return report
