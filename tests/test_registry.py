@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import senet_zoo
+from senet_zoo.hub.manifest import load_manifest
 
 ALL = [
     "se_bn_inception",
@@ -104,7 +106,7 @@ def test_hubconf_entry_points_are_listed_and_documented(repo_root: Path) -> None
     assert sorted(listed) == sorted(ALL)  # the same filter torch.hub.list applies
     assert set(hubconf.dependencies) >= {"torch", "timm", "safetensors"}
     doc = hubconf.se_resnet50.__doc__
-    assert "SE-ResNet-50" in doc and "pretrained" in doc and "28.1M parameters" in doc
+    assert "SE-ResNet-50" in doc and "weights" in doc and "28.09M parameters" in doc
 
 
 def test_timm_registration_with_config_and_new_head() -> None:
@@ -113,8 +115,10 @@ def test_timm_registration_with_config_and_new_head() -> None:
     cfg = model.pretrained_cfg
     assert cfg["first_conv"] == "layer0.conv1" and cfg["classifier"] == "last_linear"
     assert cfg["input_size"] == (3, 224, 224) and cfg["crop_pct"] == 0.875
-    data_cfg = timm.data.resolve_data_config(model=model)
-    assert data_cfg["mean"] == pytest.approx((123 / 255, 117 / 255, 104 / 255))
+    data_cfg = timm.data.resolve_data_config(model=model)  # random weights: the architecture's (Caffe's)
+    assert data_cfg["mean"] == pytest.approx((123 / 255, 117 / 255, 104 / 255)) and "tag" not in cfg
+    default = load_manifest().get("se_resnet50")  # timm's untagged pretrained config is the default tag's
+    assert timm.models.get_pretrained_cfg("se_resnet50").mean == default.preprocessing.mean
     assert set(senet_zoo.list_models()) - {"senet154"} <= set(timm.list_models("se_*"))
 
 
@@ -160,3 +164,53 @@ def test_import_never_replaces_timm_senet154() -> None:
         ours, direct = timm.create_model("senet_zoo_senet154"), senet_zoo.create_model("senet154")
     assert type(ours) is type(direct)
     assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in direct.state_dict().items()}
+
+
+BLOCK_TIMM = (
+    "import sys\n"
+    "class _Block:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name == 'timm' or name.startswith('timm.'):\n"
+    "            raise ImportError(f'{name} is blocked')\n"
+    "sys.meta_path.insert(0, _Block())\n"
+)
+
+
+def test_caffe_and_convert_import_without_timm(repo_root: Path) -> None:
+    code = BLOCK_TIMM + (
+        "import senet_zoo.caffe, senet_zoo.convert\n"
+        "from senet_zoo.caffe.synth import ARCHS, synth_net\n"
+        "from senet_zoo.convert.detect import detect_architecture\n"
+        "net = synth_net('senet154', layers=(1, 1, 1, 1), width=16)\n"
+        "assert ARCHS['senet154'].caffe_name == 'SENet' and net.layers\n"
+        "assert 'timm' not in sys.modules and not hasattr(senet_zoo, 'create_model')\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo_root, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "ok"
+
+
+def test_a_bad_manifest_breaks_only_what_uses_it(tmp_path: Path, repo_root: Path) -> None:
+    broken = tmp_path / "broken manifest.json"
+    broken.write_text("{not json")
+    code = (
+        "import senet_zoo, timm, torch\n"
+        "with torch.device('meta'):\n"
+        "    senet_zoo.create_model('se_resnet50'); timm.create_model('se_resnet50')\n"
+        "for build in (lambda: senet_zoo.create_model('se_resnet50', pretrained=True),\n"
+        "              lambda: timm.create_model('se_resnet50.cadene_in1k', pretrained=True),\n"
+        "              lambda: senet_zoo.get_weights('se_resnet50')):\n"
+        "    try:\n"
+        "        build()\n"
+        "    except senet_zoo.hub.ManifestError as exc:\n"
+        "        print('error:', exc)\n"
+    )
+    env = dict(os.environ, SENET_ZOO_MANIFEST=str(broken))
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=repo_root, env=env, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    errors = proc.stdout.strip().splitlines()
+    assert len(errors) == 3 and all(str(broken) in line for line in errors), proc.stdout
+    assert str(broken) in proc.stderr  # the warning at import names the file too

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ..catalog import CATALOG
 from .executor import BN_SCALE_FACTOR, infer_shapes, random_blobs
 from .net import Layer, Net
 
@@ -41,15 +42,10 @@ class CaffeArch:
 
 
 ARCHS: dict[str, CaffeArch] = {
-    "se_resnet50": CaffeArch("SE-ResNet-50", "resnet", (3, 4, 6, 3)),
-    "se_resnet101": CaffeArch("SE-ResNet-101", "resnet", (3, 4, 23, 3)),
-    "se_resnet152": CaffeArch("SE-ResNet-152", "resnet", (3, 8, 36, 3)),
-    "se_resnext50_32x4d": CaffeArch("SE-ResNeXt-50 (32 x 4d)", "resnext", (3, 4, 6, 3), groups=32),
-    "se_resnext101_32x4d": CaffeArch("SE-ResNeXt-101 (32 x 4d)", "resnext", (3, 4, 23, 3), groups=32),
-    "senet154": CaffeArch(
-        "SENet", "senet", (3, 8, 36, 3), groups=64, stem="3x3", inplanes=128, proj_kernel=3, dropout=0.2
-    ),
-    "se_bn_inception": CaffeArch("SE-BN-Inception", "inception"),
+    m.name: CaffeArch(
+        m.caffe_name, m.block, m.layers, m.groups, m.stem, m.inplanes, m.downsample_kernel_size, m.drop_rate
+    )
+    for m in CATALOG.values()
 }
 
 # SE-BN-Inception modules: (id, 1x1, 3x3_reduce, 3x3, double3x3_reduce, double3x3, pool, pool_proj);

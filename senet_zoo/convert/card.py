@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 from .._files import write_text_atomic
 from .._version import __version__
 from ..caffe.synth import ARCHS
+from ..catalog import CATALOG as RELEASES
 from .classes import sorted_wnids, wnid_lemmas
-from .releases import RELEASES
 
 if TYPE_CHECKING:
     from .converter import ConversionReport

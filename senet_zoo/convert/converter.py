@@ -46,12 +46,12 @@ from ..caffe.net import Net, copy_trained_layers
 from ..caffe.prototxt import read_prototxt
 from ..caffe.synth import ARCHS
 from ..caffe.wire import read_caffemodel
+from ..catalog import CATALOG as RELEASES
 from .card import build_config, write_card, write_config
 from .classes import sorted_row_order
 from .detect import Detection, blob_differences, detect_architecture
 from .mapping import FAMILY_RULES, TORCH_BN_EPS, ConversionError, Tensor, plan_tensors
 from .outdir import check_output, work_folder
-from .releases import RELEASES
 from .safetensors_writer import Entry, write_safetensors
 from .sanity import SuspiciousValues, check_bn, check_finite
 

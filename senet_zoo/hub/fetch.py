@@ -155,7 +155,7 @@ def max_download_bytes(entry: WeightsEntry) -> int:
     """
     if entry.size is not None:
         return entry.size
-    from ..convert.releases import RELEASES
+    from ..catalog import CATALOG as RELEASES
 
     release = RELEASES.get(entry.name)
     if release is None:

@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from .._files import hash_file, write_text_atomic
+from ..catalog import CATALOG as RELEASES
 from ..convert.card import write_card
 from ..convert.converter import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, convert, load_caffe
-from ..convert.releases import RELEASES
 from .manifest import load_manifest, record_published, resolve_manifest_path, update_entry
 from .publish import publish
 

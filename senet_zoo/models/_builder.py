@@ -4,6 +4,8 @@
 ``"caffe_in1k"``, or a path to a ``.safetensors`` (or legacy ``.pth``) file. Pretrained models are built
 on the meta device and the weights are assigned, not copied: no random init that is thrown away,
 no second copy of the weights. A different ``num_classes`` or ``in_chans`` keeps every other tensor.
+The pretrained config of ``name.tag`` is the model's facts (:mod:`senet_zoo.catalog`) plus the
+preprocessing, license and sources of that tag in the weights manifest.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from timm.models import FeatureListNet
+from timm.models._builder import pretrained_cfg_for_features
+from timm.models._features import FeatureDictNet, FeatureGetterNet, FeatureHookNet, FeatureListNet
 from timm.models._manipulate import adapt_input_conv
 from torch import nn
 
-__all__ = ["build_model", "make_cfg", "init_weights", "load_weights", "CAFFE_MEAN", "CAFFE_STD"]
+from ..catalog import CATALOG, PAPER
+
+__all__ = ["create", "build_model", "pretrained_cfg_for", "init_weights", "load_weights", "CAFFE_MEAN", "CAFFE_STD"]
 
 _logger = logging.getLogger(__name__)
 
@@ -28,11 +33,18 @@ _logger = logging.getLogger(__name__)
 CAFFE_MEAN = (123 / 255, 117 / 255, 104 / 255)
 CAFFE_STD = (1 / 255, 1 / 255, 1 / 255)
 _WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+_FEATURE_CLASSES = {"list": FeatureListNet, "dict": FeatureDictNet, "hook": FeatureHookNet, "getter": FeatureGetterNet}
 
 
-def make_cfg(first_conv: str, classifier: str = "last_linear", **kwargs: Any) -> dict[str, Any]:
-    """An architecture's default pretrained config (timm keys), with the Caffe release's preprocessing."""
-    return dict(
+def pretrained_cfg_for(name: str, tag: str | None = None, manifest: Any = None) -> dict[str, Any]:
+    """timm's pretrained config of ``name`` (the architecture's defaults) or of ``name.tag``.
+
+    With a tag, the manifest entry's preprocessing, license and sources fill it in (``url`` /
+    ``hf_hub_id`` only describe where the weights live: senet_zoo always loads them through the
+    manifest's verified download).
+    """
+    facts = CATALOG[name]
+    cfg: dict[str, Any] = dict(
         num_classes=1000,
         input_size=(3, 224, 224),
         pool_size=(7, 7),
@@ -40,13 +52,26 @@ def make_cfg(first_conv: str, classifier: str = "last_linear", **kwargs: Any) ->
         interpolation="bilinear",
         mean=CAFFE_MEAN,
         std=CAFFE_STD,
-        first_conv=first_conv,
-        classifier=classifier,
+        first_conv=facts.first_conv,
+        classifier=facts.classifier,
         license="apache-2.0",
-        paper_ids="arXiv:1709.01507",
-        paper_name="Squeeze-and-Excitation Networks",
-        **kwargs,
+        **PAPER,
     )
+    if tag is None:
+        return cfg
+    if manifest is None:
+        from ..hub.manifest import load_manifest
+
+        manifest = load_manifest()
+    entry = manifest.get(name, tag)
+    cfg.update(entry.preprocessing.as_pretrained_cfg(), tag=tag, license=entry.license)
+    if entry.available:
+        for source in entry.sources:
+            if source.kind == "hf":
+                cfg.setdefault("hf_hub_id", source.repo_id)
+            else:
+                cfg.setdefault("url", source.url)
+    return cfg
 
 
 def init_weights(m: nn.Module) -> None:
@@ -95,22 +120,21 @@ def _is_path(pretrained: Any) -> bool:
     )
 
 
-def _resolve_weights(variant: str, pretrained: Any, cfg: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict]:
-    """Find and read the weights; return the state dict and the preprocessing that belongs to them."""
+def _resolve_weights(variant: str, pretrained: Any, cfg: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Find, verify and read the weights: a file, a Hub repo (timm's ``hf-hub:`` route) or a manifest tag."""
     from ..hub.fetch import fetch_weights, load_state_dict
 
     if _is_path(pretrained):
         path = Path(pretrained)
         if not path.is_file():
             raise FileNotFoundError(f"pretrained weights file not found: {path}")
-        return load_state_dict(path), {}
-    if pretrained is True and cfg.get("file"):
-        return load_state_dict(Path(cfg["file"])), {}
-    if pretrained is True and cfg.get("hf_hub_id"):  # timm's `hf-hub:` route: the repo's own config.json
-        return _load_hf_hub(cfg["hf_hub_id"], cfg.get("hf_hub_filename") or "model.safetensors"), {}
-    tag = pretrained if isinstance(pretrained, str) else cfg.get("tag")
-    path, entry = fetch_weights(variant, tag or None)
-    return load_state_dict(path), dict(entry.preprocessing.as_pretrained_cfg(), tag=entry.tag)
+        return load_state_dict(path)
+    if cfg.get("file"):
+        return load_state_dict(Path(cfg["file"]))
+    if cfg.get("hf_hub_id"):  # a Hub repo the manifest lists is fetched at its pinned commit and verified
+        return _load_hf_hub(cfg["hf_hub_id"], cfg.get("hf_hub_filename") or "model.safetensors")
+    path, _ = fetch_weights(variant, cfg.get("tag"))
+    return load_state_dict(path)
 
 
 def _load_hf_hub(repo_id: str, filename: str) -> dict[str, torch.Tensor]:
@@ -180,42 +204,69 @@ def _materialize_missing(model: nn.Module, missing: set[str]) -> None:
                 module.reset_running_stats()
 
 
+def _cfg_for(variant: str, tag: str | None, given: dict[str, Any], pretrained: Any) -> dict[str, Any]:
+    """The pretrained config a new model carries.
+
+    Named weights (a tag, or ``pretrained=True``: the manifest's default tag) bring their tag's config;
+    weights from elsewhere (a file, timm's ``hf-hub:`` route) and a randomly initialised model keep the
+    architecture's own (the Caffe release's preprocessing), without reading the manifest.
+    """
+    if any(given.get(k) for k in ("hf_hub_id", "file", "url")) or _is_path(pretrained):
+        return pretrained_cfg_for(variant)
+    if tag is None and pretrained:
+        from ..hub.manifest import load_manifest
+
+        tag = load_manifest().default_tag(variant)
+    return pretrained_cfg_for(variant, tag)
+
+
+def create(model_cls: type[nn.Module], name: str, pretrained: Any = False, **kwargs: Any) -> nn.Module:
+    """Build the catalog network ``name`` (its architecture arguments, overridable) with :func:`build_model`."""
+    return build_model(model_cls, name, pretrained, **{**CATALOG[name].model_args, **kwargs})
+
+
 def build_model(
     model_cls: type[nn.Module],
     variant: str,
     pretrained: Any = False,
     *,
-    default_cfg: Mapping[str, Any],
     features_only: bool = False,
-    out_indices: tuple[int, ...] | None = None,
+    out_indices: Any = None,
+    feature_cls: Any = "list",
     pretrained_cfg: Any = None,
     pretrained_cfg_overlay: Mapping[str, Any] | None = None,
+    pretrained_model_args: Mapping[str, Any] | None = None,
     cache_dir: Any = None,
+    device: Any = None,
+    dtype: Any = None,
     **kwargs: Any,
 ) -> nn.Module:
     """Build ``model_cls(**kwargs)``; load weights per ``pretrained``; optionally wrap as a feature extractor.
 
-    ``pretrained_cfg``, ``pretrained_cfg_overlay`` and ``cache_dir`` are what ``timm.create_model`` passes.
+    ``pretrained_cfg``, ``pretrained_cfg_overlay``, ``pretrained_model_args``, ``cache_dir``, ``device``
+    and ``dtype`` are what ``timm.create_model`` passes; ``feature_cls`` is timm's (``"list"``,
+    ``"dict"``, ``"hook"``, ``"getter"`` or a class).
     """
     _validate(kwargs)
-    cfg = {**default_cfg, **_cfg_dict(pretrained_cfg), **dict(pretrained_cfg_overlay or {})}
+    given = _cfg_dict(pretrained_cfg)
+    tag = pretrained if isinstance(pretrained, str) and not _is_path(pretrained) else given.get("tag")
+    cfg = {**_cfg_for(variant, tag, given, pretrained), **given, **dict(pretrained_cfg_overlay or {})}
     cfg.update(architecture=variant, num_classes=kwargs.get("num_classes", cfg["num_classes"]))
     if "in_chans" in kwargs:
         cfg["input_size"] = (kwargs["in_chans"], *cfg["input_size"][1:])
-    if cfg.get("tag") and not pretrained:  # a named weights tag brings its own preprocessing
-        from ..hub.manifest import load_manifest
-
-        cfg.update(load_manifest().get(variant, cfg["tag"]).preprocessing.as_pretrained_cfg())
     if pretrained:
-        state_dict, preprocessing = _resolve_weights(variant, pretrained, cfg)
+        state_dict = _resolve_weights(variant, pretrained, cfg)
         with torch.device("meta"):
             model: Any = model_cls(**kwargs)  # gets timm's cfg attributes below
         load_weights(model, state_dict, cfg)
-        cfg.update(preprocessing)
+        if device is not None or dtype is not None:
+            model.to(device=device, dtype=dtype)
     else:
-        model = model_cls(**kwargs)
+        model = model_cls(**kwargs, device=device, dtype=dtype)
     model.pretrained_cfg = model.default_cfg = cfg
+    model.pretrained_model_args = dict(pretrained_model_args or {})
     if features_only:
-        model = FeatureListNet(model, out_indices=tuple(range(5)) if out_indices is None else out_indices)
-        model.pretrained_cfg = model.default_cfg = cfg
+        wrapper = _FEATURE_CLASSES[feature_cls.lower()] if isinstance(feature_cls, str) else feature_cls
+        model = wrapper(model, out_indices=tuple(range(5)) if out_indices is None else out_indices)
+        model.pretrained_cfg = model.default_cfg = pretrained_cfg_for_features(cfg)
     return model

@@ -1,38 +1,97 @@
-"""The classifier head shared by every senet_zoo network (timm's model interface)."""
+"""The classifier head and the feature interface shared by every senet_zoo network (timm's model interface).
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here or in the model files: TorchScript reads the annotations.
+"""
 
-from collections.abc import Callable
+from typing import Any
 
 import torch
-from timm.layers import create_classifier
+from timm.layers import create_classifier, get_device_dtype
+from timm.models._features import feature_take_indices
 from torch import nn
 from torch.nn import functional as F
 
 
 class ClassifierHeadMixin:
-    """Global pooling → dropout → ``last_linear``; ``get_classifier`` / ``reset_classifier`` / ``forward_head``.
+    """Global pooling → dropout → ``last_linear``, plus timm's intermediate-feature API.
 
-    The host module sets ``num_features`` and ``drop_rate`` and calls :meth:`_init_head`.
+    The host module sets ``num_features``, ``drop_rate``, ``feature_info`` and ``feature_stages`` (for
+    each entry of ``feature_info``, the child modules that run up to that tap, in forward order) and
+    calls :meth:`_init_head`.
     """
+
+    __jit_ignored_attributes__ = ["feature_info", "feature_stages"]  # Python-side metadata, not script types
 
     num_features: int
     drop_rate: float
     training: bool
-    forward_features: Callable[[torch.Tensor], torch.Tensor]  # the host model's
+    feature_info: list[dict[str, Any]]
+    feature_stages: tuple[tuple[str, ...], ...]
 
-    def _init_head(self, num_classes: int, global_pool: str) -> None:
+    def _init_head(self, num_classes: int, global_pool: str, device: Any = None, dtype: Any = None) -> None:
         self.num_classes = num_classes
-        self.head_hidden_size = self.num_features
-        self.global_pool, self.last_linear = create_classifier(self.num_features, num_classes, pool_type=global_pool)
+        self.global_pool, self.last_linear = create_classifier(
+            self.num_features, num_classes, pool_type=global_pool, device=device, dtype=dtype
+        )
+        self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
 
     @torch.jit.ignore
     def get_classifier(self) -> nn.Module:
         return self.last_linear
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        """Replace the classifier (``num_classes=0`` removes it), keeping the backbone."""
-        self._init_head(num_classes, self.global_pool.pool_type if global_pool is None else global_pool)
+        """Replace the classifier (``num_classes=0`` removes it) on the model's device and dtype."""
+        pool_type = self.global_pool.pool_type if global_pool is None else global_pool
+        self._init_head(num_classes, pool_type, **get_device_dtype(self))
+        self.global_pool.train(self.training)
+        self.last_linear.train(self.training)
+
+    @torch.jit.ignore
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: int | list[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """The feature maps at ``feature_info`` taps (all; the last n for an int; or these indices).
+
+        ``norm`` is accepted for timm's interface (these networks have no final norm); ``stop_early``
+        skips the stages after the last requested tap; ``output_fmt`` must be ``"NCHW"``.
+        """
+        if output_fmt != "NCHW":
+            raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
+        take_indices, max_index = feature_take_indices(len(self.feature_stages), indices)
+        stages = self.feature_stages[: max_index + 1] if stop_early else self.feature_stages
+        intermediates = []
+        for i, names in enumerate(stages):
+            for name in names:
+                x = getattr(self, name)(x)
+            if i in take_indices:
+                intermediates.append(x)
+        return intermediates if intermediates_only else (x, intermediates)
+
+    @torch.jit.ignore
+    def prune_intermediate_layers(
+        self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True
+    ) -> list[int]:
+        """Replace every module after the last requested tap by ``Identity``; return the kept indices.
+
+        Features then end at that tap (``forward_features`` returns it); the head goes when asked or
+        when the features end early (it was sized for the last stage).
+        """
+        take_indices, max_index = feature_take_indices(len(self.feature_stages), indices)
+        for names in self.feature_stages[max_index + 1 :]:
+            for name in names:
+                setattr(self, name, nn.Identity())
+        prune_end = max_index < len(self.feature_stages) - 1
+        if prune_end:
+            self.num_features = self.feature_info[max_index]["num_chs"]
+        if prune_head or prune_end:
+            self.reset_classifier(0, "")
+        return take_indices
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.global_pool(x)

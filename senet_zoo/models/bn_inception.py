@@ -5,15 +5,14 @@ concatenated branches (no residual). Every convolution is followed by BatchNorm 
 Module names mirror the Caffe names (``inception_3a/double3x3b`` → ``inception3a.double3x3b``).
 """
 
-from __future__ import annotations
-
 from typing import Any, NamedTuple
 
 import torch
+from timm.models._manipulate import checkpoint
 from torch import nn
 from torch.nn import functional as F
 
-from ._builder import build_model, init_weights, make_cfg
+from ._builder import init_weights
 from ._head import ClassifierHeadMixin
 from .se import SEModule
 
@@ -21,10 +20,15 @@ __all__ = ["SEBNInception", "InceptionBlock", "InceptionCfg"]
 
 
 class ConvBnReLU(nn.Module):
-    def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 1, stride: int = 1) -> None:
+    def __init__(
+        self, in_chs: int, out_chs: int, kernel_size: int = 1, stride: int = 1, device: Any = None, dtype: Any = None
+    ) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_chs, out_chs, kernel_size, stride=stride, padding=kernel_size // 2, bias=False)
-        self.bn = nn.BatchNorm2d(out_chs)
+        pad = kernel_size // 2
+        self.conv = nn.Conv2d(
+            in_chs, out_chs, kernel_size, stride=stride, padding=pad, bias=False, device=device, dtype=dtype
+        )
+        self.bn = nn.BatchNorm2d(out_chs, device=device, dtype=dtype)
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -34,16 +38,14 @@ class ConvBnReLU(nn.Module):
 class GridMaxPool(nn.Module):
     """3×3/2 max pool in Caffe's ceil mode whose output grid matches a padded 3×3/2 convolution.
 
-    At even input sizes this is exactly Caffe's pooling. At odd sizes Caffe's ceil-mode pool yields one
-    row/column fewer than the strided convolution beside it (the Caffe net cannot run there); padding
-    the far edge with -inf adds that last window, so any input size works.
+    At odd sizes Caffe's ceil-mode pool yields one row/column fewer than the strided convolution beside
+    it (the Caffe net cannot run there); one -inf row and column on the far edge add that last window.
+    At even sizes the same padding changes nothing (the last ceil-mode window already reaches past the
+    edge), so it is always applied: no shape-dependent branch, which FX tracing could not follow.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        if h % 2 or w % 2:
-            x = F.pad(x, (0, w % 2, 0, h % 2), value=float("-inf"))
-        return F.max_pool2d(x, 3, stride=2, ceil_mode=True)
+        return F.max_pool2d(F.pad(x, [0, 1, 0, 1], value=float("-inf")), 3, stride=2, ceil_mode=True)
 
 
 class InceptionCfg(NamedTuple):
@@ -62,37 +64,46 @@ class InceptionCfg(NamedTuple):
 class InceptionBlock(nn.Module):
     """Branches 1×1 | 1×1→3×3 | 1×1→3×3→3×3 | pool(→1×1), concatenated, then SE-scaled."""
 
-    def __init__(self, in_chs: int, cfg: InceptionCfg, se_args: dict[str, Any]) -> None:
+    def __init__(
+        self, in_chs: int, cfg: InceptionCfg, se_args: dict[str, Any], device: Any = None, dtype: Any = None
+    ) -> None:
         super().__init__()
         c = cfg
-        self.branch1x1 = ConvBnReLU(in_chs, c.conv1x1) if c.conv1x1 else None
-        self.branch3x3_reduce = ConvBnReLU(in_chs, c.conv3x3_reduce)
-        self.branch3x3 = ConvBnReLU(c.conv3x3_reduce, c.conv3x3, 3, stride=c.stride)
-        self.double3x3_reduce = ConvBnReLU(in_chs, c.double3x3_reduce)
-        self.double3x3a = ConvBnReLU(c.double3x3_reduce, c.double3x3, 3)
-        self.double3x3b = ConvBnReLU(c.double3x3, c.double3x3, 3, stride=c.stride)
+        dd = dict(device=device, dtype=dtype)
+        self.branch1x1 = ConvBnReLU(in_chs, c.conv1x1, **dd) if c.conv1x1 else None
+        self.branch3x3_reduce = ConvBnReLU(in_chs, c.conv3x3_reduce, **dd)
+        self.branch3x3 = ConvBnReLU(c.conv3x3_reduce, c.conv3x3, 3, stride=c.stride, **dd)
+        self.double3x3_reduce = ConvBnReLU(in_chs, c.double3x3_reduce, **dd)
+        self.double3x3a = ConvBnReLU(c.double3x3_reduce, c.double3x3, 3, **dd)
+        self.double3x3b = ConvBnReLU(c.double3x3, c.double3x3, 3, stride=c.stride, **dd)
         if c.stride == 2:
-            self.pool: nn.Module = GridMaxPool()
+            self.pool = GridMaxPool()
         elif c.pool == "max":
             self.pool = nn.MaxPool2d(3, stride=1, padding=1)
         else:  # Caffe's AVE pooling counts the zero padding
             self.pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=True)
-        self.pool_proj = ConvBnReLU(in_chs, c.pool_proj) if c.pool_proj else None
+        self.pool_proj = ConvBnReLU(in_chs, c.pool_proj, **dd) if c.pool_proj else None
         self.out_chs = c.conv1x1 + c.conv3x3 + c.double3x3 + (c.pool_proj or in_chs)
-        self.se = SEModule(self.out_chs, **se_args)
+        self.se = SEModule(self.out_chs, **se_args, **dd)
+
+    def concat_branches(self, x: torch.Tensor) -> torch.Tensor:
+        """The concatenated branch outputs (TorchScript-compatible; the fused copy calls it too)."""
+        branches: list[torch.Tensor] = []
+        if self.branch1x1 is not None:
+            branches.append(self.branch1x1(x))
+        branches.append(self.branch3x3(self.branch3x3_reduce(x)))
+        branches.append(self.double3x3b(self.double3x3a(self.double3x3_reduce(x))))
+        pooled = self.pool(x)
+        branches.append(pooled if self.pool_proj is None else self.pool_proj(pooled))
+        return torch.cat(branches, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.se(concat_branches(self, x))
+        return self.se(self.concat_branches(x))
 
 
-def concat_branches(block: Any, x: torch.Tensor) -> torch.Tensor:
+def concat_branches(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The concatenated branch outputs of an Inception module (or of its inference-fused copy)."""
-    branches = [] if block.branch1x1 is None else [block.branch1x1(x)]
-    branches.append(block.branch3x3(block.branch3x3_reduce(x)))
-    branches.append(block.double3x3b(block.double3x3a(block.double3x3_reduce(x))))
-    pooled = block.pool(x)
-    branches.append(pooled if block.pool_proj is None else block.pool_proj(pooled))
-    return torch.cat(branches, 1)
+    return InceptionBlock.concat_branches(block, x)  # type: ignore[arg-type]
 
 
 # From SE-BN-Inception.prototxt: (name, config); channels 256, 320, 576, 576, 576, 608, 608, 1056, 1024, 1024.
@@ -109,6 +120,14 @@ INCEPTION_CFGS: tuple[tuple[str, InceptionCfg], ...] = (
     ("inception5b", InceptionCfg(352, 192, 320, 192, 224, "max", 128)),
 )
 FEATURE_MODULES = {"conv1": 2, "conv2": 4, "inception3b": 8, "inception4d": 16, "inception5b": 32}
+# The modules up to each feature tap, in forward order.
+FEATURE_STAGES = (
+    ("conv1",),
+    ("pool1", "conv2_reduce", "conv2"),
+    ("pool2", "inception3a", "inception3b"),
+    ("inception3c", "inception4a", "inception4b", "inception4c", "inception4d"),
+    ("inception4e", "inception5a", "inception5b"),
+)
 
 
 class SEBNInception(ClassifierHeadMixin, nn.Module):
@@ -123,47 +142,58 @@ class SEBNInception(ClassifierHeadMixin, nn.Module):
         se_reduction: int = 16,
         se_squeeze: str = "avg",
         se_gate: str = "sigmoid",
+        device: Any = None,
+        dtype: Any = None,
     ) -> None:
         super().__init__()
+        dd = dict(device=device, dtype=dtype)
         self.in_chans = in_chans
         self.drop_rate = drop_rate
-        self.conv1 = ConvBnReLU(in_chans, 64, 7, stride=2)
+        self.grad_checkpointing = False
+        self.conv1 = ConvBnReLU(in_chans, 64, 7, stride=2, **dd)
         self.pool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
-        self.conv2_reduce = ConvBnReLU(64, 64)
-        self.conv2 = ConvBnReLU(64, 192, 3)
+        self.conv2_reduce = ConvBnReLU(64, 64, **dd)
+        self.conv2 = ConvBnReLU(64, 192, 3, **dd)
         self.pool2 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
         se_args = dict(reduction=se_reduction, squeeze=se_squeeze, gate=se_gate)
         chs = {"conv1": 64, "conv2": 192}
         in_chs = 192
         for name, cfg in INCEPTION_CFGS:
-            block = InceptionBlock(in_chs, cfg, se_args)
+            block = InceptionBlock(in_chs, cfg, se_args, **dd)
             self.add_module(name, block)
             in_chs = chs[name] = block.out_chs
         self.feature_info = [dict(num_chs=chs[m], reduction=r, module=m) for m, r in FEATURE_MODULES.items()]
+        self.feature_stages = FEATURE_STAGES
         self.num_features = in_chs
-        self._init_head(num_classes, global_pool)
+        self._init_head(num_classes, global_pool, **dd)
         self.apply(init_weights)
 
-    def _blocks(self) -> list[nn.Module]:
-        return [getattr(self, name) for name, _ in INCEPTION_CFGS]
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        """Parameter groups for layer-wise decay: the stem, then one group per stage (coarse) or module."""
+        if coarse:
+            return dict(stem=r"^conv|^pool", blocks=r"^inception(\d)")
+        return dict(stem=r"^conv|^pool", blocks=[(rf"^{name}\.", (i,)) for i, (name, _) in enumerate(INCEPTION_CFGS)])
 
     @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False) -> dict[str, str]:
-        return dict(stem=r"^conv|^pool", blocks=r"^inception(\d)" if coarse else r"^inception(\d[a-e])")
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.grad_checkpointing = enable
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool1(self.conv1(x))
         x = self.pool2(self.conv2(self.conv2_reduce(x)))
-        for block in self._blocks():
-            x = block(x)
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            for name, _ in INCEPTION_CFGS:
+                x = checkpoint(getattr(self, name), x)
+            return x
+        x = self.inception3a(x)  # spelled out: TorchScript cannot iterate over a list of modules
+        x = self.inception3b(x)
+        x = self.inception3c(x)
+        x = self.inception4a(x)
+        x = self.inception4b(x)
+        x = self.inception4c(x)
+        x = self.inception4d(x)
+        x = self.inception4e(x)
+        x = self.inception5a(x)
+        x = self.inception5b(x)
         return x
-
-
-default_cfgs = {"se_bn_inception": make_cfg(first_conv="conv1.conv")}
-
-
-def se_bn_inception(pretrained: Any = False, **kwargs: Any) -> nn.Module:
-    """SE-BN-Inception: 23.62 / 7.04 top-1 / top-5 error in the Caffe release."""
-    return build_model(
-        SEBNInception, "se_bn_inception", pretrained, default_cfg=default_cfgs["se_bn_inception"], **kwargs
-    )

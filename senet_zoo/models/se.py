@@ -5,7 +5,7 @@ Squeeze: global pooling C×H×W → C. Excitation: 1×1 conv C → C/r (with bia
 gate, r = 16) are exactly the released models; the options reproduce the paper's ablations.
 """
 
-from __future__ import annotations
+from typing import Any
 
 import torch
 from torch import nn
@@ -25,11 +25,20 @@ class SEModule(nn.Module):
         squeeze: ``"avg"`` (paper default), ``"max"``, or ``"none"`` (the paper's NoSqueeze: the 1×1
             convolutions run on the full map, so the gate varies per position).
         gate: ``"sigmoid"`` (default), ``"tanh"`` or ``"relu"``.
+        device / dtype: where and in which precision the parameters are created.
 
     State-dict keys (``fc1``, ``fc2``) are those of timm's legacy SENet, for every option.
     """
 
-    def __init__(self, channels: int, reduction: int = 16, squeeze: str = "avg", gate: str = "sigmoid") -> None:
+    def __init__(
+        self,
+        channels: int,
+        reduction: int = 16,
+        squeeze: str = "avg",
+        gate: str = "sigmoid",
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
         super().__init__()
         if squeeze not in SQUEEZE_OPS:
             raise ValueError(f"squeeze must be one of {SQUEEZE_OPS}, got {squeeze!r}")
@@ -38,9 +47,10 @@ class SEModule(nn.Module):
         if reduction < 1 or channels // reduction < 1:
             raise ValueError(f"reduction {reduction} leaves no channels for {channels} input channels")
         self.squeeze = squeeze
-        self.fc1 = nn.Conv2d(channels, channels // reduction, kernel_size=1)
+        dd = dict(device=device, dtype=dtype)
+        self.fc1 = nn.Conv2d(channels, channels // reduction, kernel_size=1, **dd)
         self.relu = nn.ReLU(inplace=True)
-        self.fc2 = nn.Conv2d(channels // reduction, channels, kernel_size=1)
+        self.fc2 = nn.Conv2d(channels // reduction, channels, kernel_size=1, **dd)
         self.gate = GATES[gate]()
 
     def excitation(self, x: torch.Tensor) -> torch.Tensor:

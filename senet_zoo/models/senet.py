@@ -1,12 +1,14 @@
-"""SE-ResNet, SE-ResNeXt and SENet-154: one class configured by arguments.
+"""SE-ResNet, SE-ResNeXt and SENet-154: one class configured by arguments; the entrypoints of all seven SENets.
 
 State-dict keys and shapes are exactly those of timm's ``legacy_seresnet*``, ``legacy_seresnext*`` and
 ``legacy_senet154`` (the Cadene layout), so weights move between the two without renaming. Details
 follow the Caffe originals: stride on the first 1×1 for SE-ResNet and on the grouped 3×3 otherwise,
 3×3 stem and 3×3 projection shortcuts after stage 2 for SENet-154, ceil-mode max pooling.
-"""
 
-from __future__ import annotations
+The entrypoints only name a network: its architecture arguments are in :mod:`senet_zoo.catalog`.
+They live in a module named ``senet`` because timm selects models for its intermediate-feature
+tests (and users filter ``timm.list_models(module="senet")``) by the registering module's name.
+"""
 
 import math
 from collections import OrderedDict
@@ -16,13 +18,28 @@ import torch
 from timm.models._manipulate import checkpoint_seq
 from torch import nn
 
-from ._builder import build_model, init_weights, make_cfg
+from ._builder import create, init_weights
 from ._head import ClassifierHeadMixin
+from .bn_inception import SEBNInception
 from .se import SEModule
 
-__all__ = ["SENet", "SEBottleneck"]
+__all__ = [
+    "SENet",
+    "SEBottleneck",
+    "se_bn_inception",
+    "se_resnet50",
+    "se_resnet101",
+    "se_resnet152",
+    "se_resnext50_32x4d",
+    "se_resnext101_32x4d",
+    "senet154",
+]
 
 BLOCK_KINDS = ("resnet", "resnext", "senet")
+
+# timm's register_model reads an entrypoint's pretrained cfgs from its module's `default_cfgs`;
+# senet_zoo.registry fills it from the catalog and the weights manifest when it registers.
+default_cfgs: dict[str, Any] = {}
 
 
 def _bottleneck_widths(kind: str, planes: int, groups: int, base_width: int) -> tuple[int, int]:
@@ -51,19 +68,22 @@ class SEBottleneck(nn.Module):
         stride: int = 1,
         downsample: nn.Module | None = None,
         se_args: dict[str, Any] | None = None,
+        device: Any = None,
+        dtype: Any = None,
     ) -> None:
         super().__init__()
+        dd = dict(device=device, dtype=dtype)
         mid1, mid2 = _bottleneck_widths(kind, planes, groups, base_width)
         stride_1x1, stride_3x3 = (stride, 1) if kind == "resnet" else (1, stride)
         out = planes * self.expansion
-        self.conv1 = nn.Conv2d(inplanes, mid1, 1, stride=stride_1x1, bias=False)
-        self.bn1 = nn.BatchNorm2d(mid1)
-        self.conv2 = nn.Conv2d(mid1, mid2, 3, stride=stride_3x3, padding=1, groups=groups, bias=False)
-        self.bn2 = nn.BatchNorm2d(mid2)
-        self.conv3 = nn.Conv2d(mid2, out, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(out)
+        self.conv1 = nn.Conv2d(inplanes, mid1, 1, stride=stride_1x1, bias=False, **dd)
+        self.bn1 = nn.BatchNorm2d(mid1, **dd)
+        self.conv2 = nn.Conv2d(mid1, mid2, 3, stride=stride_3x3, padding=1, groups=groups, bias=False, **dd)
+        self.bn2 = nn.BatchNorm2d(mid2, **dd)
+        self.conv3 = nn.Conv2d(mid2, out, 1, bias=False, **dd)
+        self.bn3 = nn.BatchNorm2d(out, **dd)
         self.relu = nn.ReLU(inplace=True)
-        self.se_module = SEModule(out, **(se_args or {}))
+        self.se_module = SEModule(out, **(se_args or {}), **dd)
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -74,10 +94,13 @@ class SEBottleneck(nn.Module):
         return self.relu(self.se_module(out) + shortcut)
 
 
-def _conv_bn_relu(idx: int, in_chs: int, out_chs: int, kernel_size: int, stride: int) -> list[tuple[str, nn.Module]]:
+def _conv_bn_relu(
+    idx: int, in_chs: int, out_chs: int, kernel_size: int, stride: int, dd: dict[str, Any]
+) -> list[tuple[str, nn.Module]]:
+    pad = kernel_size // 2
     return [
-        (f"conv{idx}", nn.Conv2d(in_chs, out_chs, kernel_size, stride=stride, padding=kernel_size // 2, bias=False)),
-        (f"bn{idx}", nn.BatchNorm2d(out_chs)),
+        (f"conv{idx}", nn.Conv2d(in_chs, out_chs, kernel_size, stride=stride, padding=pad, bias=False, **dd)),
+        (f"bn{idx}", nn.BatchNorm2d(out_chs, **dd)),
         (f"relu{idx}", nn.ReLU(inplace=True)),
     ]
 
@@ -95,6 +118,7 @@ class SENet(ClassifierHeadMixin, nn.Module):
         downsample_kernel_size / downsample_padding: projection shortcut of stages 2–4 (3/1 for SENet-154).
         drop_rate: dropout before the classifier (0.2 only in SENet-154).
         se_reduction / se_squeeze / se_gate: :class:`SEModule` options.
+        device / dtype: where and in which precision the parameters are created (timm's factory kwargs).
     """
 
     def __init__(
@@ -114,8 +138,11 @@ class SENet(ClassifierHeadMixin, nn.Module):
         se_reduction: int = 16,
         se_squeeze: str = "avg",
         se_gate: str = "sigmoid",
+        device: Any = None,
+        dtype: Any = None,
     ) -> None:
         super().__init__()
+        dd = dict(device=device, dtype=dtype)
         if block not in BLOCK_KINDS:
             raise ValueError(f"block must be one of {BLOCK_KINDS}, got {block!r}")
         if stem not in ("7x7", "3x3"):
@@ -125,12 +152,12 @@ class SENet(ClassifierHeadMixin, nn.Module):
         self.grad_checkpointing = False
         if stem == "3x3":
             stem_layers = (
-                _conv_bn_relu(1, in_chans, 64, 3, 2)
-                + _conv_bn_relu(2, 64, 64, 3, 1)
-                + _conv_bn_relu(3, 64, inplanes, 3, 1)
+                _conv_bn_relu(1, in_chans, 64, 3, 2, dd)
+                + _conv_bn_relu(2, 64, 64, 3, 1, dd)
+                + _conv_bn_relu(3, 64, inplanes, 3, 1, dd)
             )
         else:
-            stem_layers = _conv_bn_relu(1, in_chans, inplanes, 7, 2)
+            stem_layers = _conv_bn_relu(1, in_chans, inplanes, 7, 2, dd)
         self.layer0 = nn.Sequential(OrderedDict(stem_layers))
         # Caffe rounds pooled sizes up; ceil_mode reproduces it exactly (no padding).
         self.pool0 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
@@ -152,26 +179,36 @@ class SENet(ClassifierHeadMixin, nn.Module):
                 kernel_size=1 if first else downsample_kernel_size,
                 padding=0 if first else downsample_padding,
                 block_args=block_args,
+                dd=dd,
             )
             self.add_module(f"layer{i + 1}", stage)
             self.feature_info.append(dict(num_chs=self.inplanes, reduction=4 * 2**i, module=f"layer{i + 1}"))
+        # The modules up to each feature tap (the stem tap is taken before pool0, as in timm's legacy SENet).
+        self.feature_stages = (("layer0",), ("pool0", "layer1"), ("layer2",), ("layer3",), ("layer4",))
         self.num_features = self.inplanes
-        self._init_head(num_classes, global_pool)
+        self._init_head(num_classes, global_pool, **dd)
         self.apply(init_weights)
 
     def _make_stage(
-        self, planes: int, blocks: int, stride: int, kernel_size: int, padding: int, block_args: dict[str, Any]
+        self,
+        planes: int,
+        blocks: int,
+        stride: int,
+        kernel_size: int,
+        padding: int,
+        block_args: dict[str, Any],
+        dd: dict[str, Any],
     ) -> nn.Sequential:
         out = planes * SEBottleneck.expansion
         downsample = None
         if stride != 1 or self.inplanes != out:
             downsample = nn.Sequential(
-                nn.Conv2d(self.inplanes, out, kernel_size, stride=stride, padding=padding, bias=False),
-                nn.BatchNorm2d(out),
+                nn.Conv2d(self.inplanes, out, kernel_size, stride=stride, padding=padding, bias=False, **dd),
+                nn.BatchNorm2d(out, **dd),
             )
-        stage = [SEBottleneck(self.inplanes, planes, stride=stride, downsample=downsample, **block_args)]
+        stage = [SEBottleneck(self.inplanes, planes, stride=stride, downsample=downsample, **block_args, **dd)]
         self.inplanes = out
-        stage += [SEBottleneck(out, planes, **block_args) for _ in range(1, blocks)]
+        stage += [SEBottleneck(out, planes, **block_args, **dd) for _ in range(1, blocks)]
         return nn.Sequential(*stage)
 
     @torch.jit.ignore
@@ -184,73 +221,51 @@ class SENet(ClassifierHeadMixin, nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool0(self.layer0(x))
-        stages = cast(list[nn.Module], [self.layer1, self.layer2, self.layer3, self.layer4])
         if self.grad_checkpointing and not torch.jit.is_scripting():
-            return checkpoint_seq(nn.Sequential(*stages), x)
-        for stage in stages:
-            x = stage(x)
+            for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
+                x = checkpoint_seq(stage, x) if isinstance(stage, nn.Sequential) else stage(x)  # pruned: Identity
+            return x
+        x = self.layer1(x)
+        x = self.layer2(x)
+        x = self.layer3(x)
+        x = self.layer4(x)
         return x
 
 
-default_cfgs = {
-    name: make_cfg(first_conv="layer0.conv1")
-    for name in ("se_resnet50", "se_resnet101", "se_resnet152", "se_resnext50_32x4d", "se_resnext101_32x4d", "senet154")
-}
+def _senet(name: str, pretrained: Any, kwargs: dict[str, Any]) -> SENet:
+    return cast(SENet, create(SENet, name, pretrained, **kwargs))  # a feature wrapper when features_only
 
 
-def _create(variant: str, pretrained: Any = False, **kwargs: Any) -> nn.Module:
-    return build_model(SENet, variant, pretrained, default_cfg=default_cfgs[variant], **kwargs)
+def se_bn_inception(pretrained: Any = False, **kwargs: Any) -> SEBNInception:
+    """SE-BN-Inception (BN-Inception with an SE block after every Inception module)."""
+    return cast(SEBNInception, create(SEBNInception, "se_bn_inception", pretrained, **kwargs))
 
 
-def se_resnet50(pretrained: Any = False, **kwargs: Any) -> nn.Module:
-    """SE-ResNet-50 (Hu et al. 2018): 22.37 / 6.36 top-1 / top-5 error in the Caffe release."""
-    return _create("se_resnet50", pretrained, **dict(dict(layers=(3, 4, 6, 3), block="resnet"), **kwargs))
+def se_resnet50(pretrained: Any = False, **kwargs: Any) -> SENet:
+    """SE-ResNet-50."""
+    return _senet("se_resnet50", pretrained, kwargs)
 
 
-def se_resnet101(pretrained: Any = False, **kwargs: Any) -> nn.Module:
-    """SE-ResNet-101: 21.75 / 5.72 top-1 / top-5 error in the Caffe release."""
-    return _create("se_resnet101", pretrained, **dict(dict(layers=(3, 4, 23, 3), block="resnet"), **kwargs))
+def se_resnet101(pretrained: Any = False, **kwargs: Any) -> SENet:
+    """SE-ResNet-101."""
+    return _senet("se_resnet101", pretrained, kwargs)
 
 
-def se_resnet152(pretrained: Any = False, **kwargs: Any) -> nn.Module:
-    """SE-ResNet-152: 21.34 / 5.54 top-1 / top-5 error in the Caffe release."""
-    return _create("se_resnet152", pretrained, **dict(dict(layers=(3, 8, 36, 3), block="resnet"), **kwargs))
+def se_resnet152(pretrained: Any = False, **kwargs: Any) -> SENet:
+    """SE-ResNet-152."""
+    return _senet("se_resnet152", pretrained, kwargs)
 
 
-def se_resnext50_32x4d(pretrained: Any = False, **kwargs: Any) -> nn.Module:
-    """SE-ResNeXt-50 (32×4d): 20.97 / 5.54 top-1 / top-5 error in the Caffe release."""
-    return _create(
-        "se_resnext50_32x4d",
-        pretrained,
-        **dict(dict(layers=(3, 4, 6, 3), block="resnext", groups=32, base_width=4), **kwargs),
-    )
+def se_resnext50_32x4d(pretrained: Any = False, **kwargs: Any) -> SENet:
+    """SE-ResNeXt-50 (32 x 4d)."""
+    return _senet("se_resnext50_32x4d", pretrained, kwargs)
 
 
-def se_resnext101_32x4d(pretrained: Any = False, **kwargs: Any) -> nn.Module:
-    """SE-ResNeXt-101 (32×4d): 19.81 / 4.96 top-1 / top-5 error in the Caffe release."""
-    return _create(
-        "se_resnext101_32x4d",
-        pretrained,
-        **dict(dict(layers=(3, 4, 23, 3), block="resnext", groups=32, base_width=4), **kwargs),
-    )
+def se_resnext101_32x4d(pretrained: Any = False, **kwargs: Any) -> SENet:
+    """SE-ResNeXt-101 (32 x 4d)."""
+    return _senet("se_resnext101_32x4d", pretrained, kwargs)
 
 
-def senet154(pretrained: Any = False, **kwargs: Any) -> nn.Module:
-    """SENet-154 (ILSVRC 2017 winner's single model): 18.68 / 4.47 top-1 / top-5 error in the Caffe release."""
-    return _create(
-        "senet154",
-        pretrained,
-        **dict(
-            dict(
-                layers=(3, 8, 36, 3),
-                block="senet",
-                groups=64,
-                stem="3x3",
-                inplanes=128,
-                downsample_kernel_size=3,
-                downsample_padding=1,
-                drop_rate=0.2,
-            ),
-            **kwargs,
-        ),
-    )
+def senet154(pretrained: Any = False, **kwargs: Any) -> SENet:
+    """SENet-154 (the ILSVRC 2017 winner's single model)."""
+    return _senet("senet154", pretrained, kwargs)
