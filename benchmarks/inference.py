@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import sys
 import tempfile
@@ -225,6 +226,29 @@ def _print_table(model_name: str, reference: str, batch: int, rows: dict[str, di
         )
 
 
+_OPENMP_ENV = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "OMP_NUM_THREADS")
+
+
+def _reexec_with_openmp_env(wait_policy: str | None, spincount: int | None) -> None:
+    """OpenMP reads its wait policy once, when the runtime loads (at ``import torch``): to change it the
+    script runs itself again with the variables set (nothing happens if they already are)."""
+    want = {}
+    if wait_policy:
+        want["OMP_WAIT_POLICY"] = wait_policy.upper()
+    if spincount is not None:
+        want["GOMP_SPINCOUNT"] = str(spincount)
+    if all(os.environ.get(k) == v for k, v in want.items()):
+        return
+    os.environ.update(want)
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, *sys.argv])
+
+
+def _openmp_env() -> str:
+    backend = "OpenMP" if "OpenMP" in torch.__config__.parallel_info() else "native"
+    return f"{backend}: " + " ".join(f"{k}={os.environ.get(k, '-')}" for k in _OPENMP_ENV)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="se_resnet50", help="comma-separated senet_zoo names")
@@ -239,7 +263,14 @@ def main() -> int:
     parser.add_argument("--ablation", action="store_true", help="also time the fast path's steps separately")
     parser.add_argument("--compile", action="store_true", help="also time the fast path under torch.compile")
     parser.add_argument("--peers", action="store_true", help="also time ONNX Runtime on senet_zoo's and timm's export")
+    parser.add_argument(
+        "--omp-wait-policy",
+        choices=("active", "passive"),
+        help="re-run with OMP_WAIT_POLICY set (OpenMP reads it when torch is imported; default: as inherited)",
+    )
+    parser.add_argument("--gomp-spincount", type=int, help="re-run with GOMP_SPINCOUNT set (GNU OpenMP spin-waits)")
     args = parser.parse_args()
+    _reexec_with_openmp_env(args.omp_wait_policy, args.gomp_spincount)
 
     import senet_zoo
 
@@ -259,6 +290,7 @@ def main() -> int:
         f"torch {torch.__version__}, {where}; {args.size}x{args.size}; warm-up {warmup}; "
         f"at least {repeats} alternating rounds and {args.min_time:g} s per batch size, {inner} call(s) each"
     )
+    print(_openmp_env())
 
     key: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
