@@ -48,6 +48,9 @@ class ModelFacts:
     downsample_kernel_size: int = 1  # projection shortcut of stages 2–4 (3 in SENet-154)
     downsample_padding: int = 0
     drop_rate: float = 0.0
+    # sha256 of the authors' caffemodel (hujie-frank/SENet download), recorded only after checking a download
+    # against the release; none is recorded yet, so no converted card claims the release's accuracy until one is.
+    caffemodel_sha256: frozenset[str] = frozenset()
 
     @property
     def timm_registered_name(self) -> str:

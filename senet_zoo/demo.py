@@ -55,8 +55,10 @@ def _loaders(folder: Path, repo_root: Path | None) -> list[tuple[str, Callable[[
         ),
         (
             "timm.create_model",
-            lambda: timm.create_model(
-                senet_zoo.model_info(ARCH)["timm_name"], pretrained=True, pretrained_cfg_overlay=dict(file=str(weights))
+            lambda: timm.create_model(  # arch.tag: the converted weights' preprocessing, from this file
+                f"{senet_zoo.model_info(ARCH)['timm_name']}.caffe_in1k",
+                pretrained=True,
+                pretrained_cfg_overlay=dict(file=str(weights)),
             ),
             "",
         ),

@@ -7,7 +7,7 @@ with the Hub repository id it uploads to. Its front matter is built with hugging
 A card claims the release's reported accuracy (in its text and as ``model-index`` results) only for weights
 that are the authors' release: :func:`release_claim` says why not otherwise. The converter knows what it
 converted: the verification against the Caffe graph, the full architecture with 1000 classes, and the source
-caffemodel's sha256, which must be one of :data:`RELEASE_SHA256` (the digests of the authors' download).
+caffemodel's sha256, which must be one the catalog records for the release (``caffemodel_sha256``).
 Synthetic or retrained caffemodels convert and verify just as well, but their cards claim nothing.
 """
 
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TAG",
-    "RELEASE_SHA256",
     "build_config",
     "write_config",
     "release_claim",
@@ -40,9 +39,6 @@ __all__ = [
 TAG = "caffe_in1k"
 MEAN = (123 / 255, 117 / 255, 104 / 255)  # RGB; the Caffe models subtract BGR (104, 117, 123) from 0–255
 STD = (1 / 255, 1 / 255, 1 / 255)
-# sha256 of the authors' caffemodels (hujie-frank/SENet downloads), recorded only after checking a download against
-# the release; none is recorded yet, so no conversion claims the release's accuracy until one is.
-RELEASE_SHA256: dict[str, frozenset[str]] = {arch: frozenset() for arch in RELEASES}
 BIBTEX = """@article{hu2020senet,
   title   = {Squeeze-and-Excitation Networks},
   author  = {Hu, Jie and Shen, Li and Albanie, Samuel and Sun, Gang and Wu, Enhua},
@@ -122,7 +118,7 @@ def write_config(path: str | os.PathLike, config: dict[str, Any]) -> None:
 def release_claim(config: dict[str, Any], release_sha256: frozenset[str] | None = None) -> str | None:
     """None when the folder's weights are the authors' release (its accuracy may be claimed), else why not.
 
-    ``release_sha256`` overrides :data:`RELEASE_SHA256` for the architecture (tests, a newly checked download).
+    ``release_sha256`` overrides the catalog's ``caffemodel_sha256`` (tests, a newly checked download).
     """
     zoo = config.get("senet_zoo") or {}
     arch = zoo.get("name")
@@ -133,7 +129,7 @@ def release_claim(config: dict[str, Any], release_sha256: frozenset[str] | None 
     if config.get("model_args") or config.get("num_classes") != 1000:
         return "the network is not the release's full architecture with 1000 classes"
     digest = (zoo.get("source") or {}).get("sha256")
-    known = RELEASE_SHA256.get(arch, frozenset()) if release_sha256 is None else release_sha256
+    known = RELEASES[arch].caffemodel_sha256 if release_sha256 is None else release_sha256
     if digest not in known:
         return (
             f"the source caffemodel (sha256 {digest}) is not a recorded digest of the authors' "

@@ -99,5 +99,8 @@ class ClassifierHeadMixin:
             x = F.dropout(x, p=self.drop_rate, training=self.training)
         return x if pre_logits else self.last_linear(x)
 
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError  # the host's trunk
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))

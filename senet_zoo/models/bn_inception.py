@@ -5,7 +5,7 @@ concatenated branches (no residual). Every convolution is followed by BatchNorm 
 Module names mirror the Caffe names (``inception_3a/double3x3b`` → ``inception3a.double3x3b``).
 """
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from timm.models._manipulate import checkpoint
@@ -77,7 +77,7 @@ class InceptionBlock(nn.Module):
         self.double3x3a = ConvBnReLU(c.double3x3_reduce, c.double3x3, 3, **dd)
         self.double3x3b = ConvBnReLU(c.double3x3, c.double3x3, 3, stride=c.stride, **dd)
         if c.stride == 2:
-            self.pool = GridMaxPool()
+            self.pool: nn.Module = GridMaxPool()
         elif c.pool == "max":
             self.pool = nn.MaxPool2d(3, stride=1, padding=1)
         else:  # Caffe's AVE pooling counts the zero padding
@@ -132,6 +132,18 @@ FEATURE_STAGES = (
 
 class SEBNInception(ClassifierHeadMixin, nn.Module):
     """SE-BN-Inception. Children are registered in forward order so timm's FeatureListNet can tap them."""
+
+    if TYPE_CHECKING:  # blocks are added by name in __init__; TorchScript must not see these annotations
+        inception3a: InceptionBlock
+        inception3b: InceptionBlock
+        inception3c: InceptionBlock
+        inception4a: InceptionBlock
+        inception4b: InceptionBlock
+        inception4c: InceptionBlock
+        inception4d: InceptionBlock
+        inception4e: InceptionBlock
+        inception5a: InceptionBlock
+        inception5b: InceptionBlock
 
     def __init__(
         self,

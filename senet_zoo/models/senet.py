@@ -12,7 +12,7 @@ tests (and users filter ``timm.list_models(module="senet")``) by the registering
 
 import math
 from collections import OrderedDict
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from timm.models._manipulate import checkpoint_seq
@@ -120,6 +120,12 @@ class SENet(ClassifierHeadMixin, nn.Module):
         se_reduction / se_squeeze / se_gate: :class:`SEModule` options.
         device / dtype: where and in which precision the parameters are created (timm's factory kwargs).
     """
+
+    if TYPE_CHECKING:  # stages are added by name in __init__; TorchScript must not see these annotations
+        layer1: nn.Module
+        layer2: nn.Module
+        layer3: nn.Module
+        layer4: nn.Module
 
     def __init__(
         self,
