@@ -55,3 +55,50 @@ def test_writer_rejects_inconsistent_input(tmp_path) -> None:
             {"k": "0" * 8},
             final_metadata=lambda: {"k": "0" * 64},
         )
+
+
+def test_writeback_writer_starts_writeback_and_keeps_bytes(tmp_path, monkeypatch) -> None:
+    """Every ``every`` bytes the kernel is asked to start writing back (Linux); the bytes are unchanged."""
+    from senet_zoo import _files
+
+    calls = []
+    monkeypatch.setattr(_files, "_sync_file_range", lambda: lambda fd, off, n, flags: calls.append((off, n, flags)))
+    chunks = [bytes([i]) * 700 for i in range(10)]
+    path = tmp_path / "w.bin"
+    with open(path, "wb") as fh:
+        out = _files.WritebackWriter(fh, every=2000)
+        for c in chunks:
+            out.write(memoryview(c))
+    assert path.read_bytes() == b"".join(chunks)
+    assert calls == [(0, 0, 2)] * 3  # after 2100, 4200 and 6300 bytes
+
+    monkeypatch.setattr(_files, "_sync_file_range", lambda: None)  # no sync_file_range: a plain writer
+    with open(path, "wb") as fh:
+        _files.WritebackWriter(fh, every=1).write(b"abc")
+    assert path.read_bytes() == b"abc"
+
+
+def test_background_hash_is_sha256_in_order_and_bounded() -> None:
+    """The converter's output hash: same digest as hashlib, callbacks after the data before them, at most
+    ``limit`` bytes waiting (a larger single item still passes)."""
+    import threading
+
+    from senet_zoo.convert.converter import _BackgroundHash
+
+    gate = threading.Event()
+    bg = _BackgroundHash(limit=100)
+    seen = []
+    bg.after(gate.wait)  # holds the hashing thread until the writer is known to be blocked
+    bg.update(b"a" * 60)
+    blocked = threading.Thread(target=bg.update, args=(b"b" * 60,))
+    blocked.start()
+    blocked.join(0.2)
+    assert blocked.is_alive(), "a second 60-byte item must wait while 60 of 100 bytes are pending"
+    gate.set()
+    blocked.join(5)
+    assert not blocked.is_alive()
+    bg.update(b"c" * 500)  # larger than the limit: waits for an empty queue, then goes
+    bg.after(lambda: seen.append("after c"))
+    digest = bg.hexdigest()
+    assert digest == hashlib.sha256(b"a" * 60 + b"b" * 60 + b"c" * 500).hexdigest()
+    assert seen == ["after c"]

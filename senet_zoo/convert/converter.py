@@ -20,13 +20,13 @@ removed by the next run. Values no trained net holds are refused first (:mod:`.s
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import logging
 import math
 import mmap
 import os
-import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -336,22 +336,30 @@ def _progress(values: Iterator[np.ndarray], plan: list[Tensor], bar: tqdm) -> It
 class _BackgroundHash:
     """SHA-256 of the bytes handed to :meth:`update`, computed in a thread while the writer goes on.
 
-    ``after(fn)`` runs ``fn`` once everything queued before it is hashed (releasing the memory the
-    data came from). The queue is short, so at most a few tensors wait in memory.
+    ``update(data, then)`` queues ``data``; ``then()`` runs once it is hashed (releasing the memory
+    the data came from). At most ``limit`` bytes wait (a few tensors): enough that the writer and the
+    hasher rarely wait for each other, little enough to keep the converter's memory near one tensor.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = 16 << 20) -> None:
         self._hash = hashlib.sha256()
-        self._queue: queue.Queue = queue.Queue(maxsize=4)
+        self._limit = limit
+        self._items: collections.deque[tuple[Any, Any, int]] = collections.deque()
+        self._pending = 0  # bytes queued and not hashed yet
+        self._closed = False
+        self._cond = threading.Condition()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="output-sha256", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while True:
-            data, then = self._queue.get()
-            if data is None and then is None:
-                return
+            with self._cond:
+                while not self._items and not self._closed:
+                    self._cond.wait()
+                if not self._items:
+                    return
+                data, then, size = self._items.popleft()
             try:
                 if data is not None and self._error is None:
                     self._hash.update(data)
@@ -359,17 +367,28 @@ class _BackgroundHash:
                     then()
             except BaseException as err:  # reported by hexdigest()
                 self._error = err
+            with self._cond:
+                self._pending -= size
+                self._cond.notify_all()
 
-    def update(self, data: Any) -> None:
-        self._queue.put((data, None))
+    def update(self, data: Any, then: Any = None) -> None:
+        size = memoryview(data).nbytes if data is not None else 0
+        with self._cond:
+            while self._pending > 0 and self._pending + size > self._limit:
+                self._cond.wait()
+            self._items.append((data, then, size))
+            self._pending += size
+            self._cond.notify_all()
 
     def after(self, then: Any) -> None:
-        self._queue.put((None, then))
+        """Run ``then()`` in the hashing thread once everything queued before it is hashed."""
+        self.update(None, then)
 
     def close(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put((None, None))
-            self._thread.join()
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join()
 
     def hexdigest(self) -> str:
         self.close()

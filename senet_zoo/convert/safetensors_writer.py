@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from .._files import WritebackWriter
+
 __all__ = ["Entry", "safetensors_header", "write_safetensors"]
 
 DTYPES: dict[str, np.dtype] = {
@@ -85,7 +87,8 @@ def write_safetensors(
     header = safetensors_header(entries, metadata)
     feed = hasher.update if hasher is not None else (lambda data: None)
     with open(path, "wb") as f:
-        f.write(header)
+        out = WritebackWriter(f)  # the closing fsync then waits for the last 64 MiB, not the whole file
+        out.write(header)
         feed(header)
         count = 0
         for entry, array in zip(entries, arrays):
@@ -94,7 +97,7 @@ def write_safetensors(
                 raise ValueError(f"tensor {entry.name}: got shape {tuple(array.shape)}, header says {entry.shape}")
             array = np.ascontiguousarray(array, dtype=DTYPES[entry.dtype])
             data = memoryview(array).cast("B") if array.ndim else array.tobytes()  # type: ignore[arg-type]
-            f.write(data)
+            out.write(data)
             feed(data)
             if done is not None:
                 done(count)
