@@ -4,12 +4,13 @@
 A full-size SENet-154 with random weights is synthesized and written (senet_zoo's writer) in a
 temporary folder. Reference: one SHA-256 pass over the file (the least a conversion must do: the
 manifest records the source's hash); the file is in the page cache for both the hash and the
-conversion. Rounds alternate a hash and a conversion (both see the same machine load); the figure is
-the median over the rounds of conversion time / hash time. Conversion: ``convert(..., verify=False)`` in a fresh subprocess, timed
-around the call (not the interpreter start or imports); verification (running the Caffe executor
-and the model) is excluded. The converter hashes the source in a thread while it converts and the
-output while it writes it (and has the kernel write the file back as it goes, so the closing
-fsync is short): on two cores its time is bounded by the two hashes sharing them.
+conversion. Rounds alternate a hash and a conversion (both see the same machine load); the figure
+is the median over the rounds of conversion time / hash time. Conversion:
+``convert(..., verify=False)`` in a fresh subprocess, timed around the call (not the interpreter
+start or imports); verification (running the Caffe executor and the model) is excluded. The
+converter hashes the source in a thread while it converts and the output while it writes it (and
+has the kernel write the file back as it goes, so the closing fsync is short): on two cores its
+time is bounded by the two hashes sharing them.
 Memory: the subprocess's peak RSS during the call (the peak is reset after the imports through
 ``/proc/self/clear_refs``) minus its RSS after the imports (Python, numpy, torch), over the file size:
 what the conversion itself adds. Copy time (``shutil.copyfile``) is shown for context.
