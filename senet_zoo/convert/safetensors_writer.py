@@ -87,7 +87,7 @@ def write_safetensors(
     header = safetensors_header(entries, metadata)
     feed = hasher.update if hasher is not None else (lambda data: None)
     with open(path, "wb") as f:
-        out = WritebackWriter(f)  # the closing fsync then waits for the last 64 MiB, not the whole file
+        out = WritebackWriter(f)  # the closing fsync then waits for the last stretch only
         out.write(header)
         feed(header)
         count = 0
