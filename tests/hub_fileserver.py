@@ -68,6 +68,14 @@ class FileServer:
             self._scripts[path] = list(script)
         return self.url(path)
 
+    def wait_complete(self, path: str, count: int, timeout_s: float = 5.0) -> int:
+        """The number of complete responses for ``path`` once it reaches ``count`` (or ``timeout_s`` passes):
+        the handler thread counts a response after its last byte is sent, possibly after the client is done."""
+        deadline = time.monotonic() + timeout_s
+        while self.complete[path] < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.complete[path]
+
     def url(self, path: str) -> str:
         assert self._server is not None, "start the server first"
         return f"http://127.0.0.1:{self._server.server_address[1]}{path}"
@@ -157,10 +165,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         limit = int(behaviour.split(":")[1]) if behaviour.startswith("cut:") else len(body)
         for offset in range(0, limit, _CHUNK):
+            if offset and owner.chunk_delay_s:  # between chunks: "complete" counts as soon as the last is sent
+                time.sleep(owner.chunk_delay_s)
             self.wfile.write(body[offset : min(offset + _CHUNK, limit)])
             self.wfile.flush()
-            if owner.chunk_delay_s:
-                time.sleep(owner.chunk_delay_s)
         if limit < len(body):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)

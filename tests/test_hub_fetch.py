@@ -66,7 +66,7 @@ def test_interrupted_transfer_resumes_with_range(server: FileServer, tmp_path: P
     e = _entry(tmp_path, [server.add("/w.safetensors", DATA, ["cut:100000", "ok"])])
     assert fetch(e, progress=False, settings=FAST).read_bytes() == DATA
     assert server.ranges == [("/w.safetensors", "bytes=100000-")]
-    assert server.gets["/w.safetensors"] == 2 and server.complete["/w.safetensors"] == 1
+    assert server.gets["/w.safetensors"] == 2 and server.wait_complete("/w.safetensors", 1) == 1
 
 
 def test_server_ignoring_range_restarts_cleanly(server: FileServer, tmp_path: Path) -> None:
@@ -246,7 +246,7 @@ def test_two_processes_share_one_download(tmp_path: Path) -> None:
         assert all(proc.returncode == 0 for proc in procs), [err[-2000:] for _, err in outputs]
         results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
         assert results[0] == results[1] and results[0]["sha256"] == hashlib.sha256(data).hexdigest()
-        assert srv.gets["/w.safetensors"] == 1 and srv.complete["/w.safetensors"] == 1
+        assert srv.gets["/w.safetensors"] == 1 and srv.wait_complete("/w.safetensors", 1) == 1
 
 
 # --------------------------------------------------------------------------------------------- load_state_dict
