@@ -16,6 +16,7 @@ from typing import Any
 
 from .catalog import CATALOG, SOURCE
 from .hub.manifest import Manifest, WeightsEntry, load_manifest
+from .preprocessing import eval_transform
 
 __all__ = ["Weights", "get_weights", "list_weights"]
 
@@ -69,18 +70,7 @@ class Weights:
 
     def transforms(self) -> Any:
         """The evaluation transform of these weights (resize, centre crop, tensor, normalize), PIL image in."""
-        from timm.data import create_transform
-
-        p = self.entry.preprocessing
-        return create_transform(
-            input_size=p.input_size,
-            is_training=False,
-            interpolation=p.interpolation,
-            mean=tuple(p.mean),
-            std=tuple(p.std),
-            crop_pct=p.crop_pct,
-            crop_mode="center",
-        )
+        return eval_transform(self.entry.preprocessing.as_pretrained_cfg())
 
     def get_state_dict(self, progress: bool = True) -> dict[str, Any]:
         """The weights as tensors, downloaded (or taken from the cache) and checksum-verified first."""

@@ -146,3 +146,20 @@ def test_weights_transforms_are_the_tags_eval_preprocessing(manifest: Path, tag:
     actual = senet_zoo.get_weights(f"se_resnet50.{tag}").transforms()(image)
     assert actual.shape == (3, size, size)
     assert torch.allclose(actual, expected, atol=1e-4)
+
+
+def test_every_evaluation_uses_the_weights_preprocessing() -> None:
+    """Weights.transforms(), fine-tuning's validation transform and `release --val` share one definition:
+    the same steps, sizes and statistics for the same weights."""
+    from senet_zoo.finetune.data import eval_transform as finetune_eval
+    from senet_zoo.preprocessing import eval_transform
+
+    weights = senet_zoo.get_weights("se_resnet50")
+    model = senet_zoo.create_model("se_resnet50", pretrained=False)
+    model.pretrained_cfg = {**model.pretrained_cfg, **weights.entry.preprocessing.as_pretrained_cfg()}
+    config = {"pretrained_cfg": weights.entry.preprocessing.as_pretrained_cfg()}  # as in a converted config.json
+    image = Image.new("RGB", (300, 260), (200, 30, 90))
+    outputs = [t(image) for t in (weights.transforms(), finetune_eval(model), eval_transform(config["pretrained_cfg"]))]
+    assert outputs[0].shape == (3, *weights.entry.preprocessing.input_size[1:])
+    assert all(torch.equal(outputs[0], o) for o in outputs[1:])
+    assert repr(weights.transforms()) == repr(finetune_eval(model))

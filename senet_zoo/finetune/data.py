@@ -23,12 +23,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from ..preprocessing import PREPROCESSING_KEYS
+from ..preprocessing import eval_transform as config_eval_transform
 from .distributed import DistInfo
 
 if TYPE_CHECKING:
     from torchvision.datasets import ImageFolder
-
-PREPROCESSING_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ def _transforms(cfg: dict[str, Any], aug: dict[str, Any]) -> tuple[Callable, Cal
     from torchvision import transforms
 
     common = {k: cfg[k] for k in PREPROCESSING_KEYS}
-    eval_tf = create_transform(is_training=False, **common)
+    eval_tf = config_eval_transform(cfg)
     if aug["preset"] == "none":
         train_tf = eval_tf
     else:

@@ -40,6 +40,7 @@ from .._files import hash_file, write_text_atomic
 from ..catalog import CATALOG as RELEASES
 from ..convert.card import write_card
 from ..convert.converter import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, convert, load_caffe
+from ..preprocessing import eval_transform
 from .manifest import load_manifest, record_published, resolve_manifest_path, update_entry
 from .publish import publish
 
@@ -431,7 +432,6 @@ def evaluate_folder(
     """Top-1/top-5 (%) of a converted folder on ``val_dir`` (``val_dir/<WNID>/<image>``; any subset of the
     1000 classes), with the weights' own preprocessing (resize, centre crop, mean/std of ``config.json``)."""
     import torch
-    from timm.data import create_transform
     from torchvision.datasets import ImageFolder
     from tqdm.auto import tqdm
 
@@ -440,15 +440,7 @@ def evaluate_folder(
     folder = Path(folder)
     config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
     labels: list[str] = config["label_names"]
-    cfg = config["pretrained_cfg"]
-    transform = create_transform(
-        input_size=tuple(cfg["input_size"]),
-        interpolation=cfg["interpolation"],
-        mean=tuple(cfg["mean"]),
-        std=tuple(cfg["std"]),
-        crop_pct=cfg["crop_pct"],
-    )
-    dataset = ImageFolder(str(val_dir), transform=transform)
+    dataset = ImageFolder(str(val_dir), transform=eval_transform(config["pretrained_cfg"]))
     unknown = [c for c in dataset.classes if c not in labels]
     if unknown:
         raise ValueError(f"{val_dir}: class folders {unknown[:3]} are not ImageNet WNIDs of these weights")
