@@ -43,7 +43,7 @@ from typing import IO, Any
 
 from tqdm.auto import tqdm
 
-from .._files import fsync_dir, hash_file
+from .._files import WritebackWriter, fsync_dir, hash_file
 from .manifest import Manifest, Source, WeightsEntry, load_manifest
 from .redact import RedactingFilter, redact, register_url_credentials
 
@@ -417,12 +417,13 @@ class _PartialFile:
             else:
                 path.unlink()
         self.fh: IO[bytes] = path.open("ab")
+        self.out = WritebackWriter(self.fh)  # written back to disk as it arrives: the closing fsync is short
         self.bar = _bar(expected_size, self.offset, desc, progress)
 
     def write(self, chunk: bytes) -> None:
         if self.offset + len(chunk) > self.limit:
             raise _SourceFailed(f"server sent more than the {self.limit} bytes allowed for this file")
-        self.fh.write(chunk)
+        self.out.write(chunk)
         self.hasher.update(chunk)
         self.offset += len(chunk)
         self.bar.update(len(chunk))
