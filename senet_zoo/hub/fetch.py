@@ -44,6 +44,7 @@ from typing import IO, Any
 from tqdm.auto import tqdm
 
 from .._files import WritebackWriter, fsync_dir, hash_file
+from .hf_client import configured_hub_client
 from .manifest import Manifest, Source, WeightsEntry, load_manifest
 from .redact import RedactingFilter, redact, register_url_credentials
 
@@ -681,9 +682,7 @@ def _guarded_hub_client(entry: WeightsEntry, settings: DownloadSettings) -> Iter
     stall window (also as the read timeout) and the per-source deadline, by wrapping the transport of the client
     it creates (``set_client_factory``); the previous factory, possibly a user's own, is restored afterwards."""
     import httpx2
-    from huggingface_hub.utils import _http
 
-    previous = _http._GLOBAL_CLIENT_FACTORY
     owner = threading.get_ident()
     limit = max_download_bytes(entry)
     clock = _Clock(settings)
@@ -728,16 +727,11 @@ def _guarded_hub_client(entry: WeightsEntry, settings: DownloadSettings) -> Iter
         def close(self) -> None:
             self.inner.close()
 
-    def factory() -> Any:
-        client = previous()
+    def configure(client: Any) -> None:
         client._transport = GuardedTransport(client._transport)
-        return client
 
-    _http.set_client_factory(factory)
-    try:
+    with configured_hub_client(configure):
         yield
-    finally:
-        _http.set_client_factory(previous)
 
 
 def _hf_cause(exc: BaseException) -> str:

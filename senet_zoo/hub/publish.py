@@ -25,12 +25,12 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .._files import hash_file
+from .hf_client import configured_hub_client
 from .manifest import check_repo_id, load_manifest, record_published, resolve_manifest_path
 from .redact import RedactingFilter, redact
 
@@ -154,24 +154,14 @@ def publish(
     return PublishResult(repo_id, name, tag, files, revision, created, manifest_real, False, card)
 
 
-@contextlib.contextmanager
-def _hub_timeout(seconds: float) -> Iterator[None]:
+def _hub_timeout(seconds: float) -> contextlib.AbstractContextManager[None]:
     """Give every request huggingface_hub makes a timeout (its shared client has none), then restore the
     client factory that was there (a user's own configuration stays)."""
-    from huggingface_hub.utils import _http
 
-    previous = _http._GLOBAL_CLIENT_FACTORY
-
-    def factory() -> Any:
-        client = previous()
+    def configure(client: Any) -> None:
         client.timeout = seconds
-        return client
 
-    _http.set_client_factory(factory)
-    try:
-        yield
-    finally:
-        _http.set_client_factory(previous)
+    return configured_hub_client(configure)
 
 
 def _cause(exc: BaseException, timeout_s: float) -> str:
