@@ -1,4 +1,4 @@
-"""The one model table: every fact about each of the seven SE networks, stated once.
+"""The one model table: every fact about each SE network, stated once.
 
 Pure data (no torch, no timm), so every step of the data flow reads it: ``caffe/synth.py`` (the Caffe
 nets), ``convert/`` (release facts, timm's matching architecture), ``models/`` (architecture
@@ -9,6 +9,11 @@ preprocessing) are facts about weights, not models: they live in ``weights_manif
 Sources: architecture and accuracy from the authors' Caffe release (github.com/hujie-frank/SENet,
 single 224 centre crop of the 256-short-side image, ImageNet val); parameters and multiply-accumulates
 at 224×224 counted on the PyTorch models (``torch.utils.flop_counter``, MACs = FLOPs / 2).
+
+The paper's further SE networks (no released weights) carry the paper's own figures beside the counted
+ones: ``paper_params`` / ``paper_gmacs`` as printed in arXiv:1709.01507 (its "GFLOPs"/"MFLOPs" count
+multiply-adds, the convention of the VGG, MobileNet and ShuffleNet papers it compares with), and its
+reported single-crop errors (the authors' re-implementations, marked as the paper's: no weights).
 """
 
 from __future__ import annotations
@@ -16,15 +21,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ModelFacts", "CATALOG", "PAPER", "SOURCE"]
+__all__ = ["ModelFacts", "CATALOG", "RELEASES", "PAPER", "SOURCE", "PAPER_SOURCE"]
 
 PAPER = dict(paper_ids="arXiv:1709.01507", paper_name="Squeeze-and-Excitation Networks")
 SOURCE = "Hu et al., Squeeze-and-Excitation Networks (CVPR 2018), Caffe release github.com/hujie-frank/SENet"
+PAPER_SOURCE = "Hu et al., Squeeze-and-Excitation Networks (TPAMI 2019, arXiv:1709.01507v4)"
 
 
 @dataclass(frozen=True)
 class ModelFacts:
-    """One network. ``block``: ``resnet`` | ``resnext`` | ``senet`` | ``inception``."""
+    """One network. ``block``: ``resnet`` | ``resnext`` | ``senet`` | ``inception`` (the Caffe releases),
+    ``vgg`` | ``mobilenet`` | ``shufflenet`` (the paper's further networks, built in ``models/<family>.py``)."""
 
     name: str  # senet_zoo's name (registry, manifest, torch.hub)
     display_name: str  # the release's name in the paper and the authors' repository
@@ -51,6 +58,22 @@ class ModelFacts:
     # sha256 of the authors' caffemodel (hujie-frank/SENet download), recorded only after checking a download
     # against the release; none is recorded yet, so no converted card claims the release's accuracy until one is.
     caffemodel_sha256: frozenset[str] = frozenset()
+    family: str = "senet"  # the module of senet_zoo.models whose entrypoint builds it (timm's module filter)
+    # The paper's own figures where it has no release (``paper_table`` names the table).
+    paper_table: str = ""
+    paper_params: float | None = None  # millions, as printed
+    paper_gmacs: float | None = None  # multiply-adds ×1e9 at 224×224, as printed
+    backbone: str | None = None  # timm's non-SE network whose state-dict layout the non-SE tensors share
+
+    @property
+    def released(self) -> bool:
+        """True for the seven networks of the authors' Caffe release (convertible, with real SE weights)."""
+        return bool(self.caffe_name)
+
+    @property
+    def reported_source(self) -> str:
+        """Where ``top1_err`` / ``top5_err`` come from: the Caffe release, or the paper's table."""
+        return SOURCE if self.released else f"{PAPER_SOURCE}, {self.paper_table} (reported, no released weights)"
 
     @property
     def timm_registered_name(self) -> str:
@@ -68,7 +91,9 @@ class ModelFacts:
     @property
     def model_args(self) -> dict[str, Any]:
         """Keyword arguments of the model class that make this network."""
-        if self.block == "inception":
+        if self.block == "shufflenet":
+            return dict(groups=self.groups)
+        if self.block not in ("resnet", "resnext", "senet"):
             return {}
         return dict(
             layers=self.layers,
@@ -126,3 +151,34 @@ CATALOG: dict[str, ModelFacts] = {
         ),
     )
 }  # fmt: skip
+
+# The paper's further SE networks (arXiv:1709.01507 Tables 2 and 3; no weights were released). Counted
+# figures as above; the paper's in paper_params / paper_gmacs (benchmarks/results/se_family_paper.txt
+# compares them, scripts: benchmarks/paper_figures.py).
+CATALOG.update(
+    (m.name, m)
+    for m in (
+        ModelFacts(
+            "se_vgg16_bn", "SE-VGG-16", "", "vgg",
+            params=0, gmacs=0.0, top1_err=25.22, top5_err=7.70, caffemodel_mb=0,
+            timm_arch=None, backbone="vgg16_bn", first_conv="features.0", classifier="head.fc", family="vgg",
+            paper_table="Table 2", paper_gmacs=15.48,
+        ),
+        ModelFacts(
+            "se_mobilenet", "SE-MobileNet", "", "mobilenet",
+            params=0, gmacs=0.0, top1_err=25.3, top5_err=7.7, caffemodel_mb=0,
+            timm_arch=None, backbone="mobilenetv1_100", first_conv="conv_stem", classifier="classifier", family="mobilenet",
+            paper_table="Table 3", paper_params=4.7, paper_gmacs=0.572,
+        ),
+        ModelFacts(
+            "se_shufflenet", "SE-ShuffleNet (1×, g = 3)", "", "shufflenet",
+            params=0, gmacs=0.0, top1_err=31.0, top5_err=11.1, caffemodel_mb=0,
+            timm_arch=None, first_conv="conv1", groups=3, family="shufflenet",
+            paper_table="Table 3", paper_params=2.4, paper_gmacs=0.142,
+        ),
+    )
+)  # fmt: skip
+
+# The seven networks of the authors' Caffe release: what the converter, the release tool and the Caffe
+# synthesiser work on.
+RELEASES: dict[str, ModelFacts] = {name: m for name, m in CATALOG.items() if m.released}

@@ -12,19 +12,25 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import functools
+import importlib
 import logging
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from torch import nn
 
-from .catalog import CATALOG, SOURCE, ModelFacts
-from .models import senet
+from .catalog import CATALOG, ModelFacts
 from .models._builder import pretrained_cfg_for
 
 __all__ = ["list_models", "create_model", "model_info", "get_spec", "split_name", "register_with_timm"]
 
 _logger = logging.getLogger(__name__)
+
+
+def _family(m: ModelFacts) -> ModuleType:
+    """The module of :mod:`senet_zoo.models` that holds ``m``'s entrypoint (``senet``, ``vgg``, ...)."""
+    return importlib.import_module(f"{__package__}.models.{m.family}")
 
 
 def get_spec(name: str) -> ModelFacts:
@@ -82,12 +88,12 @@ def create_model(
             pretrained = tag
         else:  # the tag's config (preprocessing) without its weights
             kwargs.setdefault("pretrained_cfg", tag)
-    entrypoint = getattr(senet, arch)
+    entrypoint = getattr(_family(get_spec(arch)), arch)
     return entrypoint(pretrained=pretrained, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 def model_info(name: str) -> dict[str, Any]:
-    """Parameter count, compute at 224×224, the Caffe release's reported accuracy, and the names elsewhere."""
+    """Parameter count, compute at 224×224, the reported accuracy (Caffe release or paper), and the names elsewhere."""
     m = get_spec(name)
     return dict(
         name=m.name,
@@ -100,15 +106,21 @@ def model_info(name: str) -> dict[str, Any]:
         top5_acc=m.top5_acc,
         caffe_model=m.display_name,
         caffe_net=m.caffe_name,
-        source=SOURCE,
+        source=m.reported_source,
         timm_name=m.timm_registered_name,
         timm_legacy=m.timm_arch,
+        **(
+            {}
+            if m.released
+            else dict(backbone=m.backbone, paper_table=m.paper_table, paper_params=m.paper_params, paper_gmacs=m.paper_gmacs)
+        ),
     )
 
 
 def _timm_entrypoint(m: ModelFacts) -> Callable[..., nn.Module]:
     """The entrypoint timm calls: the family module's own, or a wrapper under the distinct timm name."""
-    fn = getattr(senet, m.name)
+    family = _family(m)
+    fn = getattr(family, m.name)
     if m.timm_registered_name == m.name:
         return fn
 
@@ -118,7 +130,7 @@ def _timm_entrypoint(m: ModelFacts) -> Callable[..., nn.Module]:
 
     entrypoint.__name__ = entrypoint.__qualname__ = m.timm_registered_name
     del entrypoint.__wrapped__
-    setattr(senet, m.timm_registered_name, entrypoint)  # timm lists it in the module's __all__
+    setattr(family, m.timm_registered_name, entrypoint)  # timm lists it in the module's __all__
     return entrypoint
 
 
@@ -149,12 +161,12 @@ def register_with_timm() -> None:
     for m in CATALOG.values():
         timm_name = m.timm_registered_name
         if is_model(timm_name):
-            if getattr(model_entrypoint(timm_name), "__module__", "") != senet.__name__:
+            if getattr(model_entrypoint(timm_name), "__module__", "") != _family(m).__name__:
                 raise RuntimeError(f"timm already owns {timm_name!r}; give {m.name} a distinct timm_name")
             continue
         fn = _timm_entrypoint(m)
         entries: dict[str, Any] = {
             f"{timm_name}.{tag}": pretrained_cfg_for(m.name, tag, manifest) for tag in _weights_tags(manifest, m.name)
         } or {timm_name: pretrained_cfg_for(m.name)}
-        senet.default_cfgs.update(generate_default_cfgs(entries))
+        _family(m).default_cfgs.update(generate_default_cfgs(entries))
         register_model(fn)

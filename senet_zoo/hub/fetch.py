@@ -156,7 +156,7 @@ def max_download_bytes(entry: WeightsEntry) -> int:
     """
     if entry.size is not None:
         return entry.size
-    from ..catalog import CATALOG as RELEASES
+    from ..catalog import RELEASES
 
     release = RELEASES.get(entry.name)
     if release is None:

@@ -267,6 +267,11 @@ def build_model(
     model.pretrained_model_args = dict(pretrained_model_args or {})
     if features_only:
         wrapper = _FEATURE_CLASSES[feature_cls.lower()] if isinstance(feature_cls, str) else feature_cls
-        model = wrapper(model, out_indices=tuple(range(5)) if out_indices is None else out_indices)
+        # A family whose taps sit inside a Sequential (timm's VGG and MobileNet layouts) asks for flattening.
+        feature_cfg = dict(getattr(model_cls, "feature_cfg", {}))
+        if wrapper is FeatureGetterNet:  # calls forward_intermediates: no module rewriting
+            feature_cfg.pop("flatten_sequential", None)
+        out_indices = tuple(range(len(model.feature_info))) if out_indices is None else out_indices
+        model = wrapper(model, out_indices=out_indices, **feature_cfg)
         model.pretrained_cfg = model.default_cfg = pretrained_cfg_for_features(cfg)
     return model

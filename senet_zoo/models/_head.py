@@ -16,7 +16,8 @@ class ClassifierHeadMixin:
     """Global pooling → dropout → ``last_linear``, plus timm's intermediate-feature API.
 
     The host module sets ``num_features``, ``drop_rate``, ``feature_info`` and ``feature_stages`` (for
-    each entry of ``feature_info``, the child modules that run up to that tap, in forward order) and
+    each entry of ``feature_info``, the modules that run up to that tap, in forward order; dotted paths
+    such as ``blocks.0`` allowed) and
     calls :meth:`_init_head`.
     """
 
@@ -68,7 +69,7 @@ class ClassifierHeadMixin:
         intermediates = []
         for i, names in enumerate(stages):
             for name in names:
-                x = getattr(self, name)(x)
+                x = self.get_submodule(name)(x)  # type: ignore[attr-defined]
             if i in take_indices:
                 intermediates.append(x)
         return intermediates if intermediates_only else (x, intermediates)
@@ -85,7 +86,7 @@ class ClassifierHeadMixin:
         take_indices, max_index = feature_take_indices(len(self.feature_stages), indices)
         for names in self.feature_stages[max_index + 1 :]:
             for name in names:
-                setattr(self, name, nn.Identity())
+                self.set_submodule(name, nn.Identity())  # type: ignore[attr-defined]
         prune_end = max_index < len(self.feature_stages) - 1
         if prune_end:
             self.num_features = self.feature_info[max_index]["num_chs"]
