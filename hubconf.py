@@ -28,7 +28,8 @@ def _entrypoint(name):
     entrypoint.__name__ = entrypoint.__qualname__ = name
     entrypoint.__doc__ = (
         f"{facts.display_name} ({facts.params / 1e6:.2f}M parameters, {facts.gmacs:.2f} GMACs at 224×224; "
-        f"Caffe release: {facts.top1_acc:.2f}% top-1, {facts.top5_acc:.2f}% top-5 on ImageNet).\n\n"
+        f"{'Caffe release' if facts.released else 'reported in the paper, no released weights'}: "
+        f"{facts.top1_acc:.2f}% top-1, {facts.top5_acc:.2f}% top-5 on ImageNet).\n\n"
         f"    weights: None, 'DEFAULT', a weights tag or a senet_zoo.Weights "
         f"(senet_zoo.list_weights({name!r}) lists them).\n"
         f"    pretrained: False, True (default weights), a weights tag, or a path to a .safetensors file.\n"

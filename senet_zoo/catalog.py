@@ -160,20 +160,20 @@ CATALOG.update(
     for m in (
         ModelFacts(
             "se_vgg16_bn", "SE-VGG-16", "", "vgg",
-            params=0, gmacs=0.0, top1_err=25.22, top5_err=7.70, caffemodel_mb=0,
+            params=138_596_784, gmacs=15.4705, top1_err=25.22, top5_err=7.70, caffemodel_mb=0,
             timm_arch=None, backbone="vgg16_bn", first_conv="features.0", classifier="head.fc", family="vgg",
             paper_table="Table 2", paper_gmacs=15.48,
         ),
         ModelFacts(
             "se_mobilenet", "SE-MobileNet", "", "mobilenet",
-            params=0, gmacs=0.0, top1_err=25.3, top5_err=7.7, caffemodel_mb=0,
+            params=4_718_044, gmacs=0.5692, top1_err=25.3, top5_err=7.7, caffemodel_mb=0,
             timm_arch=None, backbone="mobilenetv1_100", first_conv="conv_stem", classifier="classifier", family="mobilenet",
             paper_table="Table 3", paper_params=4.7, paper_gmacs=0.572,
         ),
         ModelFacts(
             "se_shufflenet", "SE-ShuffleNet (1×, g = 3)", "", "shufflenet",
-            params=0, gmacs=0.0, top1_err=31.0, top5_err=11.1, caffemodel_mb=0,
-            timm_arch=None, first_conv="conv1", groups=3, family="shufflenet",
+            params=2_484_533, gmacs=0.1381, top1_err=31.0, top5_err=11.1, caffemodel_mb=0,
+            timm_arch=None, first_conv="stem.conv", groups=3, family="shufflenet",
             paper_table="Table 3", paper_params=2.4, paper_gmacs=0.142,
         ),
     )

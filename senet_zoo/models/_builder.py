@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models._builder import pretrained_cfg_for_features
 from timm.models._features import FeatureDictNet, FeatureGetterNet, FeatureHookNet, FeatureListNet
 from timm.models._manipulate import adapt_input_conv
@@ -44,14 +45,16 @@ def pretrained_cfg_for(name: str, tag: str | None = None, manifest: Any = None) 
     manifest's verified download).
     """
     facts = CATALOG[name]
+    # The Caffe releases take Caffe's input; the paper's other networks that of their timm backbones.
+    mean, std = (CAFFE_MEAN, CAFFE_STD) if facts.released else (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)
     cfg: dict[str, Any] = dict(
         num_classes=1000,
         input_size=(3, 224, 224),
         pool_size=(7, 7),
         crop_pct=0.875,
         interpolation="bilinear",
-        mean=CAFFE_MEAN,
-        std=CAFFE_STD,
+        mean=mean,
+        std=std,
         first_conv=facts.first_conv,
         classifier=facts.classifier,
         license="apache-2.0",
