@@ -54,8 +54,8 @@ def finetune(data: Path, out: Path, epochs: int, *extra: str) -> tuple[dict, lis
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, help="working folder (default: a temporary one)")
-    parser.add_argument("--model", default=MODEL, help="the network to fine-tune (default: %(default)s)")
-    parser.add_argument("--img-size", type=int, default=IMG_SIZE, help="input size (default: %(default)s)")
+    parser.add_argument("--model", default="se_resnet50", help="the network to fine-tune (default: %(default)s)")
+    parser.add_argument("--img-size", type=int, default=32, help="input size (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--target", type=float, default=90.0, help="val top-1 (%%) to reach")
     parser.add_argument("--contention", action="store_true", help="also measure alone vs next to a busy process")
