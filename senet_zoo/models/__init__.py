@@ -1,7 +1,10 @@
 """SE architectures: building blocks (``se``), the ResNet family and the seven entrypoints (``senet``),
-SE-BN-Inception (``bn_inception``)."""
+SE-BN-Inception (``bn_inception``), and one module per family beyond the Caffe release
+(``inception_resnet_v2``, ``inception_v3``), each holding its entrypoint."""
 
 from .bn_inception import SEBNInception
+from .inception_resnet_v2 import SEInceptionResnetV2, se_inception_resnet_v2
+from .inception_v3 import SEInceptionV3, se_inception_v3
 from .se import SEModule
 from .senet import (
     SENet,
@@ -18,6 +21,10 @@ __all__ = [
     "SEModule",
     "SENet",
     "SEBNInception",
+    "SEInceptionResnetV2",
+    "SEInceptionV3",
+    "se_inception_resnet_v2",
+    "se_inception_v3",
     "se_bn_inception",
     "se_resnet50",
     "se_resnet101",
