@@ -28,7 +28,7 @@ import senet_zoo
 from senet_zoo.catalog import CATALOG
 from senet_zoo.models.se import SEModule
 
-NAMES = [n for n, m in CATALOG.items() if m.paper_gmacs is not None]
+NAMES = [n for n, m in CATALOG.items() if m.paper_gmacs is not None and m.input_size == 224]
 
 
 def count(name: str, size: int = 224) -> dict[str, float]:
@@ -56,15 +56,15 @@ def main() -> None:
     key = []
     for name in NAMES:
         m, c = CATALOG[name], count(name)
-        p_rel = c["params"] / (m.paper_params * 1e6) - 1 if m.paper_params else None
+        p_rel = c["params"] / m.paper_params - 1 if m.paper_params else None
         f_rel = c["paper_macs"] / (m.paper_gmacs * 1e9) - 1  # type: ignore[operator]
-        paper_p = f"{m.paper_params}M" if m.paper_params else "—"
+        paper_p = f"{m.paper_params / 1e6:.1f}M" if m.paper_params else "—"
         p_rel_s = f"{100 * p_rel:+.2f}%" if p_rel is not None else "—"
         print(
             f"{name:<16}{c['params']:>12,}{paper_p:>8}{p_rel_s:>8}{c['macs'] / 1e9:>10.4f}"
             f"{c['paper_macs'] / 1e9:>11.4f}{m.paper_gmacs:>8}{100 * f_rel:>+7.2f}%"
         )
-        print(f"{'':<16}of which SE: {c['se_params']:,} parameters ({m.paper_table})")
+        print(f"{'':<16}of which SE: {c['se_params']:,} parameters; {m.accuracy_source.split(', single')[0]}")
         if p_rel is not None:
             key.append(f"{name}_params_rel={p_rel:+.4f}")
         key.append(f"{name}_macs_rel={f_rel:+.4f}")

@@ -10,10 +10,10 @@ Sources: architecture and accuracy from the authors' Caffe release (github.com/h
 single 224 centre crop of the 256-short-side image, ImageNet val); parameters and multiply-accumulates
 at 224×224 counted on the PyTorch models (``torch.utils.flop_counter``, MACs = FLOPs / 2).
 
-The paper's further SE networks (no released weights) carry the paper's own figures beside the counted
-ones: ``paper_params`` / ``paper_gmacs`` as printed in arXiv:1709.01507 (its "GFLOPs"/"MFLOPs" count
-multiply-adds, the convention of the VGG, MobileNet and ShuffleNet papers it compares with), and its
-reported single-crop errors (the authors' re-implementations, marked as the paper's: no weights).
+The SE family beyond the Caffe release (the block after the seven) has no released weights: its
+reported accuracy and complexity are the paper's (``paper_*``, ``accuracy_source``), parameters and
+MACs are counted on the built models at their own input size (``input_size``), and ``backbone`` names
+the non-SE timm network whose ImageNet weights ``pretrained="backbone"`` loads.
 """
 
 from __future__ import annotations
@@ -21,27 +21,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ModelFacts", "CATALOG", "RELEASES", "PAPER", "SOURCE", "PAPER_SOURCE"]
+__all__ = ["ModelFacts", "CATALOG", "CAFFE_RELEASES", "PAPER", "SOURCE", "RESNET_BLOCKS"]
 
 PAPER = dict(paper_ids="arXiv:1709.01507", paper_name="Squeeze-and-Excitation Networks")
 SOURCE = "Hu et al., Squeeze-and-Excitation Networks (CVPR 2018), Caffe release github.com/hujie-frank/SENet"
-PAPER_SOURCE = "Hu et al., Squeeze-and-Excitation Networks (TPAMI 2019, arXiv:1709.01507v4)"
+PAPER_TABLE2 = "Hu et al., Squeeze-and-Excitation Networks (arXiv:1709.01507v4), Table 2, single crop, ImageNet val"
+PAPER_TABLE3 = "Hu et al., Squeeze-and-Excitation Networks (arXiv:1709.01507v4), Table 3, single crop, ImageNet val"
+RESNET_BLOCKS = ("resnet", "resnext", "senet")  # the SENet class's bottlenecks (se_stages / se_position apply)
 
 
 @dataclass(frozen=True)
 class ModelFacts:
-    """One network. ``block``: ``resnet`` | ``resnext`` | ``senet`` | ``inception`` (the Caffe releases),
-    ``vgg`` | ``mobilenet`` | ``shufflenet`` (the paper's further networks, built in ``models/<family>.py``)."""
+    """One network. ``block``: ``resnet`` | ``resnext`` | ``senet`` | ``inception`` (SE-BN-Inception) | the
+    family of a network beyond the Caffe release (``inception_resnet_v2``, ``inception_v3``, ...)."""
 
     name: str  # senet_zoo's name (registry, manifest, torch.hub)
     display_name: str  # the release's name in the paper and the authors' repository
-    caffe_name: str  # the ``name:`` of the authors' deploy prototxt
+    caffe_name: str  # the ``name:`` of the authors' deploy prototxt ("" when there is no Caffe release)
     block: str
     params: int
-    gmacs: float  # multiply-accumulates at 224×224, ×1e9
-    top1_err: float  # reported for the Caffe release, percent
-    top5_err: float
-    caffemodel_mb: int  # size of the released caffemodel
+    gmacs: float  # multiply-accumulates at input_size × input_size, ×1e9
+    top1_err: float | None  # reported (Caffe release, or the paper: accuracy_source), percent; None: not reported
+    top5_err: float | None
+    caffemodel_mb: int  # size of the released caffemodel (0: none)
     timm_arch: str | None  # timm's architecture with the identical state-dict layout (None: timm has none)
     first_conv: str  # timm pretrained-cfg keys: the input convolution and the classifier
     classifier: str = "last_linear"
@@ -58,22 +60,23 @@ class ModelFacts:
     # sha256 of the authors' caffemodel (hujie-frank/SENet download), recorded only after checking a download
     # against the release; none is recorded yet, so no converted card claims the release's accuracy until one is.
     caffemodel_sha256: frozenset[str] = frozenset()
-    family: str = "senet"  # the module of senet_zoo.models whose entrypoint builds it (timm's module filter)
-    # The paper's own figures where it has no release (``paper_table`` names the table).
-    paper_table: str = ""
-    paper_params: float | None = None  # millions, as printed
-    paper_gmacs: float | None = None  # multiply-adds ×1e9 at 224×224, as printed
-    backbone: str | None = None  # timm's non-SE network whose state-dict layout the non-SE tensors share
+    # The SE family beyond the Caffe release.
+    family: str = "senet"  # the senet_zoo.models module holding the entrypoint (timm's module name)
+    backbone: str | None = None  # timm ``arch.tag`` of the non-SE network that pretrained="backbone" loads
+    input_size: int = 224  # the network's native input side (gmacs are counted there)
+    pool_size: int = 7  # side of the final feature map at input_size
+    mean: tuple[float, float, float] | None = None  # default preprocessing; None: the Caffe release's
+    std: tuple[float, float, float] | None = None
+    crop_pct: float = 0.875
+    interpolation: str = "bilinear"
+    accuracy_source: str = SOURCE
+    paper_gmacs: float | None = None  # the paper's "GFLOPs" (multiply-adds) at input_size, None: not in the paper
+    paper_params: int | None = None
+    paper_note: str = ""  # how the built model relates to the paper's figures
 
     @property
-    def released(self) -> bool:
-        """True for the seven networks of the authors' Caffe release (convertible, with real SE weights)."""
+    def is_caffe_release(self) -> bool:
         return bool(self.caffe_name)
-
-    @property
-    def reported_source(self) -> str:
-        """Where ``top1_err`` / ``top5_err`` come from: the Caffe release, or the paper's table."""
-        return SOURCE if self.released else f"{PAPER_SOURCE}, {self.paper_table} (reported, no released weights)"
 
     @property
     def timm_registered_name(self) -> str:
@@ -81,19 +84,19 @@ class ModelFacts:
         return self.timm_name or self.name
 
     @property
-    def top1_acc(self) -> float:
-        return round(100.0 - self.top1_err, 2)
+    def top1_acc(self) -> float | None:
+        return None if self.top1_err is None else round(100.0 - self.top1_err, 2)
 
     @property
-    def top5_acc(self) -> float:
-        return round(100.0 - self.top5_err, 2)
+    def top5_acc(self) -> float | None:
+        return None if self.top5_err is None else round(100.0 - self.top5_err, 2)
 
     @property
     def model_args(self) -> dict[str, Any]:
         """Keyword arguments of the model class that make this network."""
         if self.block == "shufflenet":
             return dict(groups=self.groups)
-        if self.block not in ("resnet", "resnext", "senet"):
+        if self.block not in RESNET_BLOCKS:
             return {}
         return dict(
             layers=self.layers,
@@ -152,33 +155,87 @@ CATALOG: dict[str, ModelFacts] = {
     )
 }  # fmt: skip
 
-# The paper's further SE networks (arXiv:1709.01507 Tables 2 and 3; no weights were released). Counted
-# figures as above; the paper's in paper_params / paper_gmacs (benchmarks/results/se_family_paper.txt
-# compares them, scripts: benchmarks/paper_figures.py).
+# ------------------------------------------------------------------------------------------------------------
+# The SE family beyond the Caffe release (issue #21): no released SE weights; backbone-initialised from timm.
+# Parameters and MACs counted on the built models (torch.utils.flop_counter, MACs = FLOPs / 2) at input_size.
+
+_INCEPTION_MEAN, _INCEPTION_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)  # timm's IMAGENET_INCEPTION_MEAN / _STD
+
 CATALOG.update(
-    (m.name, m)
-    for m in (
-        ModelFacts(
-            "se_vgg16_bn", "SE-VGG-16", "", "vgg",
-            params=138_596_784, gmacs=15.4705, top1_err=25.22, top5_err=7.70, caffemodel_mb=0,
-            timm_arch=None, backbone="vgg16_bn", first_conv="features.0", classifier="head.fc", family="vgg",
-            paper_table="Table 2", paper_gmacs=15.48,
-        ),
-        ModelFacts(
-            "se_mobilenet", "SE-MobileNet", "", "mobilenet",
-            params=4_718_044, gmacs=0.5692, top1_err=25.3, top5_err=7.7, caffemodel_mb=0,
-            timm_arch=None, backbone="mobilenetv1_100", first_conv="conv_stem", classifier="classifier", family="mobilenet",
-            paper_table="Table 3", paper_params=4.7, paper_gmacs=0.572,
-        ),
-        ModelFacts(
-            "se_shufflenet", "SE-ShuffleNet (1×, g = 3)", "", "shufflenet",
-            params=2_484_533, gmacs=0.1381, top1_err=31.0, top5_err=11.1, caffemodel_mb=0,
-            timm_arch=None, first_conv="stem.conv", groups=3, family="shufflenet",
-            paper_table="Table 3", paper_params=2.4, paper_gmacs=0.142,
-        ),
-    )
+    {
+        m.name: m
+        for m in (
+            ModelFacts(
+                "se_inception_resnet_v2", "SE-Inception-ResNet-v2", "", "inception_resnet_v2",
+                params=65_092_718, gmacs=13.1650, top1_err=19.80, top5_err=4.79, caffemodel_mb=0,
+                timm_arch=None, first_conv="conv2d_1a.conv", classifier="classif",
+                family="inception_resnet_v2", backbone="inception_resnet_v2.tf_in1k", input_size=299, pool_size=8,
+                mean=_INCEPTION_MEAN, std=_INCEPTION_STD, crop_pct=0.8975, interpolation="bicubic",
+                accuracy_source=PAPER_TABLE2 + " (299×299); no released weights", paper_gmacs=11.76,
+                paper_note="timm's (TF-slim) Inception-ResNet-v2 counts 13.16 GMACs at 299 against the paper's "
+                "11.75 for its own re-implementation; the SE overhead (+0.01) matches",
+            ),
+            ModelFacts(
+                "se_inception_v3", "SE-Inception-v3", "", "inception_v3",
+                params=25_496_188, gmacs=5.7149, top1_err=None, top5_err=None, caffemodel_mb=0,
+                timm_arch=None, first_conv="Conv2d_1a_3x3.conv", classifier="fc",
+                family="inception_v3", backbone="inception_v3.tf_in1k", input_size=299, pool_size=8,
+                mean=_INCEPTION_MEAN, std=_INCEPTION_STD, crop_pct=0.875, interpolation="bicubic",
+                accuracy_source="not in the paper (moskomule/senet.pytorch ships SE-Inception-v3); no released weights",
+                paper_note="not in the paper: compare with timm's inception_v3 (23.83 M, 5.71 GMACs at 299) + SE",
+            ),
+        )
+    }
 )  # fmt: skip
 
-# The seven networks of the authors' Caffe release: what the converter, the release tool and the Caffe
-# synthesiser work on.
-RELEASES: dict[str, ModelFacts] = {name: m for name, m in CATALOG.items() if m.released}
+# SE-VGG-16, SE-MobileNet, SE-ShuffleNet (paper Tables 2 and 3, 224×224). The paper's "GFLOPs"/"MFLOPs"
+# are multiply-adds that include one multiply per element an SE block scales (its +10 M / +3 M / +2 M SE
+# increments need them); ``gmacs`` counts convolutions and FC layers only. benchmarks/paper_figures.py
+# counts both and compares them with the paper (benchmarks/results/se_family_paper.txt).
+_IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # timm's IMAGENET_DEFAULT_*
+
+CATALOG.update(
+    {
+        m.name: m
+        for m in (
+            ModelFacts(
+                "se_vgg16_bn", "SE-VGG-16", "", "vgg",
+                params=138_596_784, gmacs=15.4705, top1_err=25.22, top5_err=7.70, caffemodel_mb=0,
+                timm_arch=None, first_conv="features.0", classifier="head.fc",
+                family="vgg", backbone="vgg16_bn.tv_in1k", mean=_IMAGENET_MEAN, std=_IMAGENET_STD,
+                accuracy_source=PAPER_TABLE2 + " (VGG-16 with BN, SE after every convolution's ReLU); "
+                "no released weights",
+                paper_gmacs=15.48,
+                paper_note="15.4705 GMACs of convolutions and FC layers + 0.0135 G SE scaling = 15.484 G "
+                "(paper: 15.48; VGG-16 15.47); the paper gives no parameter count",
+            ),
+            ModelFacts(
+                "se_mobilenet", "SE-MobileNet", "", "mobilenet",
+                params=4_718_044, gmacs=0.5692, top1_err=25.3, top5_err=7.7, caffemodel_mb=0,
+                timm_arch=None, first_conv="conv_stem", classifier="classifier",
+                family="mobilenet", backbone="mobilenetv1_100.ra4_e3600_r224_in1k",
+                mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bicubic",
+                accuracy_source=PAPER_TABLE3 + " (MobileNet 1.0×, SE after every pointwise convolution); "
+                "no released weights",
+                paper_gmacs=0.572, paper_params=4_700_000,
+                paper_note="569.2 M MACs + 2.7 M SE scaling = 571.9 M (paper: 572); 4.718 M parameters "
+                "(paper: 4.7 M; MobileNet 4.232 M, paper 4.2 M)",
+            ),
+            ModelFacts(
+                "se_shufflenet", "SE-ShuffleNet (1×, g = 3)", "", "shufflenet",
+                params=2_484_533, gmacs=0.1381, top1_err=31.0, top5_err=11.1, caffemodel_mb=0,
+                timm_arch=None, first_conv="stem.conv", groups=3,
+                family="shufflenet", backbone=None, mean=_IMAGENET_MEAN, std=_IMAGENET_STD,
+                accuracy_source=PAPER_TABLE3 + " (ShuffleNet 1×, g = 3, SE on every unit's branch); "
+                "no released weights",
+                paper_gmacs=0.142, paper_params=2_400_000,
+                paper_note="138.1 M MACs + 1.6 M SE scaling = 139.7 M (paper: 142, -1.6 %); 2.485 M parameters "
+                "against the printed 2.4 M (+3.5 %): the paper truncates to one decimal (its ShuffleNet "
+                "'1.8 M' is this network without SE, 1.866 M). No trustworthy ShuffleNet v1 ImageNet "
+                "weights in timm: architecture only",
+            ),
+        )
+    }
+)  # fmt: skip
+
+CAFFE_RELEASES: dict[str, ModelFacts] = {n: m for n, m in CATALOG.items() if m.is_caffe_release}

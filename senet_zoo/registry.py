@@ -20,17 +20,13 @@ from typing import Any
 
 from torch import nn
 
-from .catalog import CATALOG, ModelFacts
+from . import models
+from .catalog import CATALOG, SOURCE, ModelFacts
 from .models._builder import pretrained_cfg_for
 
 __all__ = ["list_models", "create_model", "model_info", "get_spec", "split_name", "register_with_timm"]
 
 _logger = logging.getLogger(__name__)
-
-
-def _family(m: ModelFacts) -> ModuleType:
-    """The module of :mod:`senet_zoo.models` that holds ``m``'s entrypoint (``senet``, ``vgg``, ...)."""
-    return importlib.import_module(f"{__package__}.models.{m.family}")
 
 
 def get_spec(name: str) -> ModelFacts:
@@ -42,6 +38,11 @@ def get_spec(name: str) -> ModelFacts:
         close = difflib.get_close_matches(arch, list(CATALOG), n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise ValueError(f"Unknown model {arch!r}.{hint} Available: {', '.join(CATALOG)}") from None
+
+
+def family_module(m: ModelFacts) -> ModuleType:
+    """The ``senet_zoo.models`` module that holds ``m``'s entrypoint and timm pretrained cfgs."""
+    return importlib.import_module(f"{models.__name__}.{m.family}")
 
 
 def split_name(name: str) -> tuple[str, str | None]:
@@ -88,39 +89,38 @@ def create_model(
             pretrained = tag
         else:  # the tag's config (preprocessing) without its weights
             kwargs.setdefault("pretrained_cfg", tag)
-    entrypoint = getattr(_family(get_spec(arch)), arch)
+    entrypoint = getattr(family_module(get_spec(arch)), arch)
     return entrypoint(pretrained=pretrained, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 def model_info(name: str) -> dict[str, Any]:
-    """Parameter count, compute at 224×224, the reported accuracy (Caffe release or paper), and the names elsewhere."""
+    """Parameter count, compute at the input size, the reported accuracy (Caffe release or paper), names elsewhere."""
     m = get_spec(name)
-    return dict(
+    info: dict[str, Any] = dict(
         name=m.name,
         params=m.params,
         gmacs=m.gmacs,
         gflops=round(2 * m.gmacs, 4),
+        input_size=m.input_size,
         top1_err=m.top1_err,
         top5_err=m.top5_err,
         top1_acc=m.top1_acc,
         top5_acc=m.top5_acc,
         caffe_model=m.display_name,
         caffe_net=m.caffe_name,
-        source=m.reported_source,
+        source=m.accuracy_source if not m.is_caffe_release else SOURCE,
         timm_name=m.timm_registered_name,
         timm_legacy=m.timm_arch,
-        **(
-            {}
-            if m.released
-            else dict(backbone=m.backbone, paper_table=m.paper_table, paper_params=m.paper_params, paper_gmacs=m.paper_gmacs)
-        ),
     )
+    if not m.is_caffe_release:
+        info.update(backbone=m.backbone, paper_gmacs=m.paper_gmacs, paper_params=m.paper_params, note=m.paper_note)
+    return info
 
 
 def _timm_entrypoint(m: ModelFacts) -> Callable[..., nn.Module]:
     """The entrypoint timm calls: the family module's own, or a wrapper under the distinct timm name."""
-    family = _family(m)
-    fn = getattr(family, m.name)
+    module = family_module(m)
+    fn = getattr(module, m.name)
     if m.timm_registered_name == m.name:
         return fn
 
@@ -130,7 +130,7 @@ def _timm_entrypoint(m: ModelFacts) -> Callable[..., nn.Module]:
 
     entrypoint.__name__ = entrypoint.__qualname__ = m.timm_registered_name
     del entrypoint.__wrapped__
-    setattr(family, m.timm_registered_name, entrypoint)  # timm lists it in the module's __all__
+    setattr(module, m.timm_registered_name, entrypoint)  # timm lists it in the module's __all__
     return entrypoint
 
 
@@ -160,13 +160,14 @@ def register_with_timm() -> None:
         manifest = None
     for m in CATALOG.values():
         timm_name = m.timm_registered_name
+        module = family_module(m)
         if is_model(timm_name):
-            if getattr(model_entrypoint(timm_name), "__module__", "") != _family(m).__name__:
+            if getattr(model_entrypoint(timm_name), "__module__", "") != module.__name__:
                 raise RuntimeError(f"timm already owns {timm_name!r}; give {m.name} a distinct timm_name")
             continue
         fn = _timm_entrypoint(m)
         entries: dict[str, Any] = {
             f"{timm_name}.{tag}": pretrained_cfg_for(m.name, tag, manifest) for tag in _weights_tags(manifest, m.name)
         } or {timm_name: pretrained_cfg_for(m.name)}
-        _family(m).default_cfgs.update(generate_default_cfgs(entries))
+        module.default_cfgs.update(generate_default_cfgs(entries))
         register_model(fn)

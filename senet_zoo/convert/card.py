@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .._files import write_text_atomic
 from .._version import __version__
 from ..caffe.synth import ARCHS
-from ..catalog import RELEASES
+from ..catalog import CAFFE_RELEASES as RELEASES
 from .classes import sorted_wnids, wnid_lemmas
 
 if TYPE_CHECKING:

@@ -46,7 +46,7 @@ from ..caffe.net import Net, copy_trained_layers
 from ..caffe.prototxt import read_prototxt
 from ..caffe.synth import ARCHS
 from ..caffe.wire import read_caffemodel
-from ..catalog import RELEASES
+from ..catalog import CAFFE_RELEASES as RELEASES
 from .card import build_config, write_card, write_config
 from .classes import sorted_row_order
 from .detect import Detection, blob_differences, detect_architecture

@@ -15,11 +15,23 @@ __all__ = ["register", "add_model_options", "model_kwargs_from"]
 def add_model_options(p: argparse.ArgumentParser) -> None:
     """Architecture options shared by the commands that build a model (the paper's SE ablation knobs)."""
     from ..models.se import GATES, SQUEEZE_OPS
+    from ..models.senet import SE_POSITIONS
 
     g = p.add_argument_group("architecture options (must match the weights' training)")
     g.add_argument("--se-reduction", type=int, help="SE reduction ratio r (default 16)")
     g.add_argument("--se-squeeze", choices=SQUEEZE_OPS, help="SE squeeze operator (default avg)")
     g.add_argument("--se-gate", choices=tuple(GATES), help="SE excitation gate (default sigmoid)")
+    g.add_argument(
+        "--se-stages",
+        type=_stages,
+        metavar="N,N",
+        help="ResNet family: the stages (1-4) whose blocks get SE, e.g. '3,4' or 'none' (default all; paper §6.4)",
+    )
+    g.add_argument(
+        "--se-position",
+        choices=SE_POSITIONS,
+        help="ResNet family: where the SE block sits in each bottleneck (default standard; paper §6.5, Fig. 5)",
+    )
     g.add_argument("--in-chans", type=int, help="input channels (1: grayscale; pretrained conv1 is adapted)")
     g.add_argument("--drop-rate", type=float, help="dropout before the classifier")
     g.add_argument(
@@ -31,6 +43,19 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _stages(text: str) -> list[int]:
+    """``"3,4"`` → ``[3, 4]``; ``"none"`` → ``[]`` (argparse type of ``--se-stages``)."""
+    if text.strip().lower() == "none":
+        return []
+    try:
+        stages = sorted({int(part) for part in text.split(",")})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected stage numbers like '3,4' or 'none', got {text!r}") from None
+    if not set(stages) <= {1, 2, 3, 4}:
+        raise argparse.ArgumentTypeError(f"stages are 1 to 4, got {text!r}")
+    return stages
+
+
 def model_kwargs_from(args: argparse.Namespace) -> dict[str, Any]:
     """The architecture options given on the command line (unset ones are left to the model/checkpoint)."""
     if not isinstance(args.model_kwargs, dict):
@@ -39,6 +64,8 @@ def model_kwargs_from(args: argparse.Namespace) -> dict[str, Any]:
         se_reduction=args.se_reduction,
         se_squeeze=args.se_squeeze,
         se_gate=args.se_gate,
+        se_stages=getattr(args, "se_stages", None),
+        se_position=getattr(args, "se_position", None),
         in_chans=args.in_chans,
         drop_rate=args.drop_rate,
     )

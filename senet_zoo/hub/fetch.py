@@ -156,7 +156,7 @@ def max_download_bytes(entry: WeightsEntry) -> int:
     """
     if entry.size is not None:
         return entry.size
-    from ..catalog import RELEASES
+    from ..catalog import CAFFE_RELEASES as RELEASES
 
     release = RELEASES.get(entry.name)
     if release is None:
@@ -245,6 +245,12 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def _not_available_message(entry: WeightsEntry) -> str:
+    if entry.provenance.caffemodel is None:  # a non-SE backbone's weights (pretrained="backbone")
+        return (
+            f"weights {entry.spec} are listed but not published yet (status {entry.status!r}): "
+            f"{entry.provenance.notes or ''}\nSave the backbone's state dict to a .safetensors file and load it with "
+            f"create_model({entry.name!r}, pretrained={entry.tag!r}, pretrained_cfg_overlay=dict(file=PATH))."
+        )
     prototxt = entry.provenance.prototxt or "P.prototxt"
     caffemodel = entry.provenance.caffemodel or "M.caffemodel"
     return (

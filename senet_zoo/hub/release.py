@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .._files import hash_file, write_text_atomic
-from ..catalog import RELEASES
+from ..catalog import CAFFE_RELEASES as RELEASES
 from ..convert.card import write_card
 from ..convert.converter import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, convert, load_caffe
 from ..preprocessing import eval_transform

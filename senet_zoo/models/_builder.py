@@ -6,6 +6,13 @@ on the meta device and the weights are assigned, not copied: no random init that
 no second copy of the weights. A different ``num_classes`` or ``in_chans`` keeps every other tensor.
 The pretrained config of ``name.tag`` is the model's facts (:mod:`senet_zoo.catalog`) plus the
 preprocessing, license and sources of that tag in the weights manifest.
+
+``pretrained="backbone"`` (the weights tag :data:`BACKBONE_TAG`, for networks whose catalog entry names a
+``backbone``) loads the state dict of the non-SE timm network: every non-SE tensor must come from it and
+only SE tensors may be missing; the SE blocks then start open (:meth:`SEModule.open_gate_`), so the model
+computes what the backbone computes. A family plugs in by building its SE blocks as :class:`SEModule`
+submodules and, when its keys differ from the timm backbone's, giving its model class a static method
+``backbone_state_dict(state_dict) -> state_dict`` that renames the backbone's keys to its own.
 """
 
 from __future__ import annotations
@@ -13,20 +20,31 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from pathlib import Path
 from typing import Any
 
 import torch
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models._builder import pretrained_cfg_for_features
 from timm.models._features import FeatureDictNet, FeatureGetterNet, FeatureHookNet, FeatureListNet
 from timm.models._manipulate import adapt_input_conv
 from torch import nn
 
 from ..catalog import CATALOG, PAPER
+from .se import SEModule
 
-__all__ = ["create", "build_model", "pretrained_cfg_for", "init_weights", "load_weights", "CAFFE_MEAN", "CAFFE_STD"]
+__all__ = [
+    "create",
+    "build_model",
+    "pretrained_cfg_for",
+    "init_weights",
+    "load_weights",
+    "load_backbone",
+    "se_keys",
+    "BACKBONE_TAG",
+    "CAFFE_MEAN",
+    "CAFFE_STD",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -35,6 +53,7 @@ CAFFE_MEAN = (123 / 255, 117 / 255, 104 / 255)
 CAFFE_STD = (1 / 255, 1 / 255, 1 / 255)
 _WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 _FEATURE_CLASSES = {"list": FeatureListNet, "dict": FeatureDictNet, "hook": FeatureHookNet, "getter": FeatureGetterNet}
+BACKBONE_TAG = "backbone"  # weights tag: the non-SE timm network's ImageNet weights, SE blocks opened
 
 
 def pretrained_cfg_for(name: str, tag: str | None = None, manifest: Any = None) -> dict[str, Any]:
@@ -45,16 +64,15 @@ def pretrained_cfg_for(name: str, tag: str | None = None, manifest: Any = None) 
     manifest's verified download).
     """
     facts = CATALOG[name]
-    # The Caffe releases take Caffe's input; the paper's other networks that of their timm backbones.
-    mean, std = (CAFFE_MEAN, CAFFE_STD) if facts.released else (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)
+    side, pool = facts.input_size, facts.pool_size
     cfg: dict[str, Any] = dict(
         num_classes=1000,
-        input_size=(3, 224, 224),
-        pool_size=(7, 7),
-        crop_pct=0.875,
-        interpolation="bilinear",
-        mean=mean,
-        std=std,
+        input_size=(3, side, side),
+        pool_size=(pool, pool),
+        crop_pct=facts.crop_pct,
+        interpolation=facts.interpolation,
+        mean=facts.mean or CAFFE_MEAN,
+        std=facts.std or CAFFE_STD,
         first_conv=facts.first_conv,
         classifier=facts.classifier,
         license="apache-2.0",
@@ -154,11 +172,44 @@ def _load_hf_hub(repo_id: str, filename: str) -> dict[str, torch.Tensor]:
     return load_state_dict(Path(hf_hub_download(repo_id, filename)))
 
 
-def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], cfg: Mapping[str, Any]) -> None:
+def se_keys(model: nn.Module) -> set[str]:
+    """The state-dict keys of ``model``'s SE blocks (every :class:`SEModule`'s parameters)."""
+    return {
+        f"{name}.{key}" if name else key
+        for name, module in model.named_modules()
+        if isinstance(module, SEModule)
+        for key in module.state_dict()
+    }
+
+
+def load_backbone(model: nn.Module, state_dict: dict[str, torch.Tensor], cfg: Mapping[str, Any]) -> None:
+    """Load a non-SE backbone's weights into every non-SE tensor of ``model``; open its SE blocks.
+
+    The backbone's keys go through the model class's ``backbone_state_dict`` when it has one. Strict:
+    the weights must not hold SE tensors (then they are not a backbone's), and every tensor they lack
+    must be an SE tensor (or the classifier, when its size differs, as in :func:`load_weights`).
+    """
+    remap = getattr(type(model), "backbone_state_dict", None)
+    state_dict = dict(remap(state_dict) if remap is not None else state_dict)
+    new = se_keys(model)
+    if not new:
+        raise ValueError(f"{type(model).__name__} has no SE blocks: load its weights without the backbone tag")
+    present = sorted(new & set(state_dict))
+    if present:
+        raise ValueError(f"these weights already hold SE tensors ({', '.join(present[:3])}...): not a backbone's")
+    load_weights(model, state_dict, cfg, new_keys=new)
+    for module in model.modules():
+        if isinstance(module, SEModule):
+            module.open_gate_()
+
+
+def load_weights(
+    model: nn.Module, state_dict: dict[str, torch.Tensor], cfg: Mapping[str, Any], new_keys: Set[str] = frozenset()
+) -> None:
     """Assign ``state_dict`` to ``model`` (possibly on the meta device), adapting head and first conv.
 
-    Tensors the weights cannot provide (a classifier of another size) are initialised fresh; a key the
-    model does not have, or any other shape mismatch, is an error.
+    Tensors the weights cannot provide (a classifier of another size, and ``new_keys``) are initialised
+    fresh; a key the model does not have, or any other shape mismatch, is an error.
     """
     own = model.state_dict()
     state_dict = dict(state_dict)
@@ -189,7 +240,9 @@ def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], cfg: Map
         )
     missing = {k for k in own if k not in state_dict}
     for key in sorted(missing):
-        if not (key.endswith("num_batches_tracked") or (classifier and key.startswith(f"{classifier}."))):
+        if not (
+            key in new_keys or key.endswith("num_batches_tracked") or (classifier and key.startswith(f"{classifier}."))
+        ):
             raise ValueError(f"weights do not fit {type(model).__name__}: missing {key}")
     _materialize_missing(model, missing)
     model.load_state_dict(state_dict, strict=False, assign=True)
@@ -261,7 +314,10 @@ def build_model(
         state_dict = _resolve_weights(variant, pretrained, cfg)
         with torch.device("meta"):
             model: Any = model_cls(**kwargs)  # gets timm's cfg attributes below
-        load_weights(model, state_dict, cfg)
+        if BACKBONE_TAG in (tag, cfg.get("tag")):
+            load_backbone(model, state_dict, cfg)
+        else:
+            load_weights(model, state_dict, cfg)
         if device is not None or dtype is not None:
             model.to(device=device, dtype=dtype)
     else:
