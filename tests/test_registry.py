@@ -25,7 +25,7 @@ ALL = [
     "se_resnext101_32x4d",
     "senet154",
 ]
-FAMILY = ["se_inception_resnet_v2", "se_inception_v3"]  # beyond the Caffe release (tests/test_family.py)
+FAMILY = ["se_inception_resnet_v2", "se_inception_v3", "se_vgg16_bn", "se_mobilenet", "se_shufflenet"]  # beyond the release
 
 
 def test_list_models() -> None:
