@@ -127,3 +127,35 @@ def test_listed_with_the_papers_reported_accuracy(name: str) -> None:
     assert "no released weights" in info["source"] and "arXiv:1709.01507" in info["source"]
     assert info["top1_err"] == CATALOG[name].top1_err
     assert timm.is_model(name)
+
+
+@pytest.mark.parametrize("name", [pytest.param("se_vgg16_bn", marks=pytest.mark.slow), "se_mobilenet"])
+def test_backbone_weights_start_the_se_network_as_the_backbone(name: str, tmp_path) -> None:
+    """A randomly initialised timm backbone saved to a file (no network): strict load, logits within 1e-2."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    backbone = timm.create_model(BACKBONES[name]).eval()
+    _randomize_bn(backbone)
+    path = tmp_path / "backbone.safetensors"
+    save_file({k: v.contiguous() for k, v in backbone.state_dict().items()}, str(path))
+    model = senet_zoo.create_model(name, pretrained="backbone", pretrained_cfg_overlay=dict(file=str(path))).eval()
+    ours, theirs = model.state_dict(), backbone.state_dict()
+    assert {k for k in ours if k not in theirs} == {k for k in ours if ".se." in k} != set()
+    assert all(torch.equal(ours[k], v) for k, v in theirs.items())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected, got = backbone(x), model(x)
+    assert (got - expected).abs().max() <= 1e-2 * expected.abs().max()
+    assert model.pretrained_cfg["mean"] == backbone.pretrained_cfg["mean"]
+
+
+def test_backbone_weights_refuse_a_file_that_is_not_the_backbone(tmp_path) -> None:
+    from safetensors.torch import save_file
+
+    state = timm.create_model("mobilenetv1_100").state_dict()
+    del state["blocks.3.2.conv_pw.weight"]  # a non-SE tensor missing: not silently left random
+    path = tmp_path / "partial.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    with pytest.raises(ValueError, match=r"blocks\.3\.2\.conv_pw\.weight"):
+        senet_zoo.create_model("se_mobilenet", pretrained="backbone", pretrained_cfg_overlay=dict(file=str(path)))
