@@ -370,9 +370,11 @@ def _fuse(module: nn.Module, fold: _Fold) -> nn.Module:
     clone = copy.copy(module)
     clone._modules = {name: None if child is None else _fuse(child, fold) for name, child in module._modules.items()}
     # A module whose convolutions and BatchNorms are direct children names each pair in ``bn_fold_pairs``
-    # (SE-MobileNet, SE-ShuffleNet): the convolution is folded, the BatchNorm becomes an Identity.
+    # (SE-MobileNet's stem and blocks, SE-ShuffleNet's units): the convolution is folded, the BatchNorm
+    # becomes an Identity.
     for conv_name, bn_name in getattr(module, "bn_fold_pairs", ()):
-        clone._modules[conv_name] = fold(module.get_submodule(conv_name), module.get_submodule(bn_name))
+        conv, bn = module.get_submodule(conv_name), module.get_submodule(bn_name)
+        clone._modules[conv_name] = fold(cast(nn.Conv2d, conv), cast(nn.BatchNorm2d, bn))
         clone._modules[bn_name] = nn.Identity()
     clone._parameters = copy.deepcopy(module._parameters)
     clone._buffers = copy.deepcopy(module._buffers)

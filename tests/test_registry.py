@@ -25,7 +25,8 @@ ALL = [
     "se_resnext101_32x4d",
     "senet154",
 ]
-FAMILY = ["se_inception_resnet_v2", "se_inception_v3", "se_vgg16_bn", "se_mobilenet", "se_shufflenet"]  # beyond the release
+# beyond the Caffe release
+FAMILY = ["se_inception_resnet_v2", "se_inception_v3", "se_vgg16_bn", "se_mobilenet", "se_shufflenet"]
 
 
 def test_list_models() -> None:
