@@ -24,6 +24,9 @@ from senet_zoo.hub.manifest import load_manifest
 from senet_zoo.models._builder import se_keys
 
 FAMILY = {"se_inception_resnet_v2": "inception_resnet_v2", "se_inception_v3": "inception_v3"}
+# Every catalog network with backbone weights and the timm network they come from (SE-VGG-16 and
+# SE-MobileNet are tested in tests/test_models_paper_light.py).
+BACKBONE_ARCHS = {**FAMILY, "se_vgg16_bn": "vgg16_bn", "se_mobilenet": "mobilenetv1_100"}
 SE_BLOCKS = {"se_inception_resnet_v2": 3 + 10 + 20 + 10, "se_inception_v3": 11}
 SMALLEST = 75  # the smallest input both networks accept (valid-padded stems and reductions)
 
@@ -168,7 +171,7 @@ def test_backbone_weights_are_manifest_entries_with_the_backbones_preprocessing(
         assert manifest.default_tag(name) == "backbone" and entry.status == "pending" and not entry.available
         arch, tag = facts.backbone.split(".")
         cfg = timm.get_pretrained_cfg(facts.backbone)
-        assert cfg is not None and arch == FAMILY[name] and tag
+        assert cfg is not None and arch == BACKBONE_ARCHS[name] and tag
         assert entry.preprocessing.mean == tuple(cfg.mean) and entry.preprocessing.std == tuple(cfg.std)
         assert entry.preprocessing.input_size == tuple(cfg.input_size)
         assert (entry.preprocessing.crop_pct, entry.preprocessing.interpolation) == (cfg.crop_pct, cfg.interpolation)
