@@ -14,7 +14,7 @@ from convert_helpers import FAMILIES, caffemodel, listing, tensors
 import senet_zoo
 import senet_zoo.models as models
 from senet_zoo.caffe.wire import read_caffemodel
-from senet_zoo.catalog import CATALOG as RELEASES
+from senet_zoo.catalog import CAFFE_RELEASES as RELEASES
 from senet_zoo.convert import convert
 from senet_zoo.convert.card import card_claims_accuracy, model_card
 from senet_zoo.convert.verify import FEATURE_SIZE, model_input, random_images

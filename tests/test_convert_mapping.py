@@ -10,7 +10,7 @@ from convert_helpers import caffemodel, tensors
 import senet_zoo.models as models
 from senet_zoo.caffe.executor import param_shapes
 from senet_zoo.caffe.synth import ARCHS, synth_net
-from senet_zoo.catalog import CATALOG as RELEASES
+from senet_zoo.catalog import CAFFE_RELEASES as RELEASES
 from senet_zoo.convert import convert
 from senet_zoo.convert.classes import caffe_to_sorted_index, caffe_wnids, sorted_row_order, sorted_wnids
 from senet_zoo.convert.detect import detect_architecture
