@@ -159,3 +159,16 @@ def test_backbone_weights_refuse_a_file_that_is_not_the_backbone(tmp_path) -> No
     save_file({k: v.contiguous() for k, v in state.items()}, str(path))
     with pytest.raises(ValueError, match=r"blocks\.3\.2\.conv_pw\.weight"):
         senet_zoo.create_model("se_mobilenet", pretrained="backbone", pretrained_cfg_overlay=dict(file=str(path)))
+
+
+@pytest.mark.parametrize("name", ["se_mobilenet", "se_shufflenet"])
+def test_feature_extractor_folds_for_inference(name: str) -> None:
+    """features_only flattens timm's layout (conv_stem / bn1 become the wrapper's children): still folded."""
+    model = senet_zoo.create_model(name, features_only=True).eval()
+    _randomize_bn(model)
+    fused = senet_zoo.optimize_for_inference(model, channels_last=False, onednn=False)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        for got, want in zip(fused(x), model(x)):
+            assert (got - want).abs().max() <= 1e-5 * want.abs().max()

@@ -276,6 +276,17 @@ def _cfg_for(variant: str, tag: str | None, given: dict[str, Any], pretrained: A
     return pretrained_cfg_for(variant, tag)
 
 
+def _adjacent_conv_bn(wrapper: nn.Module) -> tuple[tuple[str, str], ...]:
+    """Conv2d → BatchNorm2d neighbours among the children of a feature wrapper, which runs its children in
+    order: the pairs ``optimize_for_inference`` folds (flattening lifted them out of their Sequential)."""
+    children = list(wrapper.named_children())
+    return tuple(
+        (a, b)
+        for (a, conv), (b, bn) in zip(children, children[1:])
+        if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)
+    )
+
+
 def create(model_cls: type[nn.Module], name: str, pretrained: Any = False, **kwargs: Any) -> nn.Module:
     """Build the catalog network ``name`` (its architecture arguments, overridable) with :func:`build_model`."""
     return build_model(model_cls, name, pretrained, **{**CATALOG[name].model_args, **kwargs})
@@ -333,4 +344,6 @@ def build_model(
         out_indices = tuple(range(len(model.feature_info))) if out_indices is None else out_indices
         model = wrapper(model, out_indices=out_indices, **feature_cfg)
         model.pretrained_cfg = model.default_cfg = pretrained_cfg_for_features(cfg)
+        if feature_cfg.get("flatten_sequential") and isinstance(model, (FeatureDictNet, FeatureHookNet)):
+            model.bn_fold_pairs = _adjacent_conv_bn(model)
     return model
