@@ -345,5 +345,5 @@ def build_model(
         model = wrapper(model, out_indices=out_indices, **feature_cfg)
         model.pretrained_cfg = model.default_cfg = pretrained_cfg_for_features(cfg)
         if feature_cfg.get("flatten_sequential") and isinstance(model, (FeatureDictNet, FeatureHookNet)):
-            model.bn_fold_pairs = _adjacent_conv_bn(model)
+            setattr(model, "bn_fold_pairs", _adjacent_conv_bn(model))  # noqa: B010 - nn.Module types its attributes
     return model
