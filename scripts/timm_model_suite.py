@@ -1,4 +1,4 @@
-"""Run timm's own model test suite (``tests/test_models.py``) on senet-zoo's seven networks.
+"""Run timm's own model test suite (``tests/test_models.py``) on senet-zoo's networks.
 
 timm states its model contract in that file; this script takes it from the source distribution of the
 installed timm version (downloaded with pip into a temporary directory, never copied into this
@@ -6,7 +6,8 @@ repository), selects the tests parametrized with one of our timm names (``arch``
 runs them with ``import senet_zoo`` done before collection, so every list_models() filter in the file
 (including the module-name filter of the intermediate-feature tests) sees our registrations.
 
-    python scripts/timm_model_suite.py                       # the seven networks
+    python scripts/timm_model_suite.py                       # every network of the catalog
+    python scripts/timm_model_suite.py --models 'se_inception*'   # only these (shell-style patterns)
     python scripts/timm_model_suite.py --control             # plus timm's legacy_seresnet50
     python scripts/timm_model_suite.py --sdist timm-1.0.31.tar.gz -- -x   # offline; extra pytest args
 
@@ -29,12 +30,16 @@ REPO = Path(__file__).resolve().parent.parent
 DOWNLOAD_TESTS = ("test_model_load_pretrained", "test_model_features_pretrained")
 
 CONFTEST = """
-EXTRA_NAMES, SKIP_NAMES = {extra!r}, {skip!r}
+EXTRA_NAMES, SKIP_NAMES, PATTERNS = {extra!r}, {skip!r}, {patterns!r}
+
+import fnmatch
 
 import senet_zoo  # registers the models with timm before test_models.py builds its parameter lists
 from senet_zoo.catalog import CATALOG
 
-NAMES = {m.timm_registered_name for m in CATALOG.values()} | set(EXTRA_NAMES)
+NAMES = {
+    m.timm_registered_name for m in CATALOG.values() if any(fnmatch.fnmatch(m.name, p) for p in PATTERNS)
+} | set(EXTRA_NAMES)
 SKIP_FUNCTIONS = set(SKIP_NAMES)
 
 
@@ -90,6 +95,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sdist", type=Path, help="a timm source archive to use instead of downloading one")
     parser.add_argument("--control", action="store_true", help="also run timm's legacy_seresnet50")
+    parser.add_argument(
+        "--models", nargs="+", default=["*"], metavar="PATTERN", help="senet_zoo names to test (default: all)"
+    )
     parser.add_argument("--with-download", action="store_true", help="keep the tests that download weights")
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = parser.parse_args()
@@ -99,7 +107,8 @@ def main() -> int:
         test_file = fetch_test_file(work, args.sdist)
         extra = ["legacy_seresnet50"] if args.control else []
         skip = [] if args.with_download else list(DOWNLOAD_TESTS)
-        (work / "conftest.py").write_text(CONFTEST.replace("{extra!r}", repr(extra)).replace("{skip!r}", repr(skip)))
+        conftest = CONFTEST.replace("{extra!r}", repr(extra)).replace("{skip!r}", repr(skip))
+        (work / "conftest.py").write_text(conftest.replace("{patterns!r}", repr(args.models)))
         (work / "pytest.ini").write_text(PYTEST_INI)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
         cmd = [sys.executable, "-m", "pytest", str(test_file), "-c", str(work / "pytest.ini"), "--rootdir", tmp]

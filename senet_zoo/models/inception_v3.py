@@ -13,11 +13,11 @@ from functools import partial
 from typing import Any, cast
 
 import torch
-from timm.layers import ConvNormAct, trunc_normal_
+from timm.layers import ConvNormAct
 from timm.models.inception_v3 import InceptionA, InceptionB, InceptionC, InceptionD, InceptionE, InceptionV3
 from torch import nn
 
-from ._builder import create
+from ._builder import create, init_weights
 from .se import SEModule
 
 __all__ = ["SEInceptionV3", "se_inception_v3"]
@@ -72,16 +72,6 @@ class SEInceptionE(InceptionE):
         return self.se(torch.cat(self._forward(x), 1))
 
 
-def _init_like_timm(module: nn.Module) -> None:
-    """timm's InceptionV3 init: truncated-normal (std 0.1) convolutions and linears, unit BatchNorm."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)) and not m.weight.is_meta:
-            trunc_normal_(m.weight, std=0.1)
-        elif isinstance(m, nn.BatchNorm2d) and not m.weight.is_meta:
-            nn.init.constant_(m.weight, 1)
-            nn.init.constant_(m.bias, 0)
-
-
 class SEInceptionV3(InceptionV3):
     """timm's ``InceptionV3`` whose eleven Inception modules end in an SE block.
 
@@ -92,6 +82,9 @@ class SEInceptionV3(InceptionV3):
 
     timm's constructor builds the stem, head and feature metadata; the Inception modules are then
     rebuilt with SE (same keys, plus ``.se``), so timm's forward and feature API apply unchanged.
+    A randomly initialised network gets the SENets' init (:func:`init_weights`: Kaiming convolutions,
+    PyTorch's default classifier) instead of timm's truncated normal of std 0.1 everywhere, whose
+    classifier starts with logits of several units and which trains much slower from scratch.
     """
 
     def __init__(
@@ -136,8 +129,8 @@ class SEInceptionV3(InceptionV3):
             Mixed_7c=SEInceptionE(2048, cb, se, **dd),
         )
         for name, module in modules.items():
-            _init_like_timm(module)
             setattr(self, name, module)
+        self.apply(init_weights)
 
 
 def se_inception_v3(pretrained: Any = False, **kwargs: Any) -> SEInceptionV3:
