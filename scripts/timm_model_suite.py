@@ -43,13 +43,25 @@ NAMES = {
 SKIP_FUNCTIONS = set(SKIP_NAMES)
 
 
+# test_model_forward_features exempts timm's valid-padded Inception networks from its "reduction off by 2x"
+# check by name (inception_v3*, inception_v4*, inception_resnet_v2*): at its 96x96 input their last map is
+# 1x1. Ours are the same networks with SE, so that check fails for the same reason; it is reported as an
+# expected failure (strict: a pass would be flagged), never hidden.
+VALID_PADDED = {m.timm_registered_name for m in CATALOG.values() if m.family in ("inception_v3", "inception_resnet_v2")}
+
+
 def pytest_collection_modifyitems(config, items):
+    import pytest
+
     keep, drop = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
         name = callspec.params.get("model_name") if callspec else None
         ours = isinstance(name, str) and name.split(".")[0] in NAMES
         (keep if ours and item.originalname not in SKIP_FUNCTIONS else drop).append(item)
+        if ours and item.originalname == "test_model_forward_features" and name.split(".")[0] in VALID_PADDED:
+            reason = "timm exempts its valid-padded Inception networks from this check by name only"
+            item.add_marker(pytest.mark.xfail(reason=reason, raises=AssertionError, strict=True))
     config.hook.pytest_deselected(items=drop)
     items[:] = keep
 """

@@ -17,7 +17,7 @@ from timm.layers import ConvNormAct
 from timm.models.inception_v3 import InceptionA, InceptionB, InceptionC, InceptionD, InceptionE, InceptionV3
 from torch import nn
 
-from ._builder import create, init_weights
+from ._builder import create
 from .se import SEModule
 
 __all__ = ["SEInceptionV3", "se_inception_v3"]
@@ -82,9 +82,11 @@ class SEInceptionV3(InceptionV3):
 
     timm's constructor builds the stem, head and feature metadata; the Inception modules are then
     rebuilt with SE (same keys, plus ``.se``), so timm's forward and feature API apply unchanged.
-    A randomly initialised network gets the SENets' init (:func:`init_weights`: Kaiming convolutions,
-    PyTorch's default classifier) instead of timm's truncated normal of std 0.1 everywhere, whose
-    classifier starts with logits of several units and which trains much slower from scratch.
+    A randomly initialised network gets PyTorch's default init (as timm's Inception-ResNet-v2) instead
+    of timm's truncated normal of std 0.1 everywhere: with BatchNorm after every convolution, those
+    larger weights shrink the effective learning rate, and the classifier starts with logits of several
+    units; from scratch on the digits it reached 49 % val top-1 after two epochs against 86 % for
+    SE-Inception-ResNet-v2 with the same defaults.
     """
 
     def __init__(
@@ -130,7 +132,9 @@ class SEInceptionV3(InceptionV3):
         )
         for name, module in modules.items():
             setattr(self, name, module)
-        self.apply(init_weights)
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d)) and not m.weight.is_meta:
+                m.reset_parameters()
 
 
 def se_inception_v3(pretrained: Any = False, **kwargs: Any) -> SEInceptionV3:
