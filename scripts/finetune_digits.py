@@ -13,7 +13,11 @@ busy loop), one after the other in this run, and prints seconds per epoch and th
 noisy, the ratio measured in the same run is what counts. ``--omp-wait-policy ''`` measures the
 same with OpenMP's spinning default (what the CLI did before it chose a passive policy).
 
-    python scripts/finetune_digits.py [--work DIR] [--contention] [--epochs 4] [--model NAME --img-size N]
+    python scripts/finetune_digits.py [--work DIR] [--contention] [--epochs 4]
+    python scripts/finetune_digits.py --model se_inception_v3          # at its smallest input, 75×75
+
+``--model`` picks the network (default se_resnet50); ``--img-size`` defaults to the smallest input
+the network accepts (32 for the ResNet family, 75 for the Inception-v3 / Inception-ResNet-v2 stems).
 
 Exit status 1 when a target is missed.
 """
@@ -34,6 +38,8 @@ from senet_zoo.finetune.synthetic import make_digits_folder
 
 WAIT_POLICY: str | None = None  # --omp-wait-policy
 MODEL, IMG_SIZE = "se_resnet50", 32  # --model, --img-size
+# The smallest input each network accepts (valid-padded Inception stems and reductions); others: 32.
+SMALLEST_INPUT = {"se_inception_resnet_v2": 75, "se_inception_v3": 75}
 
 
 def finetune(data: Path, out: Path, epochs: int, *extra: str) -> tuple[dict, list[dict]]:
@@ -54,8 +60,8 @@ def finetune(data: Path, out: Path, epochs: int, *extra: str) -> tuple[dict, lis
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, help="working folder (default: a temporary one)")
-    parser.add_argument("--model", default="se_resnet50", help="the network to fine-tune (default: %(default)s)")
-    parser.add_argument("--img-size", type=int, default=32, help="input size (default: %(default)s)")
+    parser.add_argument("--model", default="se_resnet50", help="the network to fine-tune (default se_resnet50)")
+    parser.add_argument("--img-size", type=int, help="input side (default: the smallest the network accepts)")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--target", type=float, default=90.0, help="val top-1 (%%) to reach")
     parser.add_argument("--contention", action="store_true", help="also measure alone vs next to a busy process")
@@ -69,7 +75,8 @@ def main() -> int:
     )
     args = parser.parse_args()
     global WAIT_POLICY, MODEL, IMG_SIZE
-    WAIT_POLICY, MODEL, IMG_SIZE = args.omp_wait_policy, args.model, args.img_size
+    WAIT_POLICY = args.omp_wait_policy
+    MODEL, IMG_SIZE = args.model, args.img_size or SMALLEST_INPUT.get(args.model, 32)
     work = args.work or Path(tempfile.mkdtemp(prefix="digits-"))
     data = work / "digits"
     if not data.exists():
@@ -82,7 +89,7 @@ def main() -> int:
         best = summary["best"]["val_top1"]
         mean_time = sum(r["epoch_time_s"] for r in rows) / len(rows)
         print(
-            f"RESULT digits: {MODEL} at {IMG_SIZE}x{IMG_SIZE}: best val top-1 {best:.2f}% within {args.epochs} epochs "
+            f"RESULT digits {MODEL} at {IMG_SIZE}×{IMG_SIZE}: best val top-1 {best:.2f}% within {args.epochs} epochs "
             f"(target >= {args.target}%), {mean_time:.1f} s/epoch, threads {summary['threads']}, "
             f"workers {summary['workers']}, augmentation {summary['augmentation']['preset']}"
         )

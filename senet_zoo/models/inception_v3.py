@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any, cast
 
 import torch
-from timm.layers import ConvNormAct, trunc_normal_
+from timm.layers import ConvNormAct
 from timm.models.inception_v3 import InceptionA, InceptionB, InceptionC, InceptionD, InceptionE, InceptionV3
 from torch import nn
 
@@ -72,16 +72,6 @@ class SEInceptionE(InceptionE):
         return self.se(torch.cat(self._forward(x), 1))
 
 
-def _init_like_timm(module: nn.Module) -> None:
-    """timm's InceptionV3 init: truncated-normal (std 0.1) convolutions and linears, unit BatchNorm."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)) and not m.weight.is_meta:
-            trunc_normal_(m.weight, std=0.1)
-        elif isinstance(m, nn.BatchNorm2d) and not m.weight.is_meta:
-            nn.init.constant_(m.weight, 1)
-            nn.init.constant_(m.bias, 0)
-
-
 class SEInceptionV3(InceptionV3):
     """timm's ``InceptionV3`` whose eleven Inception modules end in an SE block.
 
@@ -92,6 +82,11 @@ class SEInceptionV3(InceptionV3):
 
     timm's constructor builds the stem, head and feature metadata; the Inception modules are then
     rebuilt with SE (same keys, plus ``.se``), so timm's forward and feature API apply unchanged.
+    A randomly initialised network gets PyTorch's default init (as timm's Inception-ResNet-v2) instead
+    of timm's truncated normal of std 0.1 everywhere: with BatchNorm after every convolution, those
+    larger weights shrink the effective learning rate, and the classifier starts with logits of several
+    units; from scratch on the digits it reached 49 % val top-1 after two epochs against 86 % for
+    SE-Inception-ResNet-v2 with the same defaults.
     """
 
     def __init__(
@@ -136,8 +131,10 @@ class SEInceptionV3(InceptionV3):
             Mixed_7c=SEInceptionE(2048, cb, se, **dd),
         )
         for name, module in modules.items():
-            _init_like_timm(module)
             setattr(self, name, module)
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d)) and not m.weight.is_meta:
+                m.reset_parameters()
 
 
 def se_inception_v3(pretrained: Any = False, **kwargs: Any) -> SEInceptionV3:
