@@ -20,7 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (  # in the order of the data flow
     "senet_zoo.commands",
     "senet_zoo.convert.commands",
     "senet_zoo.hub.commands",
-    "senet_zoo.hub.release_commands",
+    "senet_zoo.release.commands",
     "senet_zoo.finetune.commands",
     "senet_zoo.analysis.commands",
     "senet_zoo.export_commands",

@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _loaders(folder: Path, repo_root: Path | None) -> list[tuple[str, Callable[[], torch.nn.Module] | None, str]]:
     import timm
 
-    import senet_zoo
+    from .registry import create_model, model_info
 
     weights = folder / "model.safetensors"
 
@@ -47,7 +47,7 @@ def _loaders(folder: Path, repo_root: Path | None) -> list[tuple[str, Callable[[
 
     hub = from_hub if repo_root is not None else None
     return [
-        ("senet_zoo.create_model", lambda: senet_zoo.create_model(ARCH, pretrained=str(weights)), ""),
+        ("senet_zoo.create_model", lambda: create_model(ARCH, pretrained=str(weights)), ""),
         (
             "torch.hub.load",
             hub,
@@ -56,7 +56,7 @@ def _loaders(folder: Path, repo_root: Path | None) -> list[tuple[str, Callable[[
         (
             "timm.create_model",
             lambda: timm.create_model(  # arch.tag: the converted weights' preprocessing, from this file
-                f"{senet_zoo.model_info(ARCH)['timm_name']}.caffe_in1k",
+                f"{model_info(ARCH)['timm_name']}.caffe_in1k",
                 pretrained=True,
                 pretrained_cfg_overlay=dict(file=str(weights)),
             ),

@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def load_for_export(model: str, weights: str | None = None) -> Any:
     """The model ``senet-zoo export`` exports, in eval mode: a converted folder (its config's architecture,
     model_args, preprocessing and labels) or a registry name with ``weights``."""
-    import senet_zoo
+    from .registry import create_model
 
     folder = Path(model)
     if folder.is_dir():
@@ -48,12 +48,12 @@ def load_for_export(model: str, weights: str | None = None) -> Any:
             raise ValueError(f"--weights applies to a registry name; {folder} brings its own model.safetensors")
         return _load_folder(folder)
     if weights == "random":
-        return senet_zoo.create_model(model).eval()
-    return senet_zoo.create_model(model, pretrained=weights or True).eval()
+        return create_model(model).eval()
+    return create_model(model, pretrained=weights or True).eval()
 
 
 def _load_folder(folder: Path) -> Any:
-    import senet_zoo
+    from .registry import create_model
 
     config_path, weights = folder / "config.json", folder / "model.safetensors"
     for f in (config_path, weights):
@@ -69,7 +69,7 @@ def _load_folder(folder: Path) -> Any:
     kwargs = dict(config.get("model_args") or {})
     if "num_classes" in config:
         kwargs["num_classes"] = config["num_classes"]
-    model: Any = senet_zoo.create_model(zoo["name"], pretrained=str(weights), **kwargs).eval()
+    model: Any = create_model(zoo["name"], pretrained=str(weights), **kwargs).eval()
     cfg = dict(model.pretrained_cfg)
     cfg.update(config.get("pretrained_cfg") or {})
     for key in ("label_names", "label_descriptions"):

@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._files import write_text_atomic
 from .._version import __version__
 from ..caffe.synth import ARCHS
 from ..catalog import CATALOG as RELEASES
 from .classes import sorted_wnids, wnid_lemmas
-
-if TYPE_CHECKING:
-    from .converter import ConversionReport
+from .report import ConversionReport
 
 __all__ = [
     "TAG",

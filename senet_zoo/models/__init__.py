@@ -1,6 +1,8 @@
 """SE architectures: building blocks (``se``), the ResNet family and the seven entrypoints (``senet``),
-SE-BN-Inception (``bn_inception``)."""
+SE-BN-Inception (``bn_inception``). Importing the package registers every model with timm
+(:mod:`._registration`), as importing timm's own model modules does."""
 
+from ._registration import register_with_timm
 from .bn_inception import SEBNInception
 from .se import SEModule
 from .senet import (
@@ -26,3 +28,5 @@ __all__ = [
     "se_resnext101_32x4d",
     "senet154",
 ]
+
+register_with_timm()

@@ -1,4 +1,4 @@
-"""``senet-zoo release``: command-line wrapper over :func:`senet_zoo.hub.release.release` (for maintainers)."""
+"""``senet-zoo release``: command-line wrapper over :func:`senet_zoo.release.release` (for maintainers)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _release(args: argparse.Namespace) -> int:
-    from .release import release, summary_lines
+    from .pipeline import release, summary_lines
 
     report = release(
         args.src_dir,

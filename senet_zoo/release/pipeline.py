@@ -39,10 +39,12 @@ from typing import Any
 from .._files import hash_file, write_text_atomic
 from ..catalog import CATALOG as RELEASES
 from ..convert.card import write_card
-from ..convert.converter import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, convert, load_caffe
+from ..convert.converter import convert
+from ..convert.report import CARD_FILE, CONFIG_FILE, CONVERTER_VERSION, WEIGHTS_FILE
+from ..convert.source import load_caffe
+from ..hub.manifest import load_manifest, record_published, resolve_manifest_path, update_entry
+from ..hub.publish import publish
 from ..preprocessing import eval_transform
-from .manifest import load_manifest, record_published, resolve_manifest_path, update_entry
-from .publish import publish
 
 __all__ = ["TAG", "STATE_FILE", "Found", "ModelResult", "ReleaseReport", "ReleaseError", "find_releases", "release"]
 
@@ -538,7 +540,6 @@ def _write_manifest(
 
 
 def _converter_version() -> str:
-    from ..convert.converter import CONVERTER_VERSION
 
     return str(CONVERTER_VERSION)
 
