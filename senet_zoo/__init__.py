@@ -38,8 +38,19 @@ _API = {
     "export_onnx": "export",
 }
 
-__all__ = ["__version__", *_API]
 
+def _timm_installed() -> bool:
+    try:
+        return importlib.util.find_spec("timm") is not None
+    except ImportError:  # a finder that refuses it
+        return False
+
+
+_HAS_TIMM = _timm_installed()
+if not _HAS_TIMM:  # the Caffe reader and the converter need numpy only; the model API is simply absent
+    _API = {}
+
+__all__ = ["__version__", *_API]
 
 __getattr__, __dir__ = lazy_api(__name__, _API)
 
@@ -77,7 +88,7 @@ def _register_when_timm_loads() -> None:
     without timm installed (the Caffe reader and the converter need numpy only)."""
     if "timm" in sys.modules:
         _register_models()
-    elif importlib.util.find_spec("timm") is not None:
+    elif _HAS_TIMM:
         sys.meta_path.insert(0, _RegisterAfterTimm())
 
 

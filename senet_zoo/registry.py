@@ -14,6 +14,7 @@ from typing import Any
 from torch import nn
 
 from .catalog import CATALOG, SOURCE, ModelFacts
+from .hub.manifest import split_name
 from .models import senet
 from .models._registration import register_with_timm
 
@@ -29,14 +30,6 @@ def get_spec(name: str) -> ModelFacts:
         close = difflib.get_close_matches(arch, list(CATALOG), n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise ValueError(f"Unknown model {arch!r}.{hint} Available: {', '.join(CATALOG)}") from None
-
-
-def split_name(name: str) -> tuple[str, str | None]:
-    """``"se_resnet50.caffe_in1k"`` → ``("se_resnet50", "caffe_in1k")``; no tag → ``(name, None)``."""
-    arch, sep, tag = name.partition(".")
-    if not arch or (sep and not tag):
-        raise ValueError(f"expected a model name NAME or NAME.TAG, got {name!r}")
-    return arch, tag or None
 
 
 def list_models(pattern: str | None = None) -> list[str]:
@@ -94,6 +87,6 @@ def model_info(name: str) -> dict[str, Any]:
         caffe_model=m.display_name,
         caffe_net=m.caffe_name,
         source=SOURCE,
-        timm_name=m.timm_registered_name,
-        timm_legacy=m.timm_arch,
+        timm_name=m.timm_name,
+        timm_legacy=m.timm_legacy,
     )

@@ -17,7 +17,7 @@ from senet_zoo.hub.manifest import (
     UnknownWeightsError,
     load_manifest,
     record_published,
-    split_spec,
+    split_name,
     update_entry,
 )
 
@@ -108,10 +108,10 @@ def test_lookup_api_and_errors(tmp_path: Path) -> None:
         manifest.get("resnet50")
     with pytest.raises(KeyError, match="known tags: caffe_in1k, cadene_in1k"):
         manifest.get("se_resnet50", "imagenet")
-    assert split_spec("se_resnet50.caffe_in1k") == ("se_resnet50", "caffe_in1k")
-    assert split_spec("senet154") == ("senet154", None)
+    assert split_name("se_resnet50.caffe_in1k") == ("se_resnet50", "caffe_in1k")
+    assert split_name("senet154") == ("senet154", None)
     with pytest.raises(ValueError):
-        split_spec("senet154.")
+        split_name("senet154.")
 
 
 def _valid() -> dict[str, Any]:

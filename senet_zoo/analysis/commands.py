@@ -53,7 +53,7 @@ def _excitations(args: argparse.Namespace) -> int:
 
     from ..finetune.checkpoint import atomic_path, write_json
     from ..finetune.commands import model_kwargs_from
-    from ..finetune.data import eval_transform, image_folder
+    from ..finetune.data import image_folder, model_eval_transform
     from ..finetune.distributed import cpu_plan, pick_device
     from ..finetune.load import load_model
     from .excitations import collect_excitations, default_plot_blocks, se_blocks, select_blocks
@@ -64,7 +64,7 @@ def _excitations(args: argparse.Namespace) -> int:
     torch.set_num_threads(threads)
     model, _ = load_model(args.model, args.weights, **model_kwargs_from(args))
     plot_list = select_blocks(list(se_blocks(model)), args.blocks) if args.blocks else None
-    folder = image_folder(args.data, eval_transform(model, args.img_size, getattr(model, "in_chans", 3)))
+    folder = image_folder(args.data, model_eval_transform(model, args.img_size, getattr(model, "in_chans", 3)))
     classes = folder.classes
     dataset: Dataset = folder
     if args.max_images is not None and args.max_images < len(folder):  # the folder is sorted by class

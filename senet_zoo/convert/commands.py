@@ -114,7 +114,7 @@ def _convert(args: argparse.Namespace) -> int:
     )
     print(
         f"{report.source_file} → {report.out_dir}  ({report.arch}"
-        f"{', ' + str(report.model_args) if report.model_args else ''}; timm: {report.timm_arch or 'via senet_zoo'})"
+        f"{', ' + str(report.model_args) if report.model_args else ''}; timm: {report.timm_legacy or 'via senet_zoo'})"
     )
     print(
         f"{report.tensors} tensors, {report.parameters:,} parameters, {report.weights_bytes / 2**20:.1f} MiB, "

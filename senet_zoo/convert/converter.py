@@ -41,10 +41,10 @@ from tqdm.auto import tqdm
 from .._files import sha256_file
 from .._version import __version__
 from ..caffe.synth import ARCHS
-from ..catalog import CATALOG as RELEASES
+from ..catalog import CATALOG
 from .card import build_config, write_card, write_config
 from .classes import sorted_row_order
-from .mapping import FAMILY_RULES, TORCH_BN_EPS, Tensor, plan_tensors
+from .mapping import FAMILY_RULES, TORCH_BN_EPS, PlannedTensor, plan_tensors
 from .outdir import check_output, work_folder
 from .report import CARD_FILE, CONFIG_FILE, CONVERTER_VERSION, WEIGHTS_FILE, ConversionReport
 from .safetensors_writer import Entry, write_safetensors
@@ -65,7 +65,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def _plan(source: CaffeSource) -> list[Tensor]:
+def _plan(source: CaffeSource) -> list[PlannedTensor]:
     det = source.detection
     rules = FAMILY_RULES["inception" if ARCHS[det.arch].block == "inception" else "senet"]
     plan = plan_tensors(det.expected, det.shapes, rules)
@@ -85,7 +85,7 @@ def _plan(source: CaffeSource) -> list[Tensor]:
 
 
 def _values(
-    plan: list[Tensor], blobs: dict[str, list[np.ndarray]], where: str, suspicious: list[str], allow: bool
+    plan: list[PlannedTensor], blobs: dict[str, list[np.ndarray]], where: str, suspicious: list[str], allow: bool
 ) -> Iterator[np.ndarray]:
     """Each planned tensor's values, computed from the (memory-mapped) blobs one at a time.
 
@@ -135,7 +135,7 @@ def _release_pages(array: np.ndarray) -> None:
         mapping.madvise(mmap.MADV_DONTNEED, start, end - start)
 
 
-def _progress(values: Iterator[np.ndarray], plan: list[Tensor], bar: tqdm) -> Iterator[np.ndarray]:
+def _progress(values: Iterator[np.ndarray], plan: list[PlannedTensor], bar: tqdm) -> Iterator[np.ndarray]:
     for t, value in zip(plan, values):
         bar.set_postfix_str(t.layer, refresh=False)
         yield value
@@ -244,7 +244,7 @@ def convert(
             source_hash.cancel()
             raise
         det = source.detection
-        release = RELEASES[det.arch]
+        release = CATALOG[det.arch]
         suspicious: list[str] = []
         for layer in sorted({t.layer for t in plan if t.kind == "bn_mean"}):
             suspicious += check_bn(str(caffemodel), layer, source.blobs[layer])
@@ -256,7 +256,7 @@ def convert(
             total = sum(e.nbytes for e in entries)
             metadata = {
                 "format": "pt",
-                "architecture": release.timm_arch or det.arch,
+                "architecture": release.timm_legacy or det.arch,
                 "senet_zoo_name": det.arch,
                 "source_file": caffemodel.name,
                 "converter_version": CONVERTER_VERSION,
@@ -300,7 +300,7 @@ def convert(
             report = ConversionReport(
                 out_dir=out_dir,
                 arch=det.arch,
-                timm_arch=release.timm_arch,
+                timm_legacy=release.timm_legacy,
                 model_args=det.model_args,
                 source_file=caffemodel.name,
                 source_sha256=source_sha256,
@@ -331,11 +331,11 @@ def convert(
     return report
 
 
-def _num_classes(plan: list[Tensor]) -> int:
+def _num_classes(plan: list[PlannedTensor]) -> int:
     """Output classes of the converted classifier."""
     return next(t.shape[0] for t in plan if t.key == "last_linear.weight")
 
 
-def _num_features(plan: list[Tensor]) -> int:
+def _num_features(plan: list[PlannedTensor]) -> int:
     """Width of the pooled features that feed the classifier."""
     return next(t.shape[1] for t in plan if t.key == "last_linear.weight")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from ..caffe.net import Net
 
-__all__ = ["ConversionError", "Rule", "Tensor", "FAMILY_RULES", "TORCH_BN_EPS", "match_rule", "plan_tensors"]
+__all__ = ["ConversionError", "Rule", "PlannedTensor", "FAMILY_RULES", "TORCH_BN_EPS", "match_rule", "plan_tensors"]
 
 TORCH_BN_EPS = 1e-5  # nn.BatchNorm2d's default, and Caffe's
 
@@ -97,8 +97,8 @@ def match_rule(rules: Iterable[Rule], name: str) -> tuple[Rule, str, str | None]
 
 
 @dataclass(frozen=True)
-class Tensor:
-    """One state-dict entry and where it comes from.
+class PlannedTensor:
+    """A row of the conversion plan: one state-dict entry and where its values come from.
 
     ``kind``: ``copy`` (blob as is), ``bn_mean``/``bn_var`` (blob divided by the layer's blob 2,
     the variance also corrected for a BatchNorm eps other than PyTorch's), ``count`` (the zero
@@ -130,7 +130,7 @@ def _producers(net: Net) -> dict[str, dict[str, str]]:
 
 def plan_tensors(
     net: Net, shapes: dict[str, list[tuple[int, ...]]], rules: Iterable[Rule], num_classes_to_permute: int = 1000
-) -> list[Tensor]:
+) -> list[PlannedTensor]:
     """Map every blob of ``net`` (shapes per layer name, in Caffe's blob order) to a state-dict tensor.
 
     ``net`` supplies the layer names, types and wiring; ``shapes`` the blobs actually present.
@@ -144,7 +144,7 @@ def plan_tensors(
     types = {layer.name: layer.type for layer in net.layers}
     bn_module: dict[str, str] = {}  # BatchNorm layer name → its BatchNorm2d
     conv_bn: dict[str, str | None] = {}  # Convolution layer name → BatchNorm2d that follows it
-    tensors: list[Tensor] = []
+    tensors: list[PlannedTensor] = []
 
     def fail(layer: str, message: str) -> ConversionError:
         return ConversionError(f"{where}: layer {layer!r} ({types.get(layer, '?')}): {message}")
@@ -169,9 +169,9 @@ def plan_tensors(
                 raise fail(name, f"{len(blobs)} blobs; a {layer.type} has a weight and at most a bias")
             permute = rule.classifier and blobs[0][0] == num_classes_to_permute
             flip = layer.type == "Convolution" and bool(layer.bottoms) and layer.bottoms[0] in inputs
-            tensors.append(Tensor(f"{module}.weight", name, 0, blobs[0], flip_in=flip, permute_rows=permute))
+            tensors.append(PlannedTensor(f"{module}.weight", name, 0, blobs[0], flip_in=flip, permute_rows=permute))
             if len(blobs) == 2:
-                tensors.append(Tensor(f"{module}.bias", name, 1, blobs[1], permute_rows=permute))
+                tensors.append(PlannedTensor(f"{module}.bias", name, 1, blobs[1], permute_rows=permute))
         elif layer.type == "BatchNorm":
             conv = source_of(name, layer.bottoms)
             bn = conv_bn.get(conv) if conv else None
@@ -188,9 +188,9 @@ def plan_tensors(
                 raise fail(name, f"{len(blobs)} blobs; Caffe's BatchNorm stores [mean·s, var·s, s]")
             eps = float(layer.param("batch_norm_param").get("eps", TORCH_BN_EPS))
             tensors += [
-                Tensor(f"{bn}.running_mean", name, 0, blobs[0], kind="bn_mean"),
-                Tensor(f"{bn}.running_var", name, 1, blobs[1], kind="bn_var", eps=eps),
-                Tensor(f"{bn}.num_batches_tracked", name, -1, (), kind="count", dtype="I64"),
+                PlannedTensor(f"{bn}.running_mean", name, 0, blobs[0], kind="bn_mean"),
+                PlannedTensor(f"{bn}.running_var", name, 1, blobs[1], kind="bn_var", eps=eps),
+                PlannedTensor(f"{bn}.num_batches_tracked", name, -1, (), kind="count", dtype="I64"),
             ]
         elif layer.type == "Scale" and blobs:
             norm = source_of(name, layer.bottoms)
@@ -201,9 +201,9 @@ def plan_tensors(
                 )
             if len(blobs) > 2:
                 raise fail(name, f"{len(blobs)} blobs; a Scale has gamma and at most beta")
-            tensors.append(Tensor(f"{bn}.weight", name, 0, blobs[0]))
+            tensors.append(PlannedTensor(f"{bn}.weight", name, 0, blobs[0]))
             if len(blobs) == 2:
-                tensors.append(Tensor(f"{bn}.bias", name, 1, blobs[1]))
+                tensors.append(PlannedTensor(f"{bn}.bias", name, 1, blobs[1]))
         elif blobs:
             raise fail(name, f"{len(blobs)} blob(s) in a layer type the converter has no destination for")
     seen: dict[str, str] = {}

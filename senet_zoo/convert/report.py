@@ -20,7 +20,7 @@ class ConversionReport:
 
     out_dir: Path
     arch: str  # senet_zoo model name
-    timm_arch: str | None
+    timm_legacy: str | None
     model_args: dict[str, Any]
     source_file: str
     source_sha256: str

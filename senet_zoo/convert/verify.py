@@ -118,7 +118,7 @@ def load_converted(weights: str | os.PathLike, arch: str, model_args: dict[str, 
     from safetensors.torch import load_file
 
     with torch.device("meta"):  # every tensor comes from the file: no random init to throw away
-        model = timm.create_model(CATALOG[arch].timm_registered_name, **(model_args or {}))
+        model = timm.create_model(CATALOG[arch].timm_name, **(model_args or {}))
     state = load_file(os.fspath(weights))
     try:
         model.load_state_dict(state, strict=True, assign=True)

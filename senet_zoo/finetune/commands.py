@@ -302,7 +302,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     import torch
 
     from . import distributed
-    from .data import eval_loader, eval_transform, image_folder
+    from .data import eval_loader, image_folder, model_eval_transform
     from .load import load_model
     from .trainer import amp_dtype, evaluate
 
@@ -311,7 +311,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         model, info = load_model(args.model, args.weights, **model_kwargs_from(args))
         threads, workers = distributed.cpu_plan(dist_info.device, args.threads, args.workers)
         torch.set_num_threads(threads)
-        dataset = image_folder(args.data, eval_transform(model, args.img_size, getattr(model, "in_chans", 3)))
+        dataset = image_folder(args.data, model_eval_transform(model, args.img_size, getattr(model, "in_chans", 3)))
         if not args.allow_mismatch:
             _check_classes(model, info, args.data, list(dataset.classes))
         loader = eval_loader(dataset, args.batch_size, dist_info, workers)

@@ -39,9 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _fetch(args: argparse.Namespace) -> int:
     from .fetch import fetch_weights
-    from .manifest import split_spec
+    from .manifest import split_name
 
-    name, tag = split_spec(args.spec)
+    name, tag = split_name(args.spec)
     path, entry = fetch_weights(name, tag, manifest=args.manifest, progress=not args.no_progress, verify=args.verify)
     print(path)
     return 0

@@ -30,16 +30,16 @@ _logger = logging.getLogger(__name__)
 def _timm_entrypoint(m: ModelFacts) -> Callable[..., nn.Module]:
     """The entrypoint timm calls: the family module's own, or a wrapper under the distinct timm name."""
     fn = getattr(senet, m.name)
-    if m.timm_registered_name == m.name:
+    if m.timm_name == m.name:
         return fn
 
     @functools.wraps(fn)
     def entrypoint(pretrained: Any = False, **kwargs: Any) -> nn.Module:
         return fn(pretrained=pretrained, **kwargs)
 
-    entrypoint.__name__ = entrypoint.__qualname__ = m.timm_registered_name
+    entrypoint.__name__ = entrypoint.__qualname__ = m.timm_name
     del entrypoint.__wrapped__
-    setattr(senet, m.timm_registered_name, entrypoint)  # timm lists it in the module's __all__
+    setattr(senet, m.timm_name, entrypoint)  # timm lists it in the module's __all__
     return entrypoint
 
 
@@ -68,10 +68,10 @@ def register_with_timm() -> None:
         _logger.warning("registering senet_zoo models with timm without weights tags: %s", exc)
         manifest = None
     for m in CATALOG.values():
-        timm_name = m.timm_registered_name
+        timm_name = m.timm_name
         if is_model(timm_name):
             if getattr(model_entrypoint(timm_name), "__module__", "") != senet.__name__:
-                raise RuntimeError(f"timm already owns {timm_name!r}; give {m.name} a distinct timm_name")
+                raise RuntimeError(f"timm already owns {timm_name!r}; give {m.name} a timm_alias in the catalog")
             continue
         fn = _timm_entrypoint(m)
         entries: dict[str, Any] = {

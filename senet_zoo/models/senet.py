@@ -18,6 +18,7 @@ import torch
 from timm.models._manipulate import checkpoint_seq
 from torch import nn
 
+from ..catalog import BOTTLENECKS, Bottleneck
 from ._builder import create, init_weights
 from ._head import ClassifierHeadMixin
 from .bn_inception import SEBNInception
@@ -35,14 +36,13 @@ __all__ = [
     "senet154",
 ]
 
-BLOCK_KINDS = ("resnet", "resnext", "senet")
 
 # timm's register_model reads an entrypoint's pretrained cfgs from its module's `default_cfgs`;
 # senet_zoo.registry fills it from the catalog and the weights manifest when it registers.
 default_cfgs: dict[str, Any] = {}
 
 
-def _bottleneck_widths(kind: str, planes: int, groups: int, base_width: int) -> tuple[int, int]:
+def _bottleneck_widths(kind: Bottleneck, planes: int, groups: int, base_width: int) -> tuple[int, int]:
     """Output channels of the first 1×1 and of the 3×3 convolution for each family."""
     if kind == "resnet":
         return planes, planes
@@ -62,7 +62,7 @@ class SEBottleneck(nn.Module):
         inplanes: int,
         planes: int,
         *,
-        kind: str,
+        kind: Bottleneck,
         groups: int,
         base_width: int,
         stride: int = 1,
@@ -130,7 +130,7 @@ class SENet(ClassifierHeadMixin, nn.Module):
     def __init__(
         self,
         layers: tuple[int, int, int, int],
-        block: str = "resnet",
+        block: Bottleneck = "resnet",
         groups: int = 1,
         base_width: int = 4,
         stem: str = "7x7",
@@ -149,8 +149,8 @@ class SENet(ClassifierHeadMixin, nn.Module):
     ) -> None:
         super().__init__()
         dd = dict(device=device, dtype=dtype)
-        if block not in BLOCK_KINDS:
-            raise ValueError(f"block must be one of {BLOCK_KINDS}, got {block!r}")
+        if block not in BOTTLENECKS:
+            raise ValueError(f"block must be one of {BOTTLENECKS}, got {block!r}")
         if stem not in ("7x7", "3x3"):
             raise ValueError(f"stem must be '7x7' or '3x3', got {stem!r}")
         self.in_chans = in_chans
