@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from convert_helpers import caffemodel, listing
+from support.convert_helpers import caffemodel, listing
 
 from senet_zoo.caffe.net import CaffeFormatError, Layer, Net
 from senet_zoo.caffe.synth import synth_net

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import timm
 import torch
-from convert_helpers import FAMILIES, caffemodel, listing, tensors
+from support.convert_helpers import FAMILIES, caffemodel, listing, tensors
 
 import senet_zoo
 import senet_zoo.models as models

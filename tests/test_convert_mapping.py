@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from convert_helpers import caffemodel, tensors
+from support.convert_helpers import caffemodel, tensors
 
 import senet_zoo.models as models
 from senet_zoo.caffe.executor import param_shapes
