@@ -20,19 +20,22 @@ from typing import Any, cast
 
 import torch
 
+from ._cli_helpers import add_command
+
 __all__ = ["run_demo", "register"]
 
 ARCH = "se_resnet50"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "demo",
+        _main,
         help="offline end-to-end demo: synthetic Caffe SE-ResNet-50 → convert → "
         "verify → load with senet_zoo, torch.hub and timm",
     )
     p.add_argument("--out", help="folder for the demo files (default: a new temporary folder)")
-    p.set_defaults(func=_main)
 
 
 def _loaders(folder: Path, repo_root: Path | None) -> list[tuple[str, Callable[[], torch.nn.Module] | None, str]]:

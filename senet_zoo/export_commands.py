@@ -7,17 +7,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ._cli_helpers import add_command
+
 __all__ = ["register", "load_for_export"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "export",
+        _export,
         help="export a model to ONNX (BatchNorm folded, dynamic batch), verified with ONNX Runtime",
-        description="Export a registry model (with its weights) or a converted folder (model.safetensors + "
-        "config.json) to ONNX. ONNX Runtime's outputs on random images are compared with the PyTorch "
-        "model in float64 and the file is only written if they agree within --tolerance. Needs "
-        "pip install 'senet-zoo[export]'.",
     )
     p.add_argument("model", metavar="NAME|FOLDER", help="registry name (se_resnet50) or a converted folder")
     p.add_argument("--format", choices=("onnx",), default="onnx", help="output format (default: onnx)")
@@ -34,7 +34,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--size", type=int, default=None, help="input height and width (default: the weights' 224)")
     p.add_argument("--tolerance", type=float, default=None, help="largest accepted relative difference (1e-4)")
-    p.set_defaults(func=_export)
 
 
 def load_for_export(model: str, weights: str | None = None) -> Any:
@@ -81,6 +80,10 @@ def _load_folder(folder: Path) -> Any:
 
 
 def _export(args: argparse.Namespace) -> int:
+    """Export a registry model (with its weights) or a converted folder (model.safetensors + config.json)
+    to ONNX. ONNX Runtime's outputs on random images are compared with the PyTorch model in float64 and
+    the file is only written if they agree within --tolerance. Needs pip install 'senet-zoo[export]'.
+    """
     from .export import DEFAULT_OPSET, TOLERANCE, export_onnx
 
     if args.batch == "dynamic":

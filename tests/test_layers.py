@@ -24,8 +24,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "senet_zoo"
 # (`x` matches `x` and `x.*`).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("senet_zoo._version", "senet_zoo._files", "senet_zoo._lazy", "senet_zoo.catalog")),
-    ("commands", ("senet_zoo.cli", "senet_zoo.commands", "senet_zoo.*.commands", "senet_zoo.export_commands",
-                  "senet_zoo.demo")),
+    ("commands", ("senet_zoo.cli", "senet_zoo._cli_helpers", "senet_zoo.commands", "senet_zoo.*.commands",
+                  "senet_zoo.export_commands", "senet_zoo.demo")),
     ("caffe", ("senet_zoo.caffe",)),
     ("convert", ("senet_zoo.convert",)),
     ("hub", ("senet_zoo.hub",)),

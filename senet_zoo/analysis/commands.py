@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import argparse
 
+from .._cli_helpers import add_command
+
 __all__ = ["register"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from ..finetune.commands import add_model_options
 
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "excitations",
+        _excitations,
         help="SE gate statistics per block and class over an ImageFolder (paper §7)",
-        description="Record every SE block's excitations over DIR/CLASS/* and write to OUT: stats.json "
-        "(class spread, saturation, mean gate per block), class_means.safetensors (block -> "
-        "classes x channels), excitations.png and excitations_<block>.png (mean activation per "
-        "channel, one line per class), depth.png (spread and saturation against depth).",
     )
     p.add_argument("--model", help="model name (default: the one recorded in a fine-tuning checkpoint)")
     p.add_argument("--weights", required=True, metavar="PATH|TAG|default", help="weights to analyse")
@@ -40,10 +40,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--json", action="store_true", help="print stats.json's summary as JSON instead of the table")
     add_model_options(p)
-    p.set_defaults(func=_excitations)
 
 
 def _excitations(args: argparse.Namespace) -> int:
+    """Record every SE block's excitations over DIR/CLASS/* and write to OUT: stats.json (class spread,
+    saturation, mean gate per block), class_means.safetensors (block -> classes x channels),
+    excitations.png and excitations_<block>.png (mean activation per channel, one line per class),
+    depth.png (spread and saturation against depth).
+    """
     import json
     from pathlib import Path
 

@@ -9,6 +9,8 @@ import argparse
 import json
 from typing import Any
 
+from .._cli_helpers import add_command
+
 __all__ = ["register", "add_model_options", "model_kwargs_from"]
 
 
@@ -76,13 +78,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from .trainer import TrainConfig
 
     d = TrainConfig()  # one source for the defaults of the CLI and the Python API
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "finetune",
+        _finetune,
         help="fine-tune a model on an ImageFolder (DIR/train/CLASS/*, DIR/val/CLASS/*)",
-        description="Fine-tune on DIR/train, validate on DIR/val each epoch (one line per epoch); RUN_DIR gets "
-        "checkpoints (safetensors + state.json), best.safetensors, metrics.csv and curves.png. "
-        "Ctrl-C stops after a clean checkpoint (exit 130; continue with --resume). "
-        "Run under torchrun for several processes.",
     )
     p.add_argument("--model", required=True, help="senet_zoo model name, e.g. se_resnet50")
     p.add_argument("--data", required=True, metavar="DIR", help="ImageFolder root with train/ and val/")
@@ -135,14 +135,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_runtime_options(p)
     add_model_options(p)
-    p.set_defaults(func=_finetune)
 
-    p = subparsers.add_parser(
-        "evaluate",
-        help="top-1 / top-5 accuracy of weights on an ImageFolder",
-        description="Evaluate a model on DIR/CLASS/* with its evaluation transform. The class folders "
-        "must be the classes the weights were trained on (names, or at least their number).",
-    )
+    p = add_command(subparsers, "evaluate", _evaluate, help="top-1 / top-5 accuracy of weights on an ImageFolder")
     p.add_argument("--model", help="model name (default: the one recorded in a fine-tuning checkpoint)")
     p.add_argument(
         "--weights",
@@ -158,7 +152,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_runtime_options(p)
     add_model_options(p)
-    p.set_defaults(func=_evaluate)
 
 
 def _num_classes(value: str, data: str) -> int:
@@ -173,6 +166,11 @@ def _num_classes(value: str, data: str) -> int:
 
 
 def _finetune(args: argparse.Namespace) -> int:
+    """Fine-tune on DIR/train, validate on DIR/val each epoch (one line per epoch); RUN_DIR gets
+    checkpoints (safetensors + state.json), best.safetensors, metrics.csv and curves.png. Ctrl-C stops
+    after a clean checkpoint (exit 130; continue with --resume). Run under torchrun for several
+    processes.
+    """
     import signal
     import sys
 
@@ -299,6 +297,9 @@ def _check_classes(model: Any, info: dict[str, Any], folder: str, classes: list[
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a model on DIR/CLASS/* with its evaluation transform. The class folders must be the classes
+    the weights were trained on (names, or at least their number).
+    """
     import torch
 
     from . import distributed

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .._cli_helpers import call_with_options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``fetch``, ``cache`` and ``publish`` subcommands."""
@@ -33,7 +35,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="validate and list what would be uploaded; change nothing")
     p.add_argument("--name", default=None, help="registry name (default: config.json senet_zoo.name)")
     p.add_argument("--tag", default="caffe_in1k", help="weights tag (default: %(default)s)")
-    p.add_argument("--manifest", default=None, help="manifest to update (default: $SENET_ZOO_MANIFEST or shipped)")
+    p.add_argument(
+        "--manifest",
+        dest="manifest_path",
+        default=None,
+        help="manifest to update (default: $SENET_ZOO_MANIFEST or shipped)",
+    )
     p.set_defaults(func=_publish)
 
 
@@ -68,15 +75,7 @@ def _cache_verify(args: argparse.Namespace) -> int:
 def _publish(args: argparse.Namespace) -> int:
     from .publish import publish
 
-    result = publish(
-        args.folder,
-        args.repo_id,
-        private=args.private,
-        dry_run=args.dry_run,
-        manifest_path=args.manifest,
-        name=args.name,
-        tag=args.tag,
-    )
+    result = call_with_options(publish, args)
     verb = "would upload" if result.dry_run else "uploaded"
     print(f"{result.name}.{result.tag} -> {result.repo_id}: {verb}")
     for f in result.files:
