@@ -17,15 +17,18 @@ def add_command(
     subparsers: argparse._SubParsersAction,
     name: str,
     handler: Callable[[argparse.Namespace], int],
-    help: str,
-    description: str | None = None,
+    help: str | None = None,
 ) -> argparse.ArgumentParser:
     """A subcommand ``name`` whose parsed options go to ``handler``; add its options to the returned parser.
 
-    Its ``--help`` text is ``description``, else the handler's docstring (what the command does), else ``help``.
+    The handler's docstring documents the command: its first paragraph is the line ``senet-zoo --help``
+    shows (unless ``help`` is given), the whole docstring is the command's own ``--help`` description.
     """
-    text = description or inspect.getdoc(handler) or help
-    parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help, description=text)
+    doc = inspect.getdoc(handler) or ""
+    summary = help or " ".join(doc.split("\n\n")[0].split()).rstrip(".")
+    if summary[1:2].islower():  # the command list reads in lower case ("convert an ...", but "SE gate ...")
+        summary = summary[0].lower() + summary[1:]
+    parser: argparse.ArgumentParser = subparsers.add_parser(name, help=summary, description=doc or summary)
     parser.set_defaults(func=handler)
     return parser
 

@@ -74,19 +74,12 @@ class ModelFacts:
         """Keyword arguments of the model class that make this network."""
         if self.block == "inception":
             return {}
-        return dict(
-            layers=self.layers,
-            block=self.block,
-            groups=self.groups,
-            base_width=self.base_width,
-            stem=self.stem,
-            inplanes=self.inplanes,
-            downsample_kernel_size=self.downsample_kernel_size,
-            downsample_padding=self.downsample_padding,
-            drop_rate=self.drop_rate,
-        )
+        return {name: getattr(self, name) for name in _SENET_ARGS}
 
 
+# ModelFacts fields that are SENet class arguments (with ``block``)
+_SENET_ARGS = ("layers", "block", "groups", "base_width", "stem", "inplanes", "downsample_kernel_size",
+               "downsample_padding", "drop_rate")  # fmt: skip
 _RESNET = "layer0.conv1"  # first_conv of the ResNet family
 
 CATALOG: dict[str, ModelFacts] = {

@@ -77,8 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--passive-openmp",
         action="store_true",
-        help="run the command with OMP_WAIT_POLICY=PASSIVE unless it is set (OpenMP threads sleep instead of "
-        "spinning while they wait: on 2 cores next to one busy process a fine-tuning epoch took 5-14x less time)",
+        help="run the command with OMP_WAIT_POLICY=PASSIVE unless it is set: OpenMP threads sleep instead of "
+        "spinning while they wait (spinning made a fine-tuning epoch 5-14x slower next to one busy process on 2 cores)",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     for module in COMMAND_MODULES:

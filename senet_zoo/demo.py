@@ -28,13 +28,7 @@ ARCH = "se_resnet50"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = add_command(
-        subparsers,
-        "demo",
-        _main,
-        help="offline end-to-end demo: synthetic Caffe SE-ResNet-50 → convert → "
-        "verify → load with senet_zoo, torch.hub and timm",
-    )
+    p = add_command(subparsers, "demo", _main)
     p.add_argument("--out", help="folder for the demo files (default: a new temporary folder)")
 
 
@@ -118,6 +112,8 @@ def run_demo(out: str | Path | None = None) -> dict[str, Any]:
 
 
 def _main(args: argparse.Namespace) -> int:
+    """Offline end-to-end demo: synthetic Caffe SE-ResNet-50 → convert → verify → load with senet_zoo,
+    torch.hub and timm."""
     from .convert.classes import sorted_wnids
     from .convert.commands import print_checks
 

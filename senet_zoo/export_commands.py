@@ -13,12 +13,7 @@ __all__ = ["register", "load_for_export"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = add_command(
-        subparsers,
-        "export",
-        _export,
-        help="export a model to ONNX (BatchNorm folded, dynamic batch), verified with ONNX Runtime",
-    )
+    p = add_command(subparsers, "export", _export)
     p.add_argument("model", metavar="NAME|FOLDER", help="registry name (se_resnet50) or a converted folder")
     p.add_argument("--format", choices=("onnx",), default="onnx", help="output format (default: onnx)")
     p.add_argument("--out", required=True, type=Path, help="output file, e.g. se_resnet50.onnx")
@@ -80,7 +75,9 @@ def _load_folder(folder: Path) -> Any:
 
 
 def _export(args: argparse.Namespace) -> int:
-    """Export a registry model (with its weights) or a converted folder (model.safetensors + config.json)
+    """Export a model to ONNX (BatchNorm folded, dynamic batch), verified with ONNX Runtime.
+
+    Export a registry model (with its weights) or a converted folder (model.safetensors + config.json)
     to ONNX. ONNX Runtime's outputs on random images are compared with the PyTorch model in float64 and
     the file is only written if they agree within --tolerance. Needs pip install 'senet-zoo[export]'.
     """

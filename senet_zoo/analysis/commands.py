@@ -12,12 +12,7 @@ __all__ = ["register"]
 def register(subparsers: argparse._SubParsersAction) -> None:
     from ..finetune.commands import add_model_options
 
-    p = add_command(
-        subparsers,
-        "excitations",
-        _excitations,
-        help="SE gate statistics per block and class over an ImageFolder (paper §7)",
-    )
+    p = add_command(subparsers, "excitations", _excitations)
     p.add_argument("--model", help="model name (default: the one recorded in a fine-tuning checkpoint)")
     p.add_argument("--weights", required=True, metavar="PATH|TAG|default", help="weights to analyse")
     p.add_argument("--data", required=True, metavar="DIR", help="ImageFolder root (DIR/CLASS/*)")
@@ -43,7 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _excitations(args: argparse.Namespace) -> int:
-    """Record every SE block's excitations over DIR/CLASS/* and write to OUT: stats.json (class spread,
+    """SE gate statistics per block and class over an ImageFolder (paper §7).
+
+    Record every SE block's excitations over DIR/CLASS/* and write to OUT: stats.json (class spread,
     saturation, mean gate per block), class_means.safetensors (block -> classes x channels),
     excitations.png and excitations_<block>.png (mean activation per channel, one line per class),
     depth.png (spread and saturation against depth).

@@ -15,12 +15,7 @@ logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = add_command(
-        subparsers,
-        "convert",
-        _clean_errors("convert", _convert),
-        help="convert an SENet Caffe release (caffemodel [+ prototxt]) into a verified weights folder",
-    )
+    p = add_command(subparsers, "convert", _clean_errors("convert", _convert))
     p.add_argument("--caffemodel", required=True, help="the .caffemodel file")
     p.add_argument("--prototxt", help="the deploy .prototxt (optional: checked against the caffemodel)")
     p.add_argument("--arch", help="force the senet_zoo architecture (default: detected)")
@@ -40,12 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    p = add_command(
-        subparsers,
-        "verify",
-        _clean_errors("verify", _verify),
-        help="re-check a converted folder against its Caffe model",
-    )
+    p = add_command(subparsers, "verify", _clean_errors("verify", _verify))
     p.add_argument("folder", help="a folder written by `senet-zoo convert`")
     p.add_argument("--caffemodel", required=True)
     p.add_argument("--prototxt")
@@ -104,7 +94,9 @@ def print_checks(verification: dict[str, Any]) -> None:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    """Convert one of the SENet authors' Caffe models into a folder with model.safetensors, config.json
+    """Convert an SENet Caffe release (caffemodel [+ prototxt]) into a verified weights folder.
+
+    Convert one of the SENet authors' Caffe models into a folder with model.safetensors, config.json
     (timm format) and README.md. The architecture is detected from the caffemodel; the result is checked
     against the Caffe net run by senet_zoo's executor unless --no-verify.
     """
@@ -127,7 +119,9 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    """Run the Caffe net and the converted model on the same random images and compare logits (224) and the
+    """Re-check a converted folder against its Caffe model.
+
+    Run the Caffe net and the converted model on the same random images and compare logits (224) and the
     last feature map (259).
     """
     from .verify import verify_folder

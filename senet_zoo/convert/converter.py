@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from .._files import sha256_file
+from .._files import byte_bar, sha256_file
 from .._version import __version__
 from ..caffe.synth import ARCHS
 from ..catalog import CATALOG
@@ -269,14 +269,7 @@ def convert(
                     output_hash.after(partial(_release_pages, source.blobs[plan[i].layer][plan[i].blob]))
 
             try:
-                with tqdm(
-                    total=total,
-                    unit="B",
-                    unit_scale=True,
-                    unit_divisor=1024,
-                    disable=not progress,
-                    desc=f"converting {caffemodel.name}",
-                ) as bar:
+                with byte_bar(total, f"converting {caffemodel.name}", progress, leave=True) as bar:
                     values = _values(plan, source.blobs, str(caffemodel), suspicious, allow_suspicious)
                     weights_bytes = write_safetensors(
                         tmp / WEIGHTS_FILE,

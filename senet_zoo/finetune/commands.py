@@ -78,12 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from .trainer import TrainConfig
 
     d = TrainConfig()  # one source for the defaults of the CLI and the Python API
-    p = add_command(
-        subparsers,
-        "finetune",
-        _finetune,
-        help="fine-tune a model on an ImageFolder (DIR/train/CLASS/*, DIR/val/CLASS/*)",
-    )
+    p = add_command(subparsers, "finetune", _finetune)
     p.add_argument("--model", required=True, help="senet_zoo model name, e.g. se_resnet50")
     p.add_argument("--data", required=True, metavar="DIR", help="ImageFolder root with train/ and val/")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory")
@@ -136,7 +131,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_runtime_options(p)
     add_model_options(p)
 
-    p = add_command(subparsers, "evaluate", _evaluate, help="top-1 / top-5 accuracy of weights on an ImageFolder")
+    p = add_command(subparsers, "evaluate", _evaluate)
     p.add_argument("--model", help="model name (default: the one recorded in a fine-tuning checkpoint)")
     p.add_argument(
         "--weights",
@@ -166,7 +161,9 @@ def _num_classes(value: str, data: str) -> int:
 
 
 def _finetune(args: argparse.Namespace) -> int:
-    """Fine-tune on DIR/train, validate on DIR/val each epoch (one line per epoch); RUN_DIR gets
+    """Fine-tune a model on an ImageFolder (DIR/train/CLASS/*, DIR/val/CLASS/*).
+
+    Fine-tune on DIR/train, validate on DIR/val each epoch (one line per epoch); RUN_DIR gets
     checkpoints (safetensors + state.json), best.safetensors, metrics.csv and curves.png. Ctrl-C stops
     after a clean checkpoint (exit 130; continue with --resume). Run under torchrun for several
     processes.
@@ -297,7 +294,9 @@ def _check_classes(model: Any, info: dict[str, Any], folder: str, classes: list[
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    """Evaluate a model on DIR/CLASS/* with its evaluation transform. The class folders must be the classes
+    """Top-1 / top-5 accuracy of weights on an ImageFolder.
+
+    Evaluate a model on DIR/CLASS/* with its evaluation transform. The class folders must be the classes
     the weights were trained on (names, or at least their number).
     """
     import torch

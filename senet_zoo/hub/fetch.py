@@ -43,7 +43,7 @@ from typing import IO, Any
 
 from tqdm.auto import tqdm
 
-from .._files import WritebackWriter, fsync_dir, hash_file
+from .._files import WritebackWriter, byte_bar, fsync_dir, hash_file
 from .hf_client import configured_hub_client
 from .manifest import Manifest, Source, WeightsEntry, load_manifest
 from .redact import RedactingFilter, redact, register_url_credentials
@@ -334,16 +334,7 @@ def _verify_file(entry: WeightsEntry, path: Path, stamp: Path, *, progress: bool
 
 
 def _bar(total: int | None, initial: int, desc: str, progress: bool) -> tqdm:
-    return tqdm(
-        total=total,
-        initial=initial,
-        desc=desc,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        disable=not progress,
-        leave=False,
-    )
+    return byte_bar(total, desc, progress, initial=initial)
 
 
 # --------------------------------------------------------------------------------------------- URL sources

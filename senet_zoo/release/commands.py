@@ -9,12 +9,7 @@ from .._cli_helpers import add_command, call_with_options
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``release`` subcommand."""
-    p = add_command(
-        subparsers,
-        "release",
-        _release,
-        help="maintainers: convert, verify and publish the seven Caffe releases, then record them in the manifest",
-    )
+    p = add_command(subparsers, "release", _release)
     p.add_argument("src_dir", metavar="SRC_DIR", help="the folder holding the downloaded caffemodels (+ prototxts)")
     p.add_argument("--org", required=True, help="Hub user or organisation to publish to")
     p.add_argument("--only", nargs="+", metavar="NAME", help="release only these registry names (default: all seven)")
@@ -40,7 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _release(args: argparse.Namespace) -> int:
-    """Identify the SENet caffemodels in SRC_DIR by content (any file names; prototxts optional), record
+    """Maintainers: convert, verify and publish the seven Caffe releases, then record them in the manifest.
+
+    Identify the SENet caffemodels in SRC_DIR by content (any file names; prototxts optional), record
     their sha256 and size, convert and verify each, optionally measure top-1/top-5 on an ImageNet
     validation folder, publish each to ORG/<name>.caffe_in1k and update the manifest in one atomic
     write. A failed or interrupted run continues with --resume.
