@@ -10,12 +10,10 @@ __all__ = ["register"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ..finetune.commands import add_model_options
+    from ..finetune.commands import add_model_options, add_trained_model_options
 
     p = add_command(subparsers, "excitations", _excitations)
-    p.add_argument("--model", help="model name (default: the one recorded in a fine-tuning checkpoint)")
-    p.add_argument("--weights", required=True, metavar="PATH|TAG|default", help="weights to analyse")
-    p.add_argument("--data", required=True, metavar="DIR", help="ImageFolder root (DIR/CLASS/*)")
+    add_trained_model_options(p, data_help="ImageFolder root (DIR/CLASS/*)")
     p.add_argument("--out", required=True, metavar="OUT", help="output directory")
     p.add_argument(
         "--blocks",

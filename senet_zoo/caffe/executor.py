@@ -55,23 +55,17 @@ _MAX_DIM = 1 << 31  # any size, count or kernel beyond this is a corrupt file, n
 _MAX_WINDOW = 1024  # pooling window elements (the executor loops over them; SENets use at most 49)
 # bottoms each layer type reads: (least, most); None = any number
 _BOTTOMS: dict[str, tuple[int, int | None]] = {
-    "Convolution": (1, 1),
-    "Pooling": (1, 1),
-    "BatchNorm": (1, 1),
-    "Scale": (1, 2),
-    "ReLU": (1, 1),
-    "Sigmoid": (1, 1),
+    **dict.fromkeys(
+        ("Convolution", "Pooling", "BatchNorm", "ReLU", "Sigmoid", "Reshape", "InnerProduct", "Dropout", "Softmax",
+         "Flatten", "Split"),
+        (1, 1),
+    ),
+    "Scale": (1, 2),  # the second bottom: per-channel factors instead of a blob
     "Axpy": (3, 3),
-    "Reshape": (1, 1),
     "Concat": (1, None),
     "Eltwise": (2, None),
-    "InnerProduct": (1, 1),
-    "Dropout": (1, 1),
-    "Softmax": (1, 1),
-    "Flatten": (1, 1),
-    "Split": (1, 1),
     "Silence": (1, None),
-}
+}  # fmt: skip
 
 
 class ExecutionError(RuntimeError):

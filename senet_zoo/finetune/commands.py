@@ -11,7 +11,20 @@ from typing import Any
 
 from .._cli_helpers import add_command
 
-__all__ = ["register", "add_model_options", "model_kwargs_from"]
+__all__ = ["register", "add_model_options", "add_trained_model_options", "model_kwargs_from"]
+
+
+def add_trained_model_options(p: argparse.ArgumentParser, data_help: str) -> None:
+    """``--model``, ``--weights`` and ``--data``: the commands that run trained weights over an ImageFolder
+    (``evaluate``, ``excitations``; both load them with :func:`senet_zoo.finetune.load.load_model`)."""
+    p.add_argument("--model", help="model name (default: the one recorded in a fine-tuning checkpoint)")
+    p.add_argument(
+        "--weights",
+        required=True,
+        metavar="PATH|RUN_DIR|TAG|default",
+        help="a .safetensors file, a fine-tuning run folder (its best.safetensors) or a published weights tag",
+    )
+    p.add_argument("--data", required=True, metavar="DIR", help=data_help)
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -132,14 +145,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_options(p)
 
     p = add_command(subparsers, "evaluate", _evaluate)
-    p.add_argument("--model", help="model name (default: the one recorded in a fine-tuning checkpoint)")
-    p.add_argument(
-        "--weights",
-        required=True,
-        metavar="PATH|RUN_DIR|TAG|default",
-        help="a .safetensors file, a fine-tuning run folder (its best.safetensors) or a published weights tag",
-    )
-    p.add_argument("--data", required=True, metavar="DIR", help="ImageFolder root (e.g. DIR/val)")
+    add_trained_model_options(p, data_help="ImageFolder root (e.g. DIR/val)")
     p.add_argument(
         "--allow-mismatch",
         action="store_true",
