@@ -8,7 +8,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["add_command", "call_with_options"]
+__all__ = ["add_command", "add_manifest_option", "call_with_options"]
 
 T = TypeVar("T")
 
@@ -31,6 +31,14 @@ def add_command(
     parser: argparse.ArgumentParser = subparsers.add_parser(name, help=summary, description=doc or summary)
     parser.set_defaults(func=handler)
     return parser
+
+
+def add_manifest_option(parser: argparse.ArgumentParser, what: str = "weights manifest") -> None:
+    """``--manifest PATH`` (dest ``manifest_path``, the library's parameter name): the weights manifest a
+    command reads or updates; by default ``$SENET_ZOO_MANIFEST``, else the one shipped with the package."""
+    parser.add_argument(
+        "--manifest", dest="manifest_path", metavar="PATH", help=f"{what} (default: $SENET_ZOO_MANIFEST or shipped)"
+    )
 
 
 def call_with_options(fn: Callable[..., T], args: argparse.Namespace, **given: Any) -> T:

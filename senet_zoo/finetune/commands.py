@@ -9,7 +9,7 @@ import argparse
 import json
 from typing import Any
 
-from .._cli_helpers import add_command
+from .._cli_helpers import add_command, call_with_options
 
 __all__ = ["register", "add_model_options", "add_trained_model_options", "model_kwargs_from"]
 
@@ -50,13 +50,7 @@ def model_kwargs_from(args: argparse.Namespace) -> dict[str, Any]:
     """The architecture options given on the command line (unset ones are left to the model/checkpoint)."""
     if not isinstance(args.model_kwargs, dict):
         raise ValueError(f"--model-kwargs must be a JSON object, got {args.model_kwargs!r}")
-    given = dict(
-        se_reduction=args.se_reduction,
-        se_squeeze=args.se_squeeze,
-        se_gate=args.se_gate,
-        in_chans=args.in_chans,
-        drop_rate=args.drop_rate,
-    )
+    given = {k: getattr(args, k) for k in ("se_reduction", "se_squeeze", "se_gate", "in_chans", "drop_rate")}
     return {**args.model_kwargs, **{k: v for k, v in given.items() if v is not None}}
 
 
@@ -185,30 +179,8 @@ def _finetune(args: argparse.Namespace) -> int:
     from .trainer import TrainConfig, Trainer, format_epoch
 
     quiet = args.verbosity < 0
-    config = TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        augment=args.augment,
-        hflip=args.hflip,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        head_lr=args.head_lr,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        warmup_epochs=args.warmup_epochs,
-        min_lr_ratio=args.min_lr_ratio,
-        label_smoothing=args.label_smoothing,
-        freeze_epochs=args.freeze_epochs,
-        freeze_until=args.freeze_until,
-        accum_steps=args.accum_steps,
-        amp=args.amp,
-        seed=args.seed,
-        num_workers=args.workers,
-        threads=args.threads,
-        device=args.device,
-        deterministic=args.deterministic,
-        progress=not (args.no_progress or quiet),
-    )
+    # every TrainConfig field is the option of the same name
+    config = call_with_options(TrainConfig, args, num_workers=args.workers, progress=not (args.no_progress or quiet))
     kwargs = model_kwargs_from(args)
     num_classes = _num_classes(args.num_classes, args.data)
     pretrained = parse_pretrained(args.pretrained)

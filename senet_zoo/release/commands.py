@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .._cli_helpers import add_command, call_with_options
+from .._cli_helpers import add_command, add_manifest_option, call_with_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,21 +15,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--only", nargs="+", metavar="NAME", help="release only these registry names (default: all seven)")
     p.add_argument("--dry-run", action="store_true", help="do everything but the upload; print the manifest diff")
     p.add_argument("--resume", action="store_true", help="continue the run recorded in the work folder")
-    p.add_argument(
-        "--val",
-        dest="val_dir",
-        metavar="DIR",
-        help="ImageNet validation folder (DIR/<WNID>/<image>) to measure accuracy",
-    )
+    p.add_argument("--val", dest="val_dir", metavar="DIR", help="ImageNet val folder (DIR/WNID/IMAGE): accuracy")
     p.add_argument(
         "--work-dir", default="senet-zoo-release", help="converted folders and run state (default: %(default)s)"
     )
-    p.add_argument(
-        "--manifest",
-        dest="manifest_path",
-        default=None,
-        help="manifest to update (default: $SENET_ZOO_MANIFEST or shipped)",
-    )
+    add_manifest_option(p, "manifest to update")
     p.add_argument("--private", action="store_true", help="create the repositories as private")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
