@@ -668,7 +668,7 @@ class _TransferAborted(Exception):
 
 
 @contextlib.contextmanager
-def _guarded_hub_client(entry: WeightsEntry, settings: DownloadSettings) -> Iterator[None]:
+def _guarded_hub_client(entry: WeightsEntry, settings: DownloadSettings) -> Iterator[None]:  # noqa: C901  (the client swap and its guards in one place)
     """Give huggingface_hub's downloads made by this thread the limits of URL downloads: the byte limit, the
     stall window (also as the read timeout) and the per-source deadline, by wrapping the transport of the client
     it creates (``set_client_factory``); the previous factory, possibly a user's own, is restored afterwards."""
