@@ -38,7 +38,7 @@ import senet_zoo  # registers the models with timm before test_models.py builds 
 from senet_zoo.catalog import CATALOG
 
 NAMES = {
-    m.timm_registered_name for m in CATALOG.values() if any(fnmatch.fnmatch(m.name, p) for p in PATTERNS)
+    m.timm_name for m in CATALOG.values() if any(fnmatch.fnmatch(m.name, p) for p in PATTERNS)
 } | set(EXTRA_NAMES)
 SKIP_FUNCTIONS = set(SKIP_NAMES)
 
@@ -47,7 +47,7 @@ SKIP_FUNCTIONS = set(SKIP_NAMES)
 # check by name (inception_v3*, inception_v4*, inception_resnet_v2*): at its 96x96 input their last map is
 # 1x1. Ours are the same networks with SE, so that check fails for the same reason; it is reported as an
 # expected failure (strict: a pass would be flagged), never hidden.
-VALID_PADDED = {m.timm_registered_name for m in CATALOG.values() if m.family in ("inception_v3", "inception_resnet_v2")}
+VALID_PADDED = {m.timm_name for m in CATALOG.values() if m.family in ("inception_v3", "inception_resnet_v2")}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -19,35 +19,38 @@ the non-SE timm network whose ImageNet weights ``pretrained="backbone"`` loads.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
-__all__ = ["ModelFacts", "CATALOG", "CAFFE_RELEASES", "PAPER", "SOURCE", "RESNET_BLOCKS"]
+__all__ = ["ModelFacts", "CATALOG", "CAFFE_RELEASES", "PAPER", "SOURCE", "Block", "Bottleneck", "BOTTLENECKS"]
+
+Bottleneck = Literal["resnet", "resnext", "senet"]  # the ResNet family's bottleneck (SENet's ``block``)
+# a network's building block: SE-BN-Inception's, or a family beyond the Caffe release (its models/ module)
+Block = Literal[Bottleneck, "inception", "inception_resnet_v2", "inception_v3", "vgg", "mobilenet", "shufflenet"]
+BOTTLENECKS: tuple[Bottleneck, ...] = get_args(Bottleneck)
 
 PAPER = dict(paper_ids="arXiv:1709.01507", paper_name="Squeeze-and-Excitation Networks")
 SOURCE = "Hu et al., Squeeze-and-Excitation Networks (CVPR 2018), Caffe release github.com/hujie-frank/SENet"
 PAPER_TABLE2 = "Hu et al., Squeeze-and-Excitation Networks (arXiv:1709.01507v4), Table 2, single crop, ImageNet val"
 PAPER_TABLE3 = "Hu et al., Squeeze-and-Excitation Networks (arXiv:1709.01507v4), Table 3, single crop, ImageNet val"
-RESNET_BLOCKS = ("resnet", "resnext", "senet")  # the SENet class's bottlenecks (se_stages / se_position apply)
 
 
 @dataclass(frozen=True)
 class ModelFacts:
-    """One network. ``block``: ``resnet`` | ``resnext`` | ``senet`` | ``inception`` (SE-BN-Inception) | the
-    family of a network beyond the Caffe release (``inception_resnet_v2``, ``inception_v3``, ...)."""
+    """One network (``block``: a :data:`Block`)."""
 
     name: str  # senet_zoo's name (registry, manifest, torch.hub)
     display_name: str  # the release's name in the paper and the authors' repository
     caffe_name: str  # the ``name:`` of the authors' deploy prototxt ("" when there is no Caffe release)
-    block: str
+    block: Block
     params: int
     gmacs: float  # multiply-accumulates at input_size × input_size, ×1e9
     top1_err: float | None  # reported (Caffe release, or the paper: accuracy_source), percent; None: not reported
     top5_err: float | None
     caffemodel_mb: int  # size of the released caffemodel (0: none)
-    timm_arch: str | None  # timm's architecture with the identical state-dict layout (None: timm has none)
+    timm_legacy: str | None  # timm's architecture with the identical state-dict layout (None: timm has none)
     first_conv: str  # timm pretrained-cfg keys: the input convolution and the classifier
     classifier: str = "last_linear"
-    timm_name: str = ""  # the name registered with timm when it differs (timm owns ``senet154``)
+    timm_alias: str = ""  # the name registered with timm instead of ``name`` when timm owns that (``senet154``)
     # Architecture of the ResNet family (SENet class arguments); SE-BN-Inception has a fixed layout.
     layers: tuple[int, ...] = ()
     groups: int = 1
@@ -79,9 +82,9 @@ class ModelFacts:
         return bool(self.caffe_name)
 
     @property
-    def timm_registered_name(self) -> str:
+    def timm_name(self) -> str:
         """The name ``timm.create_model`` knows this network by after ``import senet_zoo``."""
-        return self.timm_name or self.name
+        return self.timm_alias or self.name
 
     @property
     def top1_acc(self) -> float | None:
@@ -96,21 +99,14 @@ class ModelFacts:
         """Keyword arguments of the model class that make this network."""
         if self.block == "shufflenet":
             return dict(groups=self.groups)
-        if self.block not in RESNET_BLOCKS:
+        if self.block not in BOTTLENECKS:
             return {}
-        return dict(
-            layers=self.layers,
-            block=self.block,
-            groups=self.groups,
-            base_width=self.base_width,
-            stem=self.stem,
-            inplanes=self.inplanes,
-            downsample_kernel_size=self.downsample_kernel_size,
-            downsample_padding=self.downsample_padding,
-            drop_rate=self.drop_rate,
-        )
+        return {name: getattr(self, name) for name in _SENET_ARGS}
 
 
+# ModelFacts fields that are SENet class arguments (with ``block``)
+_SENET_ARGS = ("layers", "block", "groups", "base_width", "stem", "inplanes", "downsample_kernel_size",
+               "downsample_padding", "drop_rate")  # fmt: skip
 _RESNET = "layer0.conv1"  # first_conv of the ResNet family
 
 CATALOG: dict[str, ModelFacts] = {
@@ -119,37 +115,37 @@ CATALOG: dict[str, ModelFacts] = {
         ModelFacts(
             "se_bn_inception", "SE-BN-Inception", "SE-BN-Inception", "inception",
             params=11_931_622, gmacs=2.0332, top1_err=23.62, top5_err=7.04, caffemodel_mb=46,
-            timm_arch=None, first_conv="conv1.conv",
+            timm_legacy=None, first_conv="conv1.conv",
         ),
         ModelFacts(
             "se_resnet50", "SE-ResNet-50", "SE-ResNet-50", "resnet",
             params=28_088_024, gmacs=3.8605, top1_err=22.37, top5_err=6.36, caffemodel_mb=107,
-            timm_arch="legacy_seresnet50", layers=(3, 4, 6, 3), first_conv=_RESNET,
+            timm_legacy="legacy_seresnet50", layers=(3, 4, 6, 3), first_conv=_RESNET,
         ),
         ModelFacts(
             "se_resnet101", "SE-ResNet-101", "SE-ResNet-101", "resnet",
             params=49_326_872, gmacs=7.5749, top1_err=21.75, top5_err=5.72, caffemodel_mb=189,
-            timm_arch="legacy_seresnet101", layers=(3, 4, 23, 3), first_conv=_RESNET,
+            timm_legacy="legacy_seresnet101", layers=(3, 4, 23, 3), first_conv=_RESNET,
         ),
         ModelFacts(
             "se_resnet152", "SE-ResNet-152", "SE-ResNet-152", "resnet",
             params=66_821_848, gmacs=11.2890, top1_err=21.34, top5_err=5.54, caffemodel_mb=256,
-            timm_arch="legacy_seresnet152", layers=(3, 8, 36, 3), first_conv=_RESNET,
+            timm_legacy="legacy_seresnet152", layers=(3, 8, 36, 3), first_conv=_RESNET,
         ),
         ModelFacts(
             "se_resnext50_32x4d", "SE-ResNeXt-50 (32 x 4d)", "SE-ResNeXt-50 (32 x 4d)", "resnext",
             params=27_559_896, gmacs=4.2330, top1_err=20.97, top5_err=5.54, caffemodel_mb=105,
-            timm_arch="legacy_seresnext50_32x4d", layers=(3, 4, 6, 3), groups=32, first_conv=_RESNET,
+            timm_legacy="legacy_seresnext50_32x4d", layers=(3, 4, 6, 3), groups=32, first_conv=_RESNET,
         ),
         ModelFacts(
             "se_resnext101_32x4d", "SE-ResNeXt-101 (32 x 4d)", "SE-ResNeXt-101 (32 x 4d)", "resnext",
             params=48_955_416, gmacs=7.9747, top1_err=19.81, top5_err=4.96, caffemodel_mb=187,
-            timm_arch="legacy_seresnext101_32x4d", layers=(3, 4, 23, 3), groups=32, first_conv=_RESNET,
+            timm_legacy="legacy_seresnext101_32x4d", layers=(3, 4, 23, 3), groups=32, first_conv=_RESNET,
         ),
         ModelFacts(
             "senet154", "SENet-154", "SENet", "senet",
             params=115_088_984, gmacs=20.6884, top1_err=18.68, top5_err=4.47, caffemodel_mb=440,
-            timm_arch="legacy_senet154", timm_name="senet_zoo_senet154", layers=(3, 8, 36, 3), groups=64,
+            timm_legacy="legacy_senet154", timm_alias="senet_zoo_senet154", layers=(3, 8, 36, 3), groups=64,
             stem="3x3", inplanes=128, downsample_kernel_size=3, downsample_padding=1, drop_rate=0.2, first_conv=_RESNET,
         ),
     )
@@ -168,7 +164,7 @@ CATALOG.update(
             ModelFacts(
                 "se_inception_resnet_v2", "SE-Inception-ResNet-v2", "", "inception_resnet_v2",
                 params=65_092_718, gmacs=13.1650, top1_err=19.80, top5_err=4.79, caffemodel_mb=0,
-                timm_arch=None, first_conv="conv2d_1a.conv", classifier="classif",
+                timm_legacy=None, first_conv="conv2d_1a.conv", classifier="classif",
                 family="inception_resnet_v2", backbone="inception_resnet_v2.tf_in1k", input_size=299, pool_size=8,
                 mean=_INCEPTION_MEAN, std=_INCEPTION_STD, crop_pct=0.8975, interpolation="bicubic",
                 accuracy_source=PAPER_TABLE2 + " (299×299); no released weights", paper_gmacs=11.76,
@@ -178,7 +174,7 @@ CATALOG.update(
             ModelFacts(
                 "se_inception_v3", "SE-Inception-v3", "", "inception_v3",
                 params=25_496_188, gmacs=5.7149, top1_err=None, top5_err=None, caffemodel_mb=0,
-                timm_arch=None, first_conv="Conv2d_1a_3x3.conv", classifier="fc",
+                timm_legacy=None, first_conv="Conv2d_1a_3x3.conv", classifier="fc",
                 family="inception_v3", backbone="inception_v3.tf_in1k", input_size=299, pool_size=8,
                 mean=_INCEPTION_MEAN, std=_INCEPTION_STD, crop_pct=0.875, interpolation="bicubic",
                 accuracy_source="not in the paper (moskomule/senet.pytorch ships SE-Inception-v3); no released weights",
@@ -201,7 +197,7 @@ CATALOG.update(
             ModelFacts(
                 "se_vgg16_bn", "SE-VGG-16", "", "vgg",
                 params=138_596_784, gmacs=15.4705, top1_err=25.22, top5_err=7.70, caffemodel_mb=0,
-                timm_arch=None, first_conv="features.0", classifier="head.fc",
+                timm_legacy=None, first_conv="features.0", classifier="head.fc",
                 family="vgg", backbone="vgg16_bn.tv_in1k", mean=_IMAGENET_MEAN, std=_IMAGENET_STD,
                 accuracy_source=PAPER_TABLE2 + " (VGG-16 with BN, SE after every convolution's ReLU); "
                 "no released weights",
@@ -212,7 +208,7 @@ CATALOG.update(
             ModelFacts(
                 "se_mobilenet", "SE-MobileNet", "", "mobilenet",
                 params=4_718_044, gmacs=0.5692, top1_err=25.3, top5_err=7.7, caffemodel_mb=0,
-                timm_arch=None, first_conv="conv_stem", classifier="classifier",
+                timm_legacy=None, first_conv="conv_stem", classifier="classifier",
                 family="mobilenet", backbone="mobilenetv1_100.ra4_e3600_r224_in1k",
                 mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bicubic",
                 accuracy_source=PAPER_TABLE3 + " (MobileNet 1.0×, SE after every pointwise convolution); "
@@ -224,7 +220,7 @@ CATALOG.update(
             ModelFacts(
                 "se_shufflenet", "SE-ShuffleNet (1×, g = 3)", "", "shufflenet",
                 params=2_484_533, gmacs=0.1381, top1_err=31.0, top5_err=11.1, caffemodel_mb=0,
-                timm_arch=None, first_conv="stem.conv", groups=3,
+                timm_legacy=None, first_conv="stem.conv", groups=3,
                 family="shufflenet", backbone=None, mean=_IMAGENET_MEAN, std=_IMAGENET_STD,
                 accuracy_source=PAPER_TABLE3 + " (ShuffleNet 1×, g = 3, SE on every unit's branch); "
                 "no released weights",

@@ -127,7 +127,7 @@ def test_backbone_weights_start_the_se_network_as_the_backbone(
 @pytest.mark.parametrize("name", list(FAMILY))
 def test_backbone_through_timm_with_a_new_head(name: str, backbones: dict[str, tuple[nn.Module, Path]]) -> None:
     backbone, path = backbones[name]
-    timm_name = CATALOG[name].timm_registered_name
+    timm_name = CATALOG[name].timm_name
     model = timm.create_model(
         f"{timm_name}.backbone", pretrained=True, num_classes=7, pretrained_cfg_overlay=dict(file=str(path))
     )

@@ -11,21 +11,14 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+from support.expected import MODEL_NAMES
 from torch.utils.flop_counter import FlopCounterMode
 
 import senet_zoo
 from senet_zoo.hub.manifest import load_manifest
 
-ALL = [
-    "se_bn_inception",
-    "se_resnet50",
-    "se_resnet101",
-    "se_resnet152",
-    "se_resnext50_32x4d",
-    "se_resnext101_32x4d",
-    "senet154",
-]
-# beyond the Caffe release
+ALL = MODEL_NAMES
+# beyond the Caffe release (tests/test_family.py, tests/test_models_paper_light.py)
 FAMILY = ["se_inception_resnet_v2", "se_inception_v3", "se_vgg16_bn", "se_mobilenet", "se_shufflenet"]
 
 

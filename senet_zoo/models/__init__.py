@@ -1,25 +1,21 @@
-"""SE architectures: building blocks (``se``), the ResNet family and the seven entrypoints (``senet``),
-SE-BN-Inception (``bn_inception``), and one module per family beyond the Caffe release
-(``inception_resnet_v2``, ``inception_v3``, ``vgg``, ``mobilenet``, ``shufflenet``), each holding its
-entrypoint."""
+"""SE architectures: building blocks (``se``), the ResNet family and one entrypoint per network of the
+Caffe release (``senet``), SE-BN-Inception (``bn_inception``), and one module per family beyond the
+release (``inception_resnet_v2``, ``inception_v3``, ``vgg``, ``mobilenet``, ``shufflenet``: a catalog
+entry's ``family``), each holding its entrypoint. Importing the package registers every model with timm
+(:mod:`._registration`), as importing timm's own model modules does."""
 
+from ..catalog import CATALOG
+from ._registration import register_with_timm
 from .bn_inception import SEBNInception
-from .inception_resnet_v2 import SEInceptionResnetV2, se_inception_resnet_v2
-from .inception_v3 import SEInceptionV3, se_inception_v3
-from .mobilenet import SEMobileNet, se_mobilenet
+from .inception_resnet_v2 import SEInceptionResnetV2, se_inception_resnet_v2  # noqa: F401  (in __all__)
+from .inception_v3 import SEInceptionV3, se_inception_v3  # noqa: F401  (in __all__ through CATALOG)
+from .mobilenet import SEMobileNet, se_mobilenet  # noqa: F401  (in __all__ through CATALOG)
 from .se import SEModule
-from .senet import (
-    SENet,
-    se_bn_inception,
-    se_resnet50,
-    se_resnet101,
-    se_resnet152,
-    se_resnext50_32x4d,
-    se_resnext101_32x4d,
-    senet154,
-)
-from .shufflenet import SEShuffleNet, se_shufflenet
-from .vgg import SEVGG, se_vgg16_bn
+from .senet import ENTRYPOINTS, SENet
+from .shufflenet import SEShuffleNet, se_shufflenet  # noqa: F401  (in __all__ through CATALOG)
+from .vgg import SEVGG, se_vgg16_bn  # noqa: F401  (in __all__ through CATALOG)
+
+globals().update(ENTRYPOINTS)  # se_resnet50, ..., senet154
 
 __all__ = [
     "SEModule",
@@ -27,19 +23,10 @@ __all__ = [
     "SEBNInception",
     "SEInceptionResnetV2",
     "SEInceptionV3",
-    "se_inception_resnet_v2",
-    "se_inception_v3",
-    "se_bn_inception",
-    "se_resnet50",
-    "se_resnet101",
-    "se_resnet152",
-    "se_resnext50_32x4d",
-    "se_resnext101_32x4d",
-    "senet154",
     "SEVGG",
     "SEMobileNet",
     "SEShuffleNet",
-    "se_vgg16_bn",
-    "se_mobilenet",
-    "se_shufflenet",
+    *CATALOG,
 ]
+
+register_with_timm()
