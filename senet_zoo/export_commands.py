@@ -20,8 +20,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "pip install 'senet-zoo[export]'.",
     )
     p.add_argument("model", metavar="NAME|FOLDER", help="registry name (se_resnet50) or a converted folder")
-    p.add_argument("--format", choices=("onnx",), default="onnx", help="output format (default: onnx)")
-    p.add_argument("--out", required=True, type=Path, help="output file, e.g. se_resnet50.onnx")
+    p.add_argument(
+        "--format",
+        choices=("onnx", "openvino"),
+        default="onnx",
+        help="onnx (default) or openvino (IR .xml + .bin, pip install 'senet-zoo[openvino]')",
+    )
+    p.add_argument("--out", required=True, type=Path, help="output file, e.g. se_resnet50.onnx (.xml for openvino)")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="openvino: the precision the IR is verified at and meant to run at (bf16: OpenVINO's default on "
+        "CPUs with AVX512-BF16/AMX; tolerance 3e-2); onnx: fp32 only",
+    )
     p.add_argument(
         "--batch", default="dynamic", help="'dynamic' (default) or a fixed batch size the graph is built for"
     )
@@ -81,7 +93,7 @@ def _load_folder(folder: Path) -> Any:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import DEFAULT_OPSET, TOLERANCE, export_onnx
+    from .export import DEFAULT_OPSET, TOLERANCE, export_onnx, export_openvino
 
     if args.batch == "dynamic":
         dynamic, batch = True, 1
@@ -93,14 +105,29 @@ def _export(args: argparse.Namespace) -> int:
     input_size = None
     if args.size is not None:
         input_size = (int(model.pretrained_cfg.get("input_size", (3,))[0]), args.size, args.size)
-    report = export_onnx(
-        model,
-        args.out,
-        opset=args.opset or DEFAULT_OPSET,
-        dynamic_batch=dynamic,
-        batch_size=batch,
-        input_size=input_size,
-        tolerance=TOLERANCE if args.tolerance is None else args.tolerance,
-    )
+    if args.format == "openvino":
+        if args.opset is not None:
+            raise ValueError("--opset applies to --format onnx")
+        report = export_openvino(
+            model,
+            args.out,
+            precision=args.precision,
+            dynamic_batch=dynamic,
+            batch_size=batch,
+            input_size=input_size,
+            tolerance=args.tolerance,
+        )
+    elif args.precision != "fp32":
+        raise ValueError("--precision bf16 applies to --format openvino (ONNX Runtime's CPU provider runs float32)")
+    else:
+        report = export_onnx(
+            model,
+            args.out,
+            opset=args.opset or DEFAULT_OPSET,
+            dynamic_batch=dynamic,
+            batch_size=batch,
+            input_size=input_size,
+            tolerance=TOLERANCE if args.tolerance is None else args.tolerance,
+        )
     print(report.summary())
     return 0

@@ -225,7 +225,7 @@ class FusedSE(_InferenceOnly):
         weights' precision (float32 in a bfloat16 model) and returned in the input's."""
         dtype = s.dtype
         s = s.to(self.fc1.weight.dtype)
-        if _exporting():  # out of place: Gemm → Relu → Gemm → gate
+        if _exporting():  # out of place (NoSqueeze's 1×1 convolutions on the map)
             return self._gate_exported(self.fc2(torch.relu(self.fc1(s)))).to(dtype)
         return self._gate(self.fc2(self.fc1(s).relu_())).to(dtype)
 
@@ -233,17 +233,26 @@ class FusedSE(_InferenceOnly):
         """N×C×1×1 (N×C×H×W for NoSqueeze) gate, broadcastable against ``x``."""
         if self.squeeze == "none":
             return self.excite(x)
+        if _exporting():
+            return self._excite_pooled(x)
         return self.excite(_squeeze(x, self.squeeze))[:, :, None, None]
+
+    def _excite_pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """The exported excitation: ``GlobalAveragePool → Conv → Relu → Conv → Sigmoid`` on N×C×1×1, as
+        timm's export has it: ONNX Runtime keeps that chain in its blocked (NCHWc) layout, where the
+        ``Gemm`` on a flattened N×C vector needs reorders (measured in benchmarks/inference.py --peers)."""
+        dtype = x.dtype
+        pooled = F.adaptive_avg_pool2d(x, 1) if self.squeeze == "avg" else F.adaptive_max_pool2d(x, 1)
+        pooled = pooled.to(self.fc1.weight.dtype)
+        h = torch.relu(F.conv2d(pooled, self.fc1.weight[:, :, None, None], self.fc1.bias))
+        return self._gate_exported(F.conv2d(h, self.fc2.weight[:, :, None, None], self.fc2.bias)).to(dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.gate(x)
 
 
 def _squeeze(x: torch.Tensor, how: str) -> torch.Tensor:
-    """Global average or max pooling to N×C (as ONNX's GlobalAveragePool / GlobalMaxPool when exporting)."""
-    if _exporting():
-        pooled = F.adaptive_avg_pool2d(x, 1) if how == "avg" else F.adaptive_max_pool2d(x, 1)
-        return pooled.flatten(1)
+    """Global average or max pooling to N×C."""
     return _spatial_mean(x) if how == "avg" else x.amax((2, 3))
 
 
@@ -409,7 +418,9 @@ class _CastInput(_InferenceOnly):
         return self.module(x.to(self.dtype))
 
 
-def _reduce_precision(fused: nn.Module, dtype: torch.dtype, onednn: bool) -> nn.Module:
+def _reduce_precision(
+    fused: nn.Module, dtype: torch.dtype, onednn: bool, float32_stem: bool = True, float32_excitation: bool = True
+) -> nn.Module:
     """Convert the fused model's convolutions to ``dtype`` (weights converted once, here), keeping in
     float32 what the fidelity measurements (scripts/inference_fidelity.py) show must stay there:
 
@@ -418,16 +429,22 @@ def _reduce_precision(fused: nn.Module, dtype: torch.dtype, onednn: bool) -> nn.
     * every other layer with parameters, the classifier among them (they take their input cast back).
 
     Activations between convolutions, the SE scale and the residual sums run in ``dtype``.
+    ``float32_stem`` / ``float32_excitation`` off convert those too (the script's ablation).
     """
     convs = [m for m in fused.modules() if isinstance(m, ConvAct)]
     for i, m in enumerate(convs):
-        if i == 0:
+        if i == 0 and float32_stem:
             m.out_dtype = dtype
             continue
         c = m.conv
         c.weight = nn.Parameter(c.weight.detach().to(dtype), requires_grad=False)  # keeps its memory format
         if not onednn and c.bias is not None:  # oneDNN takes a float32 bias beside bfloat16 weights
             c.bias = nn.Parameter(c.bias.detach().to(dtype), requires_grad=False)
+
+    if not float32_excitation:
+        for m in fused.modules():
+            if isinstance(m, FusedSE):
+                m.to(dtype)
 
     def wrap(module: nn.Module) -> None:
         for name, child in module.named_children():
