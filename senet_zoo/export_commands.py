@@ -101,13 +101,15 @@ def _export(args: argparse.Namespace) -> int:
         dynamic, batch = False, int(args.batch)
     else:
         raise ValueError(f"--batch must be 'dynamic' or a positive integer, got {args.batch!r}")
+    if args.format == "openvino" and args.opset is not None:
+        raise ValueError("--opset applies to --format onnx")
+    if args.format == "onnx" and args.precision != "fp32":
+        raise ValueError("--precision bf16 applies to --format openvino (ONNX Runtime's CPU provider runs float32)")
     model = load_for_export(args.model, args.weights)
     input_size = None
     if args.size is not None:
         input_size = (int(model.pretrained_cfg.get("input_size", (3,))[0]), args.size, args.size)
     if args.format == "openvino":
-        if args.opset is not None:
-            raise ValueError("--opset applies to --format onnx")
         report = export_openvino(
             model,
             args.out,
@@ -117,8 +119,6 @@ def _export(args: argparse.Namespace) -> int:
             input_size=input_size,
             tolerance=args.tolerance,
         )
-    elif args.precision != "fp32":
-        raise ValueError("--precision bf16 applies to --format openvino (ONNX Runtime's CPU provider runs float32)")
     else:
         report = export_onnx(
             model,
