@@ -442,9 +442,9 @@ def _reduce_precision(
             c.bias = nn.Parameter(c.bias.detach().to(dtype), requires_grad=False)
 
     if not float32_excitation:
-        for m in fused.modules():
-            if isinstance(m, FusedSE):
-                m.to(dtype)
+        for se in fused.modules():
+            if isinstance(se, FusedSE):
+                se.to(dtype)
 
     def wrap(module: nn.Module) -> None:
         for name, child in module.named_children():
