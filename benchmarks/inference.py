@@ -23,7 +23,7 @@ latencies is shown beside it. ``max|Δ|`` is the largest absolute logit differen
     python benchmarks/inference.py --bf16               # + the bf16 fast path only
 
 ``--ablation`` adds the fast path without channels_last and without the oneDNN kernels, to show what
-each contributes. ``--peers`` adds ONNX Runtime (all graph optimisations, as many threads as torch)
+each contributes, and with ``reuse_memory=True`` (the opt-in glibc memory reuse). ``--peers`` adds ONNX Runtime (all graph optimisations, as many threads as torch)
 on ``senet_zoo.export_onnx``'s file and on timm's model exported with ``torch.onnx.export``;
 ``zoo_over_ort`` is the median over the rounds of the faster ONNX Runtime variant's time / the fast
 path's time in that round (> 1: senet_zoo is faster). ``--peers`` also adds OpenVINO's CPU plugin on
@@ -67,7 +67,11 @@ ORT_TIMM = ORT_PREFIX + "timm export"
 FAST_BF16 = "senet_zoo-fast bf16"
 OV_DEFAULT = "ov: default"
 OV_F32 = "ov: f32"
-ABLATION = {"fast: fold only": dict(channels_last=False, onednn=False), "fast: +channels_last": dict(onednn=False)}
+ABLATION = {
+    "fast: fold only": dict(channels_last=False, onednn=False),
+    "fast: +channels_last": dict(onednn=False),
+    "fast: +reuse_memory": dict(reuse_memory=True),  # opt-in: glibc keeps freed memory (process-wide)
+}
 COMPILED = "fast: +compile"
 
 
