@@ -23,8 +23,8 @@ latencies is shown beside it. ``max|Δ|`` is the largest absolute logit differen
     python benchmarks/inference.py --bf16               # + the bf16 fast path only
 
 ``--ablation`` adds the fast path without channels_last and without the oneDNN kernels, to show what
-each contributes, and with ``reuse_memory=True`` (the opt-in glibc memory reuse). ``--peers`` adds ONNX Runtime (all graph optimisations, as many threads as torch)
-on ``senet_zoo.export_onnx``'s file and on timm's model exported with ``torch.onnx.export``;
+each contributes, and with ``reuse_memory=True`` (the opt-in glibc memory reuse). ``--peers`` adds
+ONNX Runtime (all graph optimisations, as many threads as torch) on ``senet_zoo.export_onnx``'s file and on timm's model exported with ``torch.onnx.export``;
 ``zoo_over_ort`` is the median over the rounds of the faster ONNX Runtime variant's time / the fast
 path's time in that round (> 1: senet_zoo is faster). ``--peers`` also adds OpenVINO's CPU plugin on
 senet_zoo's ONNX file, compiled as it comes (``ov: default``: bfloat16 where the CPU has AVX512-BF16
