@@ -175,10 +175,12 @@ def _num_classes(value: str, data: str) -> int:
 def _finetune(args: argparse.Namespace) -> int:
     import signal
     import sys
+    from pathlib import Path
 
     import torch
 
     from ..registry import create_model
+    from ..resolve import resolve_pretrained
     from .data import image_folder_datasets
     from .load import parse_pretrained
     from .trainer import TrainConfig, Trainer, format_epoch
@@ -211,8 +213,10 @@ def _finetune(args: argparse.Namespace) -> int:
     kwargs = model_kwargs_from(args)
     num_classes = _num_classes(args.num_classes, args.data)
     pretrained = parse_pretrained(args.pretrained)
+    _, source = resolve_pretrained(args.model, pretrained)  # once: built from it, and recorded in the run
     torch.manual_seed(args.seed)  # every rank builds the same new head
-    model = create_model(args.model, pretrained=pretrained, num_classes=num_classes, **kwargs)
+    # a new task: starting weights with another head get a new one (logged)
+    model = create_model(args.model, pretrained=source or False, num_classes=num_classes, new_head=True, **kwargs)
     # The transforms follow the loaded weights' preprocessing, so the data sets come after the model.
     train, val, classes = image_folder_datasets(
         args.data,
@@ -227,7 +231,11 @@ def _finetune(args: argparse.Namespace) -> int:
     )
     if len(classes) != num_classes:
         raise ValueError(f"{args.data}/train has {len(classes)} class folders but --num-classes is {num_classes}")
-    trainer = Trainer(model, train, val, out_dir=args.out, num_classes=num_classes, config=config, model_kwargs=kwargs)
+    base = source.provenance() if source is not None else None
+    trainer = Trainer(
+        model, train, val, out_dir=args.out, num_classes=num_classes, config=config, model_kwargs=kwargs, base_weights=base
+    )
+    trainer.model_info["dataset"] = Path(args.data).resolve().name  # recorded with every checkpoint
     out = sys.stderr if args.json else sys.stdout  # --json: stdout holds only the summary
 
     def report(tr: Trainer, row: dict) -> None:
