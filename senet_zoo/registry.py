@@ -14,13 +14,12 @@ import fnmatch
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from .catalog import CATALOG, SOURCE, ModelFacts
-from .models import senet
-from .models._builder import pretrained_cfg_for
+
+if TYPE_CHECKING:  # torch and the models are imported where a model is built: names and facts stay cheap
+    from torch import nn
 
 __all__ = ["list_models", "create_model", "model_info", "get_spec", "split_name", "register_with_timm"]
 
@@ -89,6 +88,8 @@ def create_model(
         kwargs.setdefault("pretrained_cfg", tag)
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
+    from .models import senet
+
     entrypoint = getattr(senet, arch)
     return entrypoint(pretrained=source or False, in_chans=in_chans, new_head=new_head, **kwargs)
 
@@ -115,6 +116,8 @@ def model_info(name: str) -> dict[str, Any]:
 
 def _timm_entrypoint(m: ModelFacts) -> Callable[..., nn.Module]:
     """The entrypoint timm calls: the family module's own, or a wrapper under the distinct timm name."""
+    from .models import senet
+
     fn = getattr(senet, m.name)
     if m.timm_registered_name == m.name:
         return fn
@@ -147,6 +150,8 @@ def register_with_timm() -> None:
     from timm.models._registry import generate_default_cfgs, register_model
 
     from .hub.manifest import ManifestError, load_manifest
+    from .models import senet
+    from .models._builder import pretrained_cfg_for
 
     try:
         manifest = load_manifest()

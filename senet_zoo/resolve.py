@@ -51,6 +51,7 @@ class Source:
     file: Path | None = None
     num_classes: int | None = None
     label_names: tuple[str, ...] | None = None
+    label_descriptions: Any = None  # a list, or a dict keyed by label name (config.json's)
     preprocessing: dict[str, Any] = dataclasses.field(default_factory=dict)
     model_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     info: dict[str, Any] = dataclasses.field(default_factory=dict)  # run metadata / config.json
@@ -71,6 +72,8 @@ class Source:
             cfg["num_classes"] = self.num_classes
         if self.label_names is not None:
             cfg["label_names"] = self.label_names
+        if self.label_descriptions is not None:
+            cfg["label_descriptions"] = self.label_descriptions
         if self.tag:
             cfg["tag"] = self.tag
         return cfg
@@ -214,7 +217,7 @@ def _safetensors_header(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     from safetensors import safe_open
 
     try:
-        with safe_open(str(path), framework="pt") as fh:
+        with safe_open(str(path), framework="numpy") as fh:  # the header only: no torch needed
             shapes = {k: fh.get_slice(k).get_shape() for k in fh.keys()}
             return shapes, dict(fh.metadata() or {})
     except Exception as err:  # safetensors raises its own error types for malformed headers
@@ -283,6 +286,7 @@ def _from_folder(config_path: Path, weights: Path, spec: str, kind: str) -> Sour
         file=weights,
         num_classes=config.get("num_classes", cfg.get("num_classes")),
         label_names=tuple(labels) if isinstance(labels, list) else None,
+        label_descriptions=config.get("label_descriptions"),
         preprocessing={k: v for k, v in cfg.items() if k in PREPROCESSING_KEYS},
         model_kwargs=dict(config.get("model_args") or {}),
         info=config,

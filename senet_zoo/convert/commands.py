@@ -33,7 +33,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="convert weights the sanity checks refuse (non-finite values, implausible BatchNorm statistics); "
         "the model card lists the findings",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_clean_errors("convert", _convert))
 
     p = subparsers.add_parser(
@@ -54,7 +53,8 @@ def _one_line(err: BaseException) -> str:
 
 
 def _clean_errors(command: str, handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Run ``handler``; any error becomes one line ``senet-zoo COMMAND: error: ...`` and exit status 2.
+    """Run ``handler``; any error becomes one line ``senet-zoo COMMAND: error: ...``: exit status 2 for a
+    bad input file (the expected errors), 1 for anything else (the operation failed).
 
     The messages name the file (and line and column, or byte offset) and the layer. An error the
     converter did not anticipate is reported the same way (its traceback only with ``-v``).
@@ -74,7 +74,7 @@ def _clean_errors(command: str, handler: Callable[[argparse.Namespace], int]) ->
         except Exception as err:  # noqa: BLE001 - a traceback is never the answer to a bad file
             logger.debug("unexpected error", exc_info=True)
             print(f"senet-zoo {command}: error: {type(err).__name__}: {_one_line(err)}", file=sys.stderr)
-            return 2
+            return 1
 
     return run
 
@@ -100,6 +100,7 @@ def print_checks(verification: dict[str, Any]) -> None:
 
 
 def _convert(args: argparse.Namespace) -> int:
+    from ..cli import progress_enabled
     from .converter import convert
 
     report = convert(
@@ -108,7 +109,7 @@ def _convert(args: argparse.Namespace) -> int:
         prototxt=args.prototxt,
         arch=args.arch,
         verify=args.verify,
-        progress=not args.quiet,
+        progress=progress_enabled(args),
         overwrite=args.force,
         allow_suspicious=args.allow_suspicious,
     )

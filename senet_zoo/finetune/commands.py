@@ -132,7 +132,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help="every epoch reseeds from (seed, epoch, rank)")
     p.add_argument("--deterministic", action="store_true", help="torch.use_deterministic_algorithms")
     p.add_argument("--resume", action="store_true", help="continue RUN_DIR from its last checkpoint")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (they are drawn only on a terminal)")
     _add_runtime_options(p)
     add_model_options(p)
     p.set_defaults(func=_finetune)
@@ -179,6 +179,7 @@ def _finetune(args: argparse.Namespace) -> int:
 
     import torch
 
+    from ..cli import progress_enabled
     from ..registry import create_model
     from ..resolve import resolve_pretrained
     from .data import image_folder_datasets
@@ -208,7 +209,7 @@ def _finetune(args: argparse.Namespace) -> int:
         threads=args.threads,
         device=args.device,
         deterministic=args.deterministic,
-        progress=not (args.no_progress or quiet),
+        progress=progress_enabled(args),
     )
     kwargs = model_kwargs_from(args)
     num_classes = _num_classes(args.num_classes, args.data)
@@ -309,6 +310,7 @@ def _check_classes(model: Any, info: dict[str, Any], folder: str, classes: list[
 def _evaluate(args: argparse.Namespace) -> int:
     import torch
 
+    from ..cli import progress_enabled
     from . import distributed
     from .data import eval_loader, eval_transform, image_folder
     from .load import load_model
@@ -324,7 +326,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             _check_classes(model, info, args.data, list(dataset.classes))
         loader = eval_loader(dataset, args.batch_size, dist_info, workers)
         model.to(dist_info.device)
-        progress = dist_info.is_main and args.verbosity >= 0
+        progress = dist_info.is_main and progress_enabled(args)
         metrics = evaluate(model, loader, dist_info.device, amp_dtype(args.amp, dist_info.device), progress=progress)
     finally:
         distributed.teardown(dist_info)

@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     v.add_argument("--manifest", default=None, help="weights manifest (default: $SENET_ZOO_MANIFEST or shipped)")
     v.add_argument("--dry-run", action="store_true", help="report bad files, remove nothing")
-    v.add_argument("--progress", action="store_true", help="draw a progress bar per file")
+    v.add_argument("--progress", action="store_true", help="draw a progress bar per file (on a terminal)")
     v.set_defaults(func=_cache_verify)
 
     p = subparsers.add_parser(
@@ -48,20 +48,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _fetch(args: argparse.Namespace) -> int:
+    from ..cli import progress_enabled
     from .fetch import fetch_weights
     from .manifest import split_spec
 
     name, tag = split_spec(args.spec)
-    path, entry = fetch_weights(name, tag, manifest=args.manifest, progress=not args.no_progress, verify=args.verify)
+    progress = progress_enabled(args)
+    path, entry = fetch_weights(name, tag, manifest=args.manifest, progress=progress, verify=args.verify)
     print(path)
     return 0
 
 
 def _cache_verify(args: argparse.Namespace) -> int:
+    from ..cli import progress_enabled
     from .fetch import cache_dir, verify_cache
     from .manifest import load_manifest
 
-    checks = verify_cache(load_manifest(args.manifest), dry_run=args.dry_run, progress=args.progress)
+    progress = args.progress and progress_enabled(args)
+    checks = verify_cache(load_manifest(args.manifest), dry_run=args.dry_run, progress=progress)
     for check in checks:
         if check.status == "ok":
             print(f"ok  {check.path} ({check.spec})")

@@ -26,11 +26,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--manifest", default=None, help="manifest to update (default: $SENET_ZOO_MANIFEST or shipped)")
     p.add_argument("--private", action="store_true", help="create the repositories as private")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_release)
 
 
 def _release(args: argparse.Namespace) -> int:
+    from ..cli import progress_enabled
     from .release import release, summary_lines
 
     report = release(
@@ -43,7 +43,7 @@ def _release(args: argparse.Namespace) -> int:
         work_dir=args.work_dir,
         manifest_path=args.manifest,
         private=args.private,
-        progress=not args.quiet,
+        progress=progress_enabled(args),
     )
     for line in summary_lines(report):
         print(line)

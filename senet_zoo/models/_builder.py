@@ -272,7 +272,7 @@ def build_model(
     """
     _validate(kwargs)
     given = _cfg_dict(pretrained_cfg)
-    source = _source(variant, pretrained, given)
+    source = _source(variant, pretrained, {**given, **dict(pretrained_cfg_overlay or {})})
     keep_head = source is not None and _head(source, kwargs, new_head)
     # the architecture's arguments < the options the weights were trained with < the caller's
     kwargs = {**dict(arch_args or {}), **(source.model_kwargs if source is not None else {}), **kwargs}
