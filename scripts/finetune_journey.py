@@ -167,7 +167,9 @@ def journey(model: str, data: Path, work: Path, hub: Any, epochs: int | None) ->
     _cli("publish", str(run), "--repo-id", repo, "--dataset", "sklearn-digits", env=hub_env)
     route = "timm" if model != "se_bn_inception" else "senet_zoo"
     fresh = _env(**hub.client_env(home / "fresh"))  # an empty Hugging Face cache
-    loaded = json.loads(_run([sys.executable, "-c", EVALUATE_HUB, repo, str(data / "val"), route], fresh).splitlines()[-1])
+    loaded = json.loads(
+        _run([sys.executable, "-c", EVALUATE_HUB, repo, str(data / "val"), route], fresh).splitlines()[-1]
+    )
     result.update(hub_route=route, hub_top1=loaded["top1"], hub_senet_zoo_imported=loaded["senet_zoo_imported"])
     result["hub_architecture"], result["hub_input_size"] = loaded["architecture"], loaded["input_size"]
     result["create_model_run"] = same_logits(model, run)

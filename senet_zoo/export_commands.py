@@ -14,7 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "export",
         help="export a model to ONNX (BatchNorm folded, dynamic batch), verified with ONNX Runtime",
         description="Export a registry model (with its weights), a fine-tuning run, a converted folder or an "
-        "hf-hub: id to ONNX; the file's metadata carries the weights' labels, preprocessing and input size. ONNX Runtime's outputs on random images are compared with the PyTorch "
+        "hf-hub: id to ONNX; the file's metadata carries the weights' labels, preprocessing and input size. "
+        "ONNX Runtime's outputs on random images are compared with the PyTorch "
         "model in float64 and the file is only written if they agree within --tolerance. Needs "
         "pip install 'senet-zoo[export]'.",
     )

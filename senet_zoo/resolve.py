@@ -22,7 +22,16 @@ from typing import Any
 from .catalog import CATALOG
 from .preprocessing import PREPROCESSING_KEYS
 
-__all__ = ["Source", "resolve", "resolve_pretrained", "is_path", "arch_for", "RUN_WEIGHTS", "FOLDER_WEIGHTS", "HF_HUB_PREFIX"]
+__all__ = [
+    "Source",
+    "resolve",
+    "resolve_pretrained",
+    "is_path",
+    "arch_for",
+    "RUN_WEIGHTS",
+    "FOLDER_WEIGHTS",
+    "HF_HUB_PREFIX",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -84,7 +93,9 @@ class Source:
             return dict(kind="none", spec="none (random initialisation)")
         out: dict[str, Any] = dict(kind=self.kind, spec=self.spec, architecture=self.arch)
         if self.kind == "tag":
-            out.update(sha256=self.entry.sha256 or self.entry.sha256_prefix, sources=[s.describe() for s in self.entry.sources])
+            out.update(
+                sha256=self.entry.sha256 or self.entry.sha256_prefix, sources=[s.describe() for s in self.entry.sources]
+            )
         elif self.file is not None:
             from ._files import sha256_file
 
@@ -265,7 +276,7 @@ def _from_folder(config_path: Path, weights: Path, spec: str, kind: str) -> Sour
         raise ValueError(f"{config_path}: not valid JSON ({err})") from err
     if not isinstance(config, dict):
         raise ValueError(f"{config_path}: expected a JSON object")
-    zoo = config.get("senet_zoo") if isinstance(config.get("senet_zoo"), dict) else {}
+    zoo: dict[str, Any] = config["senet_zoo"] if isinstance(config.get("senet_zoo"), dict) else {}
     name = zoo.get("name") or config.get("architecture")
     if not isinstance(name, str):
         raise ValueError(f"{config_path}: names no architecture (no 'architecture' or senet_zoo.name)")
@@ -276,7 +287,7 @@ def _from_folder(config_path: Path, weights: Path, spec: str, kind: str) -> Sour
         digest = sha256_file(weights)
         if digest != recorded:
             raise ValueError(f"{spec}: {weights.name} has sha256 {digest}, config.json records {recorded}")
-    cfg = config.get("pretrained_cfg") if isinstance(config.get("pretrained_cfg"), dict) else {}
+    cfg: dict[str, Any] = config["pretrained_cfg"] if isinstance(config.get("pretrained_cfg"), dict) else {}
     labels = config.get("label_names")
     return Source(
         spec,

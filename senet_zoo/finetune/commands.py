@@ -234,7 +234,14 @@ def _finetune(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.data}/train has {len(classes)} class folders but --num-classes is {num_classes}")
     base = source.provenance() if source is not None else None
     trainer = Trainer(
-        model, train, val, out_dir=args.out, num_classes=num_classes, config=config, model_kwargs=kwargs, base_weights=base
+        model,
+        train,
+        val,
+        out_dir=args.out,
+        num_classes=num_classes,
+        config=config,
+        model_kwargs=kwargs,
+        base_weights=base,
     )
     trainer.model_info["dataset"] = Path(args.data).resolve().name  # recorded with every checkpoint
     out = sys.stderr if args.json else sys.stdout  # --json: stdout holds only the summary

@@ -101,7 +101,7 @@ def _card(config: dict[str, Any], repo_id: str | None) -> str:
     from huggingface_hub import ModelCardData
 
     zoo, run = config["senet_zoo"], config["senet_zoo"]["finetune"]
-    name, arch = zoo["name"], config["architecture"]
+    name = zoo["name"]
     dataset = run.get("dataset") or "a custom image-folder data set"
     data = ModelCardData(
         library_name="timm",

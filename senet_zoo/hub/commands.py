@@ -41,8 +41,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--private", action="store_true", help="create the repository as private")
     p.add_argument("--dry-run", action="store_true", help="validate and list what would be uploaded; change nothing")
     p.add_argument("--name", default=None, help="registry name (default: config.json senet_zoo.name)")
-    p.add_argument("--tag", default=None, help="weights tag of a converted folder (default: config.json's, else caffe_in1k)")
-    p.add_argument("--dataset", default=None, help="a run's data set name for the model card (default: the run's folder name)")
+    p.add_argument(
+        "--tag", default=None, help="weights tag of a converted folder (default: config.json's, else caffe_in1k)"
+    )
+    p.add_argument(
+        "--dataset", default=None, help="a run's data set name for the model card (default: the run's folder name)"
+    )
     p.add_argument("--manifest", default=None, help="manifest to update (default: $SENET_ZOO_MANIFEST or shipped)")
     p.set_defaults(func=_publish)
 

@@ -153,8 +153,12 @@ def _head(source: Any, kwargs: dict[str, Any], new_head: bool) -> bool:
         return True
     if source.kind == "tag" or new_head:
         log = _logger.info if source.kind == "tag" else _logger.warning
-        log("%s: new %d-class head (random init) instead of the weights' %d classes; every other tensor loaded",
-            source, asked, stored)
+        log(
+            "%s: new %d-class head (random init) instead of the weights' %d classes; every other tensor loaded",
+            source,
+            asked,
+            stored,
+        )
         return False
     raise ValueError(
         f"{source}: the weights' classifier has {stored} classes but num_classes={asked} was asked; "
