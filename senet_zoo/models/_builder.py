@@ -2,8 +2,8 @@
 
 ``pretrained`` is ``False``, ``True`` (the manifest's default weights), a manifest tag such as
 ``"caffe_in1k"``, or a path to a ``.safetensors`` (or legacy ``.pth``) file. Pretrained models are built
-on the meta device and the weights are assigned, not copied: no random init that is thrown away,
-no second copy of the weights. A different ``num_classes`` or ``in_chans`` keeps every other tensor.
+on the meta device and the weights are assigned: no random init that is thrown away, and tensors of
+the memory-mapped file stay views of it unless misaligned (copied once, see :func:`_aligned`). A different ``num_classes`` or ``in_chans`` keeps every other tensor.
 The pretrained config of ``name.tag`` is the model's facts (:mod:`senet_zoo.catalog`) plus the
 preprocessing, license and sources of that tag in the weights manifest.
 """
