@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {  # name -> (module that registers it, h
     "fetch": ("senet_zoo.hub.commands", "download and verify pretrained weights into the cache; print the path"),
     "cache": ("senet_zoo.hub.commands", "inspect senet-zoo's weights cache"),
     "publish": ("senet_zoo.hub.commands", "upload a fine-tuning run or a converted folder to the Hugging Face Hub"),
-    "release": ("senet_zoo.hub.release_commands", "convert, verify and publish every model of the Caffe release"),
+    "release": ("senet_zoo.release.commands", "convert, verify and publish every model of the Caffe release"),
     "finetune": ("senet_zoo.finetune.commands", "fine-tune a model on an ImageFolder (DIR/train, DIR/val)"),
     "evaluate": ("senet_zoo.finetune.commands", "top-1 / top-5 accuracy of weights on an ImageFolder"),
     "excitations": ("senet_zoo.analysis.commands", "SE gate statistics per block and class over an ImageFolder"),
@@ -42,8 +42,6 @@ COMMANDS: dict[str, tuple[str, str]] = {  # name -> (module that registers it, h
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 # Bad input: a name, tag, value or file the user gave is unknown, missing or malformed.
 BAD_INPUT = (ValueError, LookupError, FileNotFoundError, NotADirectoryError, IsADirectoryError, TypeError)
-# Commands that keep the CPU busy: their OpenMP threads wait passively (see _passive_openmp).
-COMPUTE_COMMANDS = frozenset({"finetune", "evaluate", "excitations"})
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -110,6 +108,12 @@ def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentPars
     )
     _add_verbosity(parser, 0)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--passive-openmp",
+        action="store_true",
+        help="run the command with OMP_WAIT_POLICY=PASSIVE unless it is set: OpenMP threads sleep instead of "
+        "spinning while they wait (spinning made a fine-tuning epoch 5-14x slower next to one busy process on 2 cores)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     chosen = COMMANDS if commands is None else commands
     wanted: dict[str, str | None] = {COMMANDS[name][0]: None for name in chosen}
@@ -124,11 +128,13 @@ def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentPars
 
 
 def _passive_openmp() -> None:
-    """Re-execute this command with ``OMP_WAIT_POLICY=PASSIVE`` unless the user chose a policy.
+    """``--passive-openmp`` (opt-in): re-execute this command with ``OMP_WAIT_POLICY=PASSIVE`` unless the
+    user chose a policy.
 
     OpenMP threads that spin while they wait take the cores from any other busy process and lose theirs
     to it: on 2 cores next to one busy process a fine-tuning epoch took 5-14× longer than alone. The
-    policy is read when torch loads its OpenMP runtime, before any of this code runs, hence the re-exec.
+    policy is read when torch loads its OpenMP runtime, before any of this code runs, hence the re-exec
+    (setting ``OMP_WAIT_POLICY`` yourself does the same without it).
     """
     if os.name == "posix" and "OMP_WAIT_POLICY" not in os.environ:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
@@ -146,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     command = _chosen(given)
     parser = build_parser([command] if command else [])
     args = parser.parse_args(given)
-    if argv is None and args.command in COMPUTE_COMMANDS:
+    if argv is None and args.passive_openmp:
         _passive_openmp()
     level = {1: logging.INFO, 0: logging.WARNING, -1: logging.ERROR}[args.verbosity]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")

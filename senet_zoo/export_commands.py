@@ -6,19 +6,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ._cli_helpers import add_command
+
 __all__ = ["register", "load_for_export"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "export",
-        help="export a model to ONNX (BatchNorm folded, dynamic batch), verified with ONNX Runtime",
-        description="Export a registry model (with its weights), a fine-tuning run, a converted folder or an "
-        "hf-hub: id to ONNX; the file's metadata carries the weights' labels, preprocessing and input size. "
-        "ONNX Runtime's outputs on random images are compared with the PyTorch "
-        "model in float64 and the file is only written if they agree within --tolerance. Needs "
-        "pip install 'senet-zoo[export]'.",
-    )
+    p = add_command(subparsers, "export", _export)
     p.add_argument(
         "model",
         metavar="NAME|RUN|FOLDER|FILE",
@@ -39,7 +33,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--size", type=int, default=None, help="input height and width (default: the weights' 224)")
     p.add_argument("--tolerance", type=float, default=None, help="largest accepted relative difference (1e-4)")
-    p.set_defaults(func=_export)
 
 
 def load_for_export(model: str, weights: str | None = None) -> Any:
@@ -59,6 +52,12 @@ def load_for_export(model: str, weights: str | None = None) -> Any:
 
 
 def _export(args: argparse.Namespace) -> int:
+    """Export a model to ONNX (BatchNorm folded, dynamic batch), verified with ONNX Runtime.
+
+    Export a registry model (with its weights) or a converted folder (model.safetensors + config.json)
+    to ONNX. ONNX Runtime's outputs on random images are compared with the PyTorch model in float64 and
+    the file is only written if they agree within --tolerance. Needs pip install 'senet-zoo[export]'.
+    """
     from .export import DEFAULT_OPSET, TOLERANCE, export_onnx
 
     if args.batch == "dynamic":

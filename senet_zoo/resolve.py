@@ -122,7 +122,7 @@ def arch_for(name: str) -> str:
     if name in CATALOG:
         return name
     for facts in CATALOG.values():
-        if name in (facts.timm_arch, facts.timm_registered_name):
+        if name in (facts.timm_legacy, facts.timm_name, facts.timm_alias):
             return facts.name
     from .registry import get_spec  # lists close matches
 

@@ -44,8 +44,8 @@ def run_config(source: Source, weights_sha256: str, dataset: str | None = None) 
         raise ValueError(f"{source}: records no architecture or classes (not a fine-tuning checkpoint)")
     facts = CATALOG[source.arch]
     options = dict(source.model_kwargs)
-    plain_timm = facts.timm_arch is not None and set(options) <= _TIMM_OPTIONS
-    architecture = facts.timm_arch if plain_timm else facts.timm_registered_name
+    plain_timm = facts.timm_legacy is not None and set(options) <= _TIMM_OPTIONS
+    architecture = facts.timm_legacy if plain_timm else facts.timm_name
     pre = source.preprocessing
     input_size = list(pre.get("input_size") or [options.get("in_chans", 3), 224, 224])
     state = _run_state(source.folder) if source.kind == "run" and source.folder else {}
@@ -90,7 +90,7 @@ def run_config(source: Source, weights_sha256: str, dataset: str | None = None) 
     }
     if not plain_timm:
         zoo["requires"] = (
-            f"senet_zoo: timm has no {source.arch}{' with these options' if facts.timm_arch else ''}; "
+            f"senet_zoo: timm has no {source.arch}{' with these options' if facts.timm_legacy else ''}; "
             "`pip install senet-zoo`, then `import senet_zoo` registers it with timm"
         )
     config["senet_zoo"] = zoo

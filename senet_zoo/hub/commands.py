@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from .._cli_helpers import add_manifest_option, call_with_options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``fetch``, ``cache`` and ``publish`` subcommands."""
     p = subparsers.add_parser("fetch", help="download and verify pretrained weights into the cache; print the path")
     p.add_argument("spec", metavar="NAME[.TAG]", help="registry name, optionally with a weights tag")
-    p.add_argument("--manifest", default=None, help="weights manifest (default: $SENET_ZOO_MANIFEST or shipped)")
+    add_manifest_option(p)
     p.add_argument("--no-progress", action="store_true", help="do not draw progress bars")
     p.add_argument("--verify", action="store_true", help="re-hash a cached file even when its stamp matches")
     p.set_defaults(func=_fetch)
@@ -19,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     v = actions.add_parser(
         "verify", help="re-hash every cached weights file the manifest names; remove bad ones (exit 1 if any)"
     )
-    v.add_argument("--manifest", default=None, help="weights manifest (default: $SENET_ZOO_MANIFEST or shipped)")
+    add_manifest_option(v)
     v.add_argument("--dry-run", action="store_true", help="report bad files, remove nothing")
     v.add_argument("--progress", action="store_true", help="draw a progress bar per file (on a terminal)")
     v.set_defaults(func=_cache_verify)
@@ -47,18 +49,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dataset", default=None, help="a run's data set name for the model card (default: the run's folder name)"
     )
-    p.add_argument("--manifest", default=None, help="manifest to update (default: $SENET_ZOO_MANIFEST or shipped)")
+    add_manifest_option(p, "manifest to update")
     p.set_defaults(func=_publish)
 
 
 def _fetch(args: argparse.Namespace) -> int:
     from ..cli import progress_enabled
     from .fetch import fetch_weights
-    from .manifest import split_spec
+    from .manifest import split_name
 
-    name, tag = split_spec(args.spec)
+    name, tag = split_name(args.spec)
     progress = progress_enabled(args)
-    path, entry = fetch_weights(name, tag, manifest=args.manifest, progress=progress, verify=args.verify)
+    path, entry = fetch_weights(name, tag, manifest=args.manifest_path, progress=progress, verify=args.verify)
     print(path)
     return 0
 
@@ -69,7 +71,7 @@ def _cache_verify(args: argparse.Namespace) -> int:
     from .manifest import load_manifest
 
     progress = args.progress and progress_enabled(args)
-    checks = verify_cache(load_manifest(args.manifest), dry_run=args.dry_run, progress=progress)
+    checks = verify_cache(load_manifest(args.manifest_path), dry_run=args.dry_run, progress=progress)
     for check in checks:
         if check.status == "ok":
             print(f"ok  {check.path} ({check.spec})")
@@ -95,15 +97,7 @@ def _publish(args: argparse.Namespace) -> int:
             from ..finetune.package import package_run
 
             folder = package_run(folder, staging, repo_id=args.repo_id, dataset=args.dataset)
-        result = publish(
-            folder,
-            args.repo_id,
-            private=args.private,
-            dry_run=args.dry_run,
-            manifest_path=args.manifest,
-            name=args.name,
-            tag=args.tag or "caffe_in1k",
-        )
+        result = call_with_options(publish, args, folder=folder, tag=args.tag or "caffe_in1k")
     verb = "would upload" if result.dry_run else "uploaded"
     print(f"{result.name}.{result.tag} -> {result.repo_id}: {verb}")
     for f in result.files:
