@@ -1,9 +1,11 @@
 """Build a model, attach its pretrained config, load weights lean, wrap for features.
 
 ``pretrained`` is ``False``, ``True`` (the manifest's default weights), a manifest tag such as
-``"caffe_in1k"``, or a path to a ``.safetensors`` (or legacy ``.pth``) file. Pretrained models are built
-on the meta device and the weights are assigned: no random init that is thrown away, and tensors of
-the memory-mapped file stay views of it unless misaligned (copied once, see :func:`_aligned`). A different ``num_classes`` or ``in_chans`` keeps every other tensor.
+``"caffe_in1k"``, anything :mod:`senet_zoo.resolve` resolves (a file, a converted folder, a fine-tuning
+run, an ``hf-hub:`` id) or a resolved ``Source``. Pretrained models are built on the meta device and the
+weights are assigned: no random init that is thrown away, and tensors of the memory-mapped file stay
+views of it unless misaligned (copied once, see :func:`_aligned`). The weights' head is rebuilt; another
+``num_classes`` follows :func:`_head`; another ``in_chans`` adapts the first convolution.
 The pretrained config of ``name.tag`` is the model's facts (:mod:`senet_zoo.catalog`) plus the
 preprocessing, license and sources of that tag in the weights manifest.
 """
