@@ -124,9 +124,11 @@ def arch_for(name: str) -> str:
     for facts in CATALOG.values():
         if name in (facts.timm_legacy, facts.timm_name, facts.timm_alias):
             return facts.name
-    from .registry import get_spec  # lists close matches
+    import difflib
 
-    return get_spec(name).name
+    close = difflib.get_close_matches(name, list(CATALOG), n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    raise ValueError(f"Unknown model {name!r}.{hint} Available: {', '.join(CATALOG)}")
 
 
 def resolve(spec: Any, arch: str | None = None, *, manifest: Any = None) -> Source:
@@ -167,7 +169,7 @@ def resolve_pretrained(name: str, pretrained: Any = False, *, manifest: Any = No
         if source.arch is None:
             raise ValueError(f"{name}: the file does not record its architecture; pass the model name")
         return source.arch, source
-    from .registry import split_name
+    from .hub.manifest import split_name
 
     arch, tag = split_name(name)
     arch = arch_for(arch)
@@ -195,7 +197,7 @@ def resolve_pretrained(name: str, pretrained: Any = False, *, manifest: Any = No
 
 
 def _from_name(name: str, manifest: Any) -> Source:
-    from .registry import split_name
+    from .hub.manifest import split_name
 
     arch, tag = split_name(name)
     arch = arch_for(arch)
