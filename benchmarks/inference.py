@@ -24,7 +24,8 @@ latencies is shown beside it. ``max|Δ|`` is the largest absolute logit differen
 
 ``--ablation`` adds the fast path without channels_last and without the oneDNN kernels, to show what
 each contributes, and with ``reuse_memory=True`` (the opt-in glibc memory reuse). ``--peers`` adds
-ONNX Runtime (all graph optimisations, as many threads as torch) on ``senet_zoo.export_onnx``'s file and on timm's model exported with ``torch.onnx.export``;
+ONNX Runtime (all graph optimisations, as many threads as torch) on ``senet_zoo.export_onnx``'s file
+and on timm's model exported with ``torch.onnx.export``;
 ``zoo_over_ort`` is the median over the rounds of the faster ONNX Runtime variant's time / the fast
 path's time in that round (> 1: senet_zoo is faster). ``--peers`` also adds OpenVINO's CPU plugin on
 senet_zoo's ONNX file, compiled as it comes (``ov: default``: bfloat16 where the CPU has AVX512-BF16
@@ -347,6 +348,38 @@ def _print_table(model_name: str, reference: str, batch: int, rows: dict[str, di
         )
 
 
+def _key_figures(
+    workers: dict[str, Worker], batches: list[int], peers: bool, bench: Callable[[int], dict[str, dict[str, Any]]]
+) -> dict[str, float]:
+    """Run ``bench`` per batch size; the last line's figures of one model (keys without its prefix)."""
+    key: dict[str, float] = {}
+    diffs, rel, extra = [], [], {}
+    rel_of: dict[str, list[float]] = {FAST_BF16: [], OV_DEFAULT: []}
+    for b in batches:
+        rows = bench(b)
+        key[f"speedup_b{b}"] = rows[FAST]["speedup"]
+        diffs.append(rows[FAST]["max_abs_diff"])
+        rel.append(rows[FAST]["max_abs_diff"] / rows[REFERENCE]["logit_scale"])
+        for n in rel_of:
+            if n in rows:
+                rel_of[n].append(rows[n]["max_abs_diff"] / rows[REFERENCE]["logit_scale"])
+        if peers:
+            extra[f"zoo_over_ort_b{b}"] = rows[FAST]["ort_over"]
+            extra[f"ort_zoo_over_timm_b{b}"] = paired(rows, ORT_TIMM, ORT_ZOO)
+        if FAST_BF16 in rows:
+            extra[f"bf16_over_fp32_b{b}"] = paired(rows, FAST, FAST_BF16)
+        if peers:
+            extra[f"bf16_over_ov_default_b{b}"] = paired(rows, OV_DEFAULT, FAST_BF16)
+            extra[f"bf16_over_ov_f32_b{b}"] = paired(rows, OV_F32, FAST_BF16)
+    key["max_abs_diff"] = max(diffs)
+    key["max_rel_diff"] = max(rel)
+    key.update(extra)
+    for n, label in ((FAST_BF16, "bf16"), (OV_DEFAULT, "ov_default")):
+        if rel_of[n]:
+            key[f"{label}_max_rel_diff"] = max(rel_of[n])
+    return key
+
+
 _OPENMP_ENV = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "OMP_NUM_THREADS")
 
 
@@ -368,7 +401,7 @@ def _openmp_env(env: dict[str, str]) -> str:
     return f"{backend}: " + " ".join(f"{k}={env.get(k, '-')}" for k in _OPENMP_ENV)
 
 
-def main() -> int:
+def main() -> int:  # noqa: PLR0915  (the benchmark's whole procedure, top to bottom)
     if len(sys.argv) == 3 and sys.argv[1] == "--worker":
         return worker(json.loads(sys.argv[2]))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -457,33 +490,19 @@ def main() -> int:
                         elif ready["info"]:
                             print(f"{n}: {ready['info']}")
                     print(f"{name}: {len(workers)} worker processes ready in {time.perf_counter() - t0:.1f} s")
-                    prefix = "" if i == 0 else f"{name}_"
-                    diffs, rel, extra = [], [], {}
-                    rel_of: dict[str, list[float]] = {FAST_BF16: [], OV_DEFAULT: []}
-                    for b in batches:
+
+                    reference = timm_name or "senet_zoo unfused (timm has no legacy model)"
+
+                    def bench(
+                        b: int, workers: dict[str, Worker] = workers, name: str = name, reference: str = reference
+                    ) -> dict[str, dict[str, Any]]:
                         settle, inner = calls(b)
                         rows = bench_batch(workers, b, scratch, warmup, repeats, args.min_time, inner, settle)
-                        _print_table(name, timm_name or "senet_zoo unfused (timm has no legacy model)", b, rows)
-                        key[f"{prefix}speedup_b{b}"] = rows[FAST]["speedup"]
-                        diffs.append(rows[FAST]["max_abs_diff"])
-                        rel.append(rows[FAST]["max_abs_diff"] / rows[REFERENCE]["logit_scale"])
-                        for n in rel_of:
-                            if n in rows:
-                                rel_of[n].append(rows[n]["max_abs_diff"] / rows[REFERENCE]["logit_scale"])
-                        if args.peers:
-                            extra[f"{prefix}zoo_over_ort_b{b}"] = rows[FAST]["ort_over"]
-                            extra[f"{prefix}ort_zoo_over_timm_b{b}"] = paired(rows, ORT_TIMM, ORT_ZOO)
-                        if FAST_BF16 in rows:
-                            extra[f"{prefix}bf16_over_fp32_b{b}"] = paired(rows, FAST, FAST_BF16)
-                        if args.peers:
-                            extra[f"{prefix}bf16_over_ov_default_b{b}"] = paired(rows, OV_DEFAULT, FAST_BF16)
-                            extra[f"{prefix}bf16_over_ov_f32_b{b}"] = paired(rows, OV_F32, FAST_BF16)
-                    key[f"{prefix}max_abs_diff"] = max(diffs)
-                    key[f"{prefix}max_rel_diff"] = max(rel)
-                    key.update(extra)
-                    for n, label in ((FAST_BF16, "bf16"), (OV_DEFAULT, "ov_default")):
-                        if rel_of[n]:
-                            key[f"{prefix}{label}_max_rel_diff"] = max(rel_of[n])
+                        _print_table(name, reference, b, rows)
+                        return rows
+
+                    for k, v in _key_figures(workers, batches, args.peers, bench).items():
+                        key[("" if i == 0 else f"{name}_") + k] = v
                 except Exception:
                     log.seek(0)
                     sys.stderr.write(log.read()[-4000:])

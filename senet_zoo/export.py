@@ -36,8 +36,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import __version__
 from ._files import atomic_open, atomic_path
+from ._version import __version__
 from .inference import InferenceModel, optimize_for_inference
 
 __all__ = [

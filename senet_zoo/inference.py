@@ -476,6 +476,26 @@ def _bf16_supported(device: torch.device) -> str | None:
     return None
 
 
+def _use_onednn(onednn: bool | None, compile: bool) -> bool:
+    if onednn is None:
+        return _onednn_available() and not compile  # under compile, inductor packs and fuses itself
+    if onednn and (compile or not _onednn_available()):
+        raise ValueError("onednn=True needs PyTorch built with oneDNN (torch.backends.mkldnn) and compile=False")
+    return onednn
+
+
+def _runnable_precision(precision: str, device: torch.device) -> str:
+    """``precision`` where ``device`` runs it natively; ``"bf16"`` falls back to ``"fp32"`` with a warning."""
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("precision='fp16' is for CUDA; on CPU use 'bf16'")
+    if precision == "bf16":
+        why_not = _bf16_supported(device)
+        if why_not is not None:
+            _logger.warning("optimize_for_inference(precision='bf16'): %s; running in float32 instead", why_not)
+            return "fp32"
+    return precision
+
+
 def _onednn_available() -> bool:
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
 
@@ -484,6 +504,12 @@ def _prefers_channels_last(device: torch.device) -> bool:
     """channels_last pays on CPU (oneDNN runs NHWC without reorders; measured, see benchmarks/README.md)
     and on CUDA (cuDNN's NHWC tensor-core kernels)."""
     return device.type in ("cpu", "cuda")
+
+
+def _already_fused(model: InferenceModel, precision: str) -> InferenceModel:
+    if model.precision != precision:
+        raise ValueError(f"{type(model).__name__} is already fused at {model.precision}; fuse the source model")
+    return model
 
 
 class InferenceModel(nn.Module):
@@ -580,9 +606,7 @@ def optimize_for_inference(
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
     if isinstance(model, InferenceModel):
-        if model.precision != precision:
-            raise ValueError(f"{type(model).__name__} is already fused at {model.precision}; fuse the source model")
-        return model
+        return _already_fused(model, precision)
     if model.training:
         raise RuntimeError(
             f"optimize_for_inference() needs {type(model).__name__} in eval mode: "
@@ -592,13 +616,7 @@ def optimize_for_inference(
     if any(t.is_meta for t in params):
         raise ValueError(f"{type(model).__name__} has tensors on the meta device; load its weights first")
     device = params[0].device if params else torch.device("cpu")
-    if precision == "fp16" and device.type != "cuda":
-        raise ValueError("precision='fp16' is for CUDA; on CPU use 'bf16'")
-    if precision == "bf16":
-        why_not = _bf16_supported(device)
-        if why_not is not None:
-            _logger.warning("optimize_for_inference(precision='bf16'): %s; running in float32 instead", why_not)
-            precision = "fp32"
+    precision = _runnable_precision(precision, device)
     if channels_last is None:
         channels_last = _prefers_channels_last(device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -611,10 +629,7 @@ def optimize_for_inference(
         )
     if channels_last:  # the folded weights already are; this converts the rest (NoSqueeze SE convolutions)
         fused = fused.to(memory_format=torch.channels_last)
-    if onednn is None:
-        onednn = _onednn_available() and not compile  # under compile, inductor packs and fuses itself
-    elif onednn and (compile or not _onednn_available()):
-        raise ValueError("onednn=True needs PyTorch built with oneDNN (torch.backends.mkldnn) and compile=False")
+    onednn = _use_onednn(onednn, compile)
     for m in fused.modules():
         if isinstance(m, ConvAct):
             m.onednn = onednn

@@ -1,30 +1,23 @@
 """Names → networks (``arch`` or ``arch.tag``), their facts, and the same names registered with timm.
 
-Every fact comes from :mod:`senet_zoo.catalog`; weights tags from the weights manifest. ``import
-senet_zoo`` registers every model with timm with one pretrained config per weights tag (a tag that
-is not published yet is registered without weights, so ``timm.list_pretrained`` leaves it out). A
-name timm already owns (``senet154`` is timm's gluon ResNet-D SENet) is registered under a distinct
-timm name and never replaces timm's.
+Every fact comes from :mod:`senet_zoo.catalog`; weights tags from the weights manifest. The timm
+registration itself is :mod:`senet_zoo.models._registration` (models register when they are imported,
+as timm's own do); ``register_with_timm`` stays importable from here.
 """
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
-import functools
-import logging
-from collections.abc import Callable
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from .catalog import CATALOG, SOURCE, ModelFacts
-from .models import senet
-from .models._builder import pretrained_cfg_for
+from .hub.manifest import split_name
+
+if TYPE_CHECKING:  # torch and the models are imported where a model is built: names and facts stay cheap
+    from torch import nn
 
 __all__ = ["list_models", "create_model", "model_info", "get_spec", "split_name", "register_with_timm"]
-
-_logger = logging.getLogger(__name__)
 
 
 def get_spec(name: str) -> ModelFacts:
@@ -38,14 +31,6 @@ def get_spec(name: str) -> ModelFacts:
         raise ValueError(f"Unknown model {arch!r}.{hint} Available: {', '.join(CATALOG)}") from None
 
 
-def split_name(name: str) -> tuple[str, str | None]:
-    """``"se_resnet50.caffe_in1k"`` → ``("se_resnet50", "caffe_in1k")``; no tag → ``(name, None)``."""
-    arch, sep, tag = name.partition(".")
-    if not arch or (sep and not tag):
-        raise ValueError(f"expected a model name NAME or NAME.TAG, got {name!r}")
-    return arch, tag or None
-
-
 def list_models(pattern: str | None = None) -> list[str]:
     """Registered model names, optionally filtered by a shell-style pattern (``'se_resne*'``)."""
     names = sorted(CATALOG)
@@ -53,37 +38,46 @@ def list_models(pattern: str | None = None) -> list[str]:
 
 
 def create_model(
-    name: str, pretrained: Any = False, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any
+    name: str,
+    pretrained: Any = False,
+    num_classes: int | None = None,
+    in_chans: int = 3,
+    *,
+    new_head: bool = False,
+    **kwargs: Any,
 ) -> nn.Module:
-    """Build ``name`` (``"se_resnet50"`` or ``"se_resnet50.caffe_in1k"``).
+    """Build ``name``: ``"se_resnet50"``, ``"se_resnet50.caffe_in1k"``, or weights that name their own
+    architecture (a fine-tuning run folder, a converted folder, a ``.safetensors`` file a run wrote, an
+    ``"hf-hub:ORG/NAME"`` id), which are always loaded.
 
     Args:
         pretrained: ``False``; ``True`` for the named tag's weights, else the manifest's default; a
-            weights tag (``"caffe_in1k"``) or :class:`~senet_zoo.weights.Weights`; or a path to a
-            ``.safetensors`` file (legacy ``.pth`` is read with ``weights_only=True``). Weights are
-            fetched from pinned sources and sha256-verified.
-        num_classes: classifier size; with pretrained weights of another size the classifier is new
-            and every other tensor is kept. ``0`` removes the classifier.
+            weights tag (``"caffe_in1k"``) or :class:`~senet_zoo.weights.Weights`; or a file, folder,
+            run folder or ``hf-hub:`` id (see :mod:`senet_zoo.resolve`). Weights are fetched from
+            pinned sources and sha256-verified; legacy ``.pth`` is read with ``weights_only=True``.
+        num_classes: classifier size. Default: the head stored with the weights (the trained head of
+            a fine-tuned model, with its label names and preprocessing), else 1000. With the manifest's
+            ImageNet weights another size gets a new head and every other tensor is kept (logged); with
+            other weights a size that differs from theirs is refused unless ``new_head=True``. ``0``
+            removes the classifier.
         in_chans: input channels; pretrained first convolutions are adapted (sum / repeat-and-scale).
+        new_head: accept a ``num_classes`` other than the weights' classifier: a new random head.
         **kwargs: architecture options (``drop_rate``, ``se_reduction``, ``se_squeeze``, ``se_gate``,
             ``global_pool``), timm's ``device`` / ``dtype``, and ``features_only=True`` with
             ``out_indices`` / ``feature_cls`` (``"list"``, ``"hook"``, ``"getter"``) for a feature extractor.
     """
-    arch = get_spec(name).name
-    tag = split_name(name)[1]
-    if hasattr(pretrained, "tag") and hasattr(pretrained, "name"):  # a Weights object
-        if pretrained.name != arch:
-            raise ValueError(f"weights {pretrained.name}.{pretrained.tag} do not belong to {arch}")
-        pretrained = pretrained.tag
-    if tag is not None:
-        if isinstance(pretrained, str) and pretrained != tag:
-            raise ValueError(f"{name!r} names weights {tag!r}, pretrained={pretrained!r} names others")
-        if pretrained:
-            pretrained = tag
-        else:  # the tag's config (preprocessing) without its weights
-            kwargs.setdefault("pretrained_cfg", tag)
+    from .resolve import resolve_pretrained
+
+    arch, source = resolve_pretrained(name, pretrained)
+    tag = split_name(name)[1] if source is None else None
+    if tag is not None:  # no weights; the named tag's config (preprocessing)
+        kwargs.setdefault("pretrained_cfg", tag)
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    from .models import senet
+
     entrypoint = getattr(senet, arch)
-    return entrypoint(pretrained=pretrained, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    return entrypoint(pretrained=source or False, in_chans=in_chans, new_head=new_head, **kwargs)
 
 
 def model_info(name: str) -> dict[str, Any]:
@@ -101,60 +95,13 @@ def model_info(name: str) -> dict[str, Any]:
         caffe_model=m.display_name,
         caffe_net=m.caffe_name,
         source=SOURCE,
-        timm_name=m.timm_registered_name,
-        timm_legacy=m.timm_arch,
+        timm_name=m.timm_name,
+        timm_legacy=m.timm_legacy,
     )
 
 
-def _timm_entrypoint(m: ModelFacts) -> Callable[..., nn.Module]:
-    """The entrypoint timm calls: the family module's own, or a wrapper under the distinct timm name."""
-    fn = getattr(senet, m.name)
-    if m.timm_registered_name == m.name:
-        return fn
-
-    @functools.wraps(fn)
-    def entrypoint(pretrained: Any = False, **kwargs: Any) -> nn.Module:
-        return fn(pretrained=pretrained, **kwargs)
-
-    entrypoint.__name__ = entrypoint.__qualname__ = m.timm_registered_name
-    del entrypoint.__wrapped__
-    setattr(senet, m.timm_registered_name, entrypoint)  # timm lists it in the module's __all__
-    return entrypoint
-
-
-def _weights_tags(manifest: Any, name: str) -> list[str]:
-    """The manifest's tags for ``name``, default first (timm's order: the first tag is the default)."""
-    if manifest is None or name not in manifest.names():
-        return []
-    default = manifest.default_tag(name)
-    return [default] + [t for t in manifest.tags(name) if t != default]
-
-
 def register_with_timm() -> None:
-    """Register every model with timm (idempotent); refuse to shadow a name timm already owns.
+    """Register every model with timm (idempotent): :func:`senet_zoo.models._registration.register_with_timm`."""
+    from .models._registration import register_with_timm as register
 
-    A manifest that cannot be read is logged and the models are registered without weights tags: the
-    error is raised where weights are asked for, naming the file.
-    """
-    from timm.models import is_model, model_entrypoint
-    from timm.models._registry import generate_default_cfgs, register_model
-
-    from .hub.manifest import ManifestError, load_manifest
-
-    try:
-        manifest = load_manifest()
-    except ManifestError as exc:
-        _logger.warning("registering senet_zoo models with timm without weights tags: %s", exc)
-        manifest = None
-    for m in CATALOG.values():
-        timm_name = m.timm_registered_name
-        if is_model(timm_name):
-            if getattr(model_entrypoint(timm_name), "__module__", "") != senet.__name__:
-                raise RuntimeError(f"timm already owns {timm_name!r}; give {m.name} a distinct timm_name")
-            continue
-        fn = _timm_entrypoint(m)
-        entries: dict[str, Any] = {
-            f"{timm_name}.{tag}": pretrained_cfg_for(m.name, tag, manifest) for tag in _weights_tags(manifest, m.name)
-        } or {timm_name: pretrained_cfg_for(m.name)}
-        senet.default_cfgs.update(generate_default_cfgs(entries))
-        register_model(fn)
+    register()
