@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import sys
 
 import pytest
@@ -11,7 +12,7 @@ import torch
 from torch import nn
 
 import senet_zoo
-from senet_zoo.inference import InferenceModel, fold_bn, optimize_for_inference, reuse_freed_memory
+from senet_zoo.inference import InferenceModel, fold_bn, optimize_for_inference
 
 # (name, batch, input size): reduced inputs where the network allows them; the two the brief names at 224.
 ARCHS = [
@@ -204,18 +205,29 @@ def test_early_squeeze_gives_the_gate_of_the_output(resnet50: nn.Module) -> None
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning is Linux-only")
 def test_freed_activation_memory_is_reused_without_page_faults() -> None:
-    import resource
+    """In a fresh process that opts in first thing (the setting is process-wide: a user opts in at start-up;
+    this test process has allocated too much already for the heap to grow where glibc needs it)."""
+    import subprocess
 
-    if not reuse_freed_memory():
+    script = """
+import json, resource, sys
+import torch
+from senet_zoo.inference import reuse_freed_memory
+if not reuse_freed_memory():
+    sys.exit(3)
+numel = 48 * 2**20 // 4  # 48 MiB: above glibc's largest mmap threshold, so mmap'ed by default
+faults = []
+for _ in range(4):  # the heap settles within the first calls
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    torch.empty(numel).fill_(1.0)  # allocated, touched, freed
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(json.dumps(faults))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    if proc.returncode == 3:
         pytest.skip("not glibc")
-    numel = 48 * 2**20 // 4  # 48 MiB: above glibc's largest mmap threshold, so mmap'ed by default
-
-    def faults_of_a_fresh_block() -> int:
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        torch.empty(numel).fill_(1.0)  # allocated, touched, freed
-        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-
-    faults = [faults_of_a_fresh_block() for _ in range(4)]  # the heap settles within the first calls
+    assert proc.returncode == 0, proc.stderr
+    faults = json.loads(proc.stdout)
     assert faults[-1] < 1000 and faults[-2] < 1000, faults  # 12 288 pages, each faulted in if unmapped on free
 
 
