@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,12 @@ __all__ = ["register", "load_for_export"]
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "export", _export)
-    p.add_argument("model", metavar="NAME|FOLDER", help="registry name (se_resnet50) or a converted folder")
+    p.add_argument(
+        "model",
+        metavar="NAME|RUN|FOLDER|FILE",
+        help="registry name (se_resnet50), a fine-tuning run or converted folder, a .safetensors file a run wrote, "
+        "or hf-hub:ORG/NAME",
+    )
     p.add_argument("--format", choices=("onnx",), default="onnx", help="output format (default: onnx)")
     p.add_argument("--out", required=True, type=Path, help="output file, e.g. se_resnet50.onnx")
     p.add_argument(
@@ -32,46 +36,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def load_for_export(model: str, weights: str | None = None) -> Any:
-    """The model ``senet-zoo export`` exports, in eval mode: a converted folder (its config's architecture,
-    model_args, preprocessing and labels) or a registry name with ``weights``."""
-    from .registry import create_model
+    """The model ``senet-zoo export`` exports, in eval mode: weights that name their architecture (a
+    fine-tuning run, a converted folder, a file a run wrote, an ``hf-hub:`` id) with their head, labels,
+    preprocessing and input size, or a registry name with ``weights``."""
+    from .finetune.load import load_model
+    from .resolve import HF_HUB_PREFIX, is_path
 
-    folder = Path(model)
-    if folder.is_dir():
+    if is_path(model) or model.startswith(HF_HUB_PREFIX):
         if weights is not None:
-            raise ValueError(f"--weights applies to a registry name; {folder} brings its own model.safetensors")
-        return _load_folder(folder)
+            raise ValueError(f"--weights applies to a registry name; {model} brings its own weights")
+        return load_model(None, model)[0].eval()
     if weights == "random":
-        return create_model(model).eval()
-    return create_model(model, pretrained=weights or True).eval()
-
-
-def _load_folder(folder: Path) -> Any:
-    from .registry import create_model
-
-    config_path, weights = folder / "config.json", folder / "model.safetensors"
-    for f in (config_path, weights):
-        if not f.is_file():
-            raise FileNotFoundError(f"{folder}: no {f.name} (not a folder written by `senet-zoo convert`)")
-    try:
-        config = json.loads(config_path.read_text("utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{config_path}: not valid JSON ({err})") from err
-    zoo = config.get("senet_zoo") if isinstance(config, dict) else None
-    if not isinstance(zoo, dict) or not isinstance(zoo.get("name"), str):
-        raise ValueError(f"{config_path}: no senet_zoo.name (not a folder written by `senet-zoo convert`)")
-    kwargs = dict(config.get("model_args") or {})
-    if "num_classes" in config:
-        kwargs["num_classes"] = config["num_classes"]
-    model: Any = create_model(zoo["name"], pretrained=str(weights), **kwargs).eval()
-    cfg = dict(model.pretrained_cfg)
-    cfg.update(config.get("pretrained_cfg") or {})
-    for key in ("label_names", "label_descriptions"):
-        if key in config:
-            cfg[key] = config[key]
-    cfg.setdefault("tag", zoo.get("tag", ""))
-    model.pretrained_cfg = model.default_cfg = cfg
-    return model
+        return load_model(model, False)[0].eval()
+    return load_model(model, weights or True)[0].eval()
 
 
 def _export(args: argparse.Namespace) -> int:

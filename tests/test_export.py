@@ -169,8 +169,8 @@ def test_cli_exports_a_converted_folder(tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_cli_errors_name_the_problem(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     (tmp_path / "empty").mkdir()
-    assert main(["export", str(tmp_path / "empty"), "--out", str(tmp_path / "x.onnx")]) == 1
+    assert main(["export", str(tmp_path / "empty"), "--out", str(tmp_path / "x.onnx")]) == 2
     assert "config.json" in capsys.readouterr().err
-    assert main(["export", "se_resnet50", "--out", str(tmp_path / "x.onnx"), "--batch", "many"]) == 1
+    assert main(["export", "se_resnet50", "--out", str(tmp_path / "x.onnx"), "--batch", "many"]) == 2
     assert "--batch" in capsys.readouterr().err
     assert not (tmp_path / "x.onnx").exists()

@@ -127,7 +127,7 @@ def test_default_settings_learn_digits_and_the_run_folder_evaluates(
     # 10-class weights on a 3-class folder: refused unless asked for.
     colours = make_colour_folder(tmp_path / "colours", {"val": 2}, size=16)
     evaluate = ["evaluate", "--weights", str(run / "best.safetensors"), "--data", str(colours / "val")]
-    assert main(evaluate) == 1
+    assert main(evaluate) == 2  # bad input
     err = capsys.readouterr().err
     assert "3 class folders are not the 10 classes the weights were trained on" in err
     assert "--allow-mismatch" in err
