@@ -68,7 +68,14 @@ def create_model(
     """
     from .resolve import resolve_pretrained
 
-    arch, source = resolve_pretrained(name, pretrained)
+    source: Any
+    overlay_file = (kwargs.get("pretrained_cfg_overlay") or {}).get("file")
+    if overlay_file and isinstance(pretrained, str) and pretrained and not split_name(name)[1]:
+        # timm's spelling of "this tag's weights, from this local file" (e.g. pretrained="backbone"):
+        # the builder reads the file and applies the tag's loading rules
+        arch, source = get_spec(name).name, pretrained
+    else:
+        arch, source = resolve_pretrained(name, pretrained)
     tag = split_name(name)[1] if source is None else None
     if tag is not None:  # no weights; the named tag's config (preprocessing)
         kwargs.setdefault("pretrained_cfg", tag)
