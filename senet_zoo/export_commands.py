@@ -19,8 +19,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="registry name (se_resnet50), a fine-tuning run or converted folder, a .safetensors file a run wrote, "
         "or hf-hub:ORG/NAME",
     )
-    p.add_argument("--format", choices=("onnx",), default="onnx", help="output format (default: onnx)")
-    p.add_argument("--out", required=True, type=Path, help="output file, e.g. se_resnet50.onnx")
+    p.add_argument(
+        "--format",
+        choices=("onnx", "openvino"),
+        default="onnx",
+        help="onnx (default) or openvino (IR .xml + .bin, pip install 'senet-zoo[openvino]')",
+    )
+    p.add_argument("--out", required=True, type=Path, help="output file, e.g. se_resnet50.onnx (.xml for openvino)")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="openvino: the precision the IR is verified at and meant to run at (bf16: OpenVINO's default on "
+        "CPUs with AVX512-BF16/AMX; tolerance 3e-2); onnx: fp32 only",
+    )
     p.add_argument(
         "--batch", default="dynamic", help="'dynamic' (default) or a fixed batch size the graph is built for"
     )
@@ -52,13 +64,15 @@ def load_for_export(model: str, weights: str | None = None) -> Any:
 
 
 def _export(args: argparse.Namespace) -> int:
-    """Export a model to ONNX (BatchNorm folded, dynamic batch), verified with ONNX Runtime.
+    """Export a model to ONNX or OpenVINO IR (BatchNorm folded, dynamic batch), verified before writing.
 
     Export a registry model (with its weights) or a converted folder (model.safetensors + config.json)
-    to ONNX. ONNX Runtime's outputs on random images are compared with the PyTorch model in float64 and
-    the file is only written if they agree within --tolerance. Needs pip install 'senet-zoo[export]'.
+    to ONNX (--format onnx, checked with ONNX Runtime) or OpenVINO IR (--format openvino, checked with
+    OpenVINO's CPU plugin at --precision). The outputs on random images are compared with the PyTorch
+    model in float64 and the file is only written if they agree within --tolerance. Needs
+    pip install 'senet-zoo[export]' (and 'senet-zoo[openvino]' for OpenVINO).
     """
-    from .export import DEFAULT_OPSET, TOLERANCE, export_onnx
+    from .export import DEFAULT_OPSET, TOLERANCE, export_onnx, export_openvino
 
     if args.batch == "dynamic":
         dynamic, batch = True, 1
@@ -66,18 +80,33 @@ def _export(args: argparse.Namespace) -> int:
         dynamic, batch = False, int(args.batch)
     else:
         raise ValueError(f"--batch must be 'dynamic' or a positive integer, got {args.batch!r}")
+    if args.format == "openvino" and args.opset is not None:
+        raise ValueError("--opset applies to --format onnx")
+    if args.format == "onnx" and args.precision != "fp32":
+        raise ValueError("--precision bf16 applies to --format openvino (ONNX Runtime's CPU provider runs float32)")
     model = load_for_export(args.model, args.weights)
     input_size = None
     if args.size is not None:
         input_size = (int(model.pretrained_cfg.get("input_size", (3,))[0]), args.size, args.size)
-    report = export_onnx(
-        model,
-        args.out,
-        opset=args.opset or DEFAULT_OPSET,
-        dynamic_batch=dynamic,
-        batch_size=batch,
-        input_size=input_size,
-        tolerance=TOLERANCE if args.tolerance is None else args.tolerance,
-    )
+    if args.format == "openvino":
+        report = export_openvino(
+            model,
+            args.out,
+            precision=args.precision,
+            dynamic_batch=dynamic,
+            batch_size=batch,
+            input_size=input_size,
+            tolerance=args.tolerance,
+        )
+    else:
+        report = export_onnx(
+            model,
+            args.out,
+            opset=args.opset or DEFAULT_OPSET,
+            dynamic_batch=dynamic,
+            batch_size=batch,
+            input_size=input_size,
+            tolerance=TOLERANCE if args.tolerance is None else args.tolerance,
+        )
     print(report.summary())
     return 0
