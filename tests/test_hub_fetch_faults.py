@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from hub_fileserver import FileServer, gzip_bomb
 from hub_fixtures import BARE_HUB_IMPORT, clean_env, entry, manifest_dict, run_python, url_source, write_manifest
+from hub_server import FileServer, gzip_bomb
 
 from senet_zoo.hub.fetch import (
     DownloadError,

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import timm
 import torch
-from hub_fileserver import FileServer
 from hub_fixtures import PREPROCESSING, entry, manifest_dict, url_source, write_manifest
+from hub_server import FileServer
 from PIL import Image
 from safetensors.torch import save
 

@@ -10,7 +10,6 @@ from .fetch import (
     WeightsNotAvailableError,
     fetch,
     fetch_weights,
-    load_state_dict,
     verify_cache,
 )
 from .manifest import (
@@ -29,6 +28,7 @@ from .manifest import (
 )
 from .publish import PublishError, PublishResult, publish
 from .redact import redact
+from .weights_file import load_state_dict
 
 __all__ = [
     "CacheCheck",

@@ -1,50 +1,43 @@
 """Verified, resumable, locked download of the weights a manifest entry names, and the cache that keeps them.
 
-Sources are tried in manifest order. Plain URLs are streamed with ``requests`` into
-``<torch hub dir>/senet_zoo/<name>/<tag>/<filename>`` under these rules:
+Sources are tried in manifest order; every one is streamed by one downloader (``requests``): a URL as it is, a
+Hugging Face Hub source as ``huggingface_hub.hf_hub_url`` at its pinned commit with the headers of
+``huggingface_hub.utils.build_hf_headers`` (``requests`` drops the token when the Hub redirects to its storage).
+The file lands in ``<torch hub dir>/senet_zoo/<name>/<tag>/<filename>`` under these rules: a byte limit known
+before the first byte (manifest ``size``, else :func:`max_download_bytes`; a longer ``Content-Length``,
+``X-Linked-Size`` or body is refused, and so is a Hub file whose ``X-Linked-Etag`` is another sha256);
+``Accept-Encoding: identity``, a compressed or HTML answer refused (the bytes hashed are the bytes on the wire);
+fewer than ``stall_bytes`` per ``stall_window_s`` or more than ``deadline_s`` for the source is an error, a
+name-resolution or connection failure ends the source at once, 5xx and dropped connections are retried with
+back-off and resumed with ``Range``; one process downloads while others wait on a file lock; the file is fsynced,
+verified (size and sha256, or the sha256 prefix of legacy files) and renamed into place.
 
-* a byte limit is known before the first byte: the manifest ``size``, else a bound from the architecture's
-  parameter count (:func:`max_download_bytes`); a longer ``Content-Length`` or body is refused;
-* ``Accept-Encoding: identity`` is sent and a compressed answer (``Content-Encoding``) or an HTML page is refused,
-  so the bytes hashed are the bytes on the wire;
-* less than ``stall_bytes`` in ``stall_window_s`` seconds (a stall or a drip), or more than ``deadline_s`` for
-  the whole source, ends the source with a clear error; a name-resolution or connection failure ends it at once
-  (it is not retried), while 5xx answers and dropped connections are retried with back-off, resuming with
-  ``Range``;
-* one process downloads while others wait on a file lock; the file is fsynced, verified (size and sha256, or the
-  sha256 prefix of legacy files) and renamed into place.
-
-Verified once, trusted by a stamp: after a successful check a stamp beside the file
-(``<filename>.verified.json``) records its size, mtime_ns, ctime_ns, inode and sha256. A later use compares a
-``stat`` with the stamp (no hashing); any difference (a restored mtime still changes the ctime) re-hashes the
-file before use, and a file that fails is removed from the cache. Hugging Face Hub sources go through
-``huggingface_hub`` at the pinned commit (HF's own cache); the blob it returns is checked the same way (stamps
-under ``<cache>/.verified``) and a bad blob is deleted. :func:`verify_cache` re-hashes everything.
-
-``SENET_ZOO_OFFLINE=1`` or ``HF_HUB_OFFLINE=1`` use the caches only. Every message is passed through
+Verified once, trusted by a stamp (``<filename>.verified.json``: size, mtime_ns, ctime_ns, inode, sha256); any
+difference re-hashes the file before use. A Hub file already in the Hugging Face cache at the pinned commit
+(``try_to_load_from_cache``) is used from there, checked the same way. A file that fails is removed, and only a
+cache's own: a link is unlinked as a link, and the file behind it deleted only when it resolves inside that cache
+(:func:`_discard`). ``SENET_ZOO_OFFLINE=1`` or ``HF_HUB_OFFLINE=1`` use the caches only. Messages go through
 :func:`~senet_zoo.hub.redact.redact`: tokens and URL credentials are never printed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import IO, Any
 
 from tqdm.auto import tqdm
 
 from .._files import WritebackWriter, fsync_dir, hash_file
-from .hf_client import configured_hub_client
 from .manifest import Manifest, Source, WeightsEntry, load_manifest
 from .redact import RedactingFilter, redact, register_url_credentials
 
@@ -57,6 +50,12 @@ _TRUE = {"1", "ON", "YES", "TRUE"}
 _CHUNK = 1 << 20
 _CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 _FALLBACK_LIMIT = 2 << 30  # names the release table does not know (a private manifest)
+_HUB_ERRORS = {
+    "RepoNotFound": "Repository Not Found",
+    "RevisionNotFound": "Revision Not Found",
+    "EntryNotFound": "Entry Not Found",
+    "GatedRepo": "Gated repository (access not granted)",
+}
 
 
 class WeightsNotAvailableError(RuntimeError):
@@ -81,7 +80,8 @@ class _Retryable(Exception):
 
 @dataclass(frozen=True)
 class DownloadSettings:
-    """Retry, timeout and stall policy for URL downloads (``from_env`` overrides keep tests and CI fast)."""
+    """Retry, timeout and stall policy of downloads (``from_env`` overrides keep tests and CI fast); every value
+    is checked (finite, > 0 or >= 0) and a bad one is a one-line ``ValueError`` naming the field or variable."""
 
     retries: int = 4
     backoff_s: float = 1.0
@@ -101,22 +101,38 @@ class DownloadSettings:
         "deadline_s": "SENET_ZOO_DOWNLOAD_DEADLINE",
     }
 
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            _setting(f"DownloadSettings.{f.name}", value, type(value), f.name in _MAY_BE_ZERO)
+
     @classmethod
     def from_env(cls) -> DownloadSettings:
         """Defaults, each overridable by its ``SENET_ZOO_DOWNLOAD_*`` variable (see ``_ENV``)."""
         values: dict[str, Any] = {}
         for name, var in cls._ENV.items():
-            if os.environ.get(var):
-                kind = type(getattr(cls, name))
-                try:
-                    values[name] = kind(os.environ[var])
-                except ValueError:
-                    raise ValueError(f"${var} must be a {kind.__name__}, got {os.environ[var]!r}") from None
+            if raw := os.environ.get(var, "").strip():
+                values[name] = _setting(f"${var}", raw, type(getattr(cls, name)), name in _MAY_BE_ZERO)
         return cls(**values)
 
     def delay(self, attempt: int) -> float:
         """Back-off before retry number ``attempt`` (1-based)."""
         return min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
+
+
+_MAY_BE_ZERO = ("retries", "backoff_s", "max_backoff_s", "max_redirects")
+
+
+def _setting(label: str, raw: Any, kind: type, may_be_zero: bool) -> Any:
+    """``raw`` as a ``kind``, finite and > 0 (>= 0 when ``may_be_zero``), else a one-line error naming ``label``."""
+    try:
+        value = kind(raw)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or (value == 0 and not may_be_zero):
+        what = f"finite {'integer' if kind is int else 'number'} {'>= 0' if may_be_zero else '> 0'}"
+        raise ValueError(f"{label} must be a {what}, got {raw!r}")
+    return value
 
 
 def is_offline() -> bool:
@@ -125,7 +141,7 @@ def is_offline() -> bool:
 
 
 def cache_dir() -> Path:
-    """Where URL downloads live: ``<torch hub dir>/senet_zoo`` (``$TORCH_HOME/hub/senet_zoo``).
+    """Where downloads live: ``<torch hub dir>/senet_zoo`` (``$TORCH_HOME/hub/senet_zoo``).
 
     Uses ``torch.hub.get_dir()`` when torch is already imported (it honours ``torch.hub.set_dir``); otherwise
     the same rule torch applies, so that fetching does not pay for importing torch.
@@ -139,7 +155,7 @@ def cache_dir() -> Path:
 
 
 def cached_path(entry: WeightsEntry) -> Path:
-    """The cache location of ``entry``'s file when it comes from a URL source."""
+    """The cache location of ``entry``'s file."""
     return cache_dir() / entry.name / entry.tag / entry.filename
 
 
@@ -156,9 +172,9 @@ def max_download_bytes(entry: WeightsEntry) -> int:
     """
     if entry.size is not None:
         return entry.size
-    from ..catalog import CATALOG as RELEASES
+    from ..catalog import CATALOG
 
-    release = RELEASES.get(entry.name)
+    release = CATALOG.get(entry.name)
     if release is None:
         return _FALLBACK_LIMIT
     return int(release.caffemodel_mb * 2**20 * 1.25) + (4 << 20)
@@ -195,8 +211,10 @@ def fetch(
         register_url_credentials(source.url)
         try:
             if source.kind == "hf":
-                return _fetch_hf(entry, source, offline=offline, progress=progress, settings=settings, verify=verify)
-            return _fetch_url(entry, source, offline=offline, progress=progress, settings=settings, verify=verify)
+                found = _from_hf_cache(entry, source, progress=progress, force=verify)
+                if found is not None:
+                    return found
+            return _fetch_source(entry, source, offline=offline, progress=progress, settings=settings, verify=verify)
         except _SourceFailed as exc:
             reason = redact(exc)
             logger.log(
@@ -204,44 +222,6 @@ def fetch(
             )
             attempts.append((source.describe(), reason))
     raise DownloadError(_failure_message(entry, attempts, offline), attempts)
-
-
-def load_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a weights file into ``{name: tensor}`` on the CPU without unpickling arbitrary objects.
-
-    ``.safetensors`` is memory-mapped by safetensors; legacy ``.pth/.pt/.bin`` goes through
-    ``torch.load(weights_only=True)`` (memory-mapped when the file is in the zip format) and a top-level
-    ``state_dict`` or ``model`` wrapper is unwrapped.
-    """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path), device="cpu")
-        except Exception as exc:  # safetensors raises its own error types for malformed headers
-            raise ValueError(f"{path}: not a readable safetensors file ({exc})") from exc
-    if suffix not in (".pth", ".pt", ".bin"):
-        raise ValueError(f"{path}: unsupported weights format {suffix!r} (expected .safetensors, .pth, .pt, .bin)")
-    import torch
-
-    with path.open("rb") as fh:
-        is_zip = fh.read(4) == b"PK\x03\x04"
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
-    except Exception as exc:
-        raise ValueError(f"{path}: cannot be read as a weights-only PyTorch checkpoint ({exc})") from exc
-    for key in ("state_dict", "model"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-            break
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"{path}: expected a mapping of parameter names to tensors")
-    return obj
-
-
-# --------------------------------------------------------------------------------------------- messages
 
 
 def _not_available_message(entry: WeightsEntry) -> str:
@@ -301,11 +281,7 @@ def _stamp_trusted(entry: WeightsEntry, path: Path, stamp: Path) -> bool:
     try:
         recorded = json.loads(stamp.read_text(encoding="utf-8"))
         digest = recorded["sha256"]
-        return (
-            isinstance(recorded, dict)
-            and recorded == _identity(path, digest)
-            and _check_digest(entry, recorded["size"], digest) is None
-        )
+        return recorded == _identity(path, digest) and _check_digest(entry, recorded["size"], digest) is None
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -319,9 +295,7 @@ def _write_stamp(path: Path, stamp: Path, digest: str) -> None:
 
 def _verify_file(entry: WeightsEntry, path: Path, stamp: Path, *, progress: bool, force: bool) -> str | None:
     """None when ``path`` holds ``entry``'s bytes (trusting a matching stamp unless ``force``), else why not.
-
-    A full check that passes refreshes the stamp; one that fails removes the stamp (the caller decides about
-    the file)."""
+    A full check that passes refreshes the stamp; one that fails removes it (the caller decides about the file)."""
     if not force and _stamp_trusted(entry, path, stamp):
         return None
     size, digest = hash_file(path, progress=progress, desc=f"verify {entry.spec}")
@@ -333,23 +307,67 @@ def _verify_file(entry: WeightsEntry, path: Path, stamp: Path, *, progress: bool
     return None
 
 
-def _bar(total: int | None, initial: int, desc: str, progress: bool) -> tqdm:
-    return tqdm(
-        total=total,
-        initial=initial,
-        desc=desc,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        disable=not progress,
-        leave=False,
-    )
+def _discard(path: Path, root: Path) -> bool:
+    """Remove a bad cache file without deleting anything outside ``root``: a link is unlinked as a link, and the
+    file behind ``path`` is deleted only when it resolves inside ``root``. True when the bad bytes are gone."""
+    target = Path(os.path.realpath(path))
+    inside = target.is_relative_to(os.path.realpath(root))
+    if inside:
+        target.unlink(missing_ok=True)
+    if path.is_symlink():
+        path.unlink()
+    elif not inside and path.exists():
+        logger.warning("%s resolves to %s, outside the cache %s: left in place", path, target, root)
+        return False
+    return True
 
 
-# --------------------------------------------------------------------------------------------- URL sources
+# --------------------------------------------------------------------------------------------- the Hub's cache
 
 
-def _fetch_url(
+def _hf_cached(source: Source) -> Path | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(str(source.repo_id), str(source.filename), revision=source.revision)
+    return Path(found) if isinstance(found, str) else None
+
+
+def _hf_repo_cache(source: Source) -> Path:
+    """The folder of the Hugging Face cache that holds this repository's files (its documented layout)."""
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE) / f"models--{str(source.repo_id).replace('/', '--')}"
+
+
+def _hf_stamp(blob: Path) -> Path:
+    return cache_dir() / ".verified" / f"{hashlib.sha256(str(blob).encode()).hexdigest()[:32]}.json"
+
+
+def _from_hf_cache(entry: WeightsEntry, source: Source, *, progress: bool, force: bool) -> Path | None:
+    """The file of the Hugging Face cache at the pinned commit once verified (its blob's name, the LFS sha256,
+    and unless a stamp vouches for it, its bytes); None when it is not there. A bad one is discarded."""
+    path = _hf_cached(source)
+    if path is None:
+        return None
+    blob = Path(os.path.realpath(path))
+    problem = None
+    if entry.sha256 is not None and len(blob.name) == 64 and blob.name != entry.sha256:
+        problem = f"blob {blob.name} is not the expected sha256 {entry.sha256}"
+    problem = problem or _verify_file(entry, blob, _hf_stamp(blob), progress=progress, force=force)
+    if problem is None:
+        return path
+    _hf_stamp(blob).unlink(missing_ok=True)
+    action = "deleted" if _discard(path, _hf_repo_cache(source)) else "left in place: outside the cache"
+    logger.warning("%s: Hugging Face cache file %s failed verification (%s); %s", entry.spec, path, problem, action)
+    if is_offline():
+        raise _SourceFailed(f"offline mode; {problem} in the Hugging Face cache file {path} ({action})")
+    return None
+
+
+# --------------------------------------------------------------------------------------------- downloads
+
+
+def _fetch_source(
     entry: WeightsEntry, source: Source, *, offline: bool, progress: bool, settings: DownloadSettings, verify: bool
 ) -> Path:
     dest = cached_path(entry)
@@ -357,6 +375,10 @@ def _fetch_url(
     if problem is None:
         return dest
     if offline:
+        if source.kind == "hf":
+            from huggingface_hub import constants
+
+            problem = f"not in the Hugging Face cache {constants.HF_HUB_CACHE}; {problem}"
         raise _SourceFailed(f"offline mode; {problem}")
     from filelock import FileLock, Timeout
 
@@ -372,12 +394,13 @@ def _fetch_url(
     try:
         if _check_cached(entry, dest, progress=progress, force=False) is None:  # the process we waited for did it
             return dest
+        url, headers = _source_request(source)
         part = dest.with_name(dest.name + ".part")
         try:
-            size, digest = _download_resumable(entry, str(source.url), part, progress, settings)
+            size, digest = _download_resumable(entry, url, headers, part, progress, settings)
             problem = _check_digest(entry, size, digest)
             if problem:
-                raise _SourceFailed(problem)
+                raise _SourceFailed(f"{problem} in the download (deleted)")
             os.replace(part, dest)
             fsync_dir(dest.parent)
             _write_stamp(dest, stamp_path(dest), digest)
@@ -390,6 +413,19 @@ def _fetch_url(
     return dest
 
 
+def _source_request(source: Source) -> tuple[str, dict[str, str]]:
+    """The URL to stream and the headers to send: a Hub source becomes its file's URL at the pinned commit."""
+    if source.kind != "hf":
+        return str(source.url), {}
+    from huggingface_hub import hf_hub_url
+    from huggingface_hub.utils import build_hf_headers
+
+    from .._version import __version__
+
+    url = hf_hub_url(str(source.repo_id), str(source.filename), revision=source.revision)
+    return url, build_hf_headers(library_name="senet-zoo", library_version=__version__)
+
+
 def _check_cached(entry: WeightsEntry, dest: Path, *, progress: bool, force: bool) -> str | None:
     """None when the cached file is there and verified; otherwise why it cannot be used (a bad one is removed)."""
     stamp = stamp_path(dest)
@@ -399,27 +435,38 @@ def _check_cached(entry: WeightsEntry, dest: Path, *, progress: bool, force: boo
     problem = _verify_file(entry, dest, stamp, progress=progress, force=force)
     if problem is None:
         return None
-    dest.unlink(missing_ok=True)
-    logger.warning("%s: cached file %s failed verification (%s); removed", entry.spec, dest, problem)
-    return f"the cached file {dest} failed verification ({problem}) and was removed"
+    action = "removed" if _discard(dest, cache_dir()) else "left in place: outside the cache"
+    logger.warning("%s: cached file %s failed verification (%s); %s", entry.spec, dest, problem, action)
+    return f"the cached file {dest} failed verification ({problem}) and was {action}"
 
 
 class _PartialFile:
     """The ``.part`` file being written, with the running sha256 of everything in it and the byte limit."""
 
-    def __init__(self, path: Path, limit: int, expected_size: int | None, progress: bool, desc: str) -> None:
+    def __init__(self, path: Path, limit: int, entry: WeightsEntry, progress: bool) -> None:
         self.hasher = hashlib.sha256()
         self.offset = 0
-        self.limit = limit
-        self.expected_size = expected_size
-        if path.exists():  # left by an interrupted run (we hold the lock): hash what is there and resume
+        self.limit, self.expected_size, self.sha256 = limit, entry.size, entry.sha256
+        if path.is_symlink():  # never written through: a link here is not ours to follow
+            path.unlink()
+        elif path.exists():  # left by an interrupted run (we hold the lock): hash what is there and resume
             if path.stat().st_size <= limit:
-                self.offset = hash_file(path, self.hasher, desc=desc)[0]
+                self.offset = hash_file(path, self.hasher, desc=entry.spec)[0]
             else:
                 path.unlink()
-        self.fh: IO[bytes] = path.open("ab")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        self.fh: IO[bytes] = os.fdopen(fd, "ab")
         self.out = WritebackWriter(self.fh)  # written back to disk as it arrives: the closing fsync is short
-        self.bar = _bar(expected_size, self.offset, desc, progress)
+        self.bar = tqdm(
+            total=entry.size,
+            initial=self.offset,
+            desc=entry.spec,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            disable=not progress,
+            leave=False,
+        )
 
     def write(self, chunk: bytes) -> None:
         if self.offset + len(chunk) > self.limit:
@@ -481,15 +528,16 @@ class _Clock:
 
 
 def _download_resumable(
-    entry: WeightsEntry, url: str, part: Path, progress: bool, settings: DownloadSettings
+    entry: WeightsEntry, url: str, headers: dict[str, str], part: Path, progress: bool, settings: DownloadSettings
 ) -> tuple[int, str]:
     import requests
 
-    state = _PartialFile(part, max_download_bytes(entry), entry.size, progress, entry.spec)
+    state = _PartialFile(part, max_download_bytes(entry), entry, progress)
     clock = _Clock(settings)
     try:
         with requests.Session() as session:
             session.max_redirects = settings.max_redirects
+            session.headers.update(headers)
             attempt = 0
             while True:
                 try:
@@ -567,7 +615,11 @@ def _stream_once(session: Any, url: str, state: _PartialFile, settings: Download
         if status == 429 or status >= 500:
             raise _Retryable(f"HTTP {status} {response.reason}")
         if status >= 400 or status not in (200, 206):
-            raise _SourceFailed(f"HTTP {status} {response.reason}")
+            code = response.headers.get("X-Error-Code", "")
+            hub = f": {_HUB_ERRORS.get(code, code)} ({response.headers.get('X-Error-Message', '')})" if code else ""
+            raise _SourceFailed(f"HTTP {status} {response.reason}{hub}")
+        for hop in response.history:  # the Hub's redirect to its storage names the LFS file's size and sha256
+            _check_linked(hop.headers, state)
         _check_headers(response.headers, state, resume_from if status == 206 else 0)
         if status == 200 and resume_from:
             logger.info("server ignored the Range request; restarting from byte 0")
@@ -580,7 +632,17 @@ def _stream_once(session: Any, url: str, state: _PartialFile, settings: Download
         _copy_body(response.raw, state, clock)
 
 
-def _check_headers(headers: Any, state: _PartialFile, start: int) -> None:
+def _check_linked(headers: Mapping[str, str], state: _PartialFile) -> None:
+    """Refuse, before any byte, a Hub file announced larger than the limit or with another sha256."""
+    size = headers.get("X-Linked-Size", "")
+    if size.isdigit() and int(size) > state.limit:
+        raise _SourceFailed(f"the Hub announces {size} bytes, more than the {state.limit} allowed for this file")
+    etag = headers.get("X-Linked-Etag", "").removeprefix("W/").strip('"')
+    if state.sha256 is not None and len(etag) == 64 and etag != state.sha256:
+        raise _SourceFailed(f"the Hub's file has sha256 {etag}, expected {state.sha256}; not downloaded")
+
+
+def _check_headers(headers: Mapping[str, str], state: _PartialFile, start: int) -> None:
     """Refuse before the first body byte: a compressed or HTML answer, or one longer than the limit."""
     encoding = headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
@@ -620,168 +682,6 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:200] + "..."
 
 
-# --------------------------------------------------------------------------------------------- HF Hub sources
-
-
-def _fetch_hf(
-    entry: WeightsEntry, source: Source, *, offline: bool, progress: bool, settings: DownloadSettings, verify: bool
-) -> Path:
-    from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
-
-    cached = try_to_load_from_cache(str(source.repo_id), str(source.filename), revision=source.revision)
-    if isinstance(cached, str):  # a pinned commit in the cache: no network needed
-        problem = _check_hf_file(entry, Path(cached), progress=progress, force=verify)
-        if problem is None:
-            return Path(cached)
-        if offline:
-            raise _SourceFailed(f"offline mode; {problem}")
-    elif offline:
-        raise _SourceFailed(f"offline mode and not in the Hugging Face cache {constants.HF_HUB_CACHE}")
-    _check_hf_metadata(entry, source, settings)
-    try:
-        with _guarded_hub_client(entry, settings):
-            local = hf_hub_download(
-                repo_id=str(source.repo_id),
-                filename=str(source.filename),
-                revision=source.revision,
-                tqdm_class=None if progress else _SilentTqdm,
-            )
-    except Exception as exc:  # HTTP, transport and cache errors, our own limits: next source
-        raise _SourceFailed(_hf_cause(exc)) from exc
-    path = Path(local)
-    problem = _check_hf_file(entry, path, progress=progress, force=False)
-    if problem:
-        raise _SourceFailed(problem)
-    return path
-
-
-def _check_hf_metadata(entry: WeightsEntry, source: Source, settings: DownloadSettings) -> None:
-    """Ask the Hub what it would send (one HEAD) and refuse a size over the limit or the wrong LFS digest."""
-    from huggingface_hub import get_hf_file_metadata, hf_hub_url
-
-    url = hf_hub_url(str(source.repo_id), str(source.filename), revision=source.revision)
-    try:
-        meta = get_hf_file_metadata(url, timeout=settings.connect_timeout_s)
-    except Exception as exc:
-        raise _SourceFailed(_hf_cause(exc)) from exc
-    limit = max_download_bytes(entry)
-    if meta.size is not None and meta.size > limit:
-        raise _SourceFailed(f"the Hub announces {meta.size} bytes, more than the {limit} allowed for this file")
-    etag = (meta.etag or "").strip('"').removeprefix("W/").strip('"')
-    if entry.sha256 is not None and len(etag) == 64 and etag != entry.sha256:
-        raise _SourceFailed(f"the Hub's file has sha256 {etag}, expected {entry.sha256}; not downloaded")
-
-
-class _TransferAborted(Exception):
-    """Raised inside huggingface_hub's download loop when a limit is crossed (not an httpx error: no retry)."""
-
-
-@contextlib.contextmanager
-def _guarded_hub_client(entry: WeightsEntry, settings: DownloadSettings) -> Iterator[None]:
-    """Give huggingface_hub's downloads made by this thread the limits of URL downloads: the byte limit, the
-    stall window (also as the read timeout) and the per-source deadline, by wrapping the transport of the client
-    it creates (``set_client_factory``); the previous factory, possibly a user's own, is restored afterwards."""
-    import httpx2
-
-    owner = threading.get_ident()
-    limit = max_download_bytes(entry)
-    clock = _Clock(settings)
-
-    class GuardedStream(httpx2.SyncByteStream):
-        def __init__(self, inner: Any) -> None:
-            self.inner = inner
-
-        def __iter__(self) -> Iterator[bytes]:
-            received = 0
-            clock.start_window(0)
-            for chunk in self.inner:
-                received += len(chunk)
-                if received > limit:
-                    raise _TransferAborted(f"the Hub sent more than the {limit} bytes allowed for this file")
-                try:
-                    clock.progress(received)
-                except _SourceFailed as exc:
-                    raise _TransferAborted(str(exc)) from None
-                yield chunk
-
-        def close(self) -> None:
-            self.inner.close()
-
-    class GuardedTransport(httpx2.BaseTransport):
-        def __init__(self, inner: Any) -> None:
-            self.inner = inner
-
-        def handle_request(self, request: Any) -> Any:
-            if threading.get_ident() != owner:
-                return self.inner.handle_request(request)
-            if clock.remaining() <= 0:
-                raise _TransferAborted(f"gave up: no complete transfer within the {settings.deadline_s:g} s deadline")
-            timeout = dict(request.extensions.get("timeout") or {})
-            timeout["read"] = min(timeout.get("read") or settings.stall_window_s, settings.stall_window_s)
-            request.extensions = {**request.extensions, "timeout": timeout}
-            response = self.inner.handle_request(request)
-            if request.method == "GET":
-                response.stream = GuardedStream(response.stream)
-            return response
-
-        def close(self) -> None:
-            self.inner.close()
-
-    def configure(client: Any) -> None:
-        client._transport = GuardedTransport(client._transport)
-
-    with configured_hub_client(configure):
-        yield
-
-
-def _hf_cause(exc: BaseException) -> str:
-    """A one-line cause for a failed Hub call: connection problems by name, HTTP errors by their first line."""
-    if isinstance(exc, _TransferAborted):
-        return str(exc)
-    chain = [exc, exc.__cause__, exc.__context__]
-    text = " ".join(f"{type(e).__name__} {e}" for e in chain if e is not None).lower()
-    if any(k in text for k in ("name or service not known", "failed to resolve", "name resolution", "nodename nor")):
-        return "cannot resolve the Hub's host name (no network or wrong HF_ENDPOINT)"
-    if "connection refused" in text or "connecterror" in text:
-        return "cannot connect to the Hub"
-    if "timeout" in text or "timed out" in text:
-        return "the Hub did not answer in time"
-    one_line = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {_short(Exception(one_line))}" if one_line else type(exc).__name__
-
-
-class _SilentTqdm(tqdm):
-    """A tqdm that never draws (``hf_hub_download`` takes a class, not a flag)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["disable"] = True
-        super().__init__(*args, **kwargs)
-
-
-def _hf_stamp(blob: Path) -> Path:
-    return cache_dir() / ".verified" / f"{hashlib.sha256(str(blob).encode()).hexdigest()[:32]}.json"
-
-
-def _check_hf_file(entry: WeightsEntry, path: Path, *, progress: bool, force: bool) -> str | None:
-    """Check a file of the Hugging Face cache: its blob's name (the LFS sha256) and, unless a stamp vouches for
-    it, its bytes. A bad blob is deleted (with the snapshot link pointing to it)."""
-    blob = Path(os.path.realpath(path))
-    if not blob.is_file():
-        return f"the Hugging Face cache file {blob} is missing"
-    problem = None
-    if entry.sha256 is not None and len(blob.name) == 64 and blob.name != entry.sha256:
-        problem = f"blob {blob.name} is not the expected sha256 {entry.sha256}"
-    problem = problem or _verify_file(entry, blob, _hf_stamp(blob), progress=progress, force=force)
-    if problem is None:
-        return None
-    blob.unlink(missing_ok=True)
-    _hf_stamp(blob).unlink(missing_ok=True)
-    if path.is_symlink():
-        path.unlink()
-    logger.warning("%s: Hugging Face cache file %s failed verification (%s); deleted", entry.spec, blob, problem)
-    return f"{problem} in the Hugging Face cache file {blob} (deleted)"
-
-
 # --------------------------------------------------------------------------------------------- cache check
 
 
@@ -801,8 +701,8 @@ def verify_cache(
 ) -> list[CacheCheck]:
     """Re-hash every cached file the manifest names (senet-zoo's cache and the Hub cache at pinned commits).
 
-    Bad files are removed unless ``dry_run``; only cache files are ever touched. Files in senet-zoo's cache that
-    no manifest entry names are reported as "unknown" and left alone.
+    Bad files are removed unless ``dry_run``, the way :func:`_discard` does: only a cache's own files are ever
+    deleted. Files in senet-zoo's cache that no manifest entry names are reported as "unknown" and left alone.
     """
     manifest = manifest or load_manifest()
     results: list[CacheCheck] = []
@@ -813,14 +713,12 @@ def verify_cache(
         dest = cached_path(entry)
         known.add(dest)
         if dest.is_file():
-            results.append(_recheck(entry, dest, stamp_path(dest), dry_run, progress, hf=False))
+            results.append(_recheck(entry, dest, stamp_path(dest), cache_dir(), dry_run, progress))
         for source in entry.sources:
-            if source.kind == "hf":
-                found = _hf_cached(source)
-                if found is not None:
-                    snapshot = Path(found)
-                    blob = Path(os.path.realpath(snapshot))
-                    results.append(_recheck(entry, snapshot, _hf_stamp(blob), dry_run, progress, hf=True))
+            snapshot = _hf_cached(source) if source.kind == "hf" else None
+            if snapshot is not None:
+                stamp = _hf_stamp(Path(os.path.realpath(snapshot)))
+                results.append(_recheck(entry, snapshot, stamp, _hf_repo_cache(source), dry_run, progress))
     for own in sorted(_own_files()):
         if own not in known:
             results.append(CacheCheck(own, "unknown"))
@@ -837,24 +735,22 @@ def _own_files() -> Iterator[Path]:
             yield path
 
 
-def _hf_cached(source: Source) -> str | None:
-    from huggingface_hub import try_to_load_from_cache
-
-    found = try_to_load_from_cache(str(source.repo_id), str(source.filename), revision=source.revision)
-    return found if isinstance(found, str) else None
-
-
-def _recheck(entry: WeightsEntry, path: Path, stamp: Path, dry_run: bool, progress: bool, *, hf: bool) -> CacheCheck:
-    target = Path(os.path.realpath(path)) if hf else path
+def _recheck(entry: WeightsEntry, path: Path, stamp: Path, root: Path, dry_run: bool, progress: bool) -> CacheCheck:
+    target = Path(os.path.realpath(path))
     size, digest = hash_file(target, progress=progress, desc=f"verify {entry.spec}")
     problem = _check_digest(entry, size, digest)
     if problem is None:
         _write_stamp(target, stamp, digest)
         return CacheCheck(path, "ok", entry.spec)
+    removed = False
     if not dry_run:
-        target.unlink(missing_ok=True)
         stamp.unlink(missing_ok=True)
-        if path.is_symlink():
-            path.unlink()
-        logger.warning("%s: %s failed verification (%s); removed", entry.spec, path, problem)
-    return CacheCheck(path, "bad", entry.spec, problem, removed=not dry_run)
+        removed = _discard(path, root)
+        logger.warning(
+            "%s: %s failed verification (%s); %s",
+            entry.spec,
+            path,
+            problem,
+            "removed" if removed else "left in place: outside the cache",
+        )
+    return CacheCheck(path, "bad", entry.spec, problem, removed=removed)

@@ -122,7 +122,8 @@ def _is_path(pretrained: Any) -> bool:
 
 def _resolve_weights(variant: str, pretrained: Any, cfg: dict[str, Any]) -> dict[str, torch.Tensor]:
     """Find, verify and read the weights: a file, a Hub repo (timm's ``hf-hub:`` route) or a manifest tag."""
-    from ..hub.fetch import fetch_weights, load_state_dict
+    from ..hub.fetch import fetch_weights
+    from ..hub.weights_file import load_state_dict
 
     if _is_path(pretrained):
         path = Path(pretrained)
@@ -139,8 +140,9 @@ def _resolve_weights(variant: str, pretrained: Any, cfg: dict[str, Any]) -> dict
 
 def _load_hf_hub(repo_id: str, filename: str) -> dict[str, torch.Tensor]:
     """A Hub repo the manifest knows is fetched at its pinned commit and sha256-verified; others as timm would."""
-    from ..hub.fetch import fetch, load_state_dict
+    from ..hub.fetch import fetch
     from ..hub.manifest import load_manifest
+    from ..hub.weights_file import load_state_dict
 
     for entry in load_manifest().entries():
         if any(src.kind == "hf" and src.repo_id == repo_id for src in entry.sources):
