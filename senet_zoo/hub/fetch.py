@@ -104,7 +104,7 @@ class DownloadSettings:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            _setting(f"DownloadSettings.{f.name}", value, type(value), f.name in _MAY_BE_ZERO)
+            checked_setting(f"DownloadSettings.{f.name}", value, type(value), may_be_zero=f.name in _MAY_BE_ZERO)
 
     @classmethod
     def from_env(cls) -> DownloadSettings:
@@ -112,7 +112,9 @@ class DownloadSettings:
         values: dict[str, Any] = {}
         for name, var in cls._ENV.items():
             if raw := os.environ.get(var, "").strip():
-                values[name] = _setting(f"${var}", raw, type(getattr(cls, name)), name in _MAY_BE_ZERO)
+                values[name] = checked_setting(
+                    f"${var}", raw, type(getattr(cls, name)), may_be_zero=name in _MAY_BE_ZERO
+                )
         return cls(**values)
 
     def delay(self, attempt: int) -> float:
@@ -123,7 +125,7 @@ class DownloadSettings:
 _MAY_BE_ZERO = ("retries", "backoff_s", "max_backoff_s", "max_redirects")
 
 
-def _setting(label: str, raw: Any, kind: type, may_be_zero: bool) -> Any:
+def checked_setting(label: str, raw: Any, kind: type = float, *, may_be_zero: bool = False) -> Any:
     """``raw`` as a ``kind``, finite and > 0 (>= 0 when ``may_be_zero``), else a one-line error naming ``label``."""
     try:
         value = kind(raw)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .._files import hash_file
+from .fetch import checked_setting
 from .manifest import check_repo_id, load_manifest, record_published, resolve_manifest_path
 from .redact import RedactingFilter, redact
 
@@ -120,7 +121,8 @@ def publish(
     token = token or get_token()
     if not token:
         raise PublishError("no Hugging Face token: set HF_TOKEN or log in with `hf auth login`")
-    timeout_s = timeout_s if timeout_s is not None else float(os.environ.get(TIMEOUT_ENV) or 60.0)
+    if timeout_s is None:
+        timeout_s = checked_setting(f"${TIMEOUT_ENV}", os.environ.get(TIMEOUT_ENV) or 60.0)
     api = HfApi(token=token)
     operations = [CommitOperationAdd(path_in_repo=f.path_in_repo, path_or_fileobj=str(f.local_path)) for f in files]
     try:
