@@ -3,10 +3,10 @@
 Cheap to import: ``requests``, ``huggingface_hub`` and ``torch`` are imported only when a function needs them.
 """
 
+from .download import DownloadFailed, DownloadSettings, download
 from .fetch import (
     CacheCheck,
     DownloadError,
-    DownloadSettings,
     WeightsNotAvailableError,
     fetch,
     fetch_weights,
@@ -33,6 +33,7 @@ from .weights_file import load_state_dict
 __all__ = [
     "CacheCheck",
     "DownloadError",
+    "DownloadFailed",
     "DownloadSettings",
     "Manifest",
     "ManifestError",
@@ -46,6 +47,7 @@ __all__ = [
     "WeightsEntry",
     "WeightsNotAvailableError",
     "check_repo_id",
+    "download",
     "fetch",
     "fetch_weights",
     "load_manifest",

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .._files import hash_file
-from .fetch import checked_setting
+from .download import checked_setting
 from .manifest import check_repo_id, load_manifest, record_published, resolve_manifest_path
 from .redact import RedactingFilter, redact
 
