@@ -345,10 +345,9 @@ def _copy_body(raw: Any, state: _PartialFile, clock: _Clock) -> None:
     from urllib3.exceptions import HTTPError as Urllib3Error
     from urllib3.exceptions import ReadTimeoutError
 
-    read = raw.read1 if hasattr(raw, "read1") else raw.read  # read1 needs urllib3 >= 2
     clock.start_window(state.offset)
     try:
-        while chunk := read(_CHUNK, decode_content=False):
+        while chunk := raw.read1(_CHUNK, decode_content=False):
             state.write(chunk)
             clock.progress(state.offset)
     except (Urllib3Error, OSError) as exc:
