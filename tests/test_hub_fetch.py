@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from hub_fixtures import BARE_HUB_IMPORT, clean_env, entry, manifest_dict, url_source, write_manifest
-from hub_server import FileServer
+from support.hub_fixtures import BARE_HUB_IMPORT, clean_env, entry, manifest_dict, url_source, write_manifest
+from support.hub_server import FileServer
 
 from senet_zoo.hub.fetch import (
     DownloadError,

@@ -13,8 +13,16 @@ import time
 from pathlib import Path
 
 import pytest
-from hub_fixtures import BARE_HUB_IMPORT, clean_env, entry, manifest_dict, run_python, url_source, write_manifest
-from hub_server import FileServer, gzip_bomb
+from support.hub_fixtures import (
+    BARE_HUB_IMPORT,
+    clean_env,
+    entry,
+    manifest_dict,
+    run_python,
+    url_source,
+    write_manifest,
+)
+from support.hub_server import FileServer, gzip_bomb
 
 from senet_zoo.hub.fetch import (
     DownloadError,

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hub_fixtures import (
+from support.hub_fixtures import (
     BARE_HUB_IMPORT,
     CAFFEMODEL_SHA256,
     clean_env,
@@ -20,7 +20,7 @@ from hub_fixtures import (
     url_source,
     write_manifest,
 )
-from hub_server import FileServer, HubEmulator
+from support.hub_server import FileServer, HubEmulator
 
 from senet_zoo.hub.manifest import load_manifest
 from senet_zoo.hub.publish import PublishError, publish

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hub_fixtures import (
+from support.hub_fixtures import (
     BARE_HUB_IMPORT,
     clean_env,
     hub_client_env,
@@ -18,7 +18,7 @@ from hub_fixtures import (
     publish_to_emulator,
     run_python,
 )
-from hub_server import HubEmulator
+from support.hub_server import HubEmulator
 
 from senet_zoo.convert.card import model_card
 from senet_zoo.hub.manifest import load_manifest

@@ -23,9 +23,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import IO, Any
 
-from tqdm.auto import tqdm
-
-from .._files import WritebackWriter, hash_file
+from .._files import WritebackWriter, byte_bar, hash_file
 from .redact import RedactingFilter, redact
 
 logger = logging.getLogger(__name__)
@@ -125,16 +123,7 @@ class _PartialFile:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o644)
         self.fh: IO[bytes] = os.fdopen(fd, "ab")
         self.out = WritebackWriter(self.fh)  # written back to disk as it arrives: the closing fsync is short
-        self.bar = tqdm(
-            total=size,
-            initial=self.offset,
-            desc=desc,
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
-            disable=not progress,
-            leave=False,
-        )
+        self.bar = byte_bar(size, desc, progress, initial=self.offset)
 
     def write(self, chunk: bytes) -> None:
         if self.offset + len(chunk) > self.limit:

@@ -268,35 +268,13 @@ class _Handler(BaseHTTPRequestHandler):
         owner, fault, path = self.owner, self.fault or "ok", urlsplit(self.path).path
         kind, _, arg = fault.partition(":")
         headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes", **headers}
+        if kind in ("gzip", "huge", "long", "drip", "stall"):
+            return self._send_bad_body(kind, arg, data, headers)
         if kind == "short":
             data = data[: int(arg)]
         elif kind == "corrupt":
             middle = len(data) // 2
             data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :]
-        elif kind in ("gzip", "huge", "long", "drip", "stall"):
-            self.close_connection = True
-            if kind == "gzip":
-                return self.send_bytes(200, gzip_bomb(), {**headers, "Content-Encoding": "gzip"})
-            if kind == "huge":
-                self.send_bytes(200, b"", {**headers, "Content-Length": str(10**12)})
-                return self.wfile.write(data) and None
-            if kind == "long":  # no Content-Length: the body ends when the connection closes
-                self.send_response(200)
-                self.end_headers()
-                return self.wfile.write(data + bytes(int(arg))) and None
-            self.send_bytes(200, b"", {**headers, "Content-Length": str(len(data))})
-            end, sent = time.monotonic() + owner.hold_s, int(arg) if kind == "stall" else 0
-            self.wfile.write(data[:sent])
-            while kind == "drip" and sent < len(data) and time.monotonic() < end and not owner.stopped.wait(float(arg)):
-                try:
-                    self.wfile.write(data[sent : sent + 1])
-                    self.wfile.flush()
-                    sent += 1
-                except OSError:  # the client gave up
-                    return
-            self.wfile.flush()
-            owner.stopped.wait(max(0.0, end - time.monotonic()) if kind == "stall" else 0)
-            return
         start, status = 0, 200
         match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
         if match:
@@ -325,6 +303,33 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with owner._lock:
             owner.complete[path] += 1
+
+    def _send_bad_body(self, kind: str, arg: str, data: bytes, headers: dict[str, str]) -> None:
+        """The faults that misbehave in the body: a gzip bomb, a lying length, a drip, a stall."""
+        owner = self.owner
+        self.close_connection = True
+        if kind == "gzip":
+            return self.send_bytes(200, gzip_bomb(), {**headers, "Content-Encoding": "gzip"})
+        if kind == "huge":
+            self.send_bytes(200, b"", {**headers, "Content-Length": str(10**12)})
+            return self.wfile.write(data) and None
+        if kind == "long":  # no Content-Length: the body ends when the connection closes
+            self.send_response(200)
+            self.end_headers()
+            return self.wfile.write(data + bytes(int(arg))) and None
+        self.send_bytes(200, b"", {**headers, "Content-Length": str(len(data))})
+        end, sent = time.monotonic() + owner.hold_s, int(arg) if kind == "stall" else 0
+        self.wfile.write(data[:sent])
+        while kind == "drip" and sent < len(data) and time.monotonic() < end and not owner.stopped.wait(float(arg)):
+            try:
+                self.wfile.write(data[sent : sent + 1])
+                self.wfile.flush()
+                sent += 1
+            except OSError:  # the client gave up
+                return
+        self.wfile.flush()
+        owner.stopped.wait(max(0.0, end - time.monotonic()) if kind == "stall" else 0)
+        return
 
 
 class FileServer(LoopbackServer):

@@ -37,12 +37,14 @@ from pathlib import Path
 from typing import Any
 
 from .._files import hash_file, write_text_atomic
-from ..catalog import CATALOG as RELEASES
+from ..catalog import CATALOG
 from ..convert.card import write_card
-from ..convert.converter import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, convert, load_caffe
-from ..preprocessing import eval_transform
-from .manifest import load_manifest, record_published, resolve_manifest_path, update_entry
-from .publish import publish
+from ..convert.converter import convert
+from ..convert.report import CARD_FILE, CONFIG_FILE, CONVERTER_VERSION, WEIGHTS_FILE
+from ..convert.source import load_caffe
+from ..hub.manifest import load_manifest, record_published, resolve_manifest_path, update_entry
+from ..hub.publish import publish
+from ..preprocessing import cfg_eval_transform
 
 __all__ = ["TAG", "STATE_FILE", "Found", "ModelResult", "ReleaseReport", "ReleaseError", "find_releases", "release"]
 
@@ -264,10 +266,10 @@ def release(
 
 def _requested(only: Sequence[str] | None) -> list[str]:
     if not only:
-        return list(RELEASES)
-    unknown = [n for n in only if n not in RELEASES]
+        return list(CATALOG)
+    unknown = [n for n in only if n not in CATALOG]
     if unknown:
-        raise ReleaseError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(RELEASES)}")
+        raise ReleaseError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(CATALOG)}")
     return list(dict.fromkeys(only))
 
 
@@ -440,7 +442,7 @@ def evaluate_folder(
     folder = Path(folder)
     config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
     labels: list[str] = config["label_names"]
-    dataset = ImageFolder(str(val_dir), transform=eval_transform(config["pretrained_cfg"]))
+    dataset = ImageFolder(str(val_dir), transform=cfg_eval_transform(config["pretrained_cfg"]))
     unknown = [c for c in dataset.classes if c not in labels]
     if unknown:
         raise ValueError(f"{val_dir}: class folders {unknown[:3]} are not ImageNet WNIDs of these weights")
@@ -538,7 +540,6 @@ def _write_manifest(
 
 
 def _converter_version() -> str:
-    from ..convert.converter import CONVERTER_VERSION
 
     return str(CONVERTER_VERSION)
 
