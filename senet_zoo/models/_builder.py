@@ -153,7 +153,8 @@ def _source(variant: str, pretrained: Any, cfg: dict[str, Any]) -> Any:
 
 def _state_dict(source: Any) -> dict[str, torch.Tensor]:
     """The source's tensors: a manifest entry is fetched (pinned, sha256-verified), a file is read."""
-    from ..hub.fetch import fetch, load_state_dict
+    from ..hub.fetch import fetch
+    from ..hub.weights_file import load_state_dict
 
     return load_state_dict(fetch(source.entry) if source.kind == "tag" else source.file)
 
