@@ -187,7 +187,9 @@ def test_fetch_weights_and_cli(
         main(["fetch", "se_resnet50.caffe_in1k", "--manifest", str(tmp_path / "manifest.json"), "--no-progress"]) == 0
     )
     assert capsys.readouterr().out.strip() == str(path)
-    assert main(["fetch", "se_resnet50.in22k", "--manifest", str(tmp_path / "manifest.json")]) == 1
+    assert (
+        main(["fetch", "se_resnet50.in22k", "--manifest", str(tmp_path / "manifest.json")]) == 2
+    )  # an unknown tag is bad input (exit-code convention)
     assert "known tags: caffe_in1k" in capsys.readouterr().err
 
 

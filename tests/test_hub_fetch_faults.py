@@ -407,7 +407,9 @@ def test_bad_download_settings_are_one_line_errors_naming_the_variable(
     _entry(tmp_path, ["http://127.0.0.1:1/w.safetensors"])
     from senet_zoo.cli import main
 
-    assert main(["fetch", "se_resnet50", "--manifest", str(tmp_path / "manifest.json"), "--no-progress"]) == 1
+    assert (
+        main(["fetch", "se_resnet50", "--manifest", str(tmp_path / "manifest.json"), "--no-progress"]) == 2
+    )  # a bad setting is bad input (exit-code convention)
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and f"${variable} must be a finite" in err and "Traceback" not in err
 
