@@ -293,11 +293,18 @@ def _base_cfg(variant: str, source: Any, given: dict[str, Any]) -> dict[str, Any
     they record (preprocessing, classes, labels) over the architecture's defaults; without weights the
     tag the caller named (timm passes its default tag's) or else the architecture's defaults.
     """
-    if source is None:
-        return pretrained_cfg_for(variant, given.get("tag"))
-    if source.kind == "tag":
+    if source is not None and source.kind == "tag":
         return pretrained_cfg_for(variant, source.tag)
-    return {**pretrained_cfg_for(variant), **source.cfg_overlay()}
+    tag = given.get("tag")  # a tag the caller named (timm: "name.tag") keeps its preprocessing
+    base = pretrained_cfg_for(variant, tag) if tag and _is_manifest_tag(variant, tag) else pretrained_cfg_for(variant)
+    return base if source is None else {**base, **source.cfg_overlay()}
+
+
+def _is_manifest_tag(variant: str, tag: str) -> bool:
+    from ..hub.manifest import load_manifest
+
+    manifest = load_manifest()
+    return variant in manifest.names() and tag in manifest.tags(variant)
 
 
 def create(model_cls: type[nn.Module], name: str, pretrained: Any = False, **kwargs: Any) -> nn.Module:
