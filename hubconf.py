@@ -26,9 +26,16 @@ def _entrypoint(name):
         return _senet_zoo.create_model(name, pretrained=pretrained, **kwargs)
 
     entrypoint.__name__ = entrypoint.__qualname__ = name
+    side = facts.input_size
+    reported = (
+        f"{facts.top1_acc:.2f}% top-1, {facts.top5_acc:.2f}% top-5 on ImageNet"
+        if facts.top1_acc is not None
+        else "no reported ImageNet accuracy"
+    )
+    where = "Caffe release" if facts.is_caffe_release else "paper, no released weights"
     entrypoint.__doc__ = (
-        f"{facts.display_name} ({facts.params / 1e6:.2f}M parameters, {facts.gmacs:.2f} GMACs at 224×224; "
-        f"Caffe release: {facts.top1_acc:.2f}% top-1, {facts.top5_acc:.2f}% top-5 on ImageNet).\n\n"
+        f"{facts.display_name} ({facts.params / 1e6:.2f}M parameters, {facts.gmacs:.2f} GMACs at {side}×{side}; "
+        f"{where}: {reported}).\n\n"
         f"    weights: None, 'DEFAULT', a weights tag or a senet_zoo.Weights "
         f"(senet_zoo.list_weights({name!r}) lists them).\n"
         f"    pretrained: False, True (default weights), a weights tag, or a path to a .safetensors file.\n"

@@ -14,6 +14,10 @@ noisy, the ratio measured in the same run is what counts. ``--omp-wait-policy PA
 what ``senet-zoo --passive-openmp`` gives (by default the runs keep OpenMP's own spinning default).
 
     python scripts/finetune_digits.py [--work DIR] [--contention] [--epochs 4]
+    python scripts/finetune_digits.py --model se_inception_v3          # at its smallest input, 75×75
+
+``--model`` picks the network (default se_resnet50); ``--img-size`` defaults to the smallest input
+the network accepts (32 for the ResNet family, 75 for the Inception-v3 / Inception-ResNet-v2 stems).
 
 Exit status 1 when a target is missed.
 """
@@ -33,6 +37,9 @@ from senet_zoo.finetune.metrics import read_metrics_csv
 from senet_zoo.finetune.synthetic import make_digits_folder
 
 WAIT_POLICY: str | None = None  # --omp-wait-policy
+MODEL, IMG_SIZE = "se_resnet50", 32  # --model, --img-size
+# The smallest input each network accepts (valid-padded Inception stems and reductions); others: 32.
+SMALLEST_INPUT = {"se_inception_resnet_v2": 75, "se_inception_v3": 75}
 
 
 def finetune(data: Path, out: Path, epochs: int, *extra: str) -> tuple[dict, list[dict]]:
@@ -40,8 +47,8 @@ def finetune(data: Path, out: Path, epochs: int, *extra: str) -> tuple[dict, lis
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
     if WAIT_POLICY is not None:
         env["OMP_WAIT_POLICY"] = WAIT_POLICY
-    cmd = [sys.executable, "-m", "senet_zoo.cli", "finetune", "--model", "se_resnet50", "--pretrained", "none"]
-    cmd += ["--data", str(data), "--out", str(out), "--img-size", "32", "--epochs", str(epochs), "--json"]
+    cmd = [sys.executable, "-m", "senet_zoo.cli", "finetune", "--model", MODEL, "--pretrained", "none"]
+    cmd += ["--data", str(data), "--out", str(out), "--img-size", str(IMG_SIZE), "--epochs", str(epochs), "--json"]
     cmd += ["--no-progress", *extra]
     print(f"$ {' '.join(cmd[1:])}   (load average {os.getloadavg()[0]:.1f})", flush=True)
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env, check=False)
@@ -53,6 +60,8 @@ def finetune(data: Path, out: Path, epochs: int, *extra: str) -> tuple[dict, lis
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, help="working folder (default: a temporary one)")
+    parser.add_argument("--model", default="se_resnet50", help="the network to fine-tune (default se_resnet50)")
+    parser.add_argument("--img-size", type=int, help="input side (default: the smallest the network accepts)")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--target", type=float, default=90.0, help="val top-1 (%%) to reach")
     parser.add_argument("--contention", action="store_true", help="also measure alone vs next to a busy process")
@@ -65,8 +74,9 @@ def main() -> int:
         "PASSIVE is what `senet-zoo --passive-openmp` sets",
     )
     args = parser.parse_args()
-    global WAIT_POLICY
+    global WAIT_POLICY, MODEL, IMG_SIZE
     WAIT_POLICY = args.omp_wait_policy
+    MODEL, IMG_SIZE = args.model, args.img_size or SMALLEST_INPUT.get(args.model, 32)
     work = args.work or Path(tempfile.mkdtemp(prefix="digits-"))
     data = work / "digits"
     if not data.exists():
@@ -79,7 +89,7 @@ def main() -> int:
         best = summary["best"]["val_top1"]
         mean_time = sum(r["epoch_time_s"] for r in rows) / len(rows)
         print(
-            f"RESULT digits: best val top-1 {best:.2f}% within {args.epochs} epochs "
+            f"RESULT digits {MODEL} at {IMG_SIZE}×{IMG_SIZE}: best val top-1 {best:.2f}% within {args.epochs} epochs "
             f"(target >= {args.target}%), {mean_time:.1f} s/epoch, threads {summary['threads']}, "
             f"workers {summary['workers']}, augmentation {summary['augmentation']['preset']}"
         )

@@ -64,8 +64,8 @@ def _list(args: argparse.Namespace) -> int:
                 name,
                 f"{info['params'] / 1e6:.2f}",
                 f"{info['gmacs']:.2f}",
-                f"{info['top1_acc']:.2f}",
-                f"{info['top5_acc']:.2f}",
+                "-" if info["top1_acc"] is None else f"{info['top1_acc']:.2f}",
+                "-" if info["top5_acc"] is None else f"{info['top5_acc']:.2f}",
                 info["timm_name"],
                 _weights_column(name),
             )
@@ -73,7 +73,10 @@ def _list(args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-    print("top-1/top-5: ImageNet val accuracy (%) reported for the Caffe release, single 224 crop.")
+    print(
+        "top-1/top-5: ImageNet val accuracy (%) reported for the Caffe release (single 224 crop), or by the paper "
+        "for the family beyond it (marked in `info`; '-': not reported); GMACs at each network's input size."
+    )
     return 0
 
 

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import torch
+from timm.layers import BatchNormAct2d, ConvNormAct
 from torch import nn
 from torch.nn import functional as F
 
@@ -270,6 +271,7 @@ class FusedBottleneck(_InferenceOnly):
         self.conv2 = ConvAct(fold(block.conv2, block.bn2), relu=True)
         self.conv3 = ConvAct(fold(block.conv3, block.bn3), relu=False)
         self.downsample = None if block.downsample is None else _fuse(block.downsample, fold)
+        assert block.se_module is not None  # _fuse sends only standard SE blocks here
         self.se = FusedSE(block.se_module)
 
     def _early_gate(self, h: torch.Tensor) -> torch.Tensor | None:
@@ -327,6 +329,33 @@ def _fold_conv_bn_relu(m: ConvBnReLU, fold: _Fold) -> ConvAct:
     return ConvAct(fold(m.conv, m.bn), relu=True)
 
 
+def _fold_conv_norm_act(m: ConvNormAct, fold: _Fold) -> nn.Module | None:
+    """timm's ConvNormAct (the Inception families' conv → BN → ReLU) as a :class:`ConvAct`; None if not plain."""
+    bn, aa = m.bn, getattr(m, "aa", None)
+    plain = (
+        isinstance(bn, BatchNormAct2d)
+        and isinstance(bn.drop, nn.Identity)
+        and (aa is None or isinstance(aa, nn.Identity))
+    )
+    if not plain or not isinstance(bn.act, (nn.ReLU, nn.Identity)):
+        return None
+    return ConvAct(fold(m.conv, bn), relu=isinstance(bn.act, nn.ReLU))
+
+
+def _fold_bottleneck(block: SEBottleneck, fold: _Fold) -> nn.Module:
+    """An :class:`SEBottleneck` ablation (``se_position`` other than standard, or no SE) with BN folded.
+
+    A copy of the block whose convolutions carry their BatchNorm (now ``Identity``) and whose SE block is
+    fused: its own forward then computes the same function.
+    """
+    clone = copy.copy(block)
+    modules = {name: None if child is None else _fuse(child, fold) for name, child in block._modules.items()}
+    for i, conv, bn in ((1, block.conv1, block.bn1), (2, block.conv2, block.bn2), (3, block.conv3, block.bn3)):
+        modules[f"conv{i}"], modules[f"bn{i}"] = fold(conv, bn), nn.Identity()
+    clone._modules = modules
+    return clone
+
+
 def _fold_sequential(seq: nn.Sequential, fold: _Fold) -> nn.Sequential:
     """Fold each Conv2d→BatchNorm2d(→ReLU) run of a Sequential into a :class:`ConvAct`; keep the rest."""
     mods = list(seq.named_children())
@@ -349,11 +378,15 @@ def _fuse(module: nn.Module, fold: _Fold) -> nn.Module:
     """The fused counterpart of ``module``, sharing no module or tensor with it (so that training the
     source later leaves the fused model alone); containers are rebuilt with their children fused."""
     if isinstance(module, SEBottleneck):
-        return FusedBottleneck(module, fold)
+        if module.se_module is not None and module.se_position == "standard":
+            return FusedBottleneck(module, fold)
+        return _fold_bottleneck(module, fold)
     if isinstance(module, InceptionBlock):
         return FusedInceptionBlock(module, fold)
     if isinstance(module, ConvBnReLU):
         return _fold_conv_bn_relu(module, fold)
+    if isinstance(module, ConvNormAct) and (folded := _fold_conv_norm_act(module, fold)) is not None:
+        return folded
     if isinstance(module, SEModule):
         return FusedSE(module)
     if isinstance(module, nn.Sequential):

@@ -68,36 +68,47 @@ def create_model(
     """
     from .resolve import resolve_pretrained
 
-    arch, source = resolve_pretrained(name, pretrained)
+    source: Any
+    overlay_file = (kwargs.get("pretrained_cfg_overlay") or {}).get("file")
+    if overlay_file and isinstance(pretrained, str) and pretrained and not split_name(name)[1]:
+        # timm's spelling of "this tag's weights, from this local file" (e.g. pretrained="backbone"):
+        # the builder reads the file and applies the tag's loading rules
+        arch, source = get_spec(name).name, pretrained
+    else:
+        arch, source = resolve_pretrained(name, pretrained)
     tag = split_name(name)[1] if source is None else None
     if tag is not None:  # no weights; the named tag's config (preprocessing)
         kwargs.setdefault("pretrained_cfg", tag)
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
-    from .models import senet
+    from .models._registration import family_module
 
-    entrypoint = getattr(senet, arch)
+    entrypoint = getattr(family_module(get_spec(arch)), arch)
     return entrypoint(pretrained=source or False, in_chans=in_chans, new_head=new_head, **kwargs)
 
 
 def model_info(name: str) -> dict[str, Any]:
-    """Parameter count, compute at 224×224, the Caffe release's reported accuracy, and the names elsewhere."""
+    """Parameter count, compute at the input size, the reported accuracy (Caffe release or paper), names elsewhere."""
     m = get_spec(name)
-    return dict(
+    info: dict[str, Any] = dict(
         name=m.name,
         params=m.params,
         gmacs=m.gmacs,
         gflops=round(2 * m.gmacs, 4),
+        input_size=m.input_size,
         top1_err=m.top1_err,
         top5_err=m.top5_err,
         top1_acc=m.top1_acc,
         top5_acc=m.top5_acc,
         caffe_model=m.display_name,
         caffe_net=m.caffe_name,
-        source=SOURCE,
+        source=m.accuracy_source if not m.is_caffe_release else SOURCE,
         timm_name=m.timm_name,
         timm_legacy=m.timm_legacy,
     )
+    if not m.is_caffe_release:
+        info.update(backbone=m.backbone, paper_gmacs=m.paper_gmacs, paper_params=m.paper_params, note=m.paper_note)
+    return info
 
 
 def register_with_timm() -> None:

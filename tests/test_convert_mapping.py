@@ -10,7 +10,7 @@ from support.convert_helpers import caffemodel, tensors
 import senet_zoo.models as models
 from senet_zoo.caffe.executor import param_shapes
 from senet_zoo.caffe.synth import ARCHS, synth_net
-from senet_zoo.catalog import CATALOG
+from senet_zoo.catalog import CAFFE_RELEASES
 from senet_zoo.convert import convert
 from senet_zoo.convert.classes import caffe_to_sorted_index, caffe_wnids, sorted_row_order, sorted_wnids
 from senet_zoo.convert.detect import detect_architecture
@@ -89,7 +89,7 @@ def test_detection_of_reduced_nets_and_misleading_names() -> None:
 
 
 def test_registry_reports_the_release_table() -> None:
-    for arch, release in CATALOG.items():
+    for arch, release in CAFFE_RELEASES.items():
         info = model_info(arch)
         assert (info["top1_err"], info["top5_err"], info["timm_legacy"]) == (
             release.top1_err,

@@ -18,10 +18,11 @@ import senet_zoo
 from senet_zoo.hub.manifest import load_manifest
 
 ALL = MODEL_NAMES
+FAMILY = ["se_inception_resnet_v2", "se_inception_v3"]  # beyond the Caffe release (tests/test_family.py)
 
 
 def test_list_models() -> None:
-    assert senet_zoo.list_models() == sorted(ALL)
+    assert senet_zoo.list_models() == sorted(ALL + FAMILY)
     assert senet_zoo.list_models("se_resnext*") == ["se_resnext101_32x4d", "se_resnext50_32x4d"]
     assert senet_zoo.list_models("nothing*") == []
 
@@ -96,7 +97,7 @@ def test_hubconf_entry_points_are_listed_and_documented(repo_root: Path) -> None
     hubconf = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(hubconf)
     listed = [f for f in dir(hubconf) if callable(getattr(hubconf, f)) and not f.startswith("_")]
-    assert sorted(listed) == sorted(ALL)  # the same filter torch.hub.list applies
+    assert sorted(listed) == sorted(ALL + FAMILY)  # the same filter torch.hub.list applies
     assert set(hubconf.dependencies) >= {"torch", "timm", "safetensors"}
     doc = hubconf.se_resnet50.__doc__
     assert "SE-ResNet-50" in doc and "weights" in doc and "28.09M parameters" in doc

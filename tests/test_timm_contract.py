@@ -170,11 +170,12 @@ def test_grad_checkpointing_keeps_outputs_and_gradients(name: str) -> None:
     assert torch.allclose(grads[0][1], grads[1][1], rtol=1e-4, atol=1e-6)
 
 
-def test_registered_from_timms_senet_module() -> None:
+def test_registered_from_timms_family_modules() -> None:
     """timm picks the models of its intermediate-feature tests by the registering module's name."""
-    in_module = set(timm.list_models(module="senet"))
-    assert {m.timm_name for m in CATALOG.values()} <= in_module
-    assert "legacy_seresnet50" in in_module
+    for m in CATALOG.values():
+        assert m.timm_name in timm.list_models(module=m.family)
+    assert "legacy_seresnet50" in timm.list_models(module="senet")
+    assert {"se_inception_resnet_v2", "inception_resnet_v2"} <= set(timm.list_models(module="inception_resnet_v2"))
 
 
 def test_optimized_model_keeps_the_feature_api() -> None:

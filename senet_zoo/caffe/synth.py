@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..catalog import CATALOG
+from ..catalog import CAFFE_RELEASES
 from .executor import BN_SCALE_FACTOR, infer_shapes, random_blobs
 from .net import Layer, Net
 
@@ -45,7 +45,7 @@ ARCHS: dict[str, CaffeArch] = {
     m.name: CaffeArch(
         m.caffe_name, m.block, m.layers, m.groups, m.stem, m.inplanes, m.downsample_kernel_size, m.drop_rate
     )
-    for m in CATALOG.values()
+    for m in CAFFE_RELEASES.values()
 }
 
 # SE-BN-Inception modules: (id, 1x1, 3x3_reduce, 3x3, double3x3_reduce, double3x3, pool, pool_proj);

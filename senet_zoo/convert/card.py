@@ -20,7 +20,7 @@ from typing import Any
 from .._files import write_text_atomic
 from .._version import __version__
 from ..caffe.synth import ARCHS
-from ..catalog import CATALOG
+from ..catalog import CAFFE_RELEASES
 from .classes import sorted_wnids, wnid_lemmas
 from .report import ConversionReport
 
@@ -120,14 +120,14 @@ def release_claim(config: dict[str, Any], release_sha256: frozenset[str] | None 
     """
     zoo = config.get("senet_zoo") or {}
     arch = zoo.get("name")
-    if arch not in CATALOG:
+    if arch not in CAFFE_RELEASES:
         return f"{arch!r} is not one of the SENet releases"
     if not zoo.get("verification"):
         return "the conversion was not verified against the Caffe graph (--no-verify)"
     if config.get("model_args") or config.get("num_classes") != 1000:
         return "the network is not the release's full architecture with 1000 classes"
     digest = (zoo.get("source") or {}).get("sha256")
-    known = CATALOG[arch].caffemodel_sha256 if release_sha256 is None else release_sha256
+    known = CAFFE_RELEASES[arch].caffemodel_sha256 if release_sha256 is None else release_sha256
     if digest not in known:
         return (
             f"the source caffemodel (sha256 {digest}) is not a recorded digest of the authors' "
@@ -146,7 +146,7 @@ def card_claims_accuracy(card_text: str) -> bool:
 def _front_matter(name: str, arch: str, claimed: bool) -> str:
     from huggingface_hub import EvalResult, ModelCardData
 
-    release = CATALOG[arch]
+    release = CAFFE_RELEASES[arch]
     results = [
         EvalResult(
             task_type="image-classification",
@@ -231,7 +231,7 @@ def model_card(
         else f"from a caffemodel with the layout of the authors' release (`{zoo['source']['file']}`, see Provenance)"
     )
     arch, caffe_name = zoo["name"], zoo["caffe_name"]
-    release = CATALOG[arch]
+    release = CAFFE_RELEASES[arch]
     name = f"{arch}.{zoo['tag']}"
     timm_legacy = release.timm_legacy
     hub = f"hf-hub:{repo_id}" if repo_id else None

@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from .._files import byte_bar, sha256_file
 from .._version import __version__
 from ..caffe.synth import ARCHS
-from ..catalog import CATALOG
+from ..catalog import CAFFE_RELEASES
 from .card import build_config, write_card, write_config
 from .classes import sorted_row_order
 from .mapping import FAMILY_RULES, TORCH_BN_EPS, PlannedTensor, plan_tensors
@@ -244,7 +244,7 @@ def convert(
             source_hash.cancel()
             raise
         det = source.detection
-        release = CATALOG[det.arch]
+        release = CAFFE_RELEASES[det.arch]
         suspicious: list[str] = []
         for layer in sorted({t.layer for t in plan if t.kind == "bn_mean"}):
             suspicious += check_bn(str(caffemodel), layer, source.blobs[layer])

@@ -30,11 +30,23 @@ def add_trained_model_options(p: argparse.ArgumentParser, data_help: str) -> Non
 def add_model_options(p: argparse.ArgumentParser) -> None:
     """Architecture options shared by the commands that build a model (the paper's SE ablation knobs)."""
     from ..models.se import GATES, SQUEEZE_OPS
+    from ..models.senet import SE_POSITIONS
 
     g = p.add_argument_group("architecture options (must match the weights' training)")
     g.add_argument("--se-reduction", type=int, help="SE reduction ratio r (default 16)")
     g.add_argument("--se-squeeze", choices=SQUEEZE_OPS, help="SE squeeze operator (default avg)")
     g.add_argument("--se-gate", choices=tuple(GATES), help="SE excitation gate (default sigmoid)")
+    g.add_argument(
+        "--se-stages",
+        type=_stages,
+        metavar="N,N",
+        help="ResNet family: the stages (1-4) whose blocks get SE, e.g. '3,4' or 'none' (default all; paper §6.4)",
+    )
+    g.add_argument(
+        "--se-position",
+        choices=SE_POSITIONS,
+        help="ResNet family: where the SE block sits in each bottleneck (default standard; paper §6.5, Fig. 5)",
+    )
     g.add_argument("--in-chans", type=int, help="input channels (1: grayscale; pretrained conv1 is adapted)")
     g.add_argument("--drop-rate", type=float, help="dropout before the classifier")
     g.add_argument(
@@ -46,11 +58,25 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _stages(text: str) -> list[int]:
+    """``"3,4"`` → ``[3, 4]``; ``"none"`` → ``[]`` (argparse type of ``--se-stages``)."""
+    if text.strip().lower() == "none":
+        return []
+    try:
+        stages = sorted({int(part) for part in text.split(",")})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected stage numbers like '3,4' or 'none', got {text!r}") from None
+    if not set(stages) <= {1, 2, 3, 4}:
+        raise argparse.ArgumentTypeError(f"stages are 1 to 4, got {text!r}")
+    return stages
+
+
 def model_kwargs_from(args: argparse.Namespace) -> dict[str, Any]:
     """The architecture options given on the command line (unset ones are left to the model/checkpoint)."""
     if not isinstance(args.model_kwargs, dict):
         raise ValueError(f"--model-kwargs must be a JSON object, got {args.model_kwargs!r}")
-    given = {k: getattr(args, k) for k in ("se_reduction", "se_squeeze", "se_gate", "in_chans", "drop_rate")}
+    names = ("se_reduction", "se_squeeze", "se_gate", "se_stages", "se_position", "in_chans", "drop_rate")
+    given = {k: getattr(args, k, None) for k in names}
     return {**args.model_kwargs, **{k: v for k, v in given.items() if v is not None}}
 
 

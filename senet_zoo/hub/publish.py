@@ -25,12 +25,13 @@ import json
 import logging
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .._files import hash_file
-from .hf_client import configured_hub_client
+from .download import checked_setting
 from .manifest import check_repo_id, load_manifest, record_published, resolve_manifest_path
 from .redact import RedactingFilter, redact
 
@@ -126,7 +127,8 @@ def publish(
     token = token or get_token()
     if not token:
         raise PublishError("no Hugging Face token: set HF_TOKEN or log in with `hf auth login`")
-    timeout_s = timeout_s if timeout_s is not None else float(os.environ.get(TIMEOUT_ENV) or 60.0)
+    if timeout_s is None:
+        timeout_s = checked_setting(f"${TIMEOUT_ENV}", os.environ.get(TIMEOUT_ENV) or 60.0)
     api = HfApi(token=token)
     operations = [CommitOperationAdd(path_in_repo=f.path_in_repo, path_or_fileobj=str(f.local_path)) for f in files]
     try:
@@ -162,14 +164,19 @@ def publish(
     return PublishResult(repo_id, name, tag, files, revision, created, manifest_real, False, card)
 
 
-def _hub_timeout(seconds: float) -> contextlib.AbstractContextManager[None]:
-    """Give every request huggingface_hub makes a timeout (its shared client has none), then restore the
-    client factory that was there (a user's own configuration stays)."""
+@contextlib.contextmanager
+def _hub_timeout(seconds: float) -> Iterator[None]:
+    """Give every request huggingface_hub makes a timeout (its shared client has none) for the length of the
+    block, through the public ``get_session()``; the client's own timeout is put back afterwards."""
+    from huggingface_hub import get_session
 
-    def configure(client: Any) -> None:
-        client.timeout = seconds
-
-    return configured_hub_client(configure)
+    session = get_session()
+    previous = session.timeout
+    session.timeout = seconds
+    try:
+        yield
+    finally:
+        session.timeout = previous
 
 
 def _cause(exc: BaseException, timeout_s: float) -> str:

@@ -8,13 +8,20 @@ views of it unless misaligned (copied once, see :func:`_aligned`). The weights' 
 ``num_classes`` follows :func:`_head`; another ``in_chans`` adapts the first convolution.
 The pretrained config of ``name.tag`` is the model's facts (:mod:`senet_zoo.catalog`) plus the
 preprocessing, license and sources of that tag in the weights manifest.
+
+``pretrained="backbone"`` (the weights tag :data:`BACKBONE_TAG`, for networks whose catalog entry names a
+``backbone``) loads the state dict of the non-SE timm network: every non-SE tensor must come from it and
+only SE tensors may be missing; the SE blocks then start open (:meth:`SEModule.open_gate_`), so the model
+computes what the backbone computes. A family plugs in by building its SE blocks as :class:`SEModule`
+submodules and, when its keys differ from the timm backbone's, giving its model class a static method
+``backbone_state_dict(state_dict) -> state_dict`` that renames the backbone's keys to its own.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +33,24 @@ from timm.models._manipulate import adapt_input_conv
 from torch import nn
 
 from ..catalog import CATALOG, PAPER
+from .se import SEModule
 
-__all__ = ["create", "build_model", "pretrained_cfg_for", "init_weights", "load_weights"]
+__all__ = [
+    "create",
+    "build_model",
+    "pretrained_cfg_for",
+    "init_weights",
+    "load_weights",
+    "load_backbone",
+    "se_keys",
+    "BACKBONE_TAG",
+]
 
 _logger = logging.getLogger(__name__)
 
 _ALIGNMENT = 64  # bytes: torch's CPU allocator's alignment
 _FEATURE_CLASSES = {"list": FeatureListNet, "dict": FeatureDictNet, "hook": FeatureHookNet, "getter": FeatureGetterNet}
+BACKBONE_TAG = "backbone"  # weights tag: the non-SE timm network's ImageNet weights, SE blocks opened
 
 
 def pretrained_cfg_for(name: str, tag: str | None = None, manifest: Any = None) -> dict[str, Any]:
@@ -43,14 +61,15 @@ def pretrained_cfg_for(name: str, tag: str | None = None, manifest: Any = None) 
     manifest's verified download).
     """
     facts = CATALOG[name]
+    side, pool = facts.input_size, facts.pool_size
     cfg: dict[str, Any] = dict(
         num_classes=1000,
-        input_size=(3, 224, 224),
-        pool_size=(7, 7),
-        crop_pct=0.875,
-        interpolation="bilinear",
-        mean=IMAGENET_DEFAULT_MEAN,  # timm's, for a network trained from scratch; tags bring their own
-        std=IMAGENET_DEFAULT_STD,
+        input_size=(3, side, side),
+        pool_size=(pool, pool),
+        crop_pct=facts.crop_pct,
+        interpolation=facts.interpolation,
+        mean=facts.mean or IMAGENET_DEFAULT_MEAN,  # timm's, for a network trained from scratch; tags bring theirs
+        std=facts.std or IMAGENET_DEFAULT_STD,
         first_conv=facts.first_conv,
         classifier=facts.classifier,
         license="apache-2.0",
@@ -134,7 +153,8 @@ def _source(variant: str, pretrained: Any, cfg: dict[str, Any]) -> Any:
 
 def _state_dict(source: Any) -> dict[str, torch.Tensor]:
     """The source's tensors: a manifest entry is fetched (pinned, sha256-verified), a file is read."""
-    from ..hub.fetch import fetch, load_state_dict
+    from ..hub.fetch import fetch
+    from ..hub.weights_file import load_state_dict
 
     return load_state_dict(fetch(source.entry) if source.kind == "tag" else source.file)
 
@@ -168,11 +188,44 @@ def _head(source: Any, kwargs: dict[str, Any], new_head: bool) -> bool:
     )
 
 
-def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], cfg: Mapping[str, Any]) -> None:
+def se_keys(model: nn.Module) -> set[str]:
+    """The state-dict keys of ``model``'s SE blocks (every :class:`SEModule`'s parameters)."""
+    return {
+        f"{name}.{key}" if name else key
+        for name, module in model.named_modules()
+        if isinstance(module, SEModule)
+        for key in module.state_dict()
+    }
+
+
+def load_backbone(model: nn.Module, state_dict: dict[str, torch.Tensor], cfg: Mapping[str, Any]) -> None:
+    """Load a non-SE backbone's weights into every non-SE tensor of ``model``; open its SE blocks.
+
+    The backbone's keys go through the model class's ``backbone_state_dict`` when it has one. Strict:
+    the weights must not hold SE tensors (then they are not a backbone's), and every tensor they lack
+    must be an SE tensor (or the classifier, when its size differs, as in :func:`load_weights`).
+    """
+    remap = getattr(type(model), "backbone_state_dict", None)
+    state_dict = dict(remap(state_dict) if remap is not None else state_dict)
+    new = se_keys(model)
+    if not new:
+        raise ValueError(f"{type(model).__name__} has no SE blocks: load its weights without the backbone tag")
+    present = sorted(new & set(state_dict))
+    if present:
+        raise ValueError(f"these weights already hold SE tensors ({', '.join(present[:3])}...): not a backbone's")
+    load_weights(model, state_dict, cfg, new_keys=new)
+    for module in model.modules():
+        if isinstance(module, SEModule):
+            module.open_gate_()
+
+
+def load_weights(
+    model: nn.Module, state_dict: dict[str, torch.Tensor], cfg: Mapping[str, Any], new_keys: Set[str] = frozenset()
+) -> None:
     """Assign ``state_dict`` to ``model`` (possibly on the meta device), adapting head and first conv.
 
-    Tensors the weights cannot provide (a classifier of another size) are initialised fresh; a key the
-    model does not have, or any other shape mismatch, is an error.
+    Tensors the weights cannot provide (a classifier of another size, and ``new_keys``) are initialised
+    fresh; a key the model does not have, or any other shape mismatch, is an error.
     """
     own = model.state_dict()
     state_dict = dict(state_dict)
@@ -203,7 +256,9 @@ def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], cfg: Map
         )
     missing = {k for k in own if k not in state_dict}
     for key in sorted(missing):
-        if not (key.endswith("num_batches_tracked") or (classifier and key.startswith(f"{classifier}."))):
+        if not (
+            key in new_keys or key.endswith("num_batches_tracked") or (classifier and key.startswith(f"{classifier}."))
+        ):
             raise ValueError(f"weights do not fit {type(model).__name__}: missing {key}")
     _materialize_missing(model, missing)
     model.load_state_dict(_aligned(state_dict), strict=False, assign=True)
@@ -238,11 +293,18 @@ def _base_cfg(variant: str, source: Any, given: dict[str, Any]) -> dict[str, Any
     they record (preprocessing, classes, labels) over the architecture's defaults; without weights the
     tag the caller named (timm passes its default tag's) or else the architecture's defaults.
     """
-    if source is None:
-        return pretrained_cfg_for(variant, given.get("tag"))
-    if source.kind == "tag":
+    if source is not None and source.kind == "tag":
         return pretrained_cfg_for(variant, source.tag)
-    return {**pretrained_cfg_for(variant), **source.cfg_overlay()}
+    tag = given.get("tag")  # a tag the caller named (timm: "name.tag") keeps its preprocessing
+    base = pretrained_cfg_for(variant, tag) if tag and _is_manifest_tag(variant, tag) else pretrained_cfg_for(variant)
+    return base if source is None else {**base, **source.cfg_overlay()}
+
+
+def _is_manifest_tag(variant: str, tag: str) -> bool:
+    from ..hub.manifest import load_manifest
+
+    manifest = load_manifest()
+    return variant in manifest.names() and tag in manifest.tags(variant)
 
 
 def create(model_cls: type[nn.Module], name: str, pretrained: Any = False, **kwargs: Any) -> nn.Module:
@@ -279,7 +341,13 @@ def build_model(
     _validate(kwargs)
     given = _cfg_dict(pretrained_cfg)
     source = _source(variant, pretrained, {**given, **dict(pretrained_cfg_overlay or {})})
-    keep_head = source is not None and _head(source, kwargs, new_head)
+    # a non-SE backbone's ImageNet weights (the manifest's tag, or a local copy with that tag asked for)
+    backbone = source is not None and BACKBONE_TAG in (
+        pretrained,
+        given.get("tag"),
+        source.entry.tag if source.kind == "tag" else None,
+    )
+    keep_head = source is not None and _head(source, kwargs, new_head or backbone)
     # the architecture's arguments < the options the weights were trained with < the caller's
     kwargs = {**dict(arch_args or {}), **(source.model_kwargs if source is not None else {}), **kwargs}
     cfg = {**_base_cfg(variant, source, given), **given, **dict(pretrained_cfg_overlay or {})}
@@ -296,7 +364,10 @@ def build_model(
         state_dict = _state_dict(source)
         with torch.device("meta"):
             model: Any = model_cls(**kwargs)  # gets timm's cfg attributes below
-        load_weights(model, state_dict, cfg)
+        if backbone:
+            load_backbone(model, state_dict, cfg)
+        else:
+            load_weights(model, state_dict, cfg)
         if device is not None or dtype is not None:
             model.to(device=device, dtype=dtype)
     else:

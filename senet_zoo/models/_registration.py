@@ -12,24 +12,31 @@ a distinct timm name and never replaces timm's.
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from torch import nn
 
 from ..catalog import CATALOG, ModelFacts
-from . import senet
 from ._builder import pretrained_cfg_for
 
-__all__ = ["register_with_timm"]
+__all__ = ["register_with_timm", "family_module"]
 
 _logger = logging.getLogger(__name__)
 
 
+def family_module(m: ModelFacts) -> ModuleType:
+    """The ``senet_zoo.models`` module that holds ``m``'s entrypoint and timm pretrained cfgs (its ``family``)."""
+    return importlib.import_module(f"{__package__}.{m.family}")
+
+
 def _timm_entrypoint(m: ModelFacts) -> Callable[..., nn.Module]:
     """The entrypoint timm calls: the family module's own, or a wrapper under the distinct timm name."""
-    fn = getattr(senet, m.name)
+    module = family_module(m)
+    fn = getattr(module, m.name)
     if m.timm_name == m.name:
         return fn
 
@@ -39,7 +46,7 @@ def _timm_entrypoint(m: ModelFacts) -> Callable[..., nn.Module]:
 
     entrypoint.__name__ = entrypoint.__qualname__ = m.timm_name
     del entrypoint.__wrapped__
-    setattr(senet, m.timm_name, entrypoint)  # timm lists it in the module's __all__
+    setattr(module, m.timm_name, entrypoint)  # timm lists it in the module's __all__
     return entrypoint
 
 
@@ -69,13 +76,14 @@ def register_with_timm() -> None:
         manifest = None
     for m in CATALOG.values():
         timm_name = m.timm_name
+        module = family_module(m)
         if is_model(timm_name):
-            if getattr(model_entrypoint(timm_name), "__module__", "") != senet.__name__:
+            if getattr(model_entrypoint(timm_name), "__module__", "") != module.__name__:
                 raise RuntimeError(f"timm already owns {timm_name!r}; give {m.name} a timm_alias in the catalog")
             continue
         fn = _timm_entrypoint(m)
         entries: dict[str, Any] = {
             f"{timm_name}.{tag}": pretrained_cfg_for(m.name, tag, manifest) for tag in _weights_tags(manifest, m.name)
         } or {timm_name: pretrained_cfg_for(m.name)}
-        senet.default_cfgs.update(generate_default_cfgs(entries))
+        module.default_cfgs.update(generate_default_cfgs(entries))
         register_model(fn)

@@ -10,10 +10,14 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["SEModule", "SQUEEZE_OPS", "GATES"]
+__all__ = ["SEModule", "SQUEEZE_OPS", "GATES", "OPEN_GATE_BIAS"]
 
 SQUEEZE_OPS = ("avg", "max", "none")
 GATES = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
+# The excitation bias that opens each gate when the excitation weights are zero: relu(1) = 1 exactly;
+# sigmoid(9) = 1 - 1.2e-4 and tanh(5) = 1 - 9.1e-5, so a network of tens of SE blocks starts within about
+# 1e-3 of its backbone while the gate's gradient (about 1e-4) stays far from float32's underflow.
+OPEN_GATE_BIAS = {"sigmoid": 9.0, "tanh": 5.0, "relu": 1.0}
 
 
 class SEModule(nn.Module):
@@ -51,7 +55,17 @@ class SEModule(nn.Module):
         self.fc1 = nn.Conv2d(channels, channels // reduction, kernel_size=1, **dd)
         self.relu = nn.ReLU(inplace=True)
         self.fc2 = nn.Conv2d(channels // reduction, channels, kernel_size=1, **dd)
+        self.gate_kind = gate
         self.gate = GATES[gate]()
+
+    @torch.no_grad()
+    def open_gate_(self) -> None:
+        """Make the block (nearly) the identity: zero excitation weights, a bias that opens the gate.
+
+        Used when a non-SE backbone's weights are loaded, so the SE network starts as the backbone.
+        """
+        nn.init.zeros_(self.fc2.weight)
+        self.fc2.bias.fill_(OPEN_GATE_BIAS[self.gate_kind])  # type: ignore[union-attr]  # built with a bias
 
     def excitation(self, x: torch.Tensor) -> torch.Tensor:
         """The gate: N×C×1×1 (N×C×H×W for NoSqueeze). Hook ``self.gate`` to record it."""

@@ -25,8 +25,15 @@ from ._head import ClassifierHeadMixin
 from .bn_inception import SEBNInception
 from .se import SEModule
 
-__all__ = ["SENet", "SEBottleneck", "ENTRYPOINTS", *CATALOG]
+__all__ = [
+    "SENet",
+    "SEBottleneck",
+    "ENTRYPOINTS",
+    "SE_POSITIONS",
+    *(n for n, m in CATALOG.items() if m.family == "senet"),
+]
 
+SE_POSITIONS = ("standard", "pre", "post", "identity")  # the paper's Fig. 5
 
 # timm's register_model reads an entrypoint's pretrained cfgs from its module's `default_cfgs`;
 # senet_zoo.registry fills it from the catalog and the weights manifest when it registers.
@@ -44,7 +51,15 @@ def _bottleneck_widths(kind: Bottleneck, planes: int, groups: int, base_width: i
 
 
 class SEBottleneck(nn.Module):
-    """1×1 → 3×3 (grouped) → 1×1, each with BN, then SE, residual add and ReLU (Caffe's ``Axpy``)."""
+    """1×1 → 3×3 (grouped) → 1×1, each with BN, then SE, residual add and ReLU (Caffe's ``Axpy``).
+
+    ``se_position`` places the SE block as in the paper's integration study (§6.5, Fig. 5):
+    ``"standard"`` on the residual branch before the addition, ``"pre"`` on the residual branch's
+    input, ``"post"`` after the addition (and its ReLU), ``"identity"`` on the shortcut, in parallel to
+    the residual branch. ``se=False`` leaves the block without SE (``se_stages``). The SE block is
+    ``se_module`` in every position; "pre" recalibrates the block's input channels, so its shapes
+    differ from the others' in a stage's first block.
+    """
 
     expansion = 4
 
@@ -59,10 +74,14 @@ class SEBottleneck(nn.Module):
         stride: int = 1,
         downsample: nn.Module | None = None,
         se_args: dict[str, Any] | None = None,
+        se: bool = True,
+        se_position: str = "standard",
         device: Any = None,
         dtype: Any = None,
     ) -> None:
         super().__init__()
+        if se_position not in SE_POSITIONS:
+            raise ValueError(f"se_position must be one of {SE_POSITIONS}, got {se_position!r}")
         dd = dict(device=device, dtype=dtype)
         mid1, mid2 = _bottleneck_widths(kind, planes, groups, base_width)
         stride_1x1, stride_3x3 = (stride, 1) if kind == "resnet" else (1, stride)
@@ -74,15 +93,27 @@ class SEBottleneck(nn.Module):
         self.conv3 = nn.Conv2d(mid2, out, 1, bias=False, **dd)
         self.bn3 = nn.BatchNorm2d(out, **dd)
         self.relu = nn.ReLU(inplace=True)
-        self.se_module = SEModule(out, **(se_args or {}), **dd)
+        self.se_position = se_position
+        se_channels = inplanes if se_position == "pre" else out
+        self.se_module = SEModule(se_channels, **(se_args or {}), **dd) if se else None
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)
+        if self.se_module is not None and self.se_position == "pre":
+            x = self.se_module(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(self.se_module(out) + shortcut)
+        if self.se_module is not None:
+            if self.se_position == "standard":
+                out = self.se_module(out)
+            elif self.se_position == "identity":
+                shortcut = self.se_module(shortcut)
+        out = self.relu(out + shortcut)
+        if self.se_module is not None and self.se_position == "post":
+            out = self.se_module(out)
+        return out
 
 
 def _conv_bn_relu(
@@ -109,6 +140,8 @@ class SENet(ClassifierHeadMixin, nn.Module):
         downsample_kernel_size / downsample_padding: projection shortcut of stages 2–4 (3/1 for SENet-154).
         drop_rate: dropout before the classifier (0.2 only in SENet-154).
         se_reduction / se_squeeze / se_gate: :class:`SEModule` options.
+        se_stages: the stages (1–4) whose blocks have SE (paper §6.4); the others are plain bottlenecks.
+        se_position: ``"standard"`` | ``"pre"`` | ``"post"`` | ``"identity"`` (paper §6.5, :class:`SEBottleneck`).
         device / dtype: where and in which precision the parameters are created (timm's factory kwargs).
     """
 
@@ -135,11 +168,18 @@ class SENet(ClassifierHeadMixin, nn.Module):
         se_reduction: int = 16,
         se_squeeze: str = "avg",
         se_gate: str = "sigmoid",
+        se_stages: tuple[int, ...] = (1, 2, 3, 4),
+        se_position: str = "standard",
         device: Any = None,
         dtype: Any = None,
     ) -> None:
         super().__init__()
         dd = dict(device=device, dtype=dtype)
+        se_stages = tuple(se_stages)  # a list from a JSON checkpoint record
+        if not set(se_stages) <= {1, 2, 3, 4}:
+            raise ValueError(f"se_stages must be stage numbers 1-4, got {se_stages!r}")
+        if se_position not in SE_POSITIONS:
+            raise ValueError(f"se_position must be one of {SE_POSITIONS}, got {se_position!r}")
         if block not in BOTTLENECKS:
             raise ValueError(f"block must be one of {BOTTLENECKS}, got {block!r}")
         if stem not in ("7x7", "3x3"):
@@ -165,6 +205,7 @@ class SENet(ClassifierHeadMixin, nn.Module):
             groups=groups,
             base_width=base_width,
             se_args=dict(reduction=se_reduction, squeeze=se_squeeze, gate=se_gate),
+            se_position=se_position,
         )
         self.inplanes = inplanes
         for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), layers)):
@@ -175,7 +216,7 @@ class SENet(ClassifierHeadMixin, nn.Module):
                 stride=1 if first else 2,
                 kernel_size=1 if first else downsample_kernel_size,
                 padding=0 if first else downsample_padding,
-                block_args=block_args,
+                block_args=dict(block_args, se=i + 1 in se_stages),
                 dd=dd,
             )
             self.add_module(f"layer{i + 1}", stage)
@@ -241,5 +282,8 @@ def _entrypoint(facts: ModelFacts) -> Callable[..., nn.Module]:
     return entrypoint
 
 
-ENTRYPOINTS: dict[str, Callable[..., nn.Module]] = {name: _entrypoint(facts) for name, facts in CATALOG.items()}
-globals().update(ENTRYPOINTS)  # se_resnet50, ..., senet154: one per network of the catalog
+# one per network of the Caffe release; the families beyond it have a module each (their catalog ``family``)
+ENTRYPOINTS: dict[str, Callable[..., nn.Module]] = {
+    name: _entrypoint(facts) for name, facts in CATALOG.items() if facts.family == "senet"
+}
+globals().update(ENTRYPOINTS)  # se_resnet50, ..., senet154

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .._files import hash_file, write_text_atomic
-from ..catalog import CATALOG
+from ..catalog import CAFFE_RELEASES
 from ..convert.card import write_card
 from ..convert.converter import convert
 from ..convert.report import CARD_FILE, CONFIG_FILE, CONVERTER_VERSION, WEIGHTS_FILE
@@ -266,10 +266,10 @@ def release(
 
 def _requested(only: Sequence[str] | None) -> list[str]:
     if not only:
-        return list(CATALOG)
-    unknown = [n for n in only if n not in CATALOG]
+        return list(CAFFE_RELEASES)
+    unknown = [n for n in only if n not in CAFFE_RELEASES]
     if unknown:
-        raise ReleaseError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(CATALOG)}")
+        raise ReleaseError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(CAFFE_RELEASES)}")
     return list(dict.fromkeys(only))
 
 

@@ -1,0 +1,162 @@
+"""SE-Inception-ResNet-v2 (paper §4, Table 2): timm's Inception-ResNet-v2 with SE blocks.
+
+Built from timm's public building blocks (``timm.models.inception_resnet_v2``), so every non-SE tensor
+has exactly the key and shape of timm's ``inception_resnet_v2`` and its ImageNet weights load as they
+are (``pretrained="backbone"``). As in the paper: in each residual Inception module (A ×10, B ×20,
+C ×10) the SE block rescales the residual branch before the scaled addition (Fig. 3, SE-ResNet module);
+in the three non-residual Inception modules (``mixed_5b``, ``mixed_6a``, ``mixed_7a``) it rescales the
+module's output (Fig. 2, SE-Inception module). Every SE block is a submodule ``se`` of its module.
+
+The entrypoint only names the network: its facts are in :mod:`senet_zoo.catalog`.
+"""
+
+from functools import partial
+from typing import Any, cast
+
+import torch
+from timm.layers import ConvNormAct
+from timm.models.inception_resnet_v2 import Block8, Block17, Block35, InceptionResnetV2, Mixed_5b, Mixed_6a, Mixed_7a
+
+from ._builder import create
+from .se import SEModule
+
+__all__ = ["SEInceptionResnetV2", "se_inception_resnet_v2"]
+
+# timm's register_model reads an entrypoint's pretrained cfgs from its module's `default_cfgs`;
+# senet_zoo.registry fills it from the catalog and the weights manifest when it registers.
+default_cfgs: dict[str, Any] = {}
+
+
+class SEBlock35(Block35):
+    """Inception-ResNet-A (35×35) with SE on the residual branch."""
+
+    def __init__(self, scale: float, conv_block: Any, se_args: dict[str, Any], device: Any = None, dtype: Any = None):
+        super().__init__(scale=scale, conv_block=conv_block, device=device, dtype=dtype)
+        self.se = SEModule(320, **se_args, device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.cat((self.branch0(x), self.branch1(x), self.branch2(x)), 1)
+        out = self.se(self.conv2d(out))
+        return self.act(out * self.scale + x)
+
+
+class SEBlock17(Block17):
+    """Inception-ResNet-B (17×17) with SE on the residual branch."""
+
+    def __init__(self, scale: float, conv_block: Any, se_args: dict[str, Any], device: Any = None, dtype: Any = None):
+        super().__init__(scale=scale, conv_block=conv_block, device=device, dtype=dtype)
+        self.se = SEModule(1088, **se_args, device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.cat((self.branch0(x), self.branch1(x)), 1)
+        out = self.se(self.conv2d(out))
+        return self.act(out * self.scale + x)
+
+
+class SEBlock8(Block8):
+    """Inception-ResNet-C (8×8) with SE on the residual branch (the last one without ReLU)."""
+
+    def __init__(
+        self,
+        scale: float,
+        conv_block: Any,
+        se_args: dict[str, Any],
+        no_relu: bool = False,
+        device: Any = None,
+        dtype: Any = None,
+    ):
+        super().__init__(scale=scale, no_relu=no_relu, conv_block=conv_block, device=device, dtype=dtype)
+        self.se = SEModule(2080, **se_args, device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.cat((self.branch0(x), self.branch1(x)), 1)
+        out = self.se(self.conv2d(out)) * self.scale + x
+        if self.relu is not None:
+            out = self.relu(out)
+        return out
+
+
+class SEMixed5b(Mixed_5b):
+    """The stem's last Inception module (35×35, 320 channels), SE on its output."""
+
+    def __init__(self, conv_block: Any, se_args: dict[str, Any], device: Any = None, dtype: Any = None):
+        super().__init__(conv_block=conv_block, device=device, dtype=dtype)
+        self.se = SEModule(320, **se_args, device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.se(torch.cat((self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)), 1))
+
+
+class SEMixed6a(Mixed_6a):
+    """Reduction-A (35 → 17, 1088 channels), SE on its output."""
+
+    def __init__(self, conv_block: Any, se_args: dict[str, Any], device: Any = None, dtype: Any = None):
+        super().__init__(conv_block=conv_block, device=device, dtype=dtype)
+        self.se = SEModule(1088, **se_args, device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.se(torch.cat((self.branch0(x), self.branch1(x), self.branch2(x)), 1))
+
+
+class SEMixed7a(Mixed_7a):
+    """Reduction-B (17 → 8, 2080 channels), SE on its output."""
+
+    def __init__(self, conv_block: Any, se_args: dict[str, Any], device: Any = None, dtype: Any = None):
+        super().__init__(conv_block=conv_block, device=device, dtype=dtype)
+        self.se = SEModule(2080, **se_args, device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.se(torch.cat((self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)), 1))
+
+
+class SEInceptionResnetV2(InceptionResnetV2):
+    """timm's ``InceptionResnetV2`` whose Inception modules carry SE blocks.
+
+    Args:
+        num_classes / in_chans / drop_rate / global_pool / norm_eps: as timm's ``InceptionResnetV2``.
+        se_reduction / se_squeeze / se_gate: :class:`SEModule` options (paper defaults: 16, avg, sigmoid).
+        device / dtype: where and in which precision the parameters are created.
+
+    timm's constructor builds the stem, head and feature metadata; the Inception modules are then
+    rebuilt with SE (same keys, plus ``.se``), so timm's forward, ``forward_intermediates``,
+    ``prune_intermediate_layers`` and ``group_matcher`` apply unchanged.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        drop_rate: float = 0.0,
+        global_pool: str = "avg",
+        norm_eps: float = 1e-3,
+        se_reduction: int = 16,
+        se_squeeze: str = "avg",
+        se_gate: str = "sigmoid",
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        super().__init__(
+            num_classes=num_classes,
+            in_chans=in_chans,
+            drop_rate=drop_rate,
+            global_pool=global_pool,
+            norm_eps=norm_eps,
+            device=device,
+            dtype=dtype,
+        )
+        dd = dict(device=device, dtype=dtype)
+        # timm's conv_block of InceptionResnetV2 (unpadded ConvNormAct, BN eps 1e-3, in-place ReLU)
+        cb = partial(ConvNormAct, padding=0, norm_kwargs=dict(eps=norm_eps), act_kwargs=dict(inplace=True))
+        se = dict(reduction=se_reduction, squeeze=se_squeeze, gate=se_gate)
+        self.mixed_5b = SEMixed5b(cb, se, **dd)
+        self.repeat = torch.nn.Sequential(*[SEBlock35(0.17, cb, se, **dd) for _ in range(10)])
+        self.mixed_6a = SEMixed6a(cb, se, **dd)
+        self.repeat_1 = torch.nn.Sequential(*[SEBlock17(0.10, cb, se, **dd) for _ in range(20)])
+        self.mixed_7a = SEMixed7a(cb, se, **dd)
+        self.repeat_2 = torch.nn.Sequential(*[SEBlock8(0.20, cb, se, **dd) for _ in range(9)])
+        self.block8 = SEBlock8(1.0, cb, se, no_relu=True, **dd)
+
+
+def se_inception_resnet_v2(pretrained: Any = False, **kwargs: Any) -> SEInceptionResnetV2:
+    """SE-Inception-ResNet-v2 (299×299)."""
+    return cast(SEInceptionResnetV2, create(SEInceptionResnetV2, "se_inception_resnet_v2", pretrained, **kwargs))
