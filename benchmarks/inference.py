@@ -1,5 +1,5 @@
 """Inference benchmark: senet_zoo (unfused and ``optimize_for_inference``) vs timm's legacy SENet and,
-with ``--peers``, ONNX Runtime.
+with ``--peers``, ONNX Runtime and OpenVINO.
 
 Every variant runs in its own worker process, as a user runs it: process-wide settings one variant
 makes (``optimize_for_inference``'s glibc memory reuse, OpenMP and ONNX Runtime thread pools that
@@ -18,17 +18,26 @@ latencies is shown beside it. ``max|Δ|`` is the largest absolute logit differen
     python benchmarks/inference.py                      # se_resnet50, batch 1 and 16, CPU
     python benchmarks/inference.py --models se_resnet50,senet154 --ablation
     python benchmarks/inference.py --device cuda        # GPU check
-    python benchmarks/inference.py --peers              # + ONNX Runtime on senet_zoo's and timm's export
+    python benchmarks/inference.py --peers              # + ONNX Runtime, OpenVINO, the bf16 fast path
     python benchmarks/inference.py --peers --models se_resnet50,senet154,se_bn_inception
+    python benchmarks/inference.py --bf16               # + the bf16 fast path only
 
 ``--ablation`` adds the fast path without channels_last and without the oneDNN kernels, to show what
-each contributes. ``--peers`` adds ONNX Runtime (all graph optimisations, as many threads as torch)
-on ``senet_zoo.export_onnx``'s file and on timm's model exported with ``torch.onnx.export``;
+each contributes, and with ``reuse_memory=True`` (the opt-in glibc memory reuse). ``--peers`` adds
+ONNX Runtime (all graph optimisations, as many threads as torch) on ``senet_zoo.export_onnx``'s file
+and on timm's model exported with ``torch.onnx.export``;
 ``zoo_over_ort`` is the median over the rounds of the faster ONNX Runtime variant's time / the fast
-path's time in that round (> 1: senet_zoo is faster). A model timm has no legacy counterpart for
-(se_bn_inception) is compared with the unfused senet_zoo model instead. Last line (keys of later
-models prefixed with their name): ``speedup_b1=<x> speedup_b16=<x> max_abs_diff=<x> max_rel_diff=<x>``
-and with ``--peers`` ``zoo_over_ort_b1=<x> zoo_over_ort_b16=<x>``.
+path's time in that round (> 1: senet_zoo is faster). ``--peers`` also adds OpenVINO's CPU plugin on
+senet_zoo's ONNX file, compiled as it comes (``ov: default``: bfloat16 where the CPU has AVX512-BF16
+or AMX) and with ``INFERENCE_PRECISION_HINT=f32`` (``ov: f32``), both with torch's thread count, and
+the fast path at ``precision="bf16"`` (also with ``--bf16``). A model timm has no legacy counterpart
+for (se_bn_inception) is compared with the unfused senet_zoo model instead. Last line (keys of later
+models prefixed with their name): ``speedup_b1=<x> speedup_b16=<x> max_abs_diff=<x> max_rel_diff=<x>``;
+with ``--peers`` ``zoo_over_ort_b1=<x> zoo_over_ort_b16=<x>`` and ``ort_zoo_over_timm_b<N>`` (timm's
+export's time / senet_zoo's export's time in ONNX Runtime, paired); with the bf16 variant
+``bf16_over_fp32_b<N>`` and, with ``--peers``, ``bf16_over_ov_default_b<N>``, ``bf16_over_ov_f32_b<N>``
+(the other's time / the bf16 fast path's, paired), ``bf16_max_rel_diff`` and ``ov_default_max_rel_diff``
+(max |logit − reference| / max |reference logit|).
 """
 
 from __future__ import annotations
@@ -56,7 +65,14 @@ FAST = "senet_zoo-fast"
 ORT_PREFIX = "ort: "
 ORT_ZOO = ORT_PREFIX + "senet_zoo export"
 ORT_TIMM = ORT_PREFIX + "timm export"
-ABLATION = {"fast: fold only": dict(channels_last=False, onednn=False), "fast: +channels_last": dict(onednn=False)}
+FAST_BF16 = "senet_zoo-fast bf16"
+OV_DEFAULT = "ov: default"
+OV_F32 = "ov: f32"
+ABLATION = {
+    "fast: fold only": dict(channels_last=False, onednn=False),
+    "fast: +channels_last": dict(onednn=False),
+    "fast: +reuse_memory": dict(reuse_memory=True),  # opt-in: glibc keeps freed memory (process-wide)
+}
 COMPILED = "fast: +compile"
 
 
@@ -87,6 +103,23 @@ def _ort_runner(path: Path, device: torch.device) -> Runner:
 
     def run(x: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(sess.run(None, {name: x.detach().cpu().numpy()})[0]).to(x.device)
+
+    return run
+
+
+def _openvino_runner(path: Path, precision: str | None) -> Runner:
+    """OpenVINO's CPU plugin on the ONNX file ``path``, as it comes (``precision`` None) or with an
+    inference precision hint; torch's thread count."""
+    import openvino as ov
+
+    config: dict[str, Any] = {"INFERENCE_NUM_THREADS": torch.get_num_threads()}
+    if precision:
+        config["INFERENCE_PRECISION_HINT"] = precision
+    compiled = ov.Core().compile_model(str(path), "CPU", config)
+    request = compiled.create_infer_request()  # reused: what a serving loop does
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(request.infer([x.numpy()])[0].copy())
 
     return run
 
@@ -131,6 +164,9 @@ def build_runner(variant: str, cfg: dict[str, Any]) -> tuple[Runner, str]:
         return ours.to(device), ""
     if variant == FAST:
         return optimize_for_inference(ours.to(device)), ""
+    if variant == FAST_BF16:
+        fast = optimize_for_inference(ours.to(device), precision="bf16")
+        return fast, f"runs at {fast.precision}"
     if variant in ABLATION:
         return optimize_for_inference(ours.to(device), **ABLATION[variant]), ""  # type: ignore[arg-type]
     if variant == COMPILED:
@@ -140,6 +176,16 @@ def build_runner(variant: str, cfg: dict[str, Any]) -> tuple[Runner, str]:
 
         report = export_onnx(ours, weights.with_name(f"{cfg['model']}.onnx"), input_size=(3, size, size))
         return _ort_runner(report.path, device), report.summary()
+    if variant in (OV_DEFAULT, OV_F32):
+        import openvino as ov
+
+        path = weights.with_name(f"{cfg['model']}-ov.onnx")
+        if not path.exists():
+            from senet_zoo.export import export_onnx
+
+            export_onnx(ours, path, input_size=(3, size, size))
+        run = _openvino_runner(path, "f32" if variant == OV_F32 else None)
+        return run, f"OpenVINO {ov.get_version()} on senet_zoo's ONNX file"
     if variant == ORT_TIMM:
         path = _timm_onnx(legacy(), weights.with_name(f"{timm_name}.onnx"), size)
         return _ort_runner(path, device), f"exported to {path.name}"
@@ -254,7 +300,7 @@ def bench_batch(
         for n, t in one_round(r).items():
             times[n].append(t)
         r += 1
-    ort_names = [n for n in names if n.startswith(ORT_PREFIX)]
+    ort_names = [n for n in names if n.startswith(ORT_PREFIX)]  # zoo_over_ort: float32 runtimes only
     best_ort = [min(times[n][i] for n in ort_names) for i in range(r)] if ort_names else []
     out = {}
     for n in names:
@@ -264,6 +310,7 @@ def bench_batch(
             min_ms=min(times[n]) * 1e3,
             images_s=batch / lat,
             rounds=len(times[n]),
+            times=times[n],
             speedup=statistics.median(t / s for t, s in zip(times[REFERENCE], times[n])),
             of_medians=statistics.median(times[REFERENCE]) / lat,
             ort_over=statistics.median(o / s for o, s in zip(best_ort, times[n])) if best_ort else float("nan"),
@@ -271,6 +318,13 @@ def bench_batch(
             logit_scale=scale,
         )
     return out
+
+
+def paired(rows: dict[str, dict[str, Any]], slow: str, fast: str) -> float:
+    """Median over the rounds of ``slow``'s time / ``fast``'s time in the same round (> 1: ``fast`` is faster)."""
+    if slow not in rows or fast not in rows:
+        return float("nan")
+    return statistics.median(a / b for a, b in zip(rows[slow]["times"], rows[fast]["times"]))
 
 
 def _ratio(value: float) -> str:
@@ -292,6 +346,38 @@ def _print_table(model_name: str, reference: str, batch: int, rows: dict[str, di
             f"{n:<24} {r['latency_ms']:>10.1f} {r['min_ms']:>9.1f} {r['images_s']:>9.2f} {r['speedup']:>7.2f}x "
             f"{r['of_medians']:>10.2f}x {_ratio(r['ort_over']):>9} {r['max_abs_diff']:>9.2e}"
         )
+
+
+def _key_figures(
+    workers: dict[str, Worker], batches: list[int], peers: bool, bench: Callable[[int], dict[str, dict[str, Any]]]
+) -> dict[str, float]:
+    """Run ``bench`` per batch size; the last line's figures of one model (keys without its prefix)."""
+    key: dict[str, float] = {}
+    diffs, rel, extra = [], [], {}
+    rel_of: dict[str, list[float]] = {FAST_BF16: [], OV_DEFAULT: []}
+    for b in batches:
+        rows = bench(b)
+        key[f"speedup_b{b}"] = rows[FAST]["speedup"]
+        diffs.append(rows[FAST]["max_abs_diff"])
+        rel.append(rows[FAST]["max_abs_diff"] / rows[REFERENCE]["logit_scale"])
+        for n in rel_of:
+            if n in rows:
+                rel_of[n].append(rows[n]["max_abs_diff"] / rows[REFERENCE]["logit_scale"])
+        if peers:
+            extra[f"zoo_over_ort_b{b}"] = rows[FAST]["ort_over"]
+            extra[f"ort_zoo_over_timm_b{b}"] = paired(rows, ORT_TIMM, ORT_ZOO)
+        if FAST_BF16 in rows:
+            extra[f"bf16_over_fp32_b{b}"] = paired(rows, FAST, FAST_BF16)
+        if peers:
+            extra[f"bf16_over_ov_default_b{b}"] = paired(rows, OV_DEFAULT, FAST_BF16)
+            extra[f"bf16_over_ov_f32_b{b}"] = paired(rows, OV_F32, FAST_BF16)
+    key["max_abs_diff"] = max(diffs)
+    key["max_rel_diff"] = max(rel)
+    key.update(extra)
+    for n, label in ((FAST_BF16, "bf16"), (OV_DEFAULT, "ov_default")):
+        if rel_of[n]:
+            key[f"{label}_max_rel_diff"] = max(rel_of[n])
+    return key
 
 
 _OPENMP_ENV = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "OMP_NUM_THREADS")
@@ -338,7 +424,12 @@ def main() -> int:  # noqa: PLR0915  (the benchmark's whole procedure, top to bo
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--ablation", action="store_true", help="also time the fast path's steps separately")
     parser.add_argument("--compile", action="store_true", help="also time the fast path under torch.compile")
-    parser.add_argument("--peers", action="store_true", help="also time ONNX Runtime on senet_zoo's and timm's export")
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="also time ONNX Runtime (senet_zoo's and timm's export), OpenVINO (default, f32) and the bf16 fast path",
+    )
+    parser.add_argument("--bf16", action="store_true", help="also time the fast path at precision='bf16'")
     parser.add_argument(
         "--omp-wait-policy",
         choices=("active", "passive"),
@@ -383,9 +474,10 @@ def main() -> int:  # noqa: PLR0915  (the benchmark's whole procedure, top to bo
             cfg = dict(model=name, timm_name=timm_name, weights=str(weights), device=args.device)
             cfg.update(size=args.size, threads=threads)
             names = [REFERENCE] + (["senet_zoo"] if timm_name else []) + [FAST]
+            names += [FAST_BF16] if args.bf16 or args.peers else []
             names += list(ABLATION) if args.ablation else []
             names += [COMPILED] if args.compile else []
-            names += ([ORT_ZOO] + ([ORT_TIMM] if timm_name else [])) if args.peers else []
+            names += ([ORT_ZOO] + ([ORT_TIMM] if timm_name else []) + [OV_DEFAULT, OV_F32]) if args.peers else []
             t0 = time.perf_counter()
             with open(scratch / f"{name}-workers.log", "w+") as log:
                 workers = {n: Worker(n, cfg, env, log) for n in names}
@@ -398,20 +490,19 @@ def main() -> int:  # noqa: PLR0915  (the benchmark's whole procedure, top to bo
                         elif ready["info"]:
                             print(f"{n}: {ready['info']}")
                     print(f"{name}: {len(workers)} worker processes ready in {time.perf_counter() - t0:.1f} s")
-                    prefix = "" if i == 0 else f"{name}_"
-                    diffs, rel, ort_over = [], [], {}
-                    for b in batches:
+
+                    reference = timm_name or "senet_zoo unfused (timm has no legacy model)"
+
+                    def bench(
+                        b: int, workers: dict[str, Worker] = workers, name: str = name, reference: str = reference
+                    ) -> dict[str, dict[str, Any]]:
                         settle, inner = calls(b)
                         rows = bench_batch(workers, b, scratch, warmup, repeats, args.min_time, inner, settle)
-                        _print_table(name, timm_name or "senet_zoo unfused (timm has no legacy model)", b, rows)
-                        key[f"{prefix}speedup_b{b}"] = rows[FAST]["speedup"]
-                        diffs.append(rows[FAST]["max_abs_diff"])
-                        rel.append(rows[FAST]["max_abs_diff"] / rows[REFERENCE]["logit_scale"])
-                        ort_over[f"{prefix}zoo_over_ort_b{b}"] = rows[FAST]["ort_over"]
-                    key[f"{prefix}max_abs_diff"] = max(diffs)
-                    key[f"{prefix}max_rel_diff"] = max(rel)
-                    if args.peers:
-                        key.update(ort_over)
+                        _print_table(name, reference, b, rows)
+                        return rows
+
+                    for k, v in _key_figures(workers, batches, args.peers, bench).items():
+                        key[("" if i == 0 else f"{name}_") + k] = v
                 except Exception:
                     log.seek(0)
                     sys.stderr.write(log.read()[-4000:])

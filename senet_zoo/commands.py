@@ -11,8 +11,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("pattern", nargs="?", default=None, help="shell-style filter, e.g. 'se_resnext*'")
     p.add_argument("--json", action="store_true", help="one JSON object per model, in a list")
     p.set_defaults(func=_list)
-    p = subparsers.add_parser("info", help="everything known about one model, as JSON")
-    p.add_argument("name")
+    p = subparsers.add_parser(
+        "info",
+        help="everything known about a model, weights tag, run or folder, as JSON",
+        description="Facts of the architecture and, for weights, what they bring: a weights tag's entry "
+        "(an unknown tag is an error listing the known ones), or the head, labels, preprocessing and "
+        "provenance a fine-tuning run, a converted folder, a file or an hf-hub: id records.",
+    )
+    p.add_argument("name", metavar="NAME[.TAG]|RUN|FOLDER|FILE|hf-hub:ORG/NAME")
     p.add_argument("--json", action="store_true", help="accepted for symmetry with list: the output is JSON")
     p.set_defaults(func=_info)
 
@@ -77,10 +83,36 @@ def _list(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     from .hub.manifest import load_manifest
     from .registry import model_info
+    from .resolve import resolve
 
-    info = model_info(args.name)
-    manifest = load_manifest()
-    if args.name in manifest.names():
-        info["weights"] = {tag: manifest.get(args.name, tag).status for tag in manifest.tags(args.name)}
-    print(json.dumps(info, indent=2))
+    source = resolve(args.name)  # an unknown name or tag is an error naming the known ones
+    info: dict[str, object] = dict(model_info(source.arch)) if source.arch else {"name": None}
+    if source.kind == "arch":
+        manifest = load_manifest()
+        if source.arch in manifest.names():
+            info["weights"] = {tag: manifest.get(source.arch, tag).status for tag in manifest.tags(source.arch)}
+    elif source.kind == "tag":
+        entry = source.entry
+        info["weights"] = dict(
+            tag=source.tag,
+            status=entry.status,
+            sha256=entry.sha256 or entry.sha256_prefix,
+            size=entry.size,
+            sources=[s.describe() for s in entry.sources],
+            preprocessing=dict(source.preprocessing),
+        )
+    else:
+        recorded = source.info.get("senet_zoo") if source.kind != "run" else source.info
+        recorded = recorded if isinstance(recorded, dict) else {}
+        info["weights"] = dict(
+            kind=source.kind,
+            file=str(source.file),
+            num_classes=source.num_classes,
+            label_names=list(source.label_names) if source.label_names else None,
+            preprocessing=dict(source.preprocessing),
+            model_kwargs=dict(source.model_kwargs),
+            base_weights=recorded.get("base_weights") or (recorded.get("finetune") or {}).get("base_weights"),
+            dataset=recorded.get("dataset") or (recorded.get("finetune") or {}).get("dataset"),
+        )
+    print(json.dumps(info, indent=2, default=str))
     return 0

@@ -40,11 +40,12 @@ def _loaders(folder: Path, repo_root: Path | None) -> list[tuple[str, Callable[[
     weights = folder / "model.safetensors"
 
     def from_hub() -> torch.nn.Module:
-        return torch.hub.load(str(repo_root), ARCH, source="local", pretrained=str(weights), trust_repo=True)
+        return torch.hub.load(str(repo_root), ARCH, source="local", pretrained=str(folder), trust_repo=True)
 
     hub = from_hub if repo_root is not None else None
     return [
-        ("senet_zoo.create_model", lambda: create_model(ARCH, pretrained=str(weights)), ""),
+        # the folder, not its model.safetensors alone: config.json brings the weights' preprocessing
+        ("senet_zoo.create_model", lambda: create_model(ARCH, pretrained=str(folder)), ""),
         (
             "torch.hub.load",
             hub,

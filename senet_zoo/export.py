@@ -1,9 +1,10 @@
 """ONNX export of any senet_zoo model, verified with ONNX Runtime before a byte is written.
 
 The exported graph is the inference graph of :func:`senet_zoo.optimize_for_inference`: BatchNorm
-folded into the convolutions, the excitation as ``GlobalAveragePool → Gemm → Relu → Gemm → Sigmoid``
-on the N×C vector, the SE scale, residual add and ReLU as ``Mul → Add → Relu`` (ONNX has no fused
-operator for them; ONNX Runtime fuses what it can). The batch dimension is dynamic by default.
+folded into the convolutions, the excitation as ``GlobalAveragePool → Conv → Relu → Conv → Sigmoid``
+on N×C×1×1 (as timm's export: ONNX Runtime keeps it in its blocked layout), the SE scale, residual
+add and ReLU as ``Mul → Add → Relu`` (ONNX has no fused operator for them; ONNX Runtime fuses what
+it can). The batch dimension is dynamic by default.
 
 The file carries what a user of the weights needs in its metadata (``metadata_props``): the weights'
 preprocessing (mean, std, input size, crop, interpolation), the class names, the architecture and
@@ -13,6 +14,10 @@ export is refused above ``tolerance`` (max |difference| / max |output|, default 
 written atomically (temporary sibling, fsync, rename).
 
 Needs ``onnx`` and ``onnxruntime``: ``pip install 'senet-zoo[export]'``.
+
+:func:`export_openvino` converts the same graph to OpenVINO IR (``openvino.convert_model``), with the
+same metadata in its ``rt_info``, verified with OpenVINO's CPU plugin at float32 or bfloat16
+(``pip install 'senet-zoo[openvino]'``).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import io
 import json
 import logging
 import os
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,11 +36,21 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._files import atomic_open
+from ._files import atomic_open, atomic_path
 from ._version import __version__
 from .inference import InferenceModel, optimize_for_inference
 
-__all__ = ["export_onnx", "ExportReport", "ExportError", "DEFAULT_OPSET", "TOLERANCE", "onnx_metadata"]
+__all__ = [
+    "export_onnx",
+    "export_openvino",
+    "read_openvino_metadata",
+    "ExportReport",
+    "ExportError",
+    "DEFAULT_OPSET",
+    "TOLERANCE",
+    "BF16_TOLERANCE",
+    "onnx_metadata",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -50,7 +66,8 @@ class ExportError(RuntimeError):
 
 @dataclass(frozen=True)
 class ExportReport:
-    """What :func:`export_onnx` wrote and how well ONNX Runtime reproduces the PyTorch model."""
+    """What :func:`export_onnx` (:func:`export_openvino`) wrote and how well ONNX Runtime (OpenVINO)
+    reproduces the PyTorch model."""
 
     path: Path
     opset: int
@@ -63,12 +80,13 @@ class ExportReport:
     checks: list[dict[str, Any]] = field(default_factory=list)
     bytes: int = 0
     metadata: dict[str, str] = field(default_factory=dict)
+    runtime: str = "ONNX Runtime"
 
     def summary(self) -> str:
         batches = ", ".join(str(c["batch"]) for c in self.checks)
         return (
             f"{self.path} ({self.bytes / 2**20:.1f} MiB, opset {self.opset}, "
-            f"{'dynamic' if self.dynamic_batch else 'fixed'} batch): ONNX Runtime vs PyTorch (float64) at "
+            f"{'dynamic' if self.dynamic_batch else 'fixed'} batch): {self.runtime} vs PyTorch (float64) at "
             f"batch {batches}, {self.input_size[1]}×{self.input_size[2]}: max abs diff {self.max_abs_diff:.3g}, "
             f"max rel diff {self.max_rel_diff:.3g} (tolerance {self.tolerance:g}; PyTorch float32: "
             f"{max(c['torch_rel'] for c in self.checks):.3g})"
@@ -131,7 +149,7 @@ def onnx_metadata(model: nn.Module, input_size: tuple[int, int, int], classifier
         "weights_tag": str(cfg.get("tag", "")),
         "num_classes": str(num_classes),
         "preprocessing": json.dumps(preprocessing),
-        "graph": "senet_zoo.optimize_for_inference: BatchNorm folded, SE as GlobalAveragePool+Gemm, dynamic batch",
+        "graph": "senet_zoo.optimize_for_inference: BatchNorm folded, SE as GlobalAveragePool+1x1 Conv",
     }
     names, descriptions = _labels(cfg, num_classes) if num_classes else (None, None)
     if names is not None:
@@ -221,6 +239,21 @@ def _verify(
     return checks
 
 
+def _fused_for_export(model: nn.Module, caller: str) -> tuple[nn.Module, nn.Module, nn.Module]:
+    """(``model`` on the CPU, the float32 fused graph to trace, the float32 model to compare with)."""
+    if any(t.device.type != "cpu" for t in model.parameters()):  # traced and checked on the CPU
+        model = copy.deepcopy(model).cpu()
+    if isinstance(model, InferenceModel):
+        if model.precision != "fp32":
+            raise ValueError(
+                f"{caller}() traces the float32 graph: pass the source model, not one fused at {model.precision}"
+            )
+        return model, model.model, model.model
+    if model.training:
+        raise RuntimeError(f"{caller}() needs {type(model).__name__} in eval mode; call model.eval() first")
+    return model, optimize_for_inference(model, channels_last=False, onednn=False).model, model
+
+
 def export_onnx(
     model: nn.Module,
     path: str | os.PathLike[str],
@@ -249,17 +282,7 @@ def export_onnx(
     """
     onnx, onnxruntime = _require_onnx()
     path = Path(path)
-    if any(t.device.type != "cpu" for t in model.parameters()):  # traced and checked on the CPU
-        model = copy.deepcopy(model).cpu()
-    if isinstance(model, InferenceModel):
-        fused, reference = model.model, model.model
-    else:
-        if model.training:
-            raise RuntimeError(f"export_onnx() needs {type(model).__name__} in eval mode; call model.eval() first")
-        fused, reference = (
-            optimize_for_inference(model, channels_last=False, onednn=False, reuse_memory=False).model,
-            model,
-        )
+    model, fused, reference = _fused_for_export(model, "export_onnx")
     cfg = _cfg(model)
     input_size = tuple(input_size or cfg.get("input_size") or (3, 224, 224))
     if len(input_size) != 3:
@@ -323,6 +346,147 @@ def export_onnx(
         checks=checks,
         bytes=len(blob),
         metadata=meta,
+    )
+    _logger.info("%s", report.summary())
+    return report
+
+
+# --------------------------------------------------------------------------------------------- OpenVINO
+OPENVINO_PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
+BF16_TOLERANCE = 3e-2  # bfloat16 keeps 8 significant bits; measured max rel diffs: scripts/inference_fidelity.py
+RT_INFO_SECTION = "senet_zoo"
+
+
+def _require_openvino() -> Any:
+    try:
+        import openvino
+    except ImportError as err:
+        raise ExportError(
+            f"OpenVINO export needs openvino ({err}); install it with: pip install 'senet-zoo[openvino]'"
+        ) from err
+    return openvino
+
+
+class _OpenVINOSession:
+    """A compiled OpenVINO model behind ONNX Runtime's ``run(None, feeds)`` (what :func:`_verify` calls)."""
+
+    def __init__(self, compiled: Any) -> None:
+        self.compiled = compiled
+
+    def run(self, _outputs: Any, feeds: dict[str, Any]) -> list[Any]:
+        result = self.compiled(feeds)
+        return [result[out] for out in self.compiled.outputs]
+
+
+def read_openvino_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The senet-zoo metadata of an OpenVINO IR written by :func:`export_openvino` (the keys of the ONNX
+    export's ``metadata_props``, plus ``precision``)."""
+    ov = _require_openvino()
+    model = ov.Core().read_model(str(path))
+    if not model.has_rt_info([RT_INFO_SECTION]):
+        raise ExportError(f"{path}: no {RT_INFO_SECTION} metadata (not written by senet-zoo export)")
+    section = model.get_rt_info()[RT_INFO_SECTION]
+    return {key: section[key].astype(str) for key in section}
+
+
+def export_openvino(
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    precision: str = "fp32",
+    dynamic_batch: bool = True,
+    batch_size: int = 1,
+    input_size: tuple[int, int, int] | None = None,
+    tolerance: float | None = None,
+) -> ExportReport:
+    """Export ``model`` to OpenVINO IR (``path``: the ``.xml``; the ``.bin`` is written beside it), verified
+    with OpenVINO's CPU plugin at ``precision`` against the PyTorch model in float64.
+
+    The IR is converted (``openvino.convert_model``) from the same fused ONNX graph :func:`export_onnx`
+    writes, with float32 weights, and carries the same metadata in its ``rt_info`` (section
+    ``senet_zoo``; read it back with :func:`read_openvino_metadata`) plus the ``precision`` it was
+    verified at. ``precision``: ``"fp32"`` (OpenVINO's ``INFERENCE_PRECISION_HINT=f32``, tolerance 1e-4)
+    or ``"bf16"`` (OpenVINO's default on CPUs with AVX512-BF16 or AMX; tolerance 3e-2). Where the CPU
+    cannot run the asked precision, the verification runs at the one OpenVINO picks and the report and
+    metadata say so.
+
+    Needs ``openvino`` (``pip install 'senet-zoo[openvino]'``) and ``onnx`` (``[export]``).
+    """
+    if precision not in OPENVINO_PRECISIONS:
+        raise ValueError(f"precision must be one of {tuple(OPENVINO_PRECISIONS)}, got {precision!r}")
+    ov = _require_openvino()
+    onnx, _ = _require_onnx()
+    tolerance = (TOLERANCE if precision == "fp32" else BF16_TOLERANCE) if tolerance is None else tolerance
+    path = Path(path)
+    if path.suffix != ".xml":
+        raise ValueError(f"{path}: an OpenVINO IR path ends in .xml (the weights go to {path.stem}.bin beside it)")
+    model, fused, reference = _fused_for_export(model, "export_openvino")
+    cfg = _cfg(model)
+    input_size = tuple(input_size or cfg.get("input_size") or (3, 224, 224))
+    if len(input_size) != 3:
+        raise ValueError(f"input_size must be (C, H, W), got {input_size}")
+    x = torch.randn(2 if dynamic_batch else batch_size, *input_size, generator=torch.Generator().manual_seed(0))
+    n_out = len(_outputs(fused, x))
+    output_names = ["output"] if n_out == 1 else [f"output{i}" for i in range(n_out)]
+    try:
+        data = _export_bytes(fused, x, output_names, DEFAULT_OPSET, dynamic_batch)
+        onnx.checker.check_model(onnx.load_from_string(data))
+        ov_model = ov.convert_model(io.BytesIO(data))
+    except Exception as err:
+        raise ExportError(f"converting {type(model).__name__} to OpenVINO failed: {err}") from err
+    core = ov.Core()
+    config = {
+        "INFERENCE_PRECISION_HINT": OPENVINO_PRECISIONS[precision],
+        "INFERENCE_NUM_THREADS": torch.get_num_threads(),
+    }
+    compiled = core.compile_model(ov_model, "CPU", config)
+    runs_at = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()  # an openvino.Type
+    if runs_at != OPENVINO_PRECISIONS[precision]:
+        _logger.warning("OpenVINO runs this model at %s on this CPU, not %s", runs_at, precision)
+    ref64 = copy.deepcopy(reference).double().eval()
+    checks = _verify(
+        _OpenVINOSession(compiled), reference, ref64, cfg, input_size, (1, 3) if dynamic_batch else (batch_size,)
+    )
+    del ref64
+    max_abs = max(c["max_abs"] for c in checks)
+    max_rel = max(c["max_rel"] for c in checks)
+    if not max_rel <= tolerance:
+        raise ExportError(
+            f"{path}: not written: OpenVINO ({runs_at}) differs from {type(model).__name__} (in float64): "
+            f"max rel diff {max_rel:.3g} > tolerance {tolerance:g} (max abs diff {max_abs:.3g})"
+        )
+    meta = onnx_metadata(model, input_size, classifier=n_out == 1)
+    meta["precision"] = precision
+    meta["verification"] = json.dumps(
+        dict(
+            runtime=f"openvino {ov.get_version()} CPU, INFERENCE_PRECISION_HINT={runs_at}",
+            reference="PyTorch float64",
+            tolerance=tolerance,
+            checks=checks,
+        )
+    )
+    for key, value in meta.items():
+        ov_model.set_rt_info(value, [RT_INFO_SECTION, key])
+    with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent if path.parent.exists() else None) as tmp:
+        staged = Path(tmp) / path.name
+        ov.save_model(ov_model, str(staged), compress_to_fp16=False)
+        for src, dst in ((staged.with_suffix(".bin"), path.with_suffix(".bin")), (staged, path)):
+            with atomic_path(dst) as out:  # the weights first: the .xml appears last, complete
+                os.replace(src, out)
+    size = path.stat().st_size + path.with_suffix(".bin").stat().st_size
+    report = ExportReport(
+        path=path,
+        opset=DEFAULT_OPSET,
+        dynamic_batch=dynamic_batch,
+        input_size=input_size,
+        output_names=tuple(output_names),
+        max_abs_diff=max_abs,
+        max_rel_diff=max_rel,
+        tolerance=tolerance,
+        checks=checks,
+        bytes=size,
+        metadata=meta,
+        runtime=f"OpenVINO {runs_at}",
     )
     _logger.info("%s", report.summary())
     return report

@@ -9,8 +9,10 @@ The training model stays the default; this builds a second, eval-only model from
   runs the excitation as ``Linear`` layers on the N×C squeezed vector,
 * squeezes before the last 1×1 convolution where that reads less memory (the mean of a 1×1
   convolution's output is that convolution applied to the mean of its input),
-* on CPU (glibc) lets freed activation memory be reused instead of being returned to the system and
-  faulted in again on the next call (what ONNX Runtime's memory arena does; see :func:`reuse_freed_memory`),
+* with ``precision="bf16"``, runs convolutions and activations in bfloat16 (weights converted once),
+  keeping the stem, the SE excitation and the classifier in float32,
+* on request (``reuse_memory=True``; process-wide, so off by default), lets glibc reuse freed activation
+  memory instead of returning it to the system (what ONNX Runtime's arena does; :func:`reuse_freed_memory`),
 * runs under :func:`torch.inference_mode`, optionally through :func:`torch.compile`.
 
 Exported to ONNX (:mod:`senet_zoo.export`), the same fused blocks trace to plain ONNX operators.
@@ -40,7 +42,7 @@ from .models.bn_inception import ConvBnReLU, InceptionBlock, concat_branches
 from .models.se import SEModule
 from .models.senet import SEBottleneck
 
-__all__ = ["optimize_for_inference", "InferenceModel", "fold_bn", "reuse_freed_memory"]
+__all__ = ["optimize_for_inference", "InferenceModel", "fold_bn", "reuse_freed_memory", "PRECISIONS"]
 
 _logger = logging.getLogger(__name__)
 
@@ -51,8 +53,9 @@ _TRAIN_ERROR = (
 
 
 def _exporting() -> bool:
-    """True while the fused model is traced for ONNX: the blocks then take plain, out-of-place ops."""
-    return torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
+    """True while the fused model is traced (ONNX, ``jit.trace``, ``torch.export`` / ``torch.compile``):
+    the blocks then take plain, out-of-place ops and no packed oneDNN weights."""
+    return torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or torch.compiler.is_compiling()
 
 
 def fold_bn(
@@ -119,13 +122,15 @@ class ConvAct(_InferenceOnly):
         self.conv = conv
         self.relu = relu
         self.onednn = onednn
+        self.out_dtype: torch.dtype | None = None  # cast the output to this (a float32 stem in a bf16 model)
         self._packed: tuple[tuple[int, ...], torch.Tensor] | None = None
 
     def packed_weight(self, input_size: list[int]) -> torch.Tensor:
         """``conv.weight`` in the oneDNN layout for inputs of ``input_size``; re-packed when that size
         or the weight changes (a layout packed without the size can be 50x slower for some shapes)."""
         w, c = self.conv.weight, self.conv
-        key = (w.data_ptr(), w._version, *input_size)
+        # inference tensors (weights made under torch.inference_mode) have no version counter
+        key = (w.data_ptr(), -1 if w.is_inference() else w._version, *input_size)
         if self._packed is None or self._packed[0] != key:
             with torch.no_grad():
                 packed = torch.ops.mkldnn._reorder_convolution_weight(
@@ -135,8 +140,12 @@ class ConvAct(_InferenceOnly):
         return self._packed[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self._forward(x.to(self.conv.weight.dtype))
+        return x if self.out_dtype is None else x.to(self.out_dtype)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.conv
-        if self.onednn and x.device.type == "cpu" and x.dtype == torch.float32 == c.weight.dtype and not _exporting():
+        if self.onednn and x.device.type == "cpu" and x.dtype in _ONEDNN_DTYPES and not _exporting():
             return torch.ops.mkldnn._convolution_pointwise(
                 x,
                 self.packed_weight(list(x.shape)),
@@ -162,7 +171,11 @@ class ConvAct(_InferenceOnly):
         return dict(super().__getstate__(), _packed=None)
 
     def extra_repr(self) -> str:
-        return f"relu={self.relu}, onednn={self.onednn}"
+        dtype = "" if self.conv.weight.dtype == torch.float32 else f", dtype={self.conv.weight.dtype}"
+        return f"relu={self.relu}, onednn={self.onednn}{dtype}"
+
+
+_ONEDNN_DTYPES = (torch.float32, torch.bfloat16)
 
 
 _INPLACE_GATES: dict[type[nn.Module], Callable[[torch.Tensor], torch.Tensor]] = {
@@ -209,26 +222,38 @@ class FusedSE(_InferenceOnly):
         self._gate_exported = _GATES[type(se.gate)]
 
     def excite(self, s: torch.Tensor) -> torch.Tensor:
-        """The gate from the squeezed N×C vector (from the N×C×H×W map for NoSqueeze)."""
-        if _exporting():  # out of place: Gemm → Relu → Gemm → gate
-            return self._gate_exported(self.fc2(torch.relu(self.fc1(s))))
-        return self._gate(self.fc2(self.fc1(s).relu_()))
+        """The gate from the squeezed N×C vector (from the N×C×H×W map for NoSqueeze), computed in the
+        weights' precision (float32 in a bfloat16 model) and returned in the input's."""
+        dtype = s.dtype
+        s = s.to(self.fc1.weight.dtype)
+        if _exporting():  # out of place (NoSqueeze's 1×1 convolutions on the map)
+            return self._gate_exported(self.fc2(torch.relu(self.fc1(s)))).to(dtype)
+        return self._gate(self.fc2(self.fc1(s).relu_())).to(dtype)
 
     def gate(self, x: torch.Tensor) -> torch.Tensor:
         """N×C×1×1 (N×C×H×W for NoSqueeze) gate, broadcastable against ``x``."""
         if self.squeeze == "none":
             return self.excite(x)
+        if _exporting():
+            return self._excite_pooled(x)
         return self.excite(_squeeze(x, self.squeeze))[:, :, None, None]
+
+    def _excite_pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """The exported excitation: ``GlobalAveragePool → Conv → Relu → Conv → Sigmoid`` on N×C×1×1, as
+        timm's export has it: ONNX Runtime keeps that chain in its blocked (NCHWc) layout, where the
+        ``Gemm`` on a flattened N×C vector needs reorders (measured in benchmarks/inference.py --peers)."""
+        dtype = x.dtype
+        pooled = F.adaptive_avg_pool2d(x, 1) if self.squeeze == "avg" else F.adaptive_max_pool2d(x, 1)
+        pooled = pooled.to(self.fc1.weight.dtype)
+        h = torch.relu(F.conv2d(pooled, self.fc1.weight[:, :, None, None], self.fc1.bias))
+        return self._gate_exported(F.conv2d(h, self.fc2.weight[:, :, None, None], self.fc2.bias)).to(dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.gate(x)
 
 
 def _squeeze(x: torch.Tensor, how: str) -> torch.Tensor:
-    """Global average or max pooling to N×C (as ONNX's GlobalAveragePool / GlobalMaxPool when exporting)."""
-    if _exporting():
-        pooled = F.adaptive_avg_pool2d(x, 1) if how == "avg" else F.adaptive_max_pool2d(x, 1)
-        return pooled.flatten(1)
+    """Global average or max pooling to N×C."""
     return _spatial_mean(x) if how == "avg" else x.amax((2, 3))
 
 
@@ -260,8 +285,10 @@ class FusedBottleneck(_InferenceOnly):
         n, _, hh, ww = h.shape
         if n * hh * ww * (c.out_channels - c.in_channels) <= c.out_channels * c.in_channels:
             return None
-        s = F.linear(_spatial_mean(h), c.weight.flatten(1), c.bias)
-        return self.se.excite(s)[:, :, None, None]
+        dtype = self.se.fc1.weight.dtype  # float32 in a bfloat16 model: the excitation's precision
+        bias = None if c.bias is None else c.bias.to(dtype)
+        s = F.linear(_spatial_mean(h).to(dtype), c.weight.flatten(1).to(dtype), bias)
+        return self.se.excite(s).to(h.dtype)[:, :, None, None]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)
@@ -274,7 +301,7 @@ class FusedBottleneck(_InferenceOnly):
         if gate is None:
             gate = self.se.gate(out)
         # out = shortcut + out * gate, written over `out` (x may still be needed by the caller)
-        torch.addcmul(shortcut, out, gate, out=out)
+        torch.addcmul(shortcut.to(out.dtype), out, gate, out=out)
         return out.relu_()
 
 
@@ -395,7 +422,7 @@ def reuse_freed_memory() -> bool:
     heap and to keep up to 2 GiB of freed memory there, as ONNX Runtime's memory arena keeps its own.
     Process-wide and permanent: the process's resident memory stays at its peak. Returns whether
     it is in effect (``False`` off Linux/glibc). Called by :func:`optimize_for_inference` for CPU
-    models unless ``reuse_memory=False``.
+    models only with ``reuse_memory=True`` (opt-in: a library call does not change the allocator).
     """
     global _reusing_freed_memory
     if _reusing_freed_memory:
@@ -414,6 +441,101 @@ def reuse_freed_memory() -> bool:
     return True
 
 
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+_PRECISION_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+
+
+class _CastInput(_InferenceOnly):
+    """Runs ``module`` (kept in float32) on its input cast to the module's precision: the classifier
+    and any layer the fusion does not know, inside a reduced-precision model."""
+
+    def __init__(self, module: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.module = module
+        self.dtype = dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x.to(self.dtype))
+
+
+def _reduce_precision(
+    fused: nn.Module, dtype: torch.dtype, onednn: bool, float32_stem: bool = True, float32_excitation: bool = True
+) -> nn.Module:
+    """Convert the fused model's convolutions to ``dtype`` (weights converted once, here), keeping in
+    float32 what the fidelity measurements (scripts/inference_fidelity.py) show must stay there:
+
+    * the stem, the first convolution (it sees the image; its output is cast to ``dtype``),
+    * the SE excitation (squeezed vector → gate; a few hundred FLOPs per channel),
+    * every other layer with parameters, the classifier among them (they take their input cast back).
+
+    Activations between convolutions, the SE scale and the residual sums run in ``dtype``.
+    ``float32_stem`` / ``float32_excitation`` off convert those too (the script's ablation).
+    """
+    convs = [m for m in fused.modules() if isinstance(m, ConvAct)]
+    for i, m in enumerate(convs):
+        if i == 0 and float32_stem:
+            m.out_dtype = dtype
+            continue
+        c = m.conv
+        c.weight = nn.Parameter(c.weight.detach().to(dtype), requires_grad=False)  # keeps its memory format
+        if not onednn and c.bias is not None:  # oneDNN takes a float32 bias beside bfloat16 weights
+            c.bias = nn.Parameter(c.bias.detach().to(dtype), requires_grad=False)
+
+    if not float32_excitation:
+        for se in fused.modules():
+            if isinstance(se, FusedSE):
+                se.to(dtype)
+
+    def wrap(module: nn.Module) -> None:
+        for name, child in module.named_children():
+            if isinstance(child, (ConvAct, FusedSE)):
+                continue
+            if any(True for _ in child.parameters(recurse=False)):
+                setattr(module, name, _CastInput(child, torch.float32))
+            else:
+                wrap(child)
+
+    wrap(fused)
+    return fused
+
+
+def _bf16_supported(device: torch.device) -> str | None:
+    """``None`` if ``device`` runs bfloat16 convolutions natively, else why not."""
+    if device.type == "cuda":
+        return None if torch.cuda.is_bf16_supported() else f"{torch.cuda.get_device_name(device)} has no bfloat16"
+    if device.type != "cpu":
+        return f"no bfloat16 fast path on {device.type}"
+    if not _onednn_available():
+        return "PyTorch is built without oneDNN (torch.backends.mkldnn)"
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    if check is not None and not check():
+        return (
+            f"this CPU has no native bfloat16 instructions (AVX512-BF16 or AMX; PyTorch's CPU capability: "
+            f"{torch.backends.cpu.get_cpu_capability()}): emulated bfloat16 is slower than float32"
+        )
+    return None
+
+
+def _use_onednn(onednn: bool | None, compile: bool) -> bool:
+    if onednn is None:
+        return _onednn_available() and not compile  # under compile, inductor packs and fuses itself
+    if onednn and (compile or not _onednn_available()):
+        raise ValueError("onednn=True needs PyTorch built with oneDNN (torch.backends.mkldnn) and compile=False")
+    return onednn
+
+
+def _runnable_precision(precision: str, device: torch.device) -> str:
+    """``precision`` where ``device`` runs it natively; ``"bf16"`` falls back to ``"fp32"`` with a warning."""
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("precision='fp16' is for CUDA; on CPU use 'bf16'")
+    if precision == "bf16":
+        why_not = _bf16_supported(device)
+        if why_not is not None:
+            _logger.warning("optimize_for_inference(precision='bf16'): %s; running in float32 instead", why_not)
+            return "fp32"
+    return precision
+
+
 def _onednn_available() -> bool:
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
 
@@ -424,6 +546,12 @@ def _prefers_channels_last(device: torch.device) -> bool:
     return device.type in ("cpu", "cuda")
 
 
+def _already_fused(model: InferenceModel, precision: str) -> InferenceModel:
+    if model.precision != precision:
+        raise ValueError(f"{type(model).__name__} is already fused at {model.precision}; fuse the source model")
+    return model
+
+
 class InferenceModel(nn.Module):
     """An eval-only model produced by :func:`optimize_for_inference`; ``train()`` raises.
 
@@ -431,11 +559,12 @@ class InferenceModel(nn.Module):
     ``channels_last``, converts 4-D inputs to that memory format. ``pretrained_cfg`` is the source model's.
     """
 
-    def __init__(self, model: nn.Module, channels_last: bool, compiled: bool) -> None:
+    def __init__(self, model: nn.Module, channels_last: bool, compiled: bool, precision: str = "fp32") -> None:
         super().__init__()
         self.model = model
         self.channels_last = channels_last
         self.compiled = compiled
+        self.precision = precision
         self._run: Callable[[torch.Tensor], torch.Tensor] = torch.compile(model) if compiled else model
         for attr in ("pretrained_cfg", "default_cfg", "num_classes", "feature_info"):
             if hasattr(model, attr):
@@ -453,7 +582,11 @@ class InferenceModel(nn.Module):
         with torch.inference_mode():
             if self.channels_last and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
-            return fn(x)
+            out = fn(x)
+        if self.precision == "fp32":
+            return out
+        # reduced precision inside, float32 outputs (as the source model's)
+        return [o.float() for o in out] if isinstance(out, (list, tuple)) else out.float()
 
     def forward(self, x: torch.Tensor) -> Any:
         return self._call(self._run, x)
@@ -468,7 +601,7 @@ class InferenceModel(nn.Module):
         return self._call(functools.partial(head, pre_logits=pre_logits), x)
 
     def extra_repr(self) -> str:
-        return f"channels_last={self.channels_last}, compiled={self.compiled}"
+        return f"channels_last={self.channels_last}, compiled={self.compiled}, precision={self.precision}"
 
 
 def optimize_for_inference(
@@ -477,7 +610,8 @@ def optimize_for_inference(
     channels_last: bool | None = None,
     onednn: bool | None = None,
     compile: bool = False,
-    reuse_memory: bool = True,
+    precision: str = "fp32",
+    reuse_memory: bool = False,
 ) -> InferenceModel:
     """An eval-only, faster copy of ``model`` (any senet_zoo model, also ``features_only``).
 
@@ -491,16 +625,28 @@ def optimize_for_inference(
             oneDNN and ``compile`` is off.
         compile: run the fused model through :func:`torch.compile` (off by default: on a 2-core CPU
             the first call takes over a minute per input shape).
-        reuse_memory: for a CPU model, call :func:`reuse_freed_memory` (process-wide: glibc keeps
-            freed activation memory for the next call instead of unmapping it).
+        precision: ``"fp32"`` (default: the unfused model's logits to float rounding, ~1e-5),
+            ``"bf16"`` (CPU with AVX512-BF16 or AMX, or CUDA: convolutions, activations, SE scale and
+            residual sums in bfloat16; stem, SE excitation and classifier in float32; logits within
+            ~1e-2 relative, measured per model by scripts/inference_fidelity.py) or ``"fp16"`` (CUDA
+            only). Outputs are float32 either way. Where bfloat16 is not native (a CPU without
+            AVX512-BF16/AMX), ``"bf16"`` logs a warning saying why and stays in float32.
+        reuse_memory: opt-in, for a CPU model: call :func:`reuse_freed_memory` (process-wide and
+            permanent: glibc keeps freed activation memory for the next call instead of unmapping it;
+            measured 1.0–1.2× at batch 16, see benchmarks/README.md). Off by default: a library call
+            does not change the process's allocator.
 
     Raises:
         RuntimeError: ``model`` is in training mode.
         ValueError: a BatchNorm could not be folded (the model is not a senet_zoo architecture), the
-            model is on the meta device, or ``onednn`` was asked for where it cannot be used.
+            model is on the meta device, ``onednn`` was asked for where it cannot be used, or
+            ``precision`` is unknown (or ``"fp16"`` off CUDA).
     """
+    precision = _PRECISION_NAMES.get(precision, precision)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
     if isinstance(model, InferenceModel):
-        return model
+        return _already_fused(model, precision)
     if model.training:
         raise RuntimeError(
             f"optimize_for_inference() needs {type(model).__name__} in eval mode: "
@@ -510,6 +656,7 @@ def optimize_for_inference(
     if any(t.is_meta for t in params):
         raise ValueError(f"{type(model).__name__} has tensors on the meta device; load its weights first")
     device = params[0].device if params else torch.device("cpu")
+    precision = _runnable_precision(precision, device)
     if channels_last is None:
         channels_last = _prefers_channels_last(device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -522,20 +669,20 @@ def optimize_for_inference(
         )
     if channels_last:  # the folded weights already are; this converts the rest (NoSqueeze SE convolutions)
         fused = fused.to(memory_format=torch.channels_last)
-    if onednn is None:
-        onednn = _onednn_available() and not compile  # under compile, inductor packs and fuses itself
-    elif onednn and (compile or not _onednn_available()):
-        raise ValueError("onednn=True needs PyTorch built with oneDNN (torch.backends.mkldnn) and compile=False")
+    onednn = _use_onednn(onednn, compile)
     for m in fused.modules():
         if isinstance(m, ConvAct):
             m.onednn = onednn
+    if precision != "fp32":
+        fused = _reduce_precision(fused, PRECISIONS[precision], onednn=onednn and device.type == "cpu")
     reusing = reuse_memory and device.type == "cpu" and reuse_freed_memory()
     _logger.info(
-        "fused %s for inference (channels_last=%s, onednn=%s, compile=%s, reuse_memory=%s)",
+        "fused %s for inference (channels_last=%s, onednn=%s, compile=%s, precision=%s, reuse_memory=%s)",
         type(model).__name__,
         channels_last,
         onednn,
         compile,
+        precision,
         reusing,
     )
-    return InferenceModel(fused, channels_last=channels_last, compiled=compile)
+    return InferenceModel(fused, channels_last=channels_last, compiled=compile, precision=precision)

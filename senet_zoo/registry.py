@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from .catalog import CATALOG, SOURCE, ModelFacts
 from .hub.manifest import split_name
-from .models._registration import family_module, register_with_timm
+
+if TYPE_CHECKING:  # torch and the models are imported where a model is built: names and facts stay cheap
+    from torch import nn
 
 __all__ = ["list_models", "create_model", "model_info", "get_spec", "split_name", "register_with_timm"]
 
@@ -38,37 +38,53 @@ def list_models(pattern: str | None = None) -> list[str]:
 
 
 def create_model(
-    name: str, pretrained: Any = False, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any
+    name: str,
+    pretrained: Any = False,
+    num_classes: int | None = None,
+    in_chans: int = 3,
+    *,
+    new_head: bool = False,
+    **kwargs: Any,
 ) -> nn.Module:
-    """Build ``name`` (``"se_resnet50"`` or ``"se_resnet50.caffe_in1k"``).
+    """Build ``name``: ``"se_resnet50"``, ``"se_resnet50.caffe_in1k"``, or weights that name their own
+    architecture (a fine-tuning run folder, a converted folder, a ``.safetensors`` file a run wrote, an
+    ``"hf-hub:ORG/NAME"`` id), which are always loaded.
 
     Args:
         pretrained: ``False``; ``True`` for the named tag's weights, else the manifest's default; a
-            weights tag (``"caffe_in1k"``) or :class:`~senet_zoo.weights.Weights`; or a path to a
-            ``.safetensors`` file (legacy ``.pth`` is read with ``weights_only=True``). Weights are
-            fetched from pinned sources and sha256-verified.
-        num_classes: classifier size; with pretrained weights of another size the classifier is new
-            and every other tensor is kept. ``0`` removes the classifier.
+            weights tag (``"caffe_in1k"``) or :class:`~senet_zoo.weights.Weights`; or a file, folder,
+            run folder or ``hf-hub:`` id (see :mod:`senet_zoo.resolve`). Weights are fetched from
+            pinned sources and sha256-verified; legacy ``.pth`` is read with ``weights_only=True``.
+        num_classes: classifier size. Default: the head stored with the weights (the trained head of
+            a fine-tuned model, with its label names and preprocessing), else 1000. With the manifest's
+            ImageNet weights another size gets a new head and every other tensor is kept (logged); with
+            other weights a size that differs from theirs is refused unless ``new_head=True``. ``0``
+            removes the classifier.
         in_chans: input channels; pretrained first convolutions are adapted (sum / repeat-and-scale).
+        new_head: accept a ``num_classes`` other than the weights' classifier: a new random head.
         **kwargs: architecture options (``drop_rate``, ``se_reduction``, ``se_squeeze``, ``se_gate``,
             ``global_pool``), timm's ``device`` / ``dtype``, and ``features_only=True`` with
             ``out_indices`` / ``feature_cls`` (``"list"``, ``"hook"``, ``"getter"``) for a feature extractor.
     """
-    arch = get_spec(name).name
-    tag = split_name(name)[1]
-    if hasattr(pretrained, "tag") and hasattr(pretrained, "name"):  # a Weights object
-        if pretrained.name != arch:
-            raise ValueError(f"weights {pretrained.name}.{pretrained.tag} do not belong to {arch}")
-        pretrained = pretrained.tag
-    if tag is not None:
-        if isinstance(pretrained, str) and pretrained != tag:
-            raise ValueError(f"{name!r} names weights {tag!r}, pretrained={pretrained!r} names others")
-        if pretrained:
-            pretrained = tag
-        else:  # the tag's config (preprocessing) without its weights
-            kwargs.setdefault("pretrained_cfg", tag)
+    from .resolve import resolve_pretrained
+
+    source: Any
+    overlay_file = (kwargs.get("pretrained_cfg_overlay") or {}).get("file")
+    if overlay_file and isinstance(pretrained, str) and pretrained and not split_name(name)[1]:
+        # timm's spelling of "this tag's weights, from this local file" (e.g. pretrained="backbone"):
+        # the builder reads the file and applies the tag's loading rules
+        arch, source = get_spec(name).name, pretrained
+    else:
+        arch, source = resolve_pretrained(name, pretrained)
+    tag = split_name(name)[1] if source is None else None
+    if tag is not None:  # no weights; the named tag's config (preprocessing)
+        kwargs.setdefault("pretrained_cfg", tag)
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    from .models._registration import family_module
+
     entrypoint = getattr(family_module(get_spec(arch)), arch)
-    return entrypoint(pretrained=pretrained, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    return entrypoint(pretrained=source or False, in_chans=in_chans, new_head=new_head, **kwargs)
 
 
 def model_info(name: str) -> dict[str, Any]:
@@ -93,3 +109,10 @@ def model_info(name: str) -> dict[str, Any]:
     if not m.is_caffe_release:
         info.update(backbone=m.backbone, paper_gmacs=m.paper_gmacs, paper_params=m.paper_params, note=m.paper_note)
     return info
+
+
+def register_with_timm() -> None:
+    """Register every model with timm (idempotent): :func:`senet_zoo.models._registration.register_with_timm`."""
+    from .models._registration import register_with_timm as register
+
+    register()

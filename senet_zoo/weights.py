@@ -74,7 +74,8 @@ class Weights:
 
     def get_state_dict(self, progress: bool = True) -> dict[str, Any]:
         """The weights as tensors, downloaded (or taken from the cache) and checksum-verified first."""
-        from .hub.fetch import fetch, load_state_dict
+        from .hub.fetch import fetch
+        from .hub.weights_file import load_state_dict
 
         return load_state_dict(fetch(self.entry, progress=progress))
 

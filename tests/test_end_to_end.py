@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hub_emulator import HubEmulator
-from hub_fixtures import REPO_ROOT, hub_client_env, pending_manifest, publish_to_emulator, run_python
+from support.hub_fixtures import REPO_ROOT, hub_client_env, pending_manifest, publish_to_emulator, run_python
+from support.hub_server import HubEmulator
 
 import senet_zoo
 from senet_zoo.caffe.synth import synth_net

@@ -169,8 +169,26 @@ def test_cli_exports_a_converted_folder(tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_cli_errors_name_the_problem(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     (tmp_path / "empty").mkdir()
-    assert main(["export", str(tmp_path / "empty"), "--out", str(tmp_path / "x.onnx")]) == 1
+    assert main(["export", str(tmp_path / "empty"), "--out", str(tmp_path / "x.onnx")]) == 2
     assert "config.json" in capsys.readouterr().err
-    assert main(["export", "se_resnet50", "--out", str(tmp_path / "x.onnx"), "--batch", "many"]) == 1
+    assert main(["export", "se_resnet50", "--out", str(tmp_path / "x.onnx"), "--batch", "many"]) == 2
     assert "--batch" in capsys.readouterr().err
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_dynamo_export_of_the_fused_model_runs_in_onnxruntime(tmp_path: Path) -> None:
+    """torch.onnx.export(dynamo=True) (onnxscript, in the export extra) on optimize_for_inference's result."""
+    pytest.importorskip("onnxscript")
+    model = _model("se_resnet50", **SMALL)
+    x = torch.randn(2, 3, 32, 32)
+    path = tmp_path / "dynamo.onnx"
+    torch.onnx.export(optimize_for_inference(model), (x,), str(path), dynamo=True)
+    assert _rel_diff(_onnxruntime(path, x)[0], model, x) <= 1e-4
+
+
+def test_se_excitation_is_exported_as_1x1_convolutions(tmp_path: Path) -> None:
+    """As timm's export has it (ONNX Runtime keeps the chain in its blocked layout): only the classifier is a Gemm."""
+    report = export_onnx(_model("se_resnet50", **SMALL), tmp_path / "m.onnx", input_size=(3, 32, 32))
+    ops = [n.op_type for n in onnx.load(str(report.path)).graph.node]
+    assert ops.count("Gemm") == 1 and ops.count("GlobalAveragePool") == 4 + 1
+    assert ops.count("Sigmoid") == 4

@@ -127,9 +127,9 @@ def test_finetune_then_evaluate_then_excitations(
 
 
 def test_cli_errors_name_the_problem(colours: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(_finetune_args(tmp_path / "missing", tmp_path / "run", "--epochs", "1")) == 1
+    assert main(_finetune_args(tmp_path / "missing", tmp_path / "run", "--epochs", "1")) == 2
     assert "missing/train" in capsys.readouterr().err
-    assert main(_finetune_args(colours, tmp_path / "run", "--epochs", "1", "--num-classes", "5")) == 1
+    assert main(_finetune_args(colours, tmp_path / "run", "--epochs", "1", "--num-classes", "5")) == 2
     assert "3 class folders but --num-classes is 5" in capsys.readouterr().err
 
 

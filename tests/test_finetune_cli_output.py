@@ -127,19 +127,19 @@ def test_default_settings_learn_digits_and_the_run_folder_evaluates(
     # 10-class weights on a 3-class folder: refused unless asked for.
     colours = make_colour_folder(tmp_path / "colours", {"val": 2}, size=16)
     evaluate = ["evaluate", "--weights", str(run / "best.safetensors"), "--data", str(colours / "val")]
-    assert main(evaluate) == 1
+    assert main(evaluate) == 2  # bad input
     err = capsys.readouterr().err
     assert "3 class folders are not the 10 classes the weights were trained on" in err
     assert "--allow-mismatch" in err
     assert main([*evaluate, "--allow-mismatch", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["samples"] == 6
-    assert main(["evaluate", "--weights", str(tmp_path), "--data", str(data / "val")]) == 1
-    assert "without best.safetensors" in capsys.readouterr().err
+    assert main(["evaluate", "--weights", str(tmp_path), "--data", str(data / "val")]) == 2  # bad input
+    assert "neither a fine-tuning run (best.safetensors)" in capsys.readouterr().err
     # Weights from elsewhere (no class names recorded): 1000 outputs against 3 folders is refused too.
     imagenet_like = tmp_path / "imagenet_like.safetensors"
     save_file(senet_zoo.create_model("se_resnet50", layers=[1, 1, 1, 1]).state_dict(), str(imagenet_like))
     plain = ["evaluate", "--model", "se_resnet50", "--model-kwargs", SMALL, "--weights", str(imagenet_like)]
-    assert main([*plain, "--data", str(colours / "val")]) == 1
+    assert main([*plain, "--data", str(colours / "val")]) == 2
     assert "3 class folders, but the weights have 1000 outputs" in capsys.readouterr().err
 
     # excitations --json: the summary of every block over every class.

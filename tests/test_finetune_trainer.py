@@ -139,9 +139,13 @@ def test_pretrained_first_conv_is_adapted_for_other_input_channels(
 ) -> None:
     path, source = pretrained_file
     conv = source["layer0.conv1.weight"]
-    grey = senet_zoo.create_model("se_resnet50", pretrained=str(path), num_classes=3, in_chans=1, **SMALL)
+    grey = senet_zoo.create_model(
+        "se_resnet50", pretrained=str(path), num_classes=3, new_head=True, in_chans=1, **SMALL
+    )
     assert torch.allclose(grey.layer0.conv1.weight, conv.sum(1, keepdim=True))
-    four = senet_zoo.create_model("se_resnet50", pretrained=str(path), num_classes=3, in_chans=4, **SMALL)
+    four = senet_zoo.create_model(
+        "se_resnet50", pretrained=str(path), num_classes=3, new_head=True, in_chans=4, **SMALL
+    )
     assert torch.allclose(four.layer0.conv1.weight, torch.cat([conv, conv[:, :1]], 1) * 3 / 4)
 
     # Fine-tuning a grayscale model end to end: the data set yields one channel.

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from hub_fileserver import FileServer
-from hub_fixtures import BARE_HUB_IMPORT, clean_env, entry, manifest_dict, url_source, write_manifest
+from support.hub_fixtures import BARE_HUB_IMPORT, clean_env, entry, manifest_dict, url_source, write_manifest
+from support.hub_server import FileServer
 
 from senet_zoo.hub.fetch import (
     DownloadError,
@@ -22,9 +22,9 @@ from senet_zoo.hub.fetch import (
     cached_path,
     fetch,
     fetch_weights,
-    load_state_dict,
 )
 from senet_zoo.hub.manifest import WeightsEntry, load_manifest
+from senet_zoo.hub.weights_file import load_state_dict
 
 FAST = DownloadSettings(retries=3, backoff_s=0.01, stall_window_s=10)
 DATA = os.urandom(300_000)
@@ -187,7 +187,9 @@ def test_fetch_weights_and_cli(
         main(["fetch", "se_resnet50.caffe_in1k", "--manifest", str(tmp_path / "manifest.json"), "--no-progress"]) == 0
     )
     assert capsys.readouterr().out.strip() == str(path)
-    assert main(["fetch", "se_resnet50.in22k", "--manifest", str(tmp_path / "manifest.json")]) == 1
+    assert (
+        main(["fetch", "se_resnet50.in22k", "--manifest", str(tmp_path / "manifest.json")]) == 2
+    )  # an unknown tag is bad input (exit-code convention)
     assert "known tags: caffe_in1k" in capsys.readouterr().err
 
 

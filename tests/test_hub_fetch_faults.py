@@ -13,8 +13,16 @@ import time
 from pathlib import Path
 
 import pytest
-from hub_fileserver import FileServer, gzip_bomb
-from hub_fixtures import BARE_HUB_IMPORT, clean_env, entry, manifest_dict, run_python, url_source, write_manifest
+from support.hub_fixtures import (
+    BARE_HUB_IMPORT,
+    clean_env,
+    entry,
+    manifest_dict,
+    run_python,
+    url_source,
+    write_manifest,
+)
+from support.hub_server import FileServer, gzip_bomb
 
 from senet_zoo.hub.fetch import (
     DownloadError,
@@ -306,3 +314,110 @@ def test_manifest_errors_redact_credentials(tmp_path: Path) -> None:
         load_manifest(write_manifest(tmp_path / "m.json", doc))
     assert "source #0" in str(info.value) and "***@mirror.example" in str(info.value)
     assert "hunter2pw" not in str(info.value)
+
+
+# --------------------------------------------------------------------------------------------- links planted in a cache
+
+
+def _user_file(tmp_path: Path) -> tuple[Path, bytes]:
+    """A file of the user's, outside every cache, that a link planted in a cache points at (wrong bytes)."""
+    precious = tmp_path / "user" / "thesis.bin"
+    precious.parent.mkdir()
+    content = b"the only copy " * 1000
+    precious.write_bytes(content)
+    return precious, content
+
+
+def _hub_entry_with_planted_link(tmp_path: Path, target: Path) -> tuple[Path, Path]:
+    """A manifest whose Hub source's file in the Hugging Face cache is a link to ``target``; (manifest, link)."""
+    from huggingface_hub import constants
+
+    repo_id, revision = f"planted/se_{tmp_path.name[-12:]}", "b" * 40
+    source = {"type": "hf", "repo_id": repo_id, "revision": revision, "filename": "model.safetensors"}
+    doc = manifest_dict({"se_resnet50": {"caffe_in1k": entry(sources=[source], sha256=SHA, size=len(DATA))}})
+    manifest = write_manifest(tmp_path / "planted.json", doc)
+    repo_cache = Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}"
+    (repo_cache / "snapshots" / revision).mkdir(parents=True)
+    link = repo_cache / "snapshots" / revision / "model.safetensors"
+    link.symlink_to(target)
+    return manifest, link
+
+
+def test_link_planted_in_the_hub_cache_never_deletes_its_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    precious, content = _user_file(tmp_path)
+    manifest, link = _hub_entry_with_planted_link(tmp_path, precious)
+    monkeypatch.setenv("SENET_ZOO_OFFLINE", "1")
+    with pytest.raises(DownloadError, match="size mismatch"):
+        fetch(load_manifest(manifest).get("se_resnet50"), progress=False, settings=FAST)
+    assert precious.read_bytes() == content and not link.is_symlink()  # the link goes, the user's file stays
+
+    (tmp_path / "again").mkdir()
+    manifest, link = _hub_entry_with_planted_link(tmp_path / "again", precious)
+    from senet_zoo.cli import main
+
+    assert main(["cache", "verify", "--manifest", str(manifest)]) == 1
+    assert "BAD" in capsys.readouterr().out
+    assert precious.read_bytes() == content and not link.is_symlink()
+
+
+def test_links_planted_in_senet_zoos_cache_are_never_written_through(
+    server: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    precious, content = _user_file(tmp_path)
+    e = _entry(tmp_path, [server.add("/w.safetensors", DATA)])
+    dest = cached_path(e)
+    dest.parent.mkdir(parents=True)
+    dest.symlink_to(precious)  # the cached file
+    dest.with_name(dest.name + ".part").symlink_to(precious)  # and a partial download
+    monkeypatch.setenv("SENET_ZOO_OFFLINE", "1")
+    with pytest.raises(DownloadError, match="failed verification"):
+        fetch(e, progress=False, settings=FAST)
+    assert precious.read_bytes() == content and not dest.is_symlink()
+    monkeypatch.delenv("SENET_ZOO_OFFLINE")
+    assert fetch(e, progress=False, settings=FAST).read_bytes() == DATA  # a fresh download, not a resume
+    assert server.ranges == [] and precious.read_bytes() == content
+
+
+# --------------------------------------------------------------------------------------------- settings
+
+
+@pytest.mark.parametrize(
+    "variable,value",
+    [
+        ("SENET_ZOO_DOWNLOAD_STALL_SECONDS", "inf"),
+        ("SENET_ZOO_DOWNLOAD_STALL_SECONDS", "nan"),
+        ("SENET_ZOO_DOWNLOAD_DEADLINE", "nan"),
+        ("SENET_ZOO_DOWNLOAD_DEADLINE", "0"),
+        ("SENET_ZOO_DOWNLOAD_RETRIES", "-1"),
+        ("SENET_ZOO_DOWNLOAD_RETRIES", "2.5"),
+        ("SENET_ZOO_DOWNLOAD_STALL_BYTES", "0"),
+        ("SENET_ZOO_DOWNLOAD_CONNECT_TIMEOUT", "-3"),
+        ("SENET_ZOO_DOWNLOAD_BACKOFF", "inf"),
+    ],
+)
+def test_bad_download_settings_are_one_line_errors_naming_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValueError) as info:
+        DownloadSettings.from_env()
+    assert str(info.value).startswith(f"${variable} must be a finite") and repr(value) in str(info.value)
+    _entry(tmp_path, ["http://127.0.0.1:1/w.safetensors"])
+    from senet_zoo.cli import main
+
+    assert (
+        main(["fetch", "se_resnet50", "--manifest", str(tmp_path / "manifest.json"), "--no-progress"]) == 2
+    )  # a bad setting is bad input (exit-code convention)
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and f"${variable} must be a finite" in err and "Traceback" not in err
+
+
+def test_good_download_settings_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable, value in [("SENET_ZOO_DOWNLOAD_RETRIES", "0"), ("SENET_ZOO_DOWNLOAD_STALL_SECONDS", "0.5")]:
+        monkeypatch.setenv(variable, value)
+    settings = DownloadSettings.from_env()
+    assert (settings.retries, settings.stall_window_s, settings.deadline_s) == (0, 0.5, DownloadSettings.deadline_s)
+    with pytest.raises(ValueError, match=r"DownloadSettings.stall_window_s must be a finite number > 0, got inf"):
+        DownloadSettings(stall_window_s=float("inf"))

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hub_fixtures import entry, hf_source, manifest_dict, url_source, write_manifest
 from support.expected import CAFFE_ERRORS, TIMM_LEGACY
+from support.hub_fixtures import entry, hf_source, manifest_dict, url_source, write_manifest
 
 from senet_zoo.hub.manifest import (
     ManifestError,

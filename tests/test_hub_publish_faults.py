@@ -9,8 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hub_emulator import HubEmulator
-from hub_fixtures import (
+from support.hub_fixtures import (
     BARE_HUB_IMPORT,
     clean_env,
     hub_client_env,
@@ -19,6 +18,7 @@ from hub_fixtures import (
     publish_to_emulator,
     run_python,
 )
+from support.hub_server import HubEmulator
 
 from senet_zoo.convert.card import model_card
 from senet_zoo.hub.manifest import load_manifest
@@ -56,7 +56,7 @@ def test_hung_and_echoing_hub_give_one_line_errors(tmp_path: Path) -> None:
     token = "hf_EchoMe" + "x" * 20
     with HubEmulator(token=token, lifetime_s=60, hold_s=5) as hub:
         hub.fault("POST", "/api/repos/create", "hang", times=1)
-        hub.fault("POST", "/api/repos/create", "echo", times=1)
+        hub.fault("POST", "/api/repos/create", "echo:400", times=1)
         env = hub_client_env(hub, tmp_path / "home", SENET_ZOO_PUBLISH_TIMEOUT="1")
         argv = _publish_argv(folder, manifest)
         hung, echoed = run_python(_CLI, env, json.dumps([argv, argv]), forbid=(token, token[3:]), timeout=60)
@@ -143,6 +143,13 @@ except DownloadError as err:
 )
 
 
+_HF_DOWNLOAD = """
+import json, sys
+from huggingface_hub import hf_hub_download
+print(json.dumps(hf_hub_download(sys.argv[1], "model.safetensors", revision=sys.argv[2])))
+"""
+
+
 def test_corrupted_hub_cache_is_caught_even_with_restored_mtime(tmp_path: Path) -> None:
     import os
 
@@ -150,8 +157,9 @@ def test_corrupted_hub_cache_is_caught_even_with_restored_mtime(tmp_path: Path) 
     weights = (folder / "model.safetensors").read_bytes()
     manifest = pending_manifest(tmp_path / "m.json")
     with HubEmulator(lifetime_s=90) as hub:
-        publish_to_emulator(hub, folder, REPO, manifest, tmp_path / "publisher")
+        revision = publish_to_emulator(hub, folder, REPO, manifest, tmp_path / "publisher")["revision"]
         env = hub_client_env(hub, tmp_path / "user")
+        run_python(_HF_DOWNLOAD, env, REPO, revision)  # the file is in the Hugging Face cache (e.g. timm put it)
         first = run_python(_FETCH, env, str(manifest), "fetch")
         assert bytes.fromhex(first["bytes"]) == weights
         blob = Path(os.path.realpath(first["path"]))
@@ -176,7 +184,7 @@ def test_dripping_hub_download_is_a_stall(tmp_path: Path) -> None:
     manifest = pending_manifest(tmp_path / "m.json")
     with HubEmulator(lifetime_s=60, hold_s=8) as hub:
         publish_to_emulator(hub, folder, REPO, manifest, tmp_path / "publisher")
-        hub.fault("GET", "/lfs/", "drip", server="cdn")
+        hub.fault("GET", "/lfs/", "drip:0.05", server="cdn")
         env = hub_client_env(
             hub,
             tmp_path / "user",

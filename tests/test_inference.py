@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import sys
 
 import pytest
@@ -11,7 +12,7 @@ import torch
 from torch import nn
 
 import senet_zoo
-from senet_zoo.inference import InferenceModel, fold_bn, optimize_for_inference, reuse_freed_memory
+from senet_zoo.inference import InferenceModel, fold_bn, optimize_for_inference
 
 # (name, batch, input size): reduced inputs where the network allows them; the two the brief names at 224.
 ARCHS = [
@@ -204,16 +205,120 @@ def test_early_squeeze_gives_the_gate_of_the_output(resnet50: nn.Module) -> None
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning is Linux-only")
 def test_freed_activation_memory_is_reused_without_page_faults() -> None:
-    import resource
+    """In a fresh process that opts in first thing (the setting is process-wide: a user opts in at start-up;
+    this test process has allocated too much already for the heap to grow where glibc needs it)."""
+    import subprocess
 
-    if not reuse_freed_memory():
+    script = """
+import json, resource, sys
+import torch
+from senet_zoo.inference import reuse_freed_memory
+if not reuse_freed_memory():
+    sys.exit(3)
+numel = 48 * 2**20 // 4  # 48 MiB: above glibc's largest mmap threshold, so mmap'ed by default
+faults = []
+for _ in range(4):  # the heap settles within the first calls
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    torch.empty(numel).fill_(1.0)  # allocated, touched, freed
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(json.dumps(faults))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    if proc.returncode == 3:
         pytest.skip("not glibc")
-    numel = 48 * 2**20 // 4  # 48 MiB: above glibc's largest mmap threshold, so mmap'ed by default
-
-    def faults_of_a_fresh_block() -> int:
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        torch.empty(numel).fill_(1.0)  # allocated, touched, freed
-        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-
-    faults = [faults_of_a_fresh_block() for _ in range(4)]  # the heap settles within the first calls
+    assert proc.returncode == 0, proc.stderr
+    faults = json.loads(proc.stdout)
     assert faults[-1] < 1000 and faults[-2] < 1000, faults  # 12 288 pages, each faulted in if unmapped on free
+
+
+# ------------------------------------------------------------------ inference_mode, torch.export, precision
+SMALL = dict(layers=(1, 1, 1, 1))
+
+
+@pytest.mark.parametrize("onednn", [True, False])
+def test_fused_under_inference_mode_runs(onednn: bool) -> None:
+    """Fused inside torch.inference_mode (its weights are then inference tensors, without version counter)."""
+    model = _model("se_resnext50_32x4d", **SMALL)
+    x = torch.randn(2, 3, 64, 64)
+    ref = _reference_logits(model, x)
+    with torch.inference_mode():
+        fast = optimize_for_inference(model, onednn=onednn)
+        _assert_close(fast(x), ref)
+        _assert_close(fast(x), ref)  # the packed-weight cache is hit, not rebuilt
+    _assert_close(fast(x), ref)
+
+
+def test_fused_model_exports_with_torch_export_and_jit_trace() -> None:
+    model = _model("se_resnet50", **SMALL)
+    x = torch.randn(2, 3, 64, 64)
+    ref = _reference_logits(model, x)
+    fast = optimize_for_inference(model)  # oneDNN packed weights for eager calls
+    fast(x)
+    exported = torch.export.export(fast, (x,))
+    _assert_close(exported.module()(x), ref)
+    traced = torch.jit.trace(fast.model, (x,), check_trace=False)
+    _assert_close(traced(x), ref)
+
+
+def _bf16_native() -> bool:
+    from senet_zoo.inference import _bf16_supported
+
+    return _bf16_supported(torch.device("cpu")) is None
+
+
+@pytest.mark.skipif(not _bf16_native(), reason="this CPU has no native bfloat16 (AVX512-BF16/AMX)")
+@pytest.mark.parametrize("name", ["se_resnet50", "senet154", "se_bn_inception"])
+def test_bf16_fast_path_is_close_and_keeps_its_float32_islands(name: str) -> None:
+    from senet_zoo.inference import ConvAct, FusedSE
+
+    model = _model(name, **({} if name == "se_bn_inception" else SMALL))
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    ref = _reference_logits(model, x)
+    with torch.inference_mode():
+        fast = optimize_for_inference(model, precision="bf16")
+        out = fast(x)
+    assert fast.precision == "bf16" and out.dtype == torch.float32
+    rel = ((out - ref).abs().max() / ref.abs().max()).item()
+    assert 1e-5 < rel < 5e-2  # bfloat16 (not float32 by accident), and close
+    convs = [m for m in fast.modules() if isinstance(m, ConvAct)]
+    assert convs[0].conv.weight.dtype == torch.float32 and convs[0].out_dtype == torch.bfloat16  # the stem
+    assert all(m.conv.weight.dtype == torch.bfloat16 for m in convs[1:])
+    assert all(p.dtype == torch.float32 for m in fast.modules() if isinstance(m, FusedSE) for p in m.parameters())
+    assert fast.model.get_classifier().module.weight.dtype == torch.float32
+    feats = fast.forward_features(x)
+    assert feats.dtype == torch.float32 and feats.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_bf16_falls_back_to_float32_with_a_warning_where_not_native(
+    resnet50: nn.Module, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    x = torch.randn(1, 3, 64, 64)
+    ref = _reference_logits(resnet50, x)
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    with caplog.at_level("WARNING", logger="senet_zoo.inference"):
+        fast = optimize_for_inference(resnet50, precision="bf16")
+    assert fast.precision == "fp32"
+    assert "without oneDNN" in caplog.text and "float32 instead" in caplog.text
+    _assert_close(fast(x), ref)
+
+
+def test_precision_is_checked(resnet50: nn.Module) -> None:
+    with pytest.raises(ValueError, match="precision must be one of"):
+        optimize_for_inference(resnet50, precision="int8")
+    with pytest.raises(ValueError, match="for CUDA"):
+        optimize_for_inference(resnet50, precision="fp16")
+    fast = optimize_for_inference(resnet50)
+    assert optimize_for_inference(fast, precision="float32") is fast
+    with pytest.raises(ValueError, match="already fused"):
+        optimize_for_inference(fast, precision="bf16")
+
+
+def test_glibc_memory_reuse_is_opt_in(resnet50: nn.Module, monkeypatch: pytest.MonkeyPatch) -> None:
+    import senet_zoo.inference as inference
+
+    calls: list[bool] = []
+    monkeypatch.setattr(inference, "reuse_freed_memory", lambda: calls.append(True) or True)
+    optimize_for_inference(resnet50)
+    assert calls == []  # no process-wide allocator change from a library call by default
+    optimize_for_inference(resnet50, reuse_memory=True)
+    assert calls == [True]

@@ -1,4 +1,10 @@
-"""Lean loading: pretrained models keep their weights in the safetensors memory map, with no second copy."""
+"""Lean loading: no random init thrown away, each tensor read once into 64-byte-aligned memory.
+
+Weights are assigned, not copied into a randomly initialised model. A tensor of the safetensors memory map
+that is 64-byte aligned stays a view of the file; a misaligned one is copied once, because CPU kernels
+take other code paths for misaligned data and the logits would differ in the last bits from the same
+weights held in torch's (aligned) memory: by the trainer, by timm's ``load_state_dict``.
+"""
 
 from __future__ import annotations
 
@@ -52,24 +58,29 @@ def real_inits(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
     return calls
 
 
-def test_pretrained_weights_stay_in_the_file_mapping(weights, real_inits) -> None:
+def _misaligned(model: torch.nn.Module) -> list[str]:
+    return [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.numel() and t.data_ptr() % 64]
+
+
+def test_pretrained_weights_are_read_once_into_aligned_memory(weights, real_inits) -> None:
     path, state = weights
     model = senet_zoo.create_model("se_bn_inception", pretrained=str(path)).eval()
-    assert _outside_map(model, path) == []  # every tensor is a view of the file: no copy was made
-    assert real_inits == []  # and no random init was computed only to be overwritten
+    assert _misaligned(model) == []
+    assert real_inits == []  # no random init was computed only to be overwritten
     for name, t in model.state_dict().items():
         assert torch.equal(t, state[name]), name
+    assert len(_outside_map(model, path)) < len(state)  # the aligned tensors are still views of the file
 
 
-def test_timm_route_loads_lean_too(weights) -> None:
+def test_timm_route_loads_lean_too(weights, real_inits) -> None:
     path, state = weights
     model = timm.create_model("se_bn_inception", pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
-    assert _outside_map(model, path) == []
+    assert _misaligned(model) == [] and real_inits == []
     assert torch.equal(model.last_linear.weight, state["last_linear.weight"])
 
 
-def test_new_classifier_is_the_only_fresh_memory(weights, real_inits) -> None:
+def test_the_new_classifier_is_the_only_random_init(weights, real_inits) -> None:
     path, _ = weights
-    model = senet_zoo.create_model("se_bn_inception", pretrained=str(path), num_classes=10)
-    assert sorted(_outside_map(model, path)) == ["last_linear.bias", "last_linear.weight"]
+    model = senet_zoo.create_model("se_bn_inception", pretrained=str(path), num_classes=10, new_head=True)
+    assert _misaligned(model) == []
     assert (10, 1024) in real_inits and all(shape in ((10, 1024), (10,)) for shape in real_inits)

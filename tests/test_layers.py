@@ -23,14 +23,15 @@ PACKAGE = Path(__file__).resolve().parents[1] / "senet_zoo"
 # package's public API. A module belongs to the first layer one of whose patterns it matches
 # (`x` matches `x` and `x.*`).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("senet_zoo._version", "senet_zoo._files", "senet_zoo._lazy", "senet_zoo.catalog")),
+    ("foundation", ("senet_zoo._version", "senet_zoo._files", "senet_zoo._lazy", "senet_zoo.catalog",
+                    "senet_zoo.preprocessing")),
     ("commands", ("senet_zoo.cli", "senet_zoo._cli_helpers", "senet_zoo.commands", "senet_zoo.*.commands",
                   "senet_zoo.export_commands", "senet_zoo.demo")),
     ("caffe", ("senet_zoo.caffe",)),
     ("convert", ("senet_zoo.convert",)),
     ("hub", ("senet_zoo.hub",)),
-    ("models", ("senet_zoo.models",)),
-    ("registry", ("senet_zoo.registry", "senet_zoo.weights", "senet_zoo.preprocessing")),
+    ("models", ("senet_zoo.models", "senet_zoo.resolve")),
+    ("registry", ("senet_zoo.registry", "senet_zoo.weights")),
     ("use", ("senet_zoo.inference", "senet_zoo.export", "senet_zoo.finetune", "senet_zoo.analysis")),
     ("release", ("senet_zoo.release",)),
     ("api", ("senet_zoo",)),

@@ -33,7 +33,9 @@ def test_pretrained_path_loads_every_tensor(weights_file: tuple[Path, dict]) -> 
 
 def test_new_head_keeps_the_backbone(weights_file: tuple[Path, dict]) -> None:
     path, state = weights_file
-    model = senet_zoo.create_model("se_resnet50", pretrained=path, num_classes=10)
+    with pytest.raises(ValueError, match="1000 classes but num_classes=10"):  # never a silent random head
+        senet_zoo.create_model("se_resnet50", pretrained=path, num_classes=10)
+    model = senet_zoo.create_model("se_resnet50", pretrained=path, num_classes=10, new_head=True)
     loaded = model.state_dict()
     for key, value in state.items():
         if key.startswith("last_linear."):

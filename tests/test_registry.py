@@ -110,8 +110,8 @@ def test_timm_registration_with_config_and_new_head() -> None:
     cfg = model.pretrained_cfg
     assert cfg["first_conv"] == "layer0.conv1" and cfg["classifier"] == "last_linear"
     assert cfg["input_size"] == (3, 224, 224) and cfg["crop_pct"] == 0.875
-    data_cfg = timm.data.resolve_data_config(model=model)  # random weights: the architecture's (Caffe's)
-    assert data_cfg["mean"] == pytest.approx((123 / 255, 117 / 255, 104 / 255)) and "tag" not in cfg
+    data_cfg = timm.data.resolve_data_config(model=model)  # random weights: ImageNet's, as timm's own models
+    assert data_cfg["mean"] == pytest.approx((0.485, 0.456, 0.406)) and "tag" not in cfg
     default = load_manifest().get("se_resnet50")  # timm's untagged pretrained config is the default tag's
     assert timm.models.get_pretrained_cfg("se_resnet50").mean == default.preprocessing.mean
     assert set(senet_zoo.list_models()) - {"senet154"} <= set(timm.list_models("se_*"))

@@ -20,11 +20,11 @@ import sys
 import threading
 from pathlib import Path
 
-import hub_emulator
 import numpy as np
 import pytest
-from hub_emulator import HubEmulator
-from hub_fixtures import REPO_ROOT, hub_client_env, run_python
+from support import hub_server
+from support.hub_fixtures import REPO_ROOT, hub_client_env, run_python
+from support.hub_server import HubEmulator
 
 from senet_zoo.caffe.synth import synth_net
 from senet_zoo.caffe.writer import write_caffemodel, write_prototxt
@@ -85,18 +85,18 @@ def held_upload(monkeypatch: pytest.MonkeyPatch):
     released (a stalled upload), ``refuse`` answers 400 (not retried by the client)."""
     reached, release_it = threading.Event(), threading.Event()
     holding: dict[str, str | None] = {"repo": None, "mode": "hang"}
-    original = hub_emulator._CdnHandler.upload
+    original = hub_server._CdnHandler.upload
 
     def upload(self, repo: str, oid: str, query: dict) -> None:
         if repo == holding["repo"] and holding["mode"] == "hang":
             reached.set()
             release_it.wait(60)
-            raise hub_emulator._HttpError(503, "upload interrupted")
+            raise hub_server._HttpError(503, "upload interrupted")
         if repo == holding["repo"]:
-            raise hub_emulator._HttpError(400, "upload refused")
+            raise hub_server._HttpError(400, "upload refused")
         original(self, repo, oid, query)
 
-    monkeypatch.setattr(hub_emulator._CdnHandler, "upload", upload)
+    monkeypatch.setattr(hub_server._CdnHandler, "upload", upload)
     yield holding, reached, release_it
     release_it.set()
 

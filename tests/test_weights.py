@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import timm
 import torch
-from hub_fileserver import FileServer
-from hub_fixtures import PREPROCESSING, entry, manifest_dict, url_source, write_manifest
 from PIL import Image
 from safetensors.torch import save
+from support.hub_fixtures import PREPROCESSING, entry, manifest_dict, url_source, write_manifest
+from support.hub_server import FileServer
 
 import senet_zoo
 from senet_zoo.catalog import CATALOG

@@ -50,6 +50,7 @@ def _excitations(args: argparse.Namespace) -> int:
     from safetensors.torch import save_file
     from torch.utils.data import DataLoader, Dataset, Subset
 
+    from ..cli import progress_enabled
     from ..finetune.checkpoint import atomic_path, write_json
     from ..finetune.commands import model_kwargs_from
     from ..finetune.data import image_folder, model_eval_transform
@@ -70,7 +71,7 @@ def _excitations(args: argparse.Namespace) -> int:
         subset = torch.randperm(len(folder), generator=torch.Generator().manual_seed(0))[: args.max_images]
         dataset = Subset(folder, sorted(subset.tolist()))
     loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=workers, shuffle=False)
-    progress = args.verbosity >= 0 and not args.json
+    progress = progress_enabled(args) and not args.json
     stats = collect_excitations(model, loader, classes, device=device, tol=args.tol, progress=progress)
     plot_list = plot_list or default_plot_blocks(stats.blocks)
     out = Path(args.out)

@@ -33,7 +33,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="convert weights the sanity checks refuse (non-finite values, implausible BatchNorm statistics); "
         "the model card lists the findings",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = add_command(subparsers, "verify", _clean_errors("verify", _verify))
     p.add_argument("folder", help="a folder written by `senet-zoo convert`")
@@ -47,7 +46,8 @@ def _one_line(err: BaseException) -> str:
 
 
 def _clean_errors(command: str, handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Run ``handler``; any error becomes one line ``senet-zoo COMMAND: error: ...`` and exit status 2.
+    """Run ``handler``; any error becomes one line ``senet-zoo COMMAND: error: ...``: exit status 2 for a
+    bad input file (the expected errors), 1 for anything else (the operation failed).
 
     The messages name the file (and line and column, or byte offset) and the layer. An error the
     converter did not anticipate is reported the same way (its traceback only with ``-v``).
@@ -68,7 +68,7 @@ def _clean_errors(command: str, handler: Callable[[argparse.Namespace], int]) ->
         except Exception as err:  # noqa: BLE001 - a traceback is never the answer to a bad file
             logger.debug("unexpected error", exc_info=True)
             print(f"senet-zoo {command}: error: {type(err).__name__}: {_one_line(err)}", file=sys.stderr)
-            return 2
+            return 1
 
     return run
 
@@ -100,9 +100,10 @@ def _convert(args: argparse.Namespace) -> int:
     (timm format) and README.md. The architecture is detected from the caffemodel; the result is checked
     against the Caffe net run by senet_zoo's executor unless --no-verify.
     """
+    from ..cli import progress_enabled
     from .converter import convert
 
-    report = call_with_options(convert, args, progress=not args.quiet)
+    report = call_with_options(convert, args, progress=progress_enabled(args))
     print(
         f"{report.source_file} → {report.out_dir}  ({report.arch}"
         f"{', ' + str(report.model_args) if report.model_args else ''}; timm: {report.timm_legacy or 'via senet_zoo'})"

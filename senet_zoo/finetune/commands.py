@@ -160,7 +160,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help="every epoch reseeds from (seed, epoch, rank)")
     p.add_argument("--deterministic", action="store_true", help="torch.use_deterministic_algorithms")
     p.add_argument("--resume", action="store_true", help="continue RUN_DIR from its last checkpoint")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (they are drawn only on a terminal)")
     _add_runtime_options(p)
     add_model_options(p)
 
@@ -196,22 +196,27 @@ def _finetune(args: argparse.Namespace) -> int:
     """
     import signal
     import sys
+    from pathlib import Path
 
     import torch
 
+    from ..cli import progress_enabled
     from ..registry import create_model
+    from ..resolve import resolve_pretrained
     from .data import image_folder_datasets
     from .load import parse_pretrained
     from .trainer import TrainConfig, Trainer, format_epoch
 
     quiet = args.verbosity < 0
     # every TrainConfig field is the option of the same name
-    config = call_with_options(TrainConfig, args, num_workers=args.workers, progress=not (args.no_progress or quiet))
+    config = call_with_options(TrainConfig, args, num_workers=args.workers, progress=progress_enabled(args))
     kwargs = model_kwargs_from(args)
     num_classes = _num_classes(args.num_classes, args.data)
     pretrained = parse_pretrained(args.pretrained)
+    _, source = resolve_pretrained(args.model, pretrained)  # once: built from it, and recorded in the run
     torch.manual_seed(args.seed)  # every rank builds the same new head
-    model = create_model(args.model, pretrained=pretrained, num_classes=num_classes, **kwargs)
+    # a new task: starting weights with another head get a new one (logged)
+    model = create_model(args.model, pretrained=source or False, num_classes=num_classes, new_head=True, **kwargs)
     # The transforms follow the loaded weights' preprocessing, so the data sets come after the model.
     train, val, classes = image_folder_datasets(
         args.data,
@@ -226,7 +231,18 @@ def _finetune(args: argparse.Namespace) -> int:
     )
     if len(classes) != num_classes:
         raise ValueError(f"{args.data}/train has {len(classes)} class folders but --num-classes is {num_classes}")
-    trainer = Trainer(model, train, val, out_dir=args.out, num_classes=num_classes, config=config, model_kwargs=kwargs)
+    base = source.provenance() if source is not None else None
+    trainer = Trainer(
+        model,
+        train,
+        val,
+        out_dir=args.out,
+        num_classes=num_classes,
+        config=config,
+        model_kwargs=kwargs,
+        base_weights=base,
+    )
+    trainer.model_info["dataset"] = Path(args.data).resolve().name  # recorded with every checkpoint
     out = sys.stderr if args.json else sys.stdout  # --json: stdout holds only the summary
 
     def report(tr: Trainer, row: dict) -> None:
@@ -305,6 +321,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     """
     import torch
 
+    from ..cli import progress_enabled
     from . import distributed
     from .data import eval_loader, image_folder, model_eval_transform
     from .load import load_model
@@ -320,7 +337,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             _check_classes(model, info, args.data, list(dataset.classes))
         loader = eval_loader(dataset, args.batch_size, dist_info, workers)
         model.to(dist_info.device)
-        progress = dist_info.is_main and args.verbosity >= 0
+        progress = dist_info.is_main and progress_enabled(args)
         metrics = evaluate(model, loader, dist_info.device, amp_dtype(args.amp, dist_info.device), progress=progress)
     finally:
         distributed.teardown(dist_info)

@@ -217,6 +217,8 @@ class Trainer:
         preprocessing: the data config (timm keys: input_size, mean, std, ...) the data sets use; stored
             in the checkpoints so evaluation preprocesses alike (default: the data sets' ``data_config``,
             as :func:`~senet_zoo.finetune.data.image_folder_datasets` sets it, else the model's config).
+        base_weights: where the starting weights come from (:meth:`senet_zoo.resolve.Source.provenance`),
+            recorded with the checkpoints (default: described from ``pretrained`` for a model name).
     """
 
     def __init__(
@@ -231,6 +233,7 @@ class Trainer:
         pretrained: Any = False,
         model_kwargs: Mapping[str, Any] | None = None,
         preprocessing: Mapping[str, Any] | None = None,
+        base_weights: Mapping[str, Any] | None = None,
     ) -> None:
         self.config = cfg = config or TrainConfig()
         self.out_dir = Path(out_dir)
@@ -247,6 +250,12 @@ class Trainer:
         self.model, self.model_info = _build(model, num_classes, pretrained, dict(model_kwargs or {}), self.classes)
         given = preprocessing or getattr(val_data if val_data is not None else train_data, "data_config", None)
         self.model_info["preprocessing"] = _preprocessing(self.model, given)
+        if base_weights is None and isinstance(model, str) and pretrained:
+            from ..resolve import resolve_pretrained
+
+            source = resolve_pretrained(model, pretrained)[1]
+            base_weights = source.provenance() if source is not None else None
+        self.model_info["base_weights"] = dict(base_weights) if base_weights else {"kind": "none"}
         self.augmentation = _augmentation(train_data, cfg)
         self.threads, self.num_workers = distributed.cpu_plan(self.dist.device, cfg.threads, cfg.num_workers)
         torch.set_num_threads(self.threads)
@@ -641,7 +650,8 @@ def _build(
     if isinstance(model, str):
         from ..registry import create_model
 
-        net = create_model(model, pretrained=pretrained, num_classes=num_classes, **model_kwargs)
+        # a new task: weights with another head (a run on other classes) get a new one, logged
+        net = create_model(model, pretrained=pretrained, num_classes=num_classes, new_head=True, **model_kwargs)
         name: str | None = model
     else:
         if pretrained:

@@ -3,14 +3,13 @@
 Cheap to import: ``requests``, ``huggingface_hub`` and ``torch`` are imported only when a function needs them.
 """
 
+from .download import DownloadFailed, DownloadSettings, download
 from .fetch import (
     CacheCheck,
     DownloadError,
-    DownloadSettings,
     WeightsNotAvailableError,
     fetch,
     fetch_weights,
-    load_state_dict,
     verify_cache,
 )
 from .manifest import (
@@ -29,10 +28,12 @@ from .manifest import (
 )
 from .publish import PublishError, PublishResult, publish
 from .redact import redact
+from .weights_file import load_state_dict
 
 __all__ = [
     "CacheCheck",
     "DownloadError",
+    "DownloadFailed",
     "DownloadSettings",
     "Manifest",
     "ManifestError",
@@ -46,6 +47,7 @@ __all__ = [
     "WeightsEntry",
     "WeightsNotAvailableError",
     "check_repo_id",
+    "download",
     "fetch",
     "fetch_weights",
     "load_manifest",

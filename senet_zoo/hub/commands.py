@@ -23,39 +23,55 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_manifest_option(v)
     v.add_argument("--dry-run", action="store_true", help="report bad files, remove nothing")
-    v.add_argument("--progress", action="store_true", help="draw a progress bar per file")
+    v.add_argument("--progress", action="store_true", help="draw a progress bar per file (on a terminal)")
     v.set_defaults(func=_cache_verify)
 
-    p = subparsers.add_parser("publish", help="upload a converted folder to the Hugging Face Hub, update the manifest")
+    p = subparsers.add_parser(
+        "publish",
+        help="upload a fine-tuning run or a converted folder to the Hugging Face Hub",
+        description="Publish a fine-tuning run (RUN_DIR: its best.safetensors, a timm-style config.json with its "
+        "classes, labels and preprocessing, and a model card with the data set, metrics per epoch, options and "
+        "base weights) so that timm.create_model('hf-hub:ORG/NAME', pretrained=True) loads it anywhere; or a "
+        "folder written by `senet-zoo convert`, whose manifest entry is then updated.",
+    )
     p.add_argument(
-        "folder", metavar="DIR", help="output of `senet-zoo convert` (model.safetensors, config.json, README.md)"
+        "folder",
+        metavar="RUN_DIR|DIR",
+        help="a fine-tuning run, or the output of `senet-zoo convert` (model.safetensors, config.json, README.md)",
     )
     p.add_argument("--repo-id", required=True, metavar="ORG/NAME", help="Hub repository to publish to")
     p.add_argument("--private", action="store_true", help="create the repository as private")
     p.add_argument("--dry-run", action="store_true", help="validate and list what would be uploaded; change nothing")
     p.add_argument("--name", default=None, help="registry name (default: config.json senet_zoo.name)")
-    p.add_argument("--tag", default="caffe_in1k", help="weights tag (default: %(default)s)")
+    p.add_argument(
+        "--tag", default=None, help="weights tag of a converted folder (default: config.json's, else caffe_in1k)"
+    )
+    p.add_argument(
+        "--dataset", default=None, help="a run's data set name for the model card (default: the run's folder name)"
+    )
     add_manifest_option(p, "manifest to update")
     p.set_defaults(func=_publish)
 
 
 def _fetch(args: argparse.Namespace) -> int:
+    from ..cli import progress_enabled
     from .fetch import fetch_weights
     from .manifest import split_name
 
     name, tag = split_name(args.spec)
-    path, entry = fetch_weights(
-        name, tag, manifest=args.manifest_path, progress=not args.no_progress, verify=args.verify
-    )
+    progress = progress_enabled(args)
+    path, entry = fetch_weights(name, tag, manifest=args.manifest_path, progress=progress, verify=args.verify)
     print(path)
     return 0
 
 
 def _cache_verify(args: argparse.Namespace) -> int:
+    from ..cli import progress_enabled
     from .fetch import cache_dir, verify_cache
     from .manifest import load_manifest
 
-    checks = verify_cache(load_manifest(args.manifest_path), dry_run=args.dry_run, progress=args.progress)
+    progress = args.progress and progress_enabled(args)
+    checks = verify_cache(load_manifest(args.manifest_path), dry_run=args.dry_run, progress=progress)
     for check in checks:
         if check.status == "ok":
             print(f"ok  {check.path} ({check.spec})")
@@ -70,9 +86,18 @@ def _cache_verify(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
     from .publish import publish
 
-    result = call_with_options(publish, args)
+    with tempfile.TemporaryDirectory(prefix="senet-zoo-publish-") as staging:
+        folder = Path(args.folder)
+        if (folder / "best.safetensors").is_file() or folder.suffix == ".safetensors":  # a fine-tuning run
+            from ..finetune.package import package_run
+
+            folder = package_run(folder, staging, repo_id=args.repo_id, dataset=args.dataset)
+        result = call_with_options(publish, args, folder=folder, tag=args.tag or "caffe_in1k")
     verb = "would upload" if result.dry_run else "uploaded"
     print(f"{result.name}.{result.tag} -> {result.repo_id}: {verb}")
     for f in result.files:
@@ -80,5 +105,6 @@ def _publish(args: argparse.Namespace) -> int:
     print(f"model card: {result.card}")
     if not result.dry_run:
         state = "new commit" if result.created_commit else "no changes, existing commit"
-        print(f"{state} {result.revision}; manifest updated: {result.manifest_path}")
+        where = f"manifest updated: {result.manifest_path}" if result.manifest_path else "no manifest entry"
+        print(f"{state} {result.revision}; {where}")
     return 0

@@ -25,12 +25,13 @@ import json
 import logging
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .._files import hash_file
-from .hf_client import configured_hub_client
+from .download import checked_setting
 from .manifest import check_repo_id, load_manifest, record_published, resolve_manifest_path
 from .redact import RedactingFilter, redact
 
@@ -67,7 +68,7 @@ class PublishResult:
     files: tuple[UploadFile, ...]
     revision: str | None  # commit sha on the Hub; None for a dry run
     created_commit: bool  # False when the Hub already had identical files
-    manifest_path: Path | None  # the manifest that was updated; None for a dry run
+    manifest_path: Path | None  # the manifest that was updated; None for a dry run or a fine-tuned model
     dry_run: bool
     card: str = ""  # what the model card claims, and why (see the module docstring)
 
@@ -93,7 +94,9 @@ def publish(
     """Upload ``folder`` to ``repo_id`` in one commit and record the result in the manifest.
 
     ``name``/``tag`` default to ``config.json``'s ``senet_zoo`` block (an explicit argument must agree with
-    it); the manifest must already have an entry for them. ``dry_run`` validates and hashes the folder only.
+    it); the manifest must already have an entry for them. A fine-tuned model's folder
+    (:func:`senet_zoo.finetune.package.package_run`, ``senet_zoo.finetune`` in config.json) is uploaded
+    without a manifest entry. ``dry_run`` validates and hashes the folder only.
     """
     folder = Path(folder)
     try:
@@ -101,6 +104,9 @@ def publish(
     except ValueError as err:
         raise PublishError(f"--repo-id must look like ORG/NAME: {err}") from None
     files, config = _read_folder(folder)
+    finetuned = isinstance(config.get("senet_zoo"), dict) and "finetune" in config["senet_zoo"]
+    if finetuned:  # a fine-tuned model is not a manifest entry: no tag to check or record
+        tag = config["senet_zoo"].get("tag") or "finetuned"
     ident = _weights_identity(folder, config, name, tag)
     name, tag = ident.name, ident.tag
     weights = next(f for f in files if f.path_in_repo == WEIGHTS_FILE)
@@ -109,9 +115,10 @@ def publish(
             f"{weights.local_path}: sha256 {weights.sha256} differs from the {ident.weights_sha256} "
             f"recorded in config.json at conversion; the file was changed, convert again"
         )
-    manifest_file = resolve_manifest_path(manifest_path)
-    load_manifest(manifest_file).get(name, tag)  # the entry must exist before anything is uploaded
-    card = _check_card(folder, config)
+    manifest_file = None if finetuned else resolve_manifest_path(manifest_path)
+    if manifest_file is not None:
+        load_manifest(manifest_file).get(name, tag)  # the entry must exist before anything is uploaded
+    card = "fine-tuned model: its own run's metrics" if finetuned else _check_card(folder, config)
     if dry_run:
         return PublishResult(repo_id, name, tag, files, None, False, None, True, card)
 
@@ -120,7 +127,8 @@ def publish(
     token = token or get_token()
     if not token:
         raise PublishError("no Hugging Face token: set HF_TOKEN or log in with `hf auth login`")
-    timeout_s = timeout_s if timeout_s is not None else float(os.environ.get(TIMEOUT_ENV) or 60.0)
+    if timeout_s is None:
+        timeout_s = checked_setting(f"${TIMEOUT_ENV}", os.environ.get(TIMEOUT_ENV) or 60.0)
     api = HfApi(token=token)
     operations = [CommitOperationAdd(path_in_repo=f.path_in_repo, path_or_fileobj=str(f.local_path)) for f in files]
     try:
@@ -138,6 +146,8 @@ def publish(
     revision = str(info.oid)
     created = revision != head_before
     logger.info("%s: %s commit %s", repo_id, "new" if created else "unchanged, head", revision)
+    if manifest_file is None:
+        return PublishResult(repo_id, name, tag, files, revision, created, None, False, card)
     record_published(
         manifest_file,
         name,
@@ -154,14 +164,19 @@ def publish(
     return PublishResult(repo_id, name, tag, files, revision, created, manifest_real, False, card)
 
 
-def _hub_timeout(seconds: float) -> contextlib.AbstractContextManager[None]:
-    """Give every request huggingface_hub makes a timeout (its shared client has none), then restore the
-    client factory that was there (a user's own configuration stays)."""
+@contextlib.contextmanager
+def _hub_timeout(seconds: float) -> Iterator[None]:
+    """Give every request huggingface_hub makes a timeout (its shared client has none) for the length of the
+    block, through the public ``get_session()``; the client's own timeout is put back afterwards."""
+    from huggingface_hub import get_session
 
-    def configure(client: Any) -> None:
-        client.timeout = seconds
-
-    return configured_hub_client(configure)
+    session = get_session()
+    previous = session.timeout
+    session.timeout = seconds
+    try:
+        yield
+    finally:
+        session.timeout = previous
 
 
 def _cause(exc: BaseException, timeout_s: float) -> str:

@@ -1,9 +1,11 @@
 """Build a model, attach its pretrained config, load weights lean, wrap for features.
 
 ``pretrained`` is ``False``, ``True`` (the manifest's default weights), a manifest tag such as
-``"caffe_in1k"``, or a path to a ``.safetensors`` (or legacy ``.pth``) file. Pretrained models are built
-on the meta device and the weights are assigned, not copied: no random init that is thrown away,
-no second copy of the weights. A different ``num_classes`` or ``in_chans`` keeps every other tensor.
+``"caffe_in1k"``, anything :mod:`senet_zoo.resolve` resolves (a file, a converted folder, a fine-tuning
+run, an ``hf-hub:`` id) or a resolved ``Source``. Pretrained models are built on the meta device and the
+weights are assigned: no random init that is thrown away, and tensors of the memory-mapped file stay
+views of it unless misaligned (copied once, see :func:`_aligned`). The weights' head is rebuilt; another
+``num_classes`` follows :func:`_head`; another ``in_chans`` adapts the first convolution.
 The pretrained config of ``name.tag`` is the model's facts (:mod:`senet_zoo.catalog`) plus the
 preprocessing, license and sources of that tag in the weights manifest.
 
@@ -19,12 +21,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from collections.abc import Mapping, Set
 from pathlib import Path
 from typing import Any
 
 import torch
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models._builder import pretrained_cfg_for_features
 from timm.models._features import FeatureDictNet, FeatureGetterNet, FeatureHookNet, FeatureListNet
 from timm.models._manipulate import adapt_input_conv
@@ -42,16 +44,11 @@ __all__ = [
     "load_backbone",
     "se_keys",
     "BACKBONE_TAG",
-    "CAFFE_MEAN",
-    "CAFFE_STD",
 ]
 
 _logger = logging.getLogger(__name__)
 
-# The Caffe models take BGR 0–255 minus (104, 117, 123); the converted RGB models express it this way.
-CAFFE_MEAN = (123 / 255, 117 / 255, 104 / 255)
-CAFFE_STD = (1 / 255, 1 / 255, 1 / 255)
-_WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+_ALIGNMENT = 64  # bytes: torch's CPU allocator's alignment
 _FEATURE_CLASSES = {"list": FeatureListNet, "dict": FeatureDictNet, "hook": FeatureHookNet, "getter": FeatureGetterNet}
 BACKBONE_TAG = "backbone"  # weights tag: the non-SE timm network's ImageNet weights, SE blocks opened
 
@@ -71,8 +68,8 @@ def pretrained_cfg_for(name: str, tag: str | None = None, manifest: Any = None) 
         pool_size=(pool, pool),
         crop_pct=facts.crop_pct,
         interpolation=facts.interpolation,
-        mean=facts.mean or CAFFE_MEAN,
-        std=facts.std or CAFFE_STD,
+        mean=facts.mean or IMAGENET_DEFAULT_MEAN,  # timm's, for a network trained from scratch; tags bring theirs
+        std=facts.std or IMAGENET_DEFAULT_STD,
         first_conv=facts.first_conv,
         classifier=facts.classifier,
         license="apache-2.0",
@@ -133,43 +130,62 @@ def _cfg_dict(cfg: Any) -> dict[str, Any]:
     return dict(cfg)
 
 
-def _is_path(pretrained: Any) -> bool:
-    if isinstance(pretrained, Path):
-        return True
-    return isinstance(pretrained, str) and (
-        pretrained.endswith(_WEIGHT_SUFFIXES) or os.sep in pretrained or os.path.exists(pretrained)
-    )
+def _source(variant: str, pretrained: Any, cfg: dict[str, Any]) -> Any:
+    """What ``pretrained`` (or timm's ``file`` / ``hf_hub_id`` cfg keys) names, resolved once; None: no weights."""
+    from ..resolve import HF_HUB_PREFIX, Source, is_path, resolve
 
-
-def _resolve_weights(variant: str, pretrained: Any, cfg: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """Find, verify and read the weights: a file, a Hub repo (timm's ``hf-hub:`` route) or a manifest tag."""
-    from ..hub.fetch import fetch_weights, load_state_dict
-
-    if _is_path(pretrained):
-        path = Path(pretrained)
-        if not path.is_file():
-            raise FileNotFoundError(f"pretrained weights file not found: {path}")
-        return load_state_dict(path)
+    if isinstance(pretrained, Source):
+        return pretrained
+    if not pretrained:
+        return None
+    if is_path(pretrained):
+        return resolve(pretrained, variant)
     if cfg.get("file"):
-        return load_state_dict(Path(cfg["file"]))
-    if cfg.get("hf_hub_id"):  # a Hub repo the manifest lists is fetched at its pinned commit and verified
-        return _load_hf_hub(cfg["hf_hub_id"], cfg.get("hf_hub_filename") or "model.safetensors")
-    path, _ = fetch_weights(variant, cfg.get("tag"))
-    return load_state_dict(path)
-
-
-def _load_hf_hub(repo_id: str, filename: str) -> dict[str, torch.Tensor]:
-    """A Hub repo the manifest knows is fetched at its pinned commit and sha256-verified; others as timm would."""
-    from ..hub.fetch import fetch, load_state_dict
+        return resolve(Path(cfg["file"]), variant)
+    if cfg.get("hf_hub_id"):  # timm's hf-hub: route (a manifest-listed repo resolves to its verified entry)
+        return resolve(HF_HUB_PREFIX + cfg["hf_hub_id"], variant)
     from ..hub.manifest import load_manifest
 
-    for entry in load_manifest().entries():
-        if any(src.kind == "hf" and src.repo_id == repo_id for src in entry.sources):
-            return load_state_dict(fetch(entry))
-    from huggingface_hub import hf_hub_download
+    manifest = load_manifest()
+    tag = pretrained if isinstance(pretrained, str) else cfg.get("tag") or manifest.default_tag(variant)
+    return resolve(manifest.get(variant, tag))
 
-    _logger.warning("%s is not in the weights manifest: loading it unpinned and unverified", repo_id)
-    return load_state_dict(Path(hf_hub_download(repo_id, filename)))
+
+def _state_dict(source: Any) -> dict[str, torch.Tensor]:
+    """The source's tensors: a manifest entry is fetched (pinned, sha256-verified), a file is read."""
+    from ..hub.fetch import fetch
+    from ..hub.weights_file import load_state_dict
+
+    return load_state_dict(fetch(source.entry) if source.kind == "tag" else source.file)
+
+
+def _head(source: Any, kwargs: dict[str, Any], new_head: bool) -> bool:
+    """Settle ``num_classes`` against the classifier the weights hold; True when the head is kept.
+
+    Without ``num_classes`` the weights' head is rebuilt. A different explicit ``num_classes`` gets a
+    new, randomly initialised head (every other tensor kept) only for the ImageNet weights of the
+    manifest or when ``new_head=True``; otherwise it is refused naming both sizes: never a silent
+    random head.
+    """
+    stored, asked = source.num_classes, kwargs.get("num_classes")
+    if stored is None:
+        return asked is None
+    if asked is None or asked == stored:
+        kwargs["num_classes"] = stored
+        return True
+    if source.kind == "tag" or new_head:
+        log = _logger.info if source.kind == "tag" else _logger.warning
+        log(
+            "%s: new %d-class head (random init) instead of the weights' %d classes; every other tensor loaded",
+            source,
+            asked,
+            stored,
+        )
+        return False
+    raise ValueError(
+        f"{source}: the weights' classifier has {stored} classes but num_classes={asked} was asked; "
+        f"leave num_classes out to use the trained head, or pass new_head=True for a new random one"
+    )
 
 
 def se_keys(model: nn.Module) -> set[str]:
@@ -245,7 +261,17 @@ def load_weights(
         ):
             raise ValueError(f"weights do not fit {type(model).__name__}: missing {key}")
     _materialize_missing(model, missing)
-    model.load_state_dict(state_dict, strict=False, assign=True)
+    model.load_state_dict(_aligned(state_dict), strict=False, assign=True)
+
+
+def _aligned(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Tensors whose data is 64-byte aligned, as torch allocates them.
+
+    A memory-mapped safetensors file aligns tensors to 8 bytes only, and CPU kernels take other code paths
+    for misaligned data: logits then differ in the last bits from the same weights loaded by timm's
+    ``load_state_dict`` or held by the trainer. Misaligned tensors are copied (the mapping is then dropped).
+    """
+    return {k: v if v.data_ptr() % _ALIGNMENT == 0 else v.clone() for k, v in state_dict.items()}
 
 
 def _materialize_missing(model: nn.Module, missing: set[str]) -> None:
@@ -260,20 +286,25 @@ def _materialize_missing(model: nn.Module, missing: set[str]) -> None:
                 module.reset_running_stats()
 
 
-def _cfg_for(variant: str, tag: str | None, given: dict[str, Any], pretrained: Any) -> dict[str, Any]:
-    """The pretrained config a new model carries.
+def _base_cfg(variant: str, source: Any, given: dict[str, Any]) -> dict[str, Any]:
+    """The pretrained config a new model carries before the caller's overrides.
 
-    Named weights (a tag, or ``pretrained=True``: the manifest's default tag) bring their tag's config;
-    weights from elsewhere (a file, timm's ``hf-hub:`` route) and a randomly initialised model keep the
-    architecture's own (the Caffe release's preprocessing), without reading the manifest.
+    Manifest weights bring their tag's config; weights from a file, folder, run or the Hub bring what
+    they record (preprocessing, classes, labels) over the architecture's defaults; without weights the
+    tag the caller named (timm passes its default tag's) or else the architecture's defaults.
     """
-    if any(given.get(k) for k in ("hf_hub_id", "file", "url")) or _is_path(pretrained):
-        return pretrained_cfg_for(variant)
-    if tag is None and pretrained:
-        from ..hub.manifest import load_manifest
+    if source is not None and source.kind == "tag":
+        return pretrained_cfg_for(variant, source.tag)
+    tag = given.get("tag")  # a tag the caller named (timm: "name.tag") keeps its preprocessing
+    base = pretrained_cfg_for(variant, tag) if tag and _is_manifest_tag(variant, tag) else pretrained_cfg_for(variant)
+    return base if source is None else {**base, **source.cfg_overlay()}
 
-        tag = load_manifest().default_tag(variant)
-    return pretrained_cfg_for(variant, tag)
+
+def _is_manifest_tag(variant: str, tag: str) -> bool:
+    from ..hub.manifest import load_manifest
+
+    manifest = load_manifest()
+    return variant in manifest.names() and tag in manifest.tags(variant)
 
 
 def _adjacent_conv_bn(wrapper: nn.Module) -> tuple[tuple[str, str], ...]:
@@ -289,7 +320,7 @@ def _adjacent_conv_bn(wrapper: nn.Module) -> tuple[tuple[str, str], ...]:
 
 def create(model_cls: type[nn.Module], name: str, pretrained: Any = False, **kwargs: Any) -> nn.Module:
     """Build the catalog network ``name`` (its architecture arguments, overridable) with :func:`build_model`."""
-    return build_model(model_cls, name, pretrained, **{**CATALOG[name].model_args, **kwargs})
+    return build_model(model_cls, name, pretrained, arch_args=CATALOG[name].model_args, **kwargs)
 
 
 def build_model(
@@ -306,26 +337,45 @@ def build_model(
     cache_dir: Any = None,
     device: Any = None,
     dtype: Any = None,
+    new_head: bool = False,
+    arch_args: Mapping[str, Any] | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """Build ``model_cls(**kwargs)``; load weights per ``pretrained``; optionally wrap as a feature extractor.
 
     ``pretrained_cfg``, ``pretrained_cfg_overlay``, ``pretrained_model_args``, ``cache_dir``, ``device``
     and ``dtype`` are what ``timm.create_model`` passes; ``feature_cls`` is timm's (``"list"``,
-    ``"dict"``, ``"hook"``, ``"getter"`` or a class).
+    ``"dict"``, ``"hook"``, ``"getter"`` or a class). ``pretrained`` may also be a resolved
+    :class:`~senet_zoo.resolve.Source`; ``new_head=True`` accepts a ``num_classes`` other than the
+    weights' classifier (see :func:`_head`).
     """
     _validate(kwargs)
     given = _cfg_dict(pretrained_cfg)
-    tag = pretrained if isinstance(pretrained, str) and not _is_path(pretrained) else given.get("tag")
-    cfg = {**_cfg_for(variant, tag, given, pretrained), **given, **dict(pretrained_cfg_overlay or {})}
+    source = _source(variant, pretrained, {**given, **dict(pretrained_cfg_overlay or {})})
+    # a non-SE backbone's ImageNet weights (the manifest's tag, or a local copy with that tag asked for)
+    backbone = source is not None and BACKBONE_TAG in (
+        pretrained,
+        given.get("tag"),
+        source.entry.tag if source.kind == "tag" else None,
+    )
+    keep_head = source is not None and _head(source, kwargs, new_head or backbone)
+    # the architecture's arguments < the options the weights were trained with < the caller's
+    kwargs = {**dict(arch_args or {}), **(source.model_kwargs if source is not None else {}), **kwargs}
+    cfg = {**_base_cfg(variant, source, given), **given, **dict(pretrained_cfg_overlay or {})}
+    if source is not None and source.kind != "tag":  # timm's cfg of the default tag is not these weights'
+        cfg.update(source.cfg_overlay())
+        cfg.update(dict(pretrained_cfg_overlay or {}))
     cfg.update(architecture=variant, num_classes=kwargs.get("num_classes", cfg["num_classes"]))
+    if not keep_head:
+        cfg.pop("label_names", None)
+        cfg.pop("label_descriptions", None)
     if "in_chans" in kwargs:
         cfg["input_size"] = (kwargs["in_chans"], *cfg["input_size"][1:])
-    if pretrained:
-        state_dict = _resolve_weights(variant, pretrained, cfg)
+    if source is not None:
+        state_dict = _state_dict(source)
         with torch.device("meta"):
             model: Any = model_cls(**kwargs)  # gets timm's cfg attributes below
-        if BACKBONE_TAG in (tag, cfg.get("tag")):
+        if backbone:
             load_backbone(model, state_dict, cfg)
         else:
             load_weights(model, state_dict, cfg)

@@ -21,7 +21,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_manifest_option(p, "manifest to update")
     p.add_argument("--private", action="store_true", help="create the repositories as private")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _release(args: argparse.Namespace) -> int:
@@ -32,9 +31,10 @@ def _release(args: argparse.Namespace) -> int:
     validation folder, publish each to ORG/<name>.caffe_in1k and update the manifest in one atomic
     write. A failed or interrupted run continues with --resume.
     """
+    from ..cli import progress_enabled
     from .pipeline import release, summary_lines
 
-    report = call_with_options(release, args, progress=not args.quiet)
+    report = call_with_options(release, args, progress=progress_enabled(args))
     for line in summary_lines(report):
         print(line)
     if report.dry_run:

@@ -1,6 +1,6 @@
 """Builders shared by the hub tests (and the end-to-end tests): manifests, converted folders, client subprocesses.
 
-``publish_to_emulator`` publishes a folder to a running :class:`hub_emulator.HubEmulator` through the real
+``publish_to_emulator`` publishes a folder to a running :class:`hub_server.HubEmulator` through the real
 ``senet_zoo.hub.publish`` code in a subprocess and returns the repo id, commit and manifest path, ready for a
 ``create_model`` / timm ``hf-hub:`` round trip run with ``hub.client_env(...)`` and ``SENET_ZOO_MANIFEST``.
 """
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Loads senet_zoo.hub without running senet_zoo/__init__.py (which imports torch and registers timm models):
 # the hub layer must not need the layers above it, and a bare import keeps subprocess tests fast.
