@@ -3,7 +3,7 @@
 No ``from __future__ import annotations`` here or in the model files: TorchScript reads the annotations.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from timm.layers import create_classifier, get_device_dtype
@@ -15,10 +15,11 @@ from torch.nn import functional as F
 class ClassifierHeadMixin:
     """Global pooling → dropout → ``last_linear``, plus timm's intermediate-feature API.
 
-    The host module sets ``num_features``, ``drop_rate``, ``feature_info`` and ``feature_stages`` (for
-    each entry of ``feature_info``, the modules that run up to that tap, in forward order; dotted paths
-    such as ``blocks.0`` allowed) and
-    calls :meth:`_init_head`.
+    The host module calls :meth:`_init_model` first, sets ``num_features``, ``feature_info`` and
+    ``feature_stages`` (for each entry of ``feature_info``, the modules that run up to that tap, in forward
+    order; dotted paths such as ``blocks.0`` allowed) and calls :meth:`_init_head`. The classifier is the
+    attribute named by ``classifier_name`` (``last_linear`` as in timm's legacy SENet; a host with another
+    layout renames it and overrides :meth:`forward_head`, which TorchScript compiles with a fixed name).
     """
 
     __jit_ignored_attributes__ = ["feature_info", "feature_stages"]  # Python-side metadata, not script types
@@ -28,24 +29,38 @@ class ClassifierHeadMixin:
     training: bool
     feature_info: list[dict[str, Any]]
     feature_stages: tuple[tuple[str, ...], ...]
+    classifier_name = "last_linear"
+    if TYPE_CHECKING:  # set by _init_head under classifier_name; TorchScript must not see this annotation
+        last_linear: nn.Module
+
+    def _init_model(self, in_chans: int, drop_rate: float) -> None:
+        """timm's model attributes that every host sets before building its trunk."""
+        self.in_chans = in_chans
+        self.drop_rate = drop_rate
+        self.grad_checkpointing = False
 
     def _init_head(self, num_classes: int, global_pool: str, device: Any = None, dtype: Any = None) -> None:
         self.num_classes = num_classes
-        self.global_pool, self.last_linear = create_classifier(
+        self.global_pool, classifier = create_classifier(
             self.num_features, num_classes, pool_type=global_pool, device=device, dtype=dtype
         )
+        setattr(self, self.classifier_name, classifier)
         self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
 
     @torch.jit.ignore
     def get_classifier(self) -> nn.Module:
-        return self.last_linear
+        return getattr(self, self.classifier_name)
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.grad_checkpointing = enable
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """Replace the classifier (``num_classes=0`` removes it) on the model's device and dtype."""
         pool_type = self.global_pool.pool_type if global_pool is None else global_pool
         self._init_head(num_classes, pool_type, **get_device_dtype(self))
         self.global_pool.train(self.training)
-        self.last_linear.train(self.training)
+        self.get_classifier().train(self.training)
 
     @torch.jit.ignore
     def forward_intermediates(
@@ -94,10 +109,15 @@ class ClassifierHeadMixin:
             self.reset_classifier(0, "")
         return take_indices
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+    def pool_and_drop(self, x: torch.Tensor) -> torch.Tensor:
+        """The head up to the classifier: global pooling, then dropout while training."""
         x = self.global_pool(x)
         if self.drop_rate > 0.0:
             x = F.dropout(x, p=self.drop_rate, training=self.training)
+        return x
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.pool_and_drop(x)
         return x if pre_logits else self.last_linear(x)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

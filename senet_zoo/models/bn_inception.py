@@ -5,6 +5,7 @@ concatenated branches (no residual). Every convolution is followed by BatchNorm 
 Module names mirror the Caffe names (``inception_3a/double3x3b`` → ``inception3a.double3x3b``).
 """
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
@@ -14,7 +15,10 @@ from torch.nn import functional as F
 
 from ._builder import init_weights
 from ._head import ClassifierHeadMixin
-from .se import SEModule
+from .se import SEModule, SEOptions, se_layer
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["SEBNInception", "InceptionBlock", "InceptionCfg"]
 
@@ -65,7 +69,7 @@ class InceptionBlock(nn.Module):
     """Branches 1×1 | 1×1→3×3 | 1×1→3×3→3×3 | pool(→1×1), concatenated, then SE-scaled."""
 
     def __init__(
-        self, in_chs: int, cfg: InceptionCfg, se_args: dict[str, Any], device: Any = None, dtype: Any = None
+        self, in_chs: int, cfg: InceptionCfg, se: Callable[..., SEModule], device: Any = None, dtype: Any = None
     ) -> None:
         super().__init__()
         c = cfg
@@ -84,7 +88,7 @@ class InceptionBlock(nn.Module):
             self.pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=True)
         self.pool_proj = ConvBnReLU(in_chs, c.pool_proj, **dd) if c.pool_proj else None
         self.out_chs = c.conv1x1 + c.conv3x3 + c.double3x3 + (c.pool_proj or in_chs)
-        self.se = SEModule(self.out_chs, **se_args, **dd)
+        self.se = se(self.out_chs, **dd)
 
     def concat_branches(self, x: torch.Tensor) -> torch.Tensor:
         """The concatenated branch outputs (TorchScript-compatible; the fused copy calls it too)."""
@@ -151,27 +155,23 @@ class SEBNInception(ClassifierHeadMixin, nn.Module):
         in_chans: int = 3,
         drop_rate: float = 0.0,
         global_pool: str = "avg",
-        se_reduction: int = 16,
-        se_squeeze: str = "avg",
-        se_gate: str = "sigmoid",
         device: Any = None,
         dtype: Any = None,
+        **se: "Unpack[SEOptions]",
     ) -> None:
         super().__init__()
         dd = dict(device=device, dtype=dtype)
-        self.in_chans = in_chans
-        self.drop_rate = drop_rate
-        self.grad_checkpointing = False
+        self._init_model(in_chans, drop_rate)
         self.conv1 = ConvBnReLU(in_chans, 64, 7, stride=2, **dd)
         self.pool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
         self.conv2_reduce = ConvBnReLU(64, 64, **dd)
         self.conv2 = ConvBnReLU(64, 192, 3, **dd)
         self.pool2 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
-        se_args = dict(reduction=se_reduction, squeeze=se_squeeze, gate=se_gate)
+        se_block = se_layer(**se)
         chs = {"conv1": 64, "conv2": 192}
         in_chs = 192
         for name, cfg in INCEPTION_CFGS:
-            block = InceptionBlock(in_chs, cfg, se_args, **dd)
+            block = InceptionBlock(in_chs, cfg, se_block, **dd)
             self.add_module(name, block)
             in_chs = chs[name] = block.out_chs
         self.feature_info = [dict(num_chs=chs[m], reduction=r, module=m) for m, r in FEATURE_MODULES.items()]
@@ -186,10 +186,6 @@ class SEBNInception(ClassifierHeadMixin, nn.Module):
         if coarse:
             return dict(stem=r"^conv|^pool", blocks=r"^inception(\d)")
         return dict(stem=r"^conv|^pool", blocks=[(rf"^{name}\.", (i,)) for i, (name, _) in enumerate(INCEPTION_CFGS)])
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool1(self.conv1(x))

@@ -11,14 +11,17 @@ The entrypoint only names the network: its facts are in :mod:`senet_zoo.catalog`
 """
 
 from functools import partial
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from timm.layers import ConvNormAct
 from timm.models.inception_resnet_v2 import Block8, Block17, Block35, InceptionResnetV2, Mixed_5b, Mixed_6a, Mixed_7a
 
 from ._builder import create
-from .se import SEModule
+from .se import SEOptions, WithSE, se_layer
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["SEInceptionResnetV2", "se_inception_resnet_v2"]
 
@@ -27,12 +30,8 @@ __all__ = ["SEInceptionResnetV2", "se_inception_resnet_v2"]
 default_cfgs: dict[str, Any] = {}
 
 
-class SEBlock35(Block35):
+class SEBlock35(WithSE, Block35):
     """Inception-ResNet-A (35×35) with SE on the residual branch."""
-
-    def __init__(self, scale: float, conv_block: Any, se_args: dict[str, Any], device: Any = None, dtype: Any = None):
-        super().__init__(scale=scale, conv_block=conv_block, device=device, dtype=dtype)
-        self.se = SEModule(320, **se_args, device=device, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.cat((self.branch0(x), self.branch1(x), self.branch2(x)), 1)
@@ -40,12 +39,8 @@ class SEBlock35(Block35):
         return self.act(out * self.scale + x)
 
 
-class SEBlock17(Block17):
+class SEBlock17(WithSE, Block17):
     """Inception-ResNet-B (17×17) with SE on the residual branch."""
-
-    def __init__(self, scale: float, conv_block: Any, se_args: dict[str, Any], device: Any = None, dtype: Any = None):
-        super().__init__(scale=scale, conv_block=conv_block, device=device, dtype=dtype)
-        self.se = SEModule(1088, **se_args, device=device, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.cat((self.branch0(x), self.branch1(x)), 1)
@@ -53,20 +48,8 @@ class SEBlock17(Block17):
         return self.act(out * self.scale + x)
 
 
-class SEBlock8(Block8):
+class SEBlock8(WithSE, Block8):
     """Inception-ResNet-C (8×8) with SE on the residual branch (the last one without ReLU)."""
-
-    def __init__(
-        self,
-        scale: float,
-        conv_block: Any,
-        se_args: dict[str, Any],
-        no_relu: bool = False,
-        device: Any = None,
-        dtype: Any = None,
-    ):
-        super().__init__(scale=scale, no_relu=no_relu, conv_block=conv_block, device=device, dtype=dtype)
-        self.se = SEModule(2080, **se_args, device=device, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.cat((self.branch0(x), self.branch1(x)), 1)
@@ -76,34 +59,22 @@ class SEBlock8(Block8):
         return out
 
 
-class SEMixed5b(Mixed_5b):
+class SEMixed5b(WithSE, Mixed_5b):
     """The stem's last Inception module (35×35, 320 channels), SE on its output."""
-
-    def __init__(self, conv_block: Any, se_args: dict[str, Any], device: Any = None, dtype: Any = None):
-        super().__init__(conv_block=conv_block, device=device, dtype=dtype)
-        self.se = SEModule(320, **se_args, device=device, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.se(torch.cat((self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)), 1))
 
 
-class SEMixed6a(Mixed_6a):
+class SEMixed6a(WithSE, Mixed_6a):
     """Reduction-A (35 → 17, 1088 channels), SE on its output."""
-
-    def __init__(self, conv_block: Any, se_args: dict[str, Any], device: Any = None, dtype: Any = None):
-        super().__init__(conv_block=conv_block, device=device, dtype=dtype)
-        self.se = SEModule(1088, **se_args, device=device, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.se(torch.cat((self.branch0(x), self.branch1(x), self.branch2(x)), 1))
 
 
-class SEMixed7a(Mixed_7a):
+class SEMixed7a(WithSE, Mixed_7a):
     """Reduction-B (17 → 8, 2080 channels), SE on its output."""
-
-    def __init__(self, conv_block: Any, se_args: dict[str, Any], device: Any = None, dtype: Any = None):
-        super().__init__(conv_block=conv_block, device=device, dtype=dtype)
-        self.se = SEModule(2080, **se_args, device=device, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.se(torch.cat((self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)), 1))
@@ -114,7 +85,7 @@ class SEInceptionResnetV2(InceptionResnetV2):
 
     Args:
         num_classes / in_chans / drop_rate / global_pool / norm_eps: as timm's ``InceptionResnetV2``.
-        se_reduction / se_squeeze / se_gate: :class:`SEModule` options (paper defaults: 16, avg, sigmoid).
+        se_reduction / se_squeeze / se_gate: :class:`~senet_zoo.models.se.SEOptions` (paper defaults: 16, avg, sigmoid).
         device / dtype: where and in which precision the parameters are created.
 
     timm's constructor builds the stem, head and feature metadata; the Inception modules are then
@@ -129,11 +100,9 @@ class SEInceptionResnetV2(InceptionResnetV2):
         drop_rate: float = 0.0,
         global_pool: str = "avg",
         norm_eps: float = 1e-3,
-        se_reduction: int = 16,
-        se_squeeze: str = "avg",
-        se_gate: str = "sigmoid",
         device: Any = None,
         dtype: Any = None,
+        **se: "Unpack[SEOptions]",
     ) -> None:
         super().__init__(
             num_classes=num_classes,
@@ -147,14 +116,14 @@ class SEInceptionResnetV2(InceptionResnetV2):
         dd = dict(device=device, dtype=dtype)
         # timm's conv_block of InceptionResnetV2 (unpadded ConvNormAct, BN eps 1e-3, in-place ReLU)
         cb = partial(ConvNormAct, padding=0, norm_kwargs=dict(eps=norm_eps), act_kwargs=dict(inplace=True))
-        se = dict(reduction=se_reduction, squeeze=se_squeeze, gate=se_gate)
-        self.mixed_5b = SEMixed5b(cb, se, **dd)
-        self.repeat = torch.nn.Sequential(*[SEBlock35(0.17, cb, se, **dd) for _ in range(10)])
-        self.mixed_6a = SEMixed6a(cb, se, **dd)
-        self.repeat_1 = torch.nn.Sequential(*[SEBlock17(0.10, cb, se, **dd) for _ in range(20)])
-        self.mixed_7a = SEMixed7a(cb, se, **dd)
-        self.repeat_2 = torch.nn.Sequential(*[SEBlock8(0.20, cb, se, **dd) for _ in range(9)])
-        self.block8 = SEBlock8(1.0, cb, se, no_relu=True, **dd)
+        blk: dict[str, Any] = dict(conv_block=cb, se_layer=se_layer(**se), **dd)
+        self.mixed_5b = SEMixed5b(se_chs=320, **blk)
+        self.repeat = torch.nn.Sequential(*[SEBlock35(0.17, se_chs=320, **blk) for _ in range(10)])
+        self.mixed_6a = SEMixed6a(se_chs=1088, **blk)
+        self.repeat_1 = torch.nn.Sequential(*[SEBlock17(0.10, se_chs=1088, **blk) for _ in range(20)])
+        self.mixed_7a = SEMixed7a(se_chs=2080, **blk)
+        self.repeat_2 = torch.nn.Sequential(*[SEBlock8(0.20, se_chs=2080, **blk) for _ in range(9)])
+        self.block8 = SEBlock8(1.0, no_relu=True, se_chs=2080, **blk)
 
 
 def se_inception_resnet_v2(pretrained: Any = False, **kwargs: Any) -> SEInceptionResnetV2:

@@ -10,7 +10,7 @@ The entrypoint only names the network: its facts are in :mod:`senet_zoo.catalog`
 """
 
 from functools import partial
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from timm.layers import ConvNormAct
@@ -18,7 +18,10 @@ from timm.models.inception_v3 import InceptionA, InceptionB, InceptionC, Incepti
 from torch import nn
 
 from ._builder import create
-from .se import SEModule
+from .se import SEOptions, WithSE, se_layer
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["SEInceptionV3", "se_inception_v3"]
 
@@ -27,49 +30,31 @@ __all__ = ["SEInceptionV3", "se_inception_v3"]
 default_cfgs: dict[str, Any] = {}
 
 
-class SEInceptionA(InceptionA):
-    def __init__(self, in_channels: int, pool_features: int, conv_block: Any, se_args: dict[str, Any], **dd: Any):
-        super().__init__(in_channels, pool_features, conv_block=conv_block, **dd)
-        self.se = SEModule(224 + pool_features, **se_args, **dd)
+class SEOutput(WithSE):
+    """SE on the concatenated branches of one of timm's Inception-v3 modules (their ``_forward``)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.se(torch.cat(self._forward(x), 1))
+        return self.se(torch.cat(self._forward(x), 1))  # type: ignore[operator]  # the timm module's
 
 
-class SEInceptionB(InceptionB):
-    def __init__(self, in_channels: int, conv_block: Any, se_args: dict[str, Any], **dd: Any):
-        super().__init__(in_channels, conv_block=conv_block, **dd)
-        self.se = SEModule(in_channels + 480, **se_args, **dd)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.se(torch.cat(self._forward(x), 1))
+class SEInceptionA(SEOutput, InceptionA):
+    """``Mixed_5b``, ``Mixed_5c``, ``Mixed_5d`` (35×35)."""
 
 
-class SEInceptionC(InceptionC):
-    def __init__(self, in_channels: int, channels_7x7: int, conv_block: Any, se_args: dict[str, Any], **dd: Any):
-        super().__init__(in_channels, channels_7x7, conv_block=conv_block, **dd)
-        self.se = SEModule(768, **se_args, **dd)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.se(torch.cat(self._forward(x), 1))
+class SEInceptionB(SEOutput, InceptionB):
+    """``Mixed_6a`` (35 → 17)."""
 
 
-class SEInceptionD(InceptionD):
-    def __init__(self, in_channels: int, conv_block: Any, se_args: dict[str, Any], **dd: Any):
-        super().__init__(in_channels, conv_block=conv_block, **dd)
-        self.se = SEModule(in_channels + 512, **se_args, **dd)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.se(torch.cat(self._forward(x), 1))
+class SEInceptionC(SEOutput, InceptionC):
+    """``Mixed_6b`` … ``Mixed_6e`` (17×17)."""
 
 
-class SEInceptionE(InceptionE):
-    def __init__(self, in_channels: int, conv_block: Any, se_args: dict[str, Any], **dd: Any):
-        super().__init__(in_channels, conv_block=conv_block, **dd)
-        self.se = SEModule(2048, **se_args, **dd)
+class SEInceptionD(SEOutput, InceptionD):
+    """``Mixed_7a`` (17 → 8)."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.se(torch.cat(self._forward(x), 1))
+
+class SEInceptionE(SEOutput, InceptionE):
+    """``Mixed_7b``, ``Mixed_7c`` (8×8)."""
 
 
 class SEInceptionV3(InceptionV3):
@@ -77,7 +62,7 @@ class SEInceptionV3(InceptionV3):
 
     Args:
         num_classes / in_chans / drop_rate / global_pool / aux_logits / norm_eps: as timm's ``InceptionV3``.
-        se_reduction / se_squeeze / se_gate: :class:`SEModule` options (paper defaults: 16, avg, sigmoid).
+        se_reduction / se_squeeze / se_gate: :class:`~senet_zoo.models.se.SEOptions` (paper defaults: 16, avg, sigmoid).
         device / dtype: where and in which precision the parameters are created.
 
     timm's constructor builds the stem, head and feature metadata; the Inception modules are then
@@ -97,11 +82,9 @@ class SEInceptionV3(InceptionV3):
         global_pool: str = "avg",
         aux_logits: bool = False,
         norm_eps: float = 1e-3,
-        se_reduction: int = 16,
-        se_squeeze: str = "avg",
-        se_gate: str = "sigmoid",
         device: Any = None,
         dtype: Any = None,
+        **se: "Unpack[SEOptions]",
     ) -> None:
         super().__init__(
             num_classes=num_classes,
@@ -116,19 +99,20 @@ class SEInceptionV3(InceptionV3):
         dd = dict(device=device, dtype=dtype)
         # timm's conv_block of InceptionV3 (unpadded ConvNormAct, BN eps 1e-3, in-place ReLU)
         cb = partial(ConvNormAct, padding=0, norm_kwargs=dict(eps=norm_eps), act_kwargs=dict(inplace=True))
-        se = dict(reduction=se_reduction, squeeze=se_squeeze, gate=se_gate)
+        blk: dict[str, Any] = dict(conv_block=cb, se_layer=se_layer(**se), **dd)
+        # (the SE block's channels: the module's output channels)
         modules: dict[str, nn.Module] = dict(
-            Mixed_5b=SEInceptionA(192, 32, cb, se, **dd),
-            Mixed_5c=SEInceptionA(256, 64, cb, se, **dd),
-            Mixed_5d=SEInceptionA(288, 64, cb, se, **dd),
-            Mixed_6a=SEInceptionB(288, cb, se, **dd),
-            Mixed_6b=SEInceptionC(768, 128, cb, se, **dd),
-            Mixed_6c=SEInceptionC(768, 160, cb, se, **dd),
-            Mixed_6d=SEInceptionC(768, 160, cb, se, **dd),
-            Mixed_6e=SEInceptionC(768, 192, cb, se, **dd),
-            Mixed_7a=SEInceptionD(768, cb, se, **dd),
-            Mixed_7b=SEInceptionE(1280, cb, se, **dd),
-            Mixed_7c=SEInceptionE(2048, cb, se, **dd),
+            Mixed_5b=SEInceptionA(192, 32, se_chs=256, **blk),
+            Mixed_5c=SEInceptionA(256, 64, se_chs=288, **blk),
+            Mixed_5d=SEInceptionA(288, 64, se_chs=288, **blk),
+            Mixed_6a=SEInceptionB(288, se_chs=768, **blk),
+            Mixed_6b=SEInceptionC(768, 128, se_chs=768, **blk),
+            Mixed_6c=SEInceptionC(768, 160, se_chs=768, **blk),
+            Mixed_6d=SEInceptionC(768, 160, se_chs=768, **blk),
+            Mixed_6e=SEInceptionC(768, 192, se_chs=768, **blk),
+            Mixed_7a=SEInceptionD(768, se_chs=1280, **blk),
+            Mixed_7b=SEInceptionE(1280, se_chs=2048, **blk),
+            Mixed_7c=SEInceptionE(2048, se_chs=2048, **blk),
         )
         for name, module in modules.items():
             setattr(self, name, module)

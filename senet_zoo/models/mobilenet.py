@@ -8,17 +8,19 @@ every non-SE tensor and only ``blocks.S.B.se.*`` is new. timm builds that networ
 class, whose depthwise-separable block can only hold SE between the two convolutions, hence this file.
 """
 
-from typing import Any, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
-from timm.layers import create_classifier, get_device_dtype
 from timm.models._manipulate import checkpoint_seq
 from torch import nn
-from torch.nn import functional as F
 
 from ._builder import create, init_weights
 from ._head import ClassifierHeadMixin
-from .se import SEModule
+from .se import SEModule, SEOptions, se_layer
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["SEMobileNet", "DepthwiseSeparableSE", "se_mobilenet"]
 
@@ -35,7 +37,13 @@ class DepthwiseSeparableSE(nn.Module):
     bn_fold_pairs = (("conv_dw", "bn1"), ("conv_pw", "bn2"))  # folded by optimize_for_inference
 
     def __init__(
-        self, in_chs: int, out_chs: int, stride: int, se_args: dict[str, Any], device: Any = None, dtype: Any = None
+        self,
+        in_chs: int,
+        out_chs: int,
+        stride: int,
+        se: Callable[..., SEModule],
+        device: Any = None,
+        dtype: Any = None,
     ) -> None:
         super().__init__()
         dd = dict(device=device, dtype=dtype)
@@ -45,7 +53,7 @@ class DepthwiseSeparableSE(nn.Module):
         self.conv_pw = nn.Conv2d(in_chs, out_chs, 1, bias=False, **dd)
         self.bn2 = nn.BatchNorm2d(out_chs, **dd)
         self.act2 = nn.ReLU6(inplace=True)
-        self.se = SEModule(out_chs, **se_args, **dd)
+        self.se = se(out_chs, **dd)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act1(self.bn1(self.conv_dw(x)))
@@ -57,12 +65,15 @@ class SEMobileNet(ClassifierHeadMixin, nn.Module):
 
     Args:
         num_classes / in_chans / drop_rate / global_pool: timm's model arguments.
-        se_reduction / se_squeeze / se_gate: :class:`SEModule` options.
+        se_reduction / se_squeeze / se_gate: :class:`~senet_zoo.models.se.SEOptions`.
         device / dtype: where and in which precision the parameters are created.
     """
 
     feature_cfg = dict(flatten_sequential=True)  # taps are blocks.0 … blocks.4, as in timm's EfficientNet
     bn_fold_pairs = (("conv_stem", "bn1"),)
+    classifier_name = "classifier"
+    if TYPE_CHECKING:  # set by _init_head; TorchScript must not see this annotation
+        classifier: nn.Module
 
     def __init__(
         self,
@@ -70,26 +81,22 @@ class SEMobileNet(ClassifierHeadMixin, nn.Module):
         in_chans: int = 3,
         drop_rate: float = 0.0,
         global_pool: str = "avg",
-        se_reduction: int = 16,
-        se_squeeze: str = "avg",
-        se_gate: str = "sigmoid",
         device: Any = None,
         dtype: Any = None,
+        **se: "Unpack[SEOptions]",
     ) -> None:
         super().__init__()
         dd = dict(device=device, dtype=dtype)
-        self.in_chans = in_chans
-        self.drop_rate = drop_rate
-        self.grad_checkpointing = False
+        self._init_model(in_chans, drop_rate)
         self.conv_stem = nn.Conv2d(in_chans, STEM_CHS, 3, stride=2, padding=1, bias=False, **dd)
         self.bn1 = nn.BatchNorm2d(STEM_CHS, **dd)
         self.act1 = nn.ReLU6(inplace=True)
-        se_args = dict(reduction=se_reduction, squeeze=se_squeeze, gate=se_gate)
+        se_block = se_layer(**se)
         stages, in_chs, reduction = [], STEM_CHS, 2
         self.feature_info = []
         for i, (out_chs, n, stride) in enumerate(STAGES):
-            blocks = [DepthwiseSeparableSE(in_chs, out_chs, stride, se_args, **dd)]
-            blocks += [DepthwiseSeparableSE(out_chs, out_chs, 1, se_args, **dd) for _ in range(1, n)]
+            blocks = [DepthwiseSeparableSE(in_chs, out_chs, stride, se_block, **dd)]
+            blocks += [DepthwiseSeparableSE(out_chs, out_chs, 1, se_block, **dd) for _ in range(1, n)]
             stages.append(nn.Sequential(*blocks))
             in_chs, reduction = out_chs, reduction * stride
             self.feature_info.append(dict(num_chs=out_chs, reduction=reduction, module=f"blocks.{i}"))
@@ -101,31 +108,9 @@ class SEMobileNet(ClassifierHeadMixin, nn.Module):
         self._init_head(num_classes, global_pool, **dd)
         self.apply(init_weights)
 
-    def _init_head(self, num_classes: int, global_pool: str, device: Any = None, dtype: Any = None) -> None:
-        self.num_classes = num_classes
-        self.global_pool, self.classifier = create_classifier(
-            self.num_features, num_classes, pool_type=global_pool, device=device, dtype=dtype
-        )
-        self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.classifier
-
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        """Replace the classifier (``num_classes=0`` removes it) on the model's device and dtype."""
-        pool_type = self.global_pool.pool_type if global_pool is None else global_pool
-        self._init_head(num_classes, pool_type, **get_device_dtype(self))
-        self.global_pool.train(self.training)
-        self.classifier.train(self.training)
-
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         return dict(stem=r"^conv_stem|^bn1", blocks=r"^blocks\.(\d+)" if coarse else r"^blocks\.(\d+)\.(\d+)")
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act1(self.bn1(self.conv_stem(x)))
@@ -134,9 +119,7 @@ class SEMobileNet(ClassifierHeadMixin, nn.Module):
         return self.blocks(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.global_pool(x)
-        if self.drop_rate > 0.0:
-            x = F.dropout(x, p=self.drop_rate, training=self.training)
+        x = self.pool_and_drop(x)
         return x if pre_logits else self.classifier(x)
 
 

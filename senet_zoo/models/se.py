@@ -5,12 +5,14 @@ Squeeze: global pooling C×H×W → C. Excitation: 1×1 conv C → C/r (with bia
 gate, r = 16) are exactly the released models; the options reproduce the paper's ablations.
 """
 
-from typing import Any
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypedDict
 
 import torch
 from torch import nn
 
-__all__ = ["SEModule", "SQUEEZE_OPS", "GATES", "OPEN_GATE_BIAS"]
+__all__ = ["SEModule", "SEOptions", "WithSE", "SQUEEZE_OPS", "GATES", "OPEN_GATE_BIAS", "se_layer"]
 
 SQUEEZE_OPS = ("avg", "max", "none")
 GATES = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
@@ -79,3 +81,32 @@ class SEModule(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.excitation(x)
+
+
+class SEOptions(TypedDict, total=False):
+    """The SE keyword arguments every senet_zoo network accepts (``create_model(name, se_reduction=8)``).
+
+    Each family's constructor takes them as ``**se: Unpack[SEOptions]`` and turns them into one
+    :func:`se_layer` that it passes down to its blocks, as timm passes ``se_layer``.
+    """
+
+    se_reduction: int  # SEModule's reduction (paper default 16)
+    se_squeeze: str  # SEModule's squeeze: "avg" | "max" | "none"
+    se_gate: str  # SEModule's gate: "sigmoid" | "tanh" | "relu"
+
+
+def se_layer(se_reduction: int = 16, se_squeeze: str = "avg", se_gate: str = "sigmoid") -> Callable[..., SEModule]:
+    """The SE block factory of one network: ``se_layer(**options)(channels, device=..., dtype=...)``."""
+    return partial(SEModule, reduction=se_reduction, squeeze=se_squeeze, gate=se_gate)
+
+
+class WithSE(nn.Module):
+    """Base of a timm module rebuilt with an SE block ``se`` of ``se_chs`` channels, its other keys unchanged.
+
+    ``class SEBlock(WithSE, TimmBlock)``: every other argument goes to ``TimmBlock``; the subclass's
+    ``forward`` says where ``self.se`` acts.
+    """
+
+    def __init__(self, *args: Any, se_layer: Callable[..., SEModule], se_chs: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.se = se_layer(se_chs, device=kwargs.get("device"), dtype=kwargs.get("dtype"))

@@ -23,7 +23,10 @@ from ..catalog import BOTTLENECKS, CATALOG, Bottleneck, ModelFacts
 from ._builder import create, init_weights
 from ._head import ClassifierHeadMixin
 from .bn_inception import SEBNInception
-from .se import SEModule
+from .se import SEModule, SEOptions, se_layer
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "SENet",
@@ -73,7 +76,7 @@ class SEBottleneck(nn.Module):
         base_width: int,
         stride: int = 1,
         downsample: nn.Module | None = None,
-        se_args: dict[str, Any] | None = None,
+        se_layer: Callable[..., SEModule] = SEModule,
         se: bool = True,
         se_position: str = "standard",
         device: Any = None,
@@ -95,7 +98,7 @@ class SEBottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.se_position = se_position
         se_channels = inplanes if se_position == "pre" else out
-        self.se_module = SEModule(se_channels, **(se_args or {}), **dd) if se else None
+        self.se_module = se_layer(se_channels, **dd) if se else None
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -139,7 +142,7 @@ class SENet(ClassifierHeadMixin, nn.Module):
         inplanes: stem output channels (64, or 128 for SENet-154).
         downsample_kernel_size / downsample_padding: projection shortcut of stages 2–4 (3/1 for SENet-154).
         drop_rate: dropout before the classifier (0.2 only in SENet-154).
-        se_reduction / se_squeeze / se_gate: :class:`SEModule` options.
+        se_reduction / se_squeeze / se_gate: :class:`~senet_zoo.models.se.SEOptions`.
         se_stages: the stages (1–4) whose blocks have SE (paper §6.4); the others are plain bottlenecks.
         se_position: ``"standard"`` | ``"pre"`` | ``"post"`` | ``"identity"`` (paper §6.5, :class:`SEBottleneck`).
         device / dtype: where and in which precision the parameters are created (timm's factory kwargs).
@@ -165,13 +168,11 @@ class SENet(ClassifierHeadMixin, nn.Module):
         num_classes: int = 1000,
         in_chans: int = 3,
         global_pool: str = "avg",
-        se_reduction: int = 16,
-        se_squeeze: str = "avg",
-        se_gate: str = "sigmoid",
         se_stages: tuple[int, ...] = (1, 2, 3, 4),
         se_position: str = "standard",
         device: Any = None,
         dtype: Any = None,
+        **se: "Unpack[SEOptions]",
     ) -> None:
         super().__init__()
         dd = dict(device=device, dtype=dtype)
@@ -184,9 +185,7 @@ class SENet(ClassifierHeadMixin, nn.Module):
             raise ValueError(f"block must be one of {BOTTLENECKS}, got {block!r}")
         if stem not in ("7x7", "3x3"):
             raise ValueError(f"stem must be '7x7' or '3x3', got {stem!r}")
-        self.in_chans = in_chans
-        self.drop_rate = drop_rate
-        self.grad_checkpointing = False
+        self._init_model(in_chans, drop_rate)
         if stem == "3x3":
             stem_layers = (
                 _conv_bn_relu(1, in_chans, 64, 3, 2, dd)
@@ -204,7 +203,7 @@ class SENet(ClassifierHeadMixin, nn.Module):
             kind=block,
             groups=groups,
             base_width=base_width,
-            se_args=dict(reduction=se_reduction, squeeze=se_squeeze, gate=se_gate),
+            se_layer=se_layer(**se),
             se_position=se_position,
         )
         self.inplanes = inplanes
@@ -252,10 +251,6 @@ class SENet(ClassifierHeadMixin, nn.Module):
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, str]:
         return dict(stem=r"^layer0", blocks=r"^layer(\d+)" if coarse else r"^layer(\d+)\.(\d+)")
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool0(self.layer0(x))

@@ -13,6 +13,7 @@ timm has no ShuffleNet v1, so the layout is this file's own; the stem is a Seque
 """
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 import torch
@@ -21,7 +22,10 @@ from torch import nn
 
 from ._builder import create, init_weights
 from ._head import ClassifierHeadMixin
-from .se import SEModule
+from .se import SEModule, SEOptions, se_layer
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["SEShuffleNet", "ShuffleUnit", "channel_shuffle", "se_shufflenet"]
 
@@ -51,7 +55,7 @@ class ShuffleUnit(nn.Module):
         stride: int,
         groups: int,
         first_groups: int,
-        se_args: dict[str, Any],
+        se: Callable[..., SEModule],
         device: Any = None,
         dtype: Any = None,
     ) -> None:
@@ -67,7 +71,7 @@ class ShuffleUnit(nn.Module):
         self.bn2 = nn.BatchNorm2d(mid, **dd)
         self.conv3 = nn.Conv2d(mid, branch, 1, groups=groups, bias=False, **dd)
         self.bn3 = nn.BatchNorm2d(branch, **dd)
-        self.se = SEModule(branch, **se_args, **dd)
+        self.se = se(branch, **dd)
         self.pool = nn.AvgPool2d(3, stride=2, padding=1) if stride == 2 else None
         self.act = nn.ReLU(inplace=True)
 
@@ -88,7 +92,7 @@ class SEShuffleNet(ClassifierHeadMixin, nn.Module):
     Args:
         groups: groups of the 1×1 convolutions (the paper's SE-ShuffleNet: 3).
         num_classes / in_chans / drop_rate / global_pool: timm's model arguments.
-        se_reduction / se_squeeze / se_gate: :class:`SEModule` options.
+        se_reduction / se_squeeze / se_gate: :class:`~senet_zoo.models.se.SEOptions`.
         device / dtype: where and in which precision the parameters are created.
     """
 
@@ -104,19 +108,15 @@ class SEShuffleNet(ClassifierHeadMixin, nn.Module):
         in_chans: int = 3,
         drop_rate: float = 0.0,
         global_pool: str = "avg",
-        se_reduction: int = 16,
-        se_squeeze: str = "avg",
-        se_gate: str = "sigmoid",
         device: Any = None,
         dtype: Any = None,
+        **se: "Unpack[SEOptions]",
     ) -> None:
         super().__init__()
         if groups not in STAGE_CHANNELS:
             raise ValueError(f"groups must be one of {tuple(STAGE_CHANNELS)}, got {groups!r}")
         dd = dict(device=device, dtype=dtype)
-        self.in_chans = in_chans
-        self.drop_rate = drop_rate
-        self.grad_checkpointing = False
+        self._init_model(in_chans, drop_rate)
         self.stem = nn.Sequential(
             OrderedDict(
                 conv=nn.Conv2d(in_chans, STEM_CHS, 3, stride=2, padding=1, bias=False, **dd),
@@ -129,11 +129,11 @@ class SEShuffleNet(ClassifierHeadMixin, nn.Module):
             dict(num_chs=STEM_CHS, reduction=2, module="stem"),
             dict(num_chs=STEM_CHS, reduction=4, module="pool"),
         ]
-        se_args = dict(reduction=se_reduction, squeeze=se_squeeze, gate=se_gate)
+        se_block = se_layer(**se)
         in_chs = STEM_CHS
         for i, (out_chs, repeats) in enumerate(zip(STAGE_CHANNELS[groups], STAGE_REPEATS)):
-            units = [ShuffleUnit(in_chs, out_chs, 2, groups, 1 if i == 0 else groups, se_args, **dd)]
-            units += [ShuffleUnit(out_chs, out_chs, 1, groups, groups, se_args, **dd) for _ in range(1, repeats)]
+            units = [ShuffleUnit(in_chs, out_chs, 2, groups, 1 if i == 0 else groups, se_block, **dd)]
+            units += [ShuffleUnit(out_chs, out_chs, 1, groups, groups, se_block, **dd) for _ in range(1, repeats)]
             self.add_module(f"stage{i + 2}", nn.Sequential(*units))
             in_chs = out_chs
             self.feature_info.append(dict(num_chs=out_chs, reduction=8 * 2**i, module=f"stage{i + 2}"))
@@ -145,10 +145,6 @@ class SEShuffleNet(ClassifierHeadMixin, nn.Module):
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, str]:
         return dict(stem=r"^stem|^pool", blocks=r"^stage(\d+)" if coarse else r"^stage(\d+)\.(\d+)")
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(self.stem(x))

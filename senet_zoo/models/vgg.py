@@ -8,13 +8,17 @@ shape of ``vgg16_bn`` (``features.N``, ``pre_logits.fc1/fc2``, ``head.fc``) and 
 is new. timm's ``forward_intermediates``, feature taps and ``prune_intermediate_layers`` work unchanged.
 """
 
-from typing import Any, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from timm.models.vgg import VGG, cfgs
 from torch import Tensor, nn
 
 from ._builder import create, init_weights
-from .se import SEModule
+from .se import SEModule, SEOptions, se_layer
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["SEVGG", "ReLUSE", "se_vgg16_bn"]
 
@@ -26,10 +30,10 @@ default_cfgs: dict[str, Any] = {}
 class ReLUSE(nn.Module):
     """ReLU, then SE: the slot of VGG's ReLU (no tensors of its own besides the SE block's)."""
 
-    def __init__(self, channels: int, se_args: dict[str, Any], device: Any = None, dtype: Any = None) -> None:
+    def __init__(self, channels: int, se: Callable[..., SEModule], device: Any = None, dtype: Any = None) -> None:
         super().__init__()
         self.act = nn.ReLU(inplace=True)
-        self.se = SEModule(channels, **se_args, device=device, dtype=dtype)
+        self.se = se(channels, device=device, dtype=dtype)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.se(self.act(x))
@@ -40,7 +44,7 @@ class SEVGG(VGG):
 
     Args:
         cfg: timm's VGG configuration name (``"vgg16"``).
-        se_reduction / se_squeeze / se_gate: :class:`SEModule` options.
+        se_reduction / se_squeeze / se_gate: :class:`~senet_zoo.models.se.SEOptions`.
         Other arguments are timm's VGG's (``num_classes``, ``in_chans``, ``drop_rate``, ``global_pool``,
         ``device``, ``dtype``).
     """
@@ -55,11 +59,9 @@ class SEVGG(VGG):
         in_chans: int = 3,
         drop_rate: float = 0.0,
         global_pool: str = "avg",
-        se_reduction: int = 16,
-        se_squeeze: str = "avg",
-        se_gate: str = "sigmoid",
         device: Any = None,
         dtype: Any = None,
+        **se: "Unpack[SEOptions]",
     ) -> None:
         super().__init__(
             cfgs[cfg],
@@ -71,13 +73,13 @@ class SEVGG(VGG):
             device=device,
             dtype=dtype,
         )
-        se_args = dict(reduction=se_reduction, squeeze=se_squeeze, gate=se_gate)
+        se_block = se_layer(**se)
         channels = in_chans
         for i, layer in enumerate(self.features):
             if isinstance(layer, nn.Conv2d):
                 channels = layer.out_channels
             elif isinstance(layer, nn.ReLU):
-                self.features[i] = ReLUSE(channels, se_args, device=device, dtype=dtype).apply(init_weights)
+                self.features[i] = ReLUSE(channels, se_block, device=device, dtype=dtype).apply(init_weights)
 
 
 def se_vgg16_bn(pretrained: Any = False, **kwargs: Any) -> SEVGG:
