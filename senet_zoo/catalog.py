@@ -107,7 +107,27 @@ class ModelFacts:
 # ModelFacts fields that are SENet class arguments (with ``block``)
 _SENET_ARGS = ("layers", "block", "groups", "base_width", "stem", "inplanes", "downsample_kernel_size",
                "downsample_padding", "drop_rate")  # fmt: skip
-_RESNET = "layer0.conv1"  # first_conv of the ResNet family
+
+
+def _resnet(
+    name: str, display_name: str, block: Block, layers: tuple[int, ...], params: int, gmacs: float,
+    top1_err: float, top5_err: float, caffemodel_mb: int, **kw: Any,
+) -> ModelFacts:  # fmt: skip
+    """A network of the Caffe release's ResNet family: its Caffe name is its display name (unless given),
+    its first convolution ``layer0.conv1``, timm's twin ``legacy_`` + its name without its first "_"."""
+    kw.setdefault("caffe_name", display_name)
+    return ModelFacts(
+        name, display_name, block=block, params=params, gmacs=gmacs, top1_err=top1_err, top5_err=top5_err,
+        caffemodel_mb=caffemodel_mb, timm_legacy="legacy_" + name.replace("_", "", 1), first_conv="layer0.conv1",
+        layers=layers, **kw,
+    )  # fmt: skip
+
+
+def _se_family(name: str, display_name: str, family: Block, **kw: Any) -> ModelFacts:
+    """A network of the SE family beyond the Caffe release: no Caffe model, no timm twin; its block is its
+    ``senet_zoo.models`` module (``family``)."""
+    return ModelFacts(name, display_name, "", family, caffemodel_mb=0, timm_legacy=None, family=family, **kw)
+
 
 CATALOG: dict[str, ModelFacts] = {
     m.name: m
@@ -117,37 +137,17 @@ CATALOG: dict[str, ModelFacts] = {
             params=11_931_622, gmacs=2.0332, top1_err=23.62, top5_err=7.04, caffemodel_mb=46,
             timm_legacy=None, first_conv="conv1.conv",
         ),
-        ModelFacts(
-            "se_resnet50", "SE-ResNet-50", "SE-ResNet-50", "resnet",
-            params=28_088_024, gmacs=3.8605, top1_err=22.37, top5_err=6.36, caffemodel_mb=107,
-            timm_legacy="legacy_seresnet50", layers=(3, 4, 6, 3), first_conv=_RESNET,
-        ),
-        ModelFacts(
-            "se_resnet101", "SE-ResNet-101", "SE-ResNet-101", "resnet",
-            params=49_326_872, gmacs=7.5749, top1_err=21.75, top5_err=5.72, caffemodel_mb=189,
-            timm_legacy="legacy_seresnet101", layers=(3, 4, 23, 3), first_conv=_RESNET,
-        ),
-        ModelFacts(
-            "se_resnet152", "SE-ResNet-152", "SE-ResNet-152", "resnet",
-            params=66_821_848, gmacs=11.2890, top1_err=21.34, top5_err=5.54, caffemodel_mb=256,
-            timm_legacy="legacy_seresnet152", layers=(3, 8, 36, 3), first_conv=_RESNET,
-        ),
-        ModelFacts(
-            "se_resnext50_32x4d", "SE-ResNeXt-50 (32 x 4d)", "SE-ResNeXt-50 (32 x 4d)", "resnext",
-            params=27_559_896, gmacs=4.2330, top1_err=20.97, top5_err=5.54, caffemodel_mb=105,
-            timm_legacy="legacy_seresnext50_32x4d", layers=(3, 4, 6, 3), groups=32, first_conv=_RESNET,
-        ),
-        ModelFacts(
-            "se_resnext101_32x4d", "SE-ResNeXt-101 (32 x 4d)", "SE-ResNeXt-101 (32 x 4d)", "resnext",
-            params=48_955_416, gmacs=7.9747, top1_err=19.81, top5_err=4.96, caffemodel_mb=187,
-            timm_legacy="legacy_seresnext101_32x4d", layers=(3, 4, 23, 3), groups=32, first_conv=_RESNET,
-        ),
-        ModelFacts(
-            "senet154", "SENet-154", "SENet", "senet",
-            params=115_088_984, gmacs=20.6884, top1_err=18.68, top5_err=4.47, caffemodel_mb=440,
-            timm_legacy="legacy_senet154", timm_alias="senet_zoo_senet154", layers=(3, 8, 36, 3), groups=64,
-            stem="3x3", inplanes=128, downsample_kernel_size=3, downsample_padding=1, drop_rate=0.2, first_conv=_RESNET,
-        ),
+        # name, display name (= Caffe name), block, layers, params, GMACs, top-1 / top-5 error (%), caffemodel MB
+        _resnet("se_resnet50", "SE-ResNet-50", "resnet", (3, 4, 6, 3), 28_088_024, 3.8605, 22.37, 6.36, 107),
+        _resnet("se_resnet101", "SE-ResNet-101", "resnet", (3, 4, 23, 3), 49_326_872, 7.5749, 21.75, 5.72, 189),
+        _resnet("se_resnet152", "SE-ResNet-152", "resnet", (3, 8, 36, 3), 66_821_848, 11.2890, 21.34, 5.54, 256),
+        _resnet("se_resnext50_32x4d", "SE-ResNeXt-50 (32 x 4d)", "resnext", (3, 4, 6, 3), 27_559_896, 4.2330,
+                20.97, 5.54, 105, groups=32),
+        _resnet("se_resnext101_32x4d", "SE-ResNeXt-101 (32 x 4d)", "resnext", (3, 4, 23, 3), 48_955_416, 7.9747,
+                19.81, 4.96, 187, groups=32),
+        _resnet("senet154", "SENet-154", "senet", (3, 8, 36, 3), 115_088_984, 20.6884, 18.68, 4.47, 440, groups=64,
+                caffe_name="SENet", timm_alias="senet_zoo_senet154", stem="3x3", inplanes=128,
+                downsample_kernel_size=3, downsample_padding=1, drop_rate=0.2),
     )
 }  # fmt: skip
 
@@ -161,21 +161,21 @@ CATALOG.update(
     {
         m.name: m
         for m in (
-            ModelFacts(
-                "se_inception_resnet_v2", "SE-Inception-ResNet-v2", "", "inception_resnet_v2",
-                params=65_092_718, gmacs=13.1650, top1_err=19.80, top5_err=4.79, caffemodel_mb=0,
-                timm_legacy=None, first_conv="conv2d_1a.conv", classifier="classif",
-                family="inception_resnet_v2", backbone="inception_resnet_v2.tf_in1k", input_size=299, pool_size=8,
+            _se_family(
+                "se_inception_resnet_v2", "SE-Inception-ResNet-v2", "inception_resnet_v2",
+                params=65_092_718, gmacs=13.1650, top1_err=19.80, top5_err=4.79,
+                first_conv="conv2d_1a.conv", classifier="classif",
+                backbone="inception_resnet_v2.tf_in1k", input_size=299, pool_size=8,
                 mean=_INCEPTION_MEAN, std=_INCEPTION_STD, crop_pct=0.8975, interpolation="bicubic",
                 accuracy_source=PAPER_TABLE2 + " (299×299); no released weights", paper_gmacs=11.76,
                 paper_note="timm's (TF-slim) Inception-ResNet-v2 counts 13.16 GMACs at 299 against the paper's "
                 "11.75 for its own re-implementation; the SE overhead (+0.01) matches",
             ),
-            ModelFacts(
-                "se_inception_v3", "SE-Inception-v3", "", "inception_v3",
-                params=25_496_188, gmacs=5.7149, top1_err=None, top5_err=None, caffemodel_mb=0,
-                timm_legacy=None, first_conv="Conv2d_1a_3x3.conv", classifier="fc",
-                family="inception_v3", backbone="inception_v3.tf_in1k", input_size=299, pool_size=8,
+            _se_family(
+                "se_inception_v3", "SE-Inception-v3", "inception_v3",
+                params=25_496_188, gmacs=5.7149, top1_err=None, top5_err=None,
+                first_conv="Conv2d_1a_3x3.conv", classifier="fc",
+                backbone="inception_v3.tf_in1k", input_size=299, pool_size=8,
                 mean=_INCEPTION_MEAN, std=_INCEPTION_STD, crop_pct=0.875, interpolation="bicubic",
                 accuracy_source="not in the paper (moskomule/senet.pytorch ships SE-Inception-v3); no released weights",
                 paper_note="not in the paper: compare with timm's inception_v3 (23.83 M, 5.71 GMACs at 299) + SE",
@@ -194,22 +194,22 @@ CATALOG.update(
     {
         m.name: m
         for m in (
-            ModelFacts(
-                "se_vgg16_bn", "SE-VGG-16", "", "vgg",
-                params=138_596_784, gmacs=15.4705, top1_err=25.22, top5_err=7.70, caffemodel_mb=0,
-                timm_legacy=None, first_conv="features.0", classifier="head.fc",
-                family="vgg", backbone="vgg16_bn.tv_in1k", mean=_IMAGENET_MEAN, std=_IMAGENET_STD,
+            _se_family(
+                "se_vgg16_bn", "SE-VGG-16", "vgg",
+                params=138_596_784, gmacs=15.4705, top1_err=25.22, top5_err=7.70,
+                first_conv="features.0", classifier="head.fc",
+                backbone="vgg16_bn.tv_in1k", mean=_IMAGENET_MEAN, std=_IMAGENET_STD,
                 accuracy_source=PAPER_TABLE2 + " (VGG-16 with BN, SE after every convolution's ReLU); "
                 "no released weights",
                 paper_gmacs=15.48,
                 paper_note="15.4705 GMACs of convolutions and FC layers + 0.0135 G SE scaling = 15.484 G "
                 "(paper: 15.48; VGG-16 15.47); the paper gives no parameter count",
             ),
-            ModelFacts(
-                "se_mobilenet", "SE-MobileNet", "", "mobilenet",
-                params=4_718_044, gmacs=0.5692, top1_err=25.3, top5_err=7.7, caffemodel_mb=0,
-                timm_legacy=None, first_conv="conv_stem", classifier="classifier",
-                family="mobilenet", backbone="mobilenetv1_100.ra4_e3600_r224_in1k",
+            _se_family(
+                "se_mobilenet", "SE-MobileNet", "mobilenet",
+                params=4_718_044, gmacs=0.5692, top1_err=25.3, top5_err=7.7,
+                first_conv="conv_stem", classifier="classifier",
+                backbone="mobilenetv1_100.ra4_e3600_r224_in1k",
                 mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bicubic",
                 accuracy_source=PAPER_TABLE3 + " (MobileNet 1.0×, SE after every pointwise convolution); "
                 "no released weights",
@@ -217,11 +217,11 @@ CATALOG.update(
                 paper_note="569.2 M MACs + 2.7 M SE scaling = 571.9 M (paper: 572); 4.718 M parameters "
                 "(paper: 4.7 M; MobileNet 4.232 M, paper 4.2 M)",
             ),
-            ModelFacts(
-                "se_shufflenet", "SE-ShuffleNet (1×, g = 3)", "", "shufflenet",
-                params=2_484_533, gmacs=0.1381, top1_err=31.0, top5_err=11.1, caffemodel_mb=0,
-                timm_legacy=None, first_conv="stem.conv", groups=3,
-                family="shufflenet", backbone=None, mean=_IMAGENET_MEAN, std=_IMAGENET_STD,
+            _se_family(
+                "se_shufflenet", "SE-ShuffleNet (1×, g = 3)", "shufflenet",
+                params=2_484_533, gmacs=0.1381, top1_err=31.0, top5_err=11.1,
+                first_conv="stem.conv", groups=3,
+                backbone=None, mean=_IMAGENET_MEAN, std=_IMAGENET_STD,
                 accuracy_source=PAPER_TABLE3 + " (ShuffleNet 1×, g = 3, SE on every unit's branch); "
                 "no released weights",
                 paper_gmacs=0.142, paper_params=2_400_000,

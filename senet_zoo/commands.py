@@ -5,22 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 
+from ._cli_helpers import add_command
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("list", help="table of the models: parameters, compute, reported accuracy, weights")
+    p = add_command(subparsers, "list", _list)
     p.add_argument("pattern", nargs="?", default=None, help="shell-style filter, e.g. 'se_resnext*'")
     p.add_argument("--json", action="store_true", help="one JSON object per model, in a list")
-    p.set_defaults(func=_list)
-    p = subparsers.add_parser(
-        "info",
-        help="everything known about a model, weights tag, run or folder, as JSON",
-        description="Facts of the architecture and, for weights, what they bring: a weights tag's entry "
-        "(an unknown tag is an error listing the known ones), or the head, labels, preprocessing and "
-        "provenance a fine-tuning run, a converted folder, a file or an hf-hub: id records.",
-    )
+    p = add_command(subparsers, "info", _info)
     p.add_argument("name", metavar="NAME[.TAG]|RUN|FOLDER|FILE|hf-hub:ORG/NAME")
     p.add_argument("--json", action="store_true", help="accepted for symmetry with list: the output is JSON")
-    p.set_defaults(func=_info)
 
 
 def _weights_column(name: str) -> str:
@@ -50,6 +44,7 @@ def _weights_json(name: str) -> dict[str, dict[str, object]]:
 
 
 def _list(args: argparse.Namespace) -> int:
+    """Table of the models: parameters, compute, reported accuracy, weights."""
     from .registry import list_models, model_info
 
     if args.json:
@@ -81,6 +76,12 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
+    """Everything known about a model, weights tag, run or folder, as JSON.
+
+    Facts of the architecture and, for weights, what they bring: a weights tag's entry (an unknown tag is
+    an error listing the known ones), or the head, labels, preprocessing and provenance a fine-tuning run,
+    a converted folder, a file or an hf-hub: id records.
+    """
     from .hub.manifest import load_manifest
     from .registry import model_info
     from .resolve import resolve

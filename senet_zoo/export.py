@@ -254,6 +254,64 @@ def _fused_for_export(model: nn.Module, caller: str) -> tuple[nn.Module, nn.Modu
     return model, optimize_for_inference(model, channels_last=False, onednn=False).model, model
 
 
+def _verification(runtime: str, tolerance: float, checks: list[dict[str, Any]]) -> str:
+    """The ``verification`` metadata entry: which runtime was checked, against what, and how closely."""
+    return json.dumps(dict(runtime=runtime, reference="PyTorch float64", tolerance=tolerance, checks=checks))
+
+
+@dataclass
+class _Traced:
+    """What both exporters trace and verify: the model, its fused graph, the traced input and outputs."""
+
+    model: nn.Module  # the source model, on the CPU
+    fused: nn.Module  # the float32 graph to trace
+    reference: nn.Module  # the float32 model to compare with
+    cfg: dict[str, Any]
+    input_size: tuple[int, int, int]
+    x: torch.Tensor
+    output_names: list[str]
+    batches: tuple[int, ...]  # the batch sizes verified
+
+    @classmethod
+    def of(cls, model: nn.Module, caller: str, input_size: Any, dynamic_batch: bool, batch_size: int) -> _Traced:
+        model, fused, reference = _fused_for_export(model, caller)
+        cfg = _cfg(model)
+        input_size = tuple(input_size or cfg.get("input_size") or (3, 224, 224))
+        if len(input_size) != 3:
+            raise ValueError(f"input_size must be (C, H, W), got {input_size}")
+        trace_batch = 2 if dynamic_batch else batch_size  # not 1: a traced size 1 can be mistaken for a broadcast
+        x = torch.randn(trace_batch, *input_size, generator=torch.Generator().manual_seed(0))
+        n_out = len(_outputs(fused, x))
+        output_names = ["output"] if n_out == 1 else [f"output{i}" for i in range(n_out)]
+        batches = (1, 3) if dynamic_batch else (batch_size,)
+        return cls(model, fused, reference, cfg, input_size, x, output_names, batches)
+
+    def verify(self, session: Any) -> tuple[list[dict[str, Any]], float, float]:
+        """:func:`_verify` at ``batches``: the checks, their max abs and max rel diff."""
+        ref64 = copy.deepcopy(self.reference).double().eval()
+        checks = _verify(session, self.reference, ref64, self.cfg, self.input_size, self.batches)
+        return checks, max(c["max_abs"] for c in checks), max(c["max_rel"] for c in checks)
+
+    def report(
+        self, path: Path, opset: int, dynamic_batch: bool, tolerance: float, checks: list[dict[str, Any]], **kw: Any
+    ) -> ExportReport:
+        """The :class:`ExportReport` of a written file (``kw``: ``bytes``, ``metadata``, ``runtime``); logged."""
+        report = ExportReport(
+            path=path,
+            opset=opset,
+            dynamic_batch=dynamic_batch,
+            input_size=self.input_size,
+            output_names=tuple(self.output_names),
+            max_abs_diff=max(c["max_abs"] for c in checks),
+            max_rel_diff=max(c["max_rel"] for c in checks),
+            tolerance=tolerance,
+            checks=checks,
+            **kw,
+        )
+        _logger.info("%s", report.summary())
+        return report
+
+
 def export_onnx(
     model: nn.Module,
     path: str | os.PathLike[str],
@@ -282,28 +340,16 @@ def export_onnx(
     """
     onnx, onnxruntime = _require_onnx()
     path = Path(path)
-    model, fused, reference = _fused_for_export(model, "export_onnx")
-    cfg = _cfg(model)
-    input_size = tuple(input_size or cfg.get("input_size") or (3, 224, 224))
-    if len(input_size) != 3:
-        raise ValueError(f"input_size must be (C, H, W), got {input_size}")
-    trace_batch = 2 if dynamic_batch else batch_size  # not 1: a traced size 1 can be mistaken for a broadcast
-    x = torch.randn(trace_batch, *input_size, generator=torch.Generator().manual_seed(0))
-    n_out = len(_outputs(fused, x))
-    output_names = ["output"] if n_out == 1 else [f"output{i}" for i in range(n_out)]
+    t = _Traced.of(model, "export_onnx", input_size, dynamic_batch, batch_size)
+    model = t.model
     try:
-        data = _export_bytes(fused, x, output_names, opset, dynamic_batch)
+        data = _export_bytes(t.fused, t.x, t.output_names, opset, dynamic_batch)
         proto = onnx.load_from_string(data)
         onnx.checker.check_model(proto)
     except Exception as err:  # the exporter raises many kinds; name the model and opset
         raise ExportError(f"exporting {type(model).__name__} to ONNX (opset {opset}) failed: {err}") from err
-    meta = onnx_metadata(model, input_size, classifier=n_out == 1)
-    session = _session(onnxruntime, data)
-    ref64 = copy.deepcopy(reference).double().eval()
-    checks = _verify(session, reference, ref64, cfg, input_size, (1, 3) if dynamic_batch else (batch_size,))
-    del ref64
-    max_abs = max(c["max_abs"] for c in checks)
-    max_rel = max(c["max_rel"] for c in checks)
+    meta = onnx_metadata(model, t.input_size, classifier=len(t.output_names) == 1)
+    checks, max_abs, max_rel = t.verify(_session(onnxruntime, data))
     if not max_rel <= tolerance:  # also refuses NaN
         floor = max(c["torch_rel"] for c in checks)
         hint = (
@@ -316,14 +362,7 @@ def export_onnx(
             f"{path}: not written: ONNX Runtime's outputs differ from {type(model).__name__}'s (in float64): "
             f"max rel diff {max_rel:.3g} > tolerance {tolerance:g} (max abs diff {max_abs:.3g}){hint}"
         )
-    meta["verification"] = json.dumps(
-        dict(
-            runtime=f"onnxruntime {onnxruntime.__version__}",
-            reference="PyTorch float64",
-            tolerance=tolerance,
-            checks=checks,
-        )
-    )
+    meta["verification"] = _verification(f"onnxruntime {onnxruntime.__version__}", tolerance, checks)
     proto.producer_name, proto.producer_version = "senet-zoo", __version__
     proto.doc_string = f"{meta['architecture']} exported by senet-zoo {__version__}"
     del proto.metadata_props[:]
@@ -334,21 +373,7 @@ def export_onnx(
         raise ExportError(f"{path}: the model is {len(blob)} bytes, over ONNX's 2 GiB single-file limit")
     with atomic_open(path, "wb") as fh:
         fh.write(blob)
-    report = ExportReport(
-        path=path,
-        opset=opset,
-        dynamic_batch=dynamic_batch,
-        input_size=input_size,
-        output_names=tuple(output_names),
-        max_abs_diff=max_abs,
-        max_rel_diff=max_rel,
-        tolerance=tolerance,
-        checks=checks,
-        bytes=len(blob),
-        metadata=meta,
-    )
-    _logger.info("%s", report.summary())
-    return report
+    return t.report(path, opset, dynamic_batch, tolerance, checks, bytes=len(blob), metadata=meta)
 
 
 # --------------------------------------------------------------------------------------------- OpenVINO
@@ -420,16 +445,10 @@ def export_openvino(
     path = Path(path)
     if path.suffix != ".xml":
         raise ValueError(f"{path}: an OpenVINO IR path ends in .xml (the weights go to {path.stem}.bin beside it)")
-    model, fused, reference = _fused_for_export(model, "export_openvino")
-    cfg = _cfg(model)
-    input_size = tuple(input_size or cfg.get("input_size") or (3, 224, 224))
-    if len(input_size) != 3:
-        raise ValueError(f"input_size must be (C, H, W), got {input_size}")
-    x = torch.randn(2 if dynamic_batch else batch_size, *input_size, generator=torch.Generator().manual_seed(0))
-    n_out = len(_outputs(fused, x))
-    output_names = ["output"] if n_out == 1 else [f"output{i}" for i in range(n_out)]
+    t = _Traced.of(model, "export_openvino", input_size, dynamic_batch, batch_size)
+    model = t.model
     try:
-        data = _export_bytes(fused, x, output_names, DEFAULT_OPSET, dynamic_batch)
+        data = _export_bytes(t.fused, t.x, t.output_names, DEFAULT_OPSET, dynamic_batch)
         onnx.checker.check_model(onnx.load_from_string(data))
         ov_model = ov.convert_model(io.BytesIO(data))
     except Exception as err:
@@ -443,27 +462,16 @@ def export_openvino(
     runs_at = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()  # an openvino.Type
     if runs_at != OPENVINO_PRECISIONS[precision]:
         _logger.warning("OpenVINO runs this model at %s on this CPU, not %s", runs_at, precision)
-    ref64 = copy.deepcopy(reference).double().eval()
-    checks = _verify(
-        _OpenVINOSession(compiled), reference, ref64, cfg, input_size, (1, 3) if dynamic_batch else (batch_size,)
-    )
-    del ref64
-    max_abs = max(c["max_abs"] for c in checks)
-    max_rel = max(c["max_rel"] for c in checks)
+    checks, max_abs, max_rel = t.verify(_OpenVINOSession(compiled))
     if not max_rel <= tolerance:
         raise ExportError(
             f"{path}: not written: OpenVINO ({runs_at}) differs from {type(model).__name__} (in float64): "
             f"max rel diff {max_rel:.3g} > tolerance {tolerance:g} (max abs diff {max_abs:.3g})"
         )
-    meta = onnx_metadata(model, input_size, classifier=n_out == 1)
+    meta = onnx_metadata(model, t.input_size, classifier=len(t.output_names) == 1)
     meta["precision"] = precision
-    meta["verification"] = json.dumps(
-        dict(
-            runtime=f"openvino {ov.get_version()} CPU, INFERENCE_PRECISION_HINT={runs_at}",
-            reference="PyTorch float64",
-            tolerance=tolerance,
-            checks=checks,
-        )
+    meta["verification"] = _verification(
+        f"openvino {ov.get_version()} CPU, INFERENCE_PRECISION_HINT={runs_at}", tolerance, checks
     )
     for key, value in meta.items():
         ov_model.set_rt_info(value, [RT_INFO_SECTION, key])
@@ -474,19 +482,6 @@ def export_openvino(
             with atomic_path(dst) as out:  # the weights first: the .xml appears last, complete
                 os.replace(src, out)
     size = path.stat().st_size + path.with_suffix(".bin").stat().st_size
-    report = ExportReport(
-        path=path,
-        opset=DEFAULT_OPSET,
-        dynamic_batch=dynamic_batch,
-        input_size=input_size,
-        output_names=tuple(output_names),
-        max_abs_diff=max_abs,
-        max_rel_diff=max_rel,
-        tolerance=tolerance,
-        checks=checks,
-        bytes=size,
-        metadata=meta,
-        runtime=f"OpenVINO {runs_at}",
+    return t.report(
+        path, DEFAULT_OPSET, dynamic_batch, tolerance, checks, bytes=size, metadata=meta, runtime=f"OpenVINO {runs_at}"
     )
-    _logger.info("%s", report.summary())
-    return report

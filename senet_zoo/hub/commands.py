@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .._cli_helpers import add_manifest_option, call_with_options
+from .._cli_helpers import add_command, add_manifest_option, call_with_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,14 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--progress", action="store_true", help="draw a progress bar per file (on a terminal)")
     v.set_defaults(func=_cache_verify)
 
-    p = subparsers.add_parser(
-        "publish",
-        help="upload a fine-tuning run or a converted folder to the Hugging Face Hub",
-        description="Publish a fine-tuning run (RUN_DIR: its best.safetensors, a timm-style config.json with its "
-        "classes, labels and preprocessing, and a model card with the data set, metrics per epoch, options and "
-        "base weights) so that timm.create_model('hf-hub:ORG/NAME', pretrained=True) loads it anywhere; or a "
-        "folder written by `senet-zoo convert`, whose manifest entry is then updated.",
-    )
+    p = add_command(subparsers, "publish", _publish)
     p.add_argument(
         "folder",
         metavar="RUN_DIR|DIR",
@@ -50,7 +43,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--dataset", default=None, help="a run's data set name for the model card (default: the run's folder name)"
     )
     add_manifest_option(p, "manifest to update")
-    p.set_defaults(func=_publish)
 
 
 def _fetch(args: argparse.Namespace) -> int:
@@ -86,6 +78,13 @@ def _cache_verify(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
+    """Upload a fine-tuning run or a converted folder to the Hugging Face Hub.
+
+    Publish a fine-tuning run (RUN_DIR: its best.safetensors, a timm-style config.json with its classes,
+    labels and preprocessing, and a model card with the data set, metrics per epoch, options and base
+    weights) so that timm.create_model('hf-hub:ORG/NAME', pretrained=True) loads it anywhere; or a folder
+    written by `senet-zoo convert`, whose manifest entry is then updated.
+    """
     import tempfile
     from pathlib import Path
 

@@ -3,13 +3,26 @@
 No ``from __future__ import annotations`` here or in the model files: TorchScript reads the annotations.
 """
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from timm.layers import create_classifier, get_device_dtype
 from timm.models._features import feature_take_indices
 from torch import nn
 from torch.nn import functional as F
+
+from .se import SEModule, se_layer
+
+
+class TrunkArgs(NamedTuple):
+    """A host's arguments, as :meth:`ClassifierHeadMixin._init_model` hands them back."""
+
+    in_chans: int
+    dd: dict[str, Any]  # device, dtype
+    se_layer: Callable[..., SEModule]
+    num_classes: int
+    global_pool: str
 
 
 class ClassifierHeadMixin:
@@ -33,11 +46,22 @@ class ClassifierHeadMixin:
     if TYPE_CHECKING:  # set by _init_head under classifier_name; TorchScript must not see this annotation
         last_linear: nn.Module
 
-    def _init_model(self, in_chans: int, drop_rate: float) -> None:
-        """timm's model attributes that every host sets before building its trunk."""
+    def _init_model(
+        self,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        drop_rate: float = 0.0,
+        global_pool: str = "avg",
+        device: Any = None,
+        dtype: Any = None,
+        **se: Any,
+    ) -> "TrunkArgs":
+        """Take the host's :class:`~senet_zoo.models.se.ModelArgs`: set timm's model attributes and return
+        what the host builds its trunk and (with :meth:`_init_head`) its head from."""
         self.in_chans = in_chans
         self.drop_rate = drop_rate
         self.grad_checkpointing = False
+        return TrunkArgs(in_chans, dict(device=device, dtype=dtype), se_layer(**se), num_classes, global_pool)
 
     def _init_head(self, num_classes: int, global_pool: str, device: Any = None, dtype: Any = None) -> None:
         self.num_classes = num_classes

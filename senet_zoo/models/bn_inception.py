@@ -15,7 +15,7 @@ from torch.nn import functional as F
 
 from ._builder import init_weights
 from ._head import ClassifierHeadMixin
-from .se import SEModule, SEOptions, se_layer
+from .se import ModelArgs, SEModule
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -149,25 +149,16 @@ class SEBNInception(ClassifierHeadMixin, nn.Module):
         inception5a: InceptionBlock
         inception5b: InceptionBlock
 
-    def __init__(
-        self,
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        drop_rate: float = 0.0,
-        global_pool: str = "avg",
-        device: Any = None,
-        dtype: Any = None,
-        **se: "Unpack[SEOptions]",
-    ) -> None:
+    def __init__(self, **kwargs: "Unpack[ModelArgs]") -> None:
         super().__init__()
-        dd = dict(device=device, dtype=dtype)
-        self._init_model(in_chans, drop_rate)
+        a = self._init_model(**kwargs)
+        dd, in_chans = a.dd, a.in_chans
         self.conv1 = ConvBnReLU(in_chans, 64, 7, stride=2, **dd)
         self.pool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
         self.conv2_reduce = ConvBnReLU(64, 64, **dd)
         self.conv2 = ConvBnReLU(64, 192, 3, **dd)
         self.pool2 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
-        se_block = se_layer(**se)
+        se_block = a.se_layer
         chs = {"conv1": 64, "conv2": 192}
         in_chs = 192
         for name, cfg in INCEPTION_CFGS:
@@ -177,7 +168,7 @@ class SEBNInception(ClassifierHeadMixin, nn.Module):
         self.feature_info = [dict(num_chs=chs[m], reduction=r, module=m) for m, r in FEATURE_MODULES.items()]
         self.feature_stages = FEATURE_STAGES
         self.num_features = in_chs
-        self._init_head(num_classes, global_pool, **dd)
+        self._init_head(a.num_classes, a.global_pool, **dd)
         self.apply(init_weights)
 
     @torch.jit.ignore

@@ -18,7 +18,7 @@ from timm.layers import ConvNormAct
 from timm.models.inception_resnet_v2 import Block8, Block17, Block35, InceptionResnetV2, Mixed_5b, Mixed_6a, Mixed_7a
 
 from ._builder import create
-from .se import SEOptions, WithSE, se_layer
+from .se import ModelArgs, WithSE, split_se
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -93,30 +93,13 @@ class SEInceptionResnetV2(InceptionResnetV2):
     ``prune_intermediate_layers`` and ``group_matcher`` apply unchanged.
     """
 
-    def __init__(
-        self,
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        drop_rate: float = 0.0,
-        global_pool: str = "avg",
-        norm_eps: float = 1e-3,
-        device: Any = None,
-        dtype: Any = None,
-        **se: "Unpack[SEOptions]",
-    ) -> None:
-        super().__init__(
-            num_classes=num_classes,
-            in_chans=in_chans,
-            drop_rate=drop_rate,
-            global_pool=global_pool,
-            norm_eps=norm_eps,
-            device=device,
-            dtype=dtype,
-        )
-        dd = dict(device=device, dtype=dtype)
+    def __init__(self, norm_eps: float = 1e-3, **kwargs: "Unpack[ModelArgs]") -> None:
+        se, timm_args = split_se(kwargs)
+        super().__init__(norm_eps=norm_eps, **timm_args)
+        dd = dict(device=kwargs.get("device"), dtype=kwargs.get("dtype"))
         # timm's conv_block of InceptionResnetV2 (unpadded ConvNormAct, BN eps 1e-3, in-place ReLU)
         cb = partial(ConvNormAct, padding=0, norm_kwargs=dict(eps=norm_eps), act_kwargs=dict(inplace=True))
-        blk: dict[str, Any] = dict(conv_block=cb, se_layer=se_layer(**se), **dd)
+        blk: dict[str, Any] = dict(conv_block=cb, se_layer=se, **dd)
         self.mixed_5b = SEMixed5b(se_chs=320, **blk)
         self.repeat = torch.nn.Sequential(*[SEBlock35(0.17, se_chs=320, **blk) for _ in range(10)])
         self.mixed_6a = SEMixed6a(se_chs=1088, **blk)

@@ -18,7 +18,7 @@ from timm.models.inception_v3 import InceptionA, InceptionB, InceptionC, Incepti
 from torch import nn
 
 from ._builder import create
-from .se import SEOptions, WithSE, se_layer
+from .se import ModelArgs, WithSE, split_se
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -74,32 +74,13 @@ class SEInceptionV3(InceptionV3):
     SE-Inception-ResNet-v2 with the same defaults.
     """
 
-    def __init__(
-        self,
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        drop_rate: float = 0.0,
-        global_pool: str = "avg",
-        aux_logits: bool = False,
-        norm_eps: float = 1e-3,
-        device: Any = None,
-        dtype: Any = None,
-        **se: "Unpack[SEOptions]",
-    ) -> None:
-        super().__init__(
-            num_classes=num_classes,
-            in_chans=in_chans,
-            drop_rate=drop_rate,
-            global_pool=global_pool,
-            aux_logits=aux_logits,
-            norm_eps=norm_eps,
-            device=device,
-            dtype=dtype,
-        )
-        dd = dict(device=device, dtype=dtype)
+    def __init__(self, aux_logits: bool = False, norm_eps: float = 1e-3, **kwargs: "Unpack[ModelArgs]") -> None:
+        se, timm_args = split_se(kwargs)
+        super().__init__(aux_logits=aux_logits, norm_eps=norm_eps, **timm_args)
+        dd = dict(device=kwargs.get("device"), dtype=kwargs.get("dtype"))
         # timm's conv_block of InceptionV3 (unpadded ConvNormAct, BN eps 1e-3, in-place ReLU)
         cb = partial(ConvNormAct, padding=0, norm_kwargs=dict(eps=norm_eps), act_kwargs=dict(inplace=True))
-        blk: dict[str, Any] = dict(conv_block=cb, se_layer=se_layer(**se), **dd)
+        blk: dict[str, Any] = dict(conv_block=cb, se_layer=se, **dd)
         # (the SE block's channels: the module's output channels)
         modules: dict[str, nn.Module] = dict(
             Mixed_5b=SEInceptionA(192, 32, se_chs=256, **blk),

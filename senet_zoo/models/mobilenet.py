@@ -17,7 +17,7 @@ from torch import nn
 
 from ._builder import create, init_weights
 from ._head import ClassifierHeadMixin
-from .se import SEModule, SEOptions, se_layer
+from .se import ModelArgs, SEModule
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -37,16 +37,9 @@ class DepthwiseSeparableSE(nn.Module):
     bn_fold_pairs = (("conv_dw", "bn1"), ("conv_pw", "bn2"))  # folded by optimize_for_inference
 
     def __init__(
-        self,
-        in_chs: int,
-        out_chs: int,
-        stride: int,
-        se: Callable[..., SEModule],
-        device: Any = None,
-        dtype: Any = None,
-    ) -> None:
+        self, in_chs: int, out_chs: int, stride: int, se: Callable[..., SEModule], **dd: Any
+    ) -> None:  # dd: device, dtype
         super().__init__()
-        dd = dict(device=device, dtype=dtype)
         self.conv_dw = nn.Conv2d(in_chs, in_chs, 3, stride=stride, padding=1, groups=in_chs, bias=False, **dd)
         self.bn1 = nn.BatchNorm2d(in_chs, **dd)
         self.act1 = nn.ReLU6(inplace=True)
@@ -75,23 +68,14 @@ class SEMobileNet(ClassifierHeadMixin, nn.Module):
     if TYPE_CHECKING:  # set by _init_head; TorchScript must not see this annotation
         classifier: nn.Module
 
-    def __init__(
-        self,
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        drop_rate: float = 0.0,
-        global_pool: str = "avg",
-        device: Any = None,
-        dtype: Any = None,
-        **se: "Unpack[SEOptions]",
-    ) -> None:
+    def __init__(self, **kwargs: "Unpack[ModelArgs]") -> None:
         super().__init__()
-        dd = dict(device=device, dtype=dtype)
-        self._init_model(in_chans, drop_rate)
+        a = self._init_model(**kwargs)
+        dd, in_chans = a.dd, a.in_chans
         self.conv_stem = nn.Conv2d(in_chans, STEM_CHS, 3, stride=2, padding=1, bias=False, **dd)
         self.bn1 = nn.BatchNorm2d(STEM_CHS, **dd)
         self.act1 = nn.ReLU6(inplace=True)
-        se_block = se_layer(**se)
+        se_block = a.se_layer
         stages, in_chs, reduction = [], STEM_CHS, 2
         self.feature_info = []
         for i, (out_chs, n, stride) in enumerate(STAGES):
@@ -105,7 +89,7 @@ class SEMobileNet(ClassifierHeadMixin, nn.Module):
             (f"blocks.{i}",) for i in range(1, len(STAGES))
         )
         self.num_features = in_chs
-        self._init_head(num_classes, global_pool, **dd)
+        self._init_head(a.num_classes, a.global_pool, **dd)
         self.apply(init_weights)
 
     @torch.jit.ignore

@@ -12,7 +12,17 @@ from typing import Any, TypedDict
 import torch
 from torch import nn
 
-__all__ = ["SEModule", "SEOptions", "WithSE", "SQUEEZE_OPS", "GATES", "OPEN_GATE_BIAS", "se_layer"]
+__all__ = [
+    "SEModule",
+    "SEOptions",
+    "ModelArgs",
+    "WithSE",
+    "split_se",
+    "SQUEEZE_OPS",
+    "GATES",
+    "OPEN_GATE_BIAS",
+    "se_layer",
+]
 
 SQUEEZE_OPS = ("avg", "max", "none")
 GATES = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
@@ -84,20 +94,38 @@ class SEModule(nn.Module):
 
 
 class SEOptions(TypedDict, total=False):
-    """The SE keyword arguments every senet_zoo network accepts (``create_model(name, se_reduction=8)``).
-
-    Each family's constructor takes them as ``**se: Unpack[SEOptions]`` and turns them into one
-    :func:`se_layer` that it passes down to its blocks, as timm passes ``se_layer``.
-    """
+    """The SE keyword arguments every senet_zoo network accepts (``create_model(name, se_reduction=8)``)."""
 
     se_reduction: int  # SEModule's reduction (paper default 16)
     se_squeeze: str  # SEModule's squeeze: "avg" | "max" | "none"
     se_gate: str  # SEModule's gate: "sigmoid" | "tanh" | "relu"
 
 
+class ModelArgs(SEOptions, total=False):
+    """timm's model arguments plus :class:`SEOptions`: what every family's constructor takes as
+    ``**kwargs: Unpack[ModelArgs]``. Defaults: 1000 classes, 3 input channels, no dropout, average pooling."""
+
+    num_classes: int
+    in_chans: int
+    drop_rate: float
+    global_pool: str
+    device: Any
+    dtype: Any
+
+
 def se_layer(se_reduction: int = 16, se_squeeze: str = "avg", se_gate: str = "sigmoid") -> Callable[..., SEModule]:
-    """The SE block factory of one network: ``se_layer(**options)(channels, device=..., dtype=...)``."""
+    """The SE block factory of one network: ``se_layer(**options)(channels, device=..., dtype=...)``.
+
+    Each family builds it once from its :class:`SEOptions` and passes it down to its blocks, as timm
+    passes ``se_layer``.
+    """
     return partial(SEModule, reduction=se_reduction, squeeze=se_squeeze, gate=se_gate)
+
+
+def split_se(kwargs: ModelArgs) -> tuple[Callable[..., SEModule], dict[str, Any]]:
+    """(:func:`se_layer` of the :class:`SEOptions` in ``kwargs``, the other arguments: timm's)."""
+    se: dict[str, Any] = {k: v for k, v in kwargs.items() if k in SEOptions.__annotations__}
+    return se_layer(**se), {k: v for k, v in kwargs.items() if k not in se}
 
 
 class WithSE(nn.Module):

@@ -23,7 +23,7 @@ from ..catalog import BOTTLENECKS, CATALOG, Bottleneck, ModelFacts
 from ._builder import create, init_weights
 from ._head import ClassifierHeadMixin
 from .bn_inception import SEBNInception
-from .se import SEModule, SEOptions, se_layer
+from .se import ModelArgs, SEModule
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -164,18 +164,11 @@ class SENet(ClassifierHeadMixin, nn.Module):
         inplanes: int = 64,
         downsample_kernel_size: int = 1,
         downsample_padding: int = 0,
-        drop_rate: float = 0.0,
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        global_pool: str = "avg",
         se_stages: tuple[int, ...] = (1, 2, 3, 4),
         se_position: str = "standard",
-        device: Any = None,
-        dtype: Any = None,
-        **se: "Unpack[SEOptions]",
+        **kwargs: "Unpack[ModelArgs]",
     ) -> None:
         super().__init__()
-        dd = dict(device=device, dtype=dtype)
         se_stages = tuple(se_stages)  # a list from a JSON checkpoint record
         if not set(se_stages) <= {1, 2, 3, 4}:
             raise ValueError(f"se_stages must be stage numbers 1-4, got {se_stages!r}")
@@ -185,7 +178,8 @@ class SENet(ClassifierHeadMixin, nn.Module):
             raise ValueError(f"block must be one of {BOTTLENECKS}, got {block!r}")
         if stem not in ("7x7", "3x3"):
             raise ValueError(f"stem must be '7x7' or '3x3', got {stem!r}")
-        self._init_model(in_chans, drop_rate)
+        a = self._init_model(**kwargs)
+        dd, in_chans = a.dd, a.in_chans
         if stem == "3x3":
             stem_layers = (
                 _conv_bn_relu(1, in_chans, 64, 3, 2, dd)
@@ -203,7 +197,7 @@ class SENet(ClassifierHeadMixin, nn.Module):
             kind=block,
             groups=groups,
             base_width=base_width,
-            se_layer=se_layer(**se),
+            se_layer=a.se_layer,
             se_position=se_position,
         )
         self.inplanes = inplanes
@@ -223,7 +217,7 @@ class SENet(ClassifierHeadMixin, nn.Module):
         # The modules up to each feature tap (the stem tap is taken before pool0, as in timm's legacy SENet).
         self.feature_stages = (("layer0",), ("pool0", "layer1"), ("layer2",), ("layer3",), ("layer4",))
         self.num_features = self.inplanes
-        self._init_head(num_classes, global_pool, **dd)
+        self._init_head(a.num_classes, a.global_pool, **dd)
         self.apply(init_weights)
 
     def _make_stage(

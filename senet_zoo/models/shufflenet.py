@@ -22,7 +22,7 @@ from torch import nn
 
 from ._builder import create, init_weights
 from ._head import ClassifierHeadMixin
-from .se import SEModule, SEOptions, se_layer
+from .se import ModelArgs, SEModule
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -56,11 +56,9 @@ class ShuffleUnit(nn.Module):
         groups: int,
         first_groups: int,
         se: Callable[..., SEModule],
-        device: Any = None,
-        dtype: Any = None,
+        **dd: Any,  # device, dtype
     ) -> None:
         super().__init__()
-        dd = dict(device=device, dtype=dtype)
         mid = out_chs // 4
         branch = out_chs - in_chs if stride == 2 else out_chs
         self.shuffle_groups = first_groups
@@ -104,19 +102,13 @@ class SEShuffleNet(ClassifierHeadMixin, nn.Module):
     def __init__(
         self,
         groups: int = 3,
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        drop_rate: float = 0.0,
-        global_pool: str = "avg",
-        device: Any = None,
-        dtype: Any = None,
-        **se: "Unpack[SEOptions]",
+        **kwargs: "Unpack[ModelArgs]",
     ) -> None:
         super().__init__()
         if groups not in STAGE_CHANNELS:
             raise ValueError(f"groups must be one of {tuple(STAGE_CHANNELS)}, got {groups!r}")
-        dd = dict(device=device, dtype=dtype)
-        self._init_model(in_chans, drop_rate)
+        a = self._init_model(**kwargs)
+        dd, in_chans = a.dd, a.in_chans
         self.stem = nn.Sequential(
             OrderedDict(
                 conv=nn.Conv2d(in_chans, STEM_CHS, 3, stride=2, padding=1, bias=False, **dd),
@@ -129,7 +121,7 @@ class SEShuffleNet(ClassifierHeadMixin, nn.Module):
             dict(num_chs=STEM_CHS, reduction=2, module="stem"),
             dict(num_chs=STEM_CHS, reduction=4, module="pool"),
         ]
-        se_block = se_layer(**se)
+        se_block = a.se_layer
         in_chs = STEM_CHS
         for i, (out_chs, repeats) in enumerate(zip(STAGE_CHANNELS[groups], STAGE_REPEATS)):
             units = [ShuffleUnit(in_chs, out_chs, 2, groups, 1 if i == 0 else groups, se_block, **dd)]
@@ -139,7 +131,7 @@ class SEShuffleNet(ClassifierHeadMixin, nn.Module):
             self.feature_info.append(dict(num_chs=out_chs, reduction=8 * 2**i, module=f"stage{i + 2}"))
         self.feature_stages = (("stem",), ("pool",), ("stage2",), ("stage3",), ("stage4",))
         self.num_features = in_chs
-        self._init_head(num_classes, global_pool, **dd)
+        self._init_head(a.num_classes, a.global_pool, **dd)
         self.apply(init_weights)
 
     @torch.jit.ignore

@@ -15,7 +15,7 @@ from timm.models.vgg import VGG, cfgs
 from torch import Tensor, nn
 
 from ._builder import create, init_weights
-from .se import SEModule, SEOptions, se_layer
+from .se import ModelArgs, SEModule, split_se
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -52,34 +52,16 @@ class SEVGG(VGG):
     # timm's VGG taps sit inside ``features``: FeatureListNet flattens it (timm's own vgg feature_cfg).
     feature_cfg = dict(flatten_sequential=True)
 
-    def __init__(
-        self,
-        cfg: str = "vgg16",
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        drop_rate: float = 0.0,
-        global_pool: str = "avg",
-        device: Any = None,
-        dtype: Any = None,
-        **se: "Unpack[SEOptions]",
-    ) -> None:
-        super().__init__(
-            cfgs[cfg],
-            num_classes=num_classes,
-            in_chans=in_chans,
-            norm_layer=nn.BatchNorm2d,
-            global_pool=global_pool,
-            drop_rate=drop_rate,
-            device=device,
-            dtype=dtype,
-        )
-        se_block = se_layer(**se)
-        channels = in_chans
+    def __init__(self, cfg: str = "vgg16", **kwargs: "Unpack[ModelArgs]") -> None:
+        se_block, timm_args = split_se(kwargs)
+        super().__init__(cfgs[cfg], norm_layer=nn.BatchNorm2d, **timm_args)
+        dd = dict(device=kwargs.get("device"), dtype=kwargs.get("dtype"))
+        channels = 0  # every ReLU follows a convolution
         for i, layer in enumerate(self.features):
             if isinstance(layer, nn.Conv2d):
                 channels = layer.out_channels
             elif isinstance(layer, nn.ReLU):
-                self.features[i] = ReLUSE(channels, se_block, device=device, dtype=dtype).apply(init_weights)
+                self.features[i] = ReLUSE(channels, se_block, **dd).apply(init_weights)
 
 
 def se_vgg16_bn(pretrained: Any = False, **kwargs: Any) -> SEVGG:
