@@ -12,6 +12,7 @@ from timm.models._features import feature_take_indices
 from torch import nn
 from torch.nn import functional as F
 
+from ._builder import init_weights
 from .se import SEModule, se_layer
 
 
@@ -43,6 +44,8 @@ class ClassifierHeadMixin:
     feature_info: list[dict[str, Any]]
     feature_stages: tuple[tuple[str, ...], ...]
     classifier_name = "last_linear"
+    group_stem = ""  # regex of the stem's parameter names (group_matcher)
+    group_stage_prefix = ""  # regex: stage i is ``{prefix}i``, its block j ``{prefix}i.j`` (group_matcher)
     if TYPE_CHECKING:  # set by _init_head under classifier_name; TorchScript must not see this annotation
         last_linear: nn.Module
 
@@ -70,6 +73,18 @@ class ClassifierHeadMixin:
         )
         setattr(self, self.classifier_name, classifier)
         self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
+
+    def _init_end(self, a: TrunkArgs, num_features: int) -> None:
+        """The end of every host's constructor: the head on ``num_features`` channels, then the init."""
+        self.num_features = num_features
+        self._init_head(a.num_classes, a.global_pool, **a.dd)
+        self.apply(init_weights)  # type: ignore[attr-defined]
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        """Parameter groups for layer-wise decay: the stem, then one group per stage (coarse) or block."""
+        stage = self.group_stage_prefix
+        return dict(stem=self.group_stem, blocks=rf"^{stage}(\d+)" if coarse else rf"^{stage}(\d+)\.(\d+)")
 
     @torch.jit.ignore
     def get_classifier(self) -> nn.Module:

@@ -13,7 +13,6 @@ from timm.models._manipulate import checkpoint
 from torch import nn
 from torch.nn import functional as F
 
-from ._builder import init_weights
 from ._head import ClassifierHeadMixin
 from .se import ModelArgs, SEModule
 
@@ -167,9 +166,7 @@ class SEBNInception(ClassifierHeadMixin, nn.Module):
             in_chs = chs[name] = block.out_chs
         self.feature_info = [dict(num_chs=chs[m], reduction=r, module=m) for m, r in FEATURE_MODULES.items()]
         self.feature_stages = FEATURE_STAGES
-        self.num_features = in_chs
-        self._init_head(a.num_classes, a.global_pool, **dd)
-        self.apply(init_weights)
+        self._init_end(a, in_chs)
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:

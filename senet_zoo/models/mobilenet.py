@@ -15,7 +15,7 @@ import torch
 from timm.models._manipulate import checkpoint_seq
 from torch import nn
 
-from ._builder import create, init_weights
+from ._builder import create
 from ._head import ClassifierHeadMixin
 from .se import ModelArgs, SEModule
 
@@ -65,6 +65,7 @@ class SEMobileNet(ClassifierHeadMixin, nn.Module):
     feature_cfg = dict(flatten_sequential=True)  # taps are blocks.0 … blocks.4, as in timm's EfficientNet
     bn_fold_pairs = (("conv_stem", "bn1"),)
     classifier_name = "classifier"
+    group_stem, group_stage_prefix = r"^conv_stem|^bn1", r"blocks\."
     if TYPE_CHECKING:  # set by _init_head; TorchScript must not see this annotation
         classifier: nn.Module
 
@@ -88,13 +89,7 @@ class SEMobileNet(ClassifierHeadMixin, nn.Module):
         self.feature_stages = (("conv_stem", "bn1", "act1", "blocks.0"),) + tuple(
             (f"blocks.{i}",) for i in range(1, len(STAGES))
         )
-        self.num_features = in_chs
-        self._init_head(a.num_classes, a.global_pool, **dd)
-        self.apply(init_weights)
-
-    @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
-        return dict(stem=r"^conv_stem|^bn1", blocks=r"^blocks\.(\d+)" if coarse else r"^blocks\.(\d+)\.(\d+)")
+        self._init_end(a, in_chs)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act1(self.bn1(self.conv_stem(x)))

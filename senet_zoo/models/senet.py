@@ -20,7 +20,7 @@ from timm.models._manipulate import checkpoint_seq
 from torch import nn
 
 from ..catalog import BOTTLENECKS, CATALOG, Bottleneck, ModelFacts
-from ._builder import create, init_weights
+from ._builder import create
 from ._head import ClassifierHeadMixin
 from .bn_inception import SEBNInception
 from .se import ModelArgs, SEModule
@@ -79,13 +79,11 @@ class SEBottleneck(nn.Module):
         se_layer: Callable[..., SEModule] = SEModule,
         se: bool = True,
         se_position: str = "standard",
-        device: Any = None,
-        dtype: Any = None,
+        **dd: Any,  # device, dtype
     ) -> None:
         super().__init__()
         if se_position not in SE_POSITIONS:
             raise ValueError(f"se_position must be one of {SE_POSITIONS}, got {se_position!r}")
-        dd = dict(device=device, dtype=dtype)
         mid1, mid2 = _bottleneck_widths(kind, planes, groups, base_width)
         stride_1x1, stride_3x3 = (stride, 1) if kind == "resnet" else (1, stride)
         out = planes * self.expansion
@@ -148,6 +146,7 @@ class SENet(ClassifierHeadMixin, nn.Module):
         device / dtype: where and in which precision the parameters are created (timm's factory kwargs).
     """
 
+    group_stem, group_stage_prefix = r"^layer0", "layer"
     if TYPE_CHECKING:  # stages are added by name in __init__; TorchScript must not see these annotations
         layer1: nn.Module
         layer2: nn.Module
@@ -216,9 +215,7 @@ class SENet(ClassifierHeadMixin, nn.Module):
             self.feature_info.append(dict(num_chs=self.inplanes, reduction=4 * 2**i, module=f"layer{i + 1}"))
         # The modules up to each feature tap (the stem tap is taken before pool0, as in timm's legacy SENet).
         self.feature_stages = (("layer0",), ("pool0", "layer1"), ("layer2",), ("layer3",), ("layer4",))
-        self.num_features = self.inplanes
-        self._init_head(a.num_classes, a.global_pool, **dd)
-        self.apply(init_weights)
+        self._init_end(a, self.inplanes)
 
     def _make_stage(
         self,
@@ -241,10 +238,6 @@ class SENet(ClassifierHeadMixin, nn.Module):
         self.inplanes = out
         stage += [SEBottleneck(out, planes, **block_args, **dd) for _ in range(1, blocks)]
         return nn.Sequential(*stage)
-
-    @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False) -> dict[str, str]:
-        return dict(stem=r"^layer0", blocks=r"^layer(\d+)" if coarse else r"^layer(\d+)\.(\d+)")
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool0(self.layer0(x))

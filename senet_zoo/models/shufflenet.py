@@ -20,7 +20,7 @@ import torch
 from timm.models._manipulate import checkpoint_seq
 from torch import nn
 
-from ._builder import create, init_weights
+from ._builder import create
 from ._head import ClassifierHeadMixin
 from .se import ModelArgs, SEModule
 
@@ -94,6 +94,7 @@ class SEShuffleNet(ClassifierHeadMixin, nn.Module):
         device / dtype: where and in which precision the parameters are created.
     """
 
+    group_stem, group_stage_prefix = r"^stem|^pool", "stage"
     if TYPE_CHECKING:  # stages are added by name in __init__; TorchScript must not see these annotations
         stage2: nn.Module
         stage3: nn.Module
@@ -130,13 +131,7 @@ class SEShuffleNet(ClassifierHeadMixin, nn.Module):
             in_chs = out_chs
             self.feature_info.append(dict(num_chs=out_chs, reduction=8 * 2**i, module=f"stage{i + 2}"))
         self.feature_stages = (("stem",), ("pool",), ("stage2",), ("stage3",), ("stage4",))
-        self.num_features = in_chs
-        self._init_head(a.num_classes, a.global_pool, **dd)
-        self.apply(init_weights)
-
-    @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False) -> dict[str, str]:
-        return dict(stem=r"^stem|^pool", blocks=r"^stage(\d+)" if coarse else r"^stage(\d+)\.(\d+)")
+        self._init_end(a, in_chs)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(self.stem(x))
