@@ -11,7 +11,11 @@ The Caffe reader and the converter (``senet_zoo.caffe``, ``senet_zoo.convert``) 
 without it, the model API is simply absent.
 """
 
+from ._log import PACKAGE as _PACKAGE
+from ._log import get_logger as _get_logger
 from ._version import __version__
+
+_get_logger(_PACKAGE)  # secrets are redacted from every record of the package's loggers
 
 try:
     import timm as _timm  # noqa: F401

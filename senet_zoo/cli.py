@@ -108,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (ValueError, OSError, RuntimeError, KeyError) as err:
-        print(f"senet-zoo {args.command}: error: {err}", file=sys.stderr)
+        from .hub.redact import redact
+
+        print(f"senet-zoo {args.command}: error: {redact(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"senet-zoo {args.command}: interrupted", file=sys.stderr)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import io
 import json
-import logging
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -32,11 +31,12 @@ from torch import nn
 
 from . import __version__
 from ._files import atomic_open
+from ._log import get_logger
 from .inference import InferenceModel, optimize_for_inference
 
 __all__ = ["export_onnx", "ExportReport", "ExportError", "DEFAULT_OPSET", "TOLERANCE", "onnx_metadata"]
 
-_logger = logging.getLogger(__name__)
+_logger = get_logger(__name__)
 
 DEFAULT_OPSET = 17
 TOLERANCE = 1e-4

@@ -12,19 +12,19 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import functools
-import logging
 from collections.abc import Callable
 from typing import Any
 
 from torch import nn
 
+from ._log import get_logger
 from .catalog import CATALOG, SOURCE, ModelFacts
 from .models import senet
 from .models._builder import pretrained_cfg_for
 
 __all__ = ["list_models", "create_model", "model_info", "get_spec", "split_name", "register_with_timm"]
 
-_logger = logging.getLogger(__name__)
+_logger = get_logger(__name__)
 
 
 def get_spec(name: str) -> ModelFacts:

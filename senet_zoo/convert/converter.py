@@ -23,7 +23,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
-import logging
 import math
 import mmap
 import os
@@ -39,7 +38,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from .._files import sha256_file
+from .._files import exclusive_output, sha256_file
+from .._log import get_logger
 from .._version import __version__
 from ..caffe.executor import ExecutionError, hw_pair, param_shapes
 from ..caffe.net import Net, copy_trained_layers
@@ -66,7 +66,7 @@ __all__ = [
     "CaffeSource",
 ]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 CONVERTER_VERSION = "1.0"  # bump whenever the same caffemodel would convert to different bytes
 WEIGHTS_FILE, CONFIG_FILE, CARD_FILE = "model.safetensors", "config.json", "README.md"
@@ -419,8 +419,21 @@ def convert(
     The source is hashed in a thread while it is read and converted, and the output while it is
     written (its header, computed from the blob shapes, goes first): no file is read twice.
     """
+    with exclusive_output(out_dir, "convert"):  # a second conversion into out_dir fails at once
+        return _convert(caffemodel, Path(out_dir), prototxt, arch, verify, progress, overwrite, allow_suspicious)
+
+
+def _convert(
+    caffemodel: str | os.PathLike,
+    out_dir: Path,
+    prototxt: str | os.PathLike | None,
+    arch: str | None,
+    verify: bool,
+    progress: bool,
+    overwrite: bool,
+    allow_suspicious: bool,
+) -> ConversionReport:
     start = time.perf_counter()
-    out_dir = Path(out_dir)
     caffemodel = Path(caffemodel)
     inputs = [caffemodel] + ([Path(prototxt)] if prototxt is not None else [])
     check_output(out_dir, inputs, overwrite=overwrite)
@@ -442,7 +455,7 @@ def convert(
         if suspicious and not allow_suspicious:
             more = f" (and {len(suspicious) - 1} more)" if len(suspicious) > 1 else ""
             raise SuspiciousValues(f"{suspicious[0]}{more}; --allow-suspicious converts it anyway")
-        with work_folder(out_dir) as tmp:
+        with work_folder(out_dir, overwrite=overwrite) as tmp:
             entries = [Entry(t.key, t.dtype, t.shape) for t in plan]
             total = sum(e.nbytes for e in entries)
             metadata = {

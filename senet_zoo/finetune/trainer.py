@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import logging
 import math
 import random
 import signal
@@ -34,6 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
+from .._log import get_logger
 from . import checkpoint, distributed
 from .data import (
     AUGMENT_PRESETS,
@@ -49,7 +49,7 @@ from .optim import OPTIMIZERS, backbone_modules, build_optimizer, lr_factor, mod
 
 __all__ = ["TrainConfig", "Trainer", "NonFiniteError", "evaluate", "amp_dtype", "format_epoch", "AMP_MODES"]
 
-_logger = logging.getLogger(__name__)
+_logger = get_logger(__name__)
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 STATE_FILE = "state.json"

@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import logging
 import os
 import shutil
 import tempfile
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from .._files import hash_file, write_text_atomic
+from .._log import get_logger
 from ..catalog import CATALOG as RELEASES
 from ..convert.card import write_card
 from ..convert.converter import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, convert, load_caffe
@@ -46,7 +46,7 @@ from .publish import publish
 
 __all__ = ["TAG", "STATE_FILE", "Found", "ModelResult", "ReleaseReport", "ReleaseError", "find_releases", "release"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 TAG = "caffe_in1k"
 STATE_FILE = "release-state.json"

@@ -11,7 +11,6 @@ preprocessing, license and sources of that tag in the weights manifest.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,11 +22,12 @@ from timm.models._features import FeatureDictNet, FeatureGetterNet, FeatureHookN
 from timm.models._manipulate import adapt_input_conv
 from torch import nn
 
+from .._log import get_logger
 from ..catalog import CATALOG, PAPER
 
 __all__ = ["create", "build_model", "pretrained_cfg_for", "init_weights", "load_weights", "CAFFE_MEAN", "CAFFE_STD"]
 
-_logger = logging.getLogger(__name__)
+_logger = get_logger(__name__)
 
 # The Caffe models take BGR 0–255 minus (104, 117, 123); the converted RGB models express it this way.
 CAFFE_MEAN = (123 / 255, 117 / 255, 104 / 255)
