@@ -33,6 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
+from .._files import exclusive_output
 from .._log import get_logger
 from . import checkpoint, distributed
 from .data import (
@@ -280,7 +281,15 @@ class Trainer:
 
         ``resume=True`` continues from ``out_dir``'s last checkpoint; without it an ``out_dir`` that
         already holds a run is an error. ``on_epoch_end(trainer, row)`` runs after each checkpoint.
+        The run holds an exclusive lock on ``out_dir``: a second run into it fails at once.
         """
+        lock = exclusive_output(self.out_dir, "finetune") if self.dist.is_main else contextlib.nullcontext()
+        with lock:
+            return self._fit(resume, on_epoch_end)
+
+    def _fit(
+        self, resume: bool, on_epoch_end: Callable[[Trainer, dict[str, Any]], None] | None
+    ) -> list[dict[str, Any]]:
         state_path = self.out_dir / STATE_FILE
         if resume:
             start = self._load(state_path)

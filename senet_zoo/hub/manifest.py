@@ -751,7 +751,9 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(text, object_pairs_hook=_no_duplicates)
     except _DuplicateKey as exc:
-        raise ManifestError(f"{path}: duplicate key {exc.args[0]!r} in one JSON object (which one counts is unclear)")
+        raise ManifestError(
+            f"{path}: duplicate key {exc.args[0]!r} in one JSON object (which one counts is unclear)"
+        ) from None
     except json.JSONDecodeError as exc:
         raise ManifestError(f"{path}: not valid JSON: {exc}") from None
     except (ValueError, RecursionError) as exc:  # e.g. an integer of thousands of digits

@@ -28,9 +28,10 @@ import dataclasses
 import difflib
 import json
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from ..convert.converter import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, convert, l
 from ..preprocessing import eval_transform
 from .manifest import load_manifest, record_published, resolve_manifest_path, update_entry
 from .publish import publish
+from .redact import redact
 
 __all__ = ["TAG", "STATE_FILE", "Found", "ModelResult", "ReleaseReport", "ReleaseError", "find_releases", "release"]
 
@@ -204,6 +206,8 @@ class _State:
             raise ReleaseError(f"{path}: not a release state file of this version; remove it to start over")
         if data.get("org") != org:
             raise ReleaseError(f"{path}: the interrupted run published to {data.get('org')!r}, not {org!r}")
+        for name, entry in data["models"].items():
+            _check_state_entry(path, org, name, entry)
         return cls(path, org, data["models"])
 
     def update(self, name: str, **values: Any) -> dict[str, Any]:
@@ -217,6 +221,59 @@ class _State:
             return
         text = json.dumps({"version": STATE_VERSION, "org": self.org, "models": self.models}, indent=2) + "\n"
         write_text_atomic(self.path, text)
+
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def _check_state_entry(path: Path, org: str, name: Any, entry: Any) -> None:
+    """Refuse a model entry of ``release-state.json`` that this code did not write: every value a resumed
+    run reuses has its type, and a published repository must be the one this run publishes to."""
+
+    def fail(problem: str) -> ReleaseError:
+        return ReleaseError(f"{path}: model {name!r}: {problem}; remove the file to start over")
+
+    if name not in RELEASES:
+        raise fail("not a model senet-zoo releases")
+    if not isinstance(entry, dict):
+        raise fail(f"expected an object, got {type(entry).__name__}")
+    kinds: dict[str, Callable[[Any], bool]] = {
+        "caffemodel": lambda v: isinstance(v, str),
+        "prototxt": lambda v: v is None or isinstance(v, str),
+        "error": lambda v: v is None or isinstance(v, str),
+        "measured_on": lambda v: isinstance(v, str),
+        "verified": lambda v: isinstance(v, bool),
+        "caffemodel_sha256": lambda v: isinstance(v, str) and bool(_HEX64.fullmatch(v)),
+        "weights_sha256": lambda v: v is None or (isinstance(v, str) and bool(_HEX64.fullmatch(v))),
+        "config_sha256": lambda v: isinstance(v, str) and bool(_HEX64.fullmatch(v)),
+        "caffemodel_size": _is_size,
+        "weights_size": _is_size,
+        "max_rel": lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)),
+        "measured": lambda v: v is None or isinstance(v, dict),
+        "published": lambda v: v is None or isinstance(v, dict),
+    }
+    for key, ok in kinds.items():
+        if key in entry and not ok(entry[key]):
+            raise fail(f"malformed {key!r}: {entry[key]!r}"[:300])
+    published = entry.get("published")
+    if published:
+        for key in ("caffemodel", "caffemodel_sha256", "weights_sha256"):
+            if key not in entry:
+                raise fail(f"a published model without {key!r}")
+        repo_id = f"{org}/{name}.{TAG}"
+        if published.get("repo_id") != repo_id:
+            raise fail(f"recorded repository {published.get('repo_id')!r} is not {repo_id!r} under --org {org}")
+        if not (isinstance(published.get("revision"), str) and _COMMIT.fullmatch(published["revision"])):
+            raise fail(f"malformed published revision {published.get('revision')!r}")
+        if not (isinstance(published.get("sha256"), str) and _HEX64.fullmatch(published["sha256"])):
+            raise fail(f"malformed published sha256 {published.get('sha256')!r}")
+        if not _is_size(published.get("size")):
+            raise fail(f"malformed published size {published.get('size')!r}")
+
+
+def _is_size(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 1 << 40
 
 
 # ------------------------------------------------------------------------------------------------ the run
@@ -333,7 +390,7 @@ def _describe(err: BaseException) -> str:
     cause = err.__cause__ or err.__context__
     if cause is not None and str(cause) and str(cause) not in text:
         text += " (" + " ".join(str(cause).split()) + ")"
-    return text
+    return redact(text)  # a Hub error may echo the request's headers
 
 
 def _release_one(
@@ -362,8 +419,14 @@ def _release_one(
         prototxt=str(found.prototxt) if found.prototxt else None,
         error=None,
     )
-    weights = recorded.get("weights_sha256")
-    if not (recorded.get("verified") and weights and _weights_sha256(out) == weights):
+    weights, config_sha = recorded.get("weights_sha256"), recorded.get("config_sha256")
+    reusable = (  # everything reused is hashed again: the weights and the config they were converted with
+        recorded.get("verified")
+        and weights
+        and _file_sha256(out / WEIGHTS_FILE) == weights
+        and _file_sha256(out / CONFIG_FILE) == config_sha
+    )
+    if not reusable:
         logger.info("%s: converting %s", name, found.caffemodel)
         state.update(name, verified=False, weights_sha256=None, published=None)
         report = convert(
@@ -385,6 +448,7 @@ def _release_one(
     if recorded.get("measured"):
         config["senet_zoo"]["measured"] = recorded["measured"]
         write_text_atomic(out / CONFIG_FILE, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+    state.update(name, config_sha256=_file_sha256(out / CONFIG_FILE))
     write_card(out / CARD_FILE, config, repo_id)  # the card names the repository it is published to
     result = ModelResult(
         name,
@@ -421,9 +485,8 @@ def _message(found: Found) -> str:
     return f"Add {found.name}.{TAG}: converted from {found.caffemodel.name} (sha256 {found.sha256})"
 
 
-def _weights_sha256(folder: Path) -> str | None:
-    path = folder / WEIGHTS_FILE
-    return hash_file(path)[1] if path.is_file() else None
+def _file_sha256(path: Path) -> str | None:
+    return hash_file(path)[1] if path.is_file() and not path.is_symlink() else None
 
 
 def evaluate_folder(
@@ -557,7 +620,7 @@ def _on_hub(name: str, published: dict[str, Any], results: dict[str, ModelResult
             published["revision"],
             err,
         )
-        _fail(results, name, f"{published['repo_id']}@{published['revision']} not found on the Hub: {err}")
+        _fail(results, name, redact(f"{published['repo_id']}@{published['revision']} not found on the Hub: {err}"))
         return False
     for sibling in info.siblings or []:
         if sibling.rfilename == WEIGHTS_FILE and sibling.lfs is not None and sibling.lfs.sha256 == published["sha256"]:

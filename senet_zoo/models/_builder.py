@@ -24,6 +24,7 @@ from torch import nn
 
 from .._log import get_logger
 from ..catalog import CATALOG, PAPER
+from ._checks import check_weights
 
 __all__ = ["create", "build_model", "pretrained_cfg_for", "init_weights", "load_weights", "CAFFE_MEAN", "CAFFE_STD"]
 
@@ -258,7 +259,12 @@ def build_model(
         state_dict = _resolve_weights(variant, pretrained, cfg)
         with torch.device("meta"):
             model: Any = model_cls(**kwargs)  # gets timm's cfg attributes below
-        load_weights(model, state_dict, cfg)
+        source = str(pretrained) if _is_path(pretrained) else cfg.get("file") or f"weights {variant}.{cfg.get('tag')}"
+        check_weights(state_dict, model.state_dict(), source)
+        try:
+            load_weights(model, state_dict, cfg)
+        except ValueError as err:
+            raise ValueError(f"{source}: {err}") from None
         if device is not None or dtype is not None:
             model.to(device=device, dtype=dtype)
     else:
