@@ -482,14 +482,20 @@ def _convert(
                     desc=f"converting {caffemodel.name}",
                 ) as bar:
                     values = _values(plan, source.blobs, str(caffemodel), suspicious, allow_suspicious)
-                    weights_bytes = write_safetensors(
-                        tmp / WEIGHTS_FILE,
-                        entries,
-                        _progress(values, plan, bar),
-                        metadata,
-                        done=consumed,
-                        hasher=output_hash,
-                    )
+                    try:
+                        weights_bytes = write_safetensors(
+                            tmp / WEIGHTS_FILE,
+                            entries,
+                            _progress(values, plan, bar),
+                            metadata,
+                            done=consumed,
+                            hasher=output_hash,
+                        )
+                    except OSError as err:  # "[Errno 27] File too large" alone does not say which file
+                        if err.filename is not None:
+                            raise
+                        where = out_dir / WEIGHTS_FILE
+                        raise OSError(err.errno, f"{err.strerror} (nothing written)", str(where)) from err
                 weights_sha256 = output_hash.hexdigest()
             finally:
                 output_hash.close()
