@@ -271,6 +271,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {}
         self.last_lrs: dict[str, float] = {}  # the learning rates of the last optimizer step taken
+        self._own_checkpoints: set[Path] = set()  # the checkpoint files state.json names: replaced next epoch
 
     # ------------------------------------------------------------------------------------------ run
 
@@ -450,6 +451,8 @@ class Trainer:
         """Rank 0 writes the checkpoint, then ``state.json`` (the commit point), metrics and curves."""
         if self.dist.is_main:
             ckpt_dir = self.out_dir / "checkpoints"
+            if ckpt_dir.is_symlink():
+                raise FileExistsError(f"{ckpt_dir} is a link: checkpoints are written only into the run's own folder")
             model_file = ckpt_dir / f"epoch_{epoch:03d}.safetensors"
             optim_file = ckpt_dir / f"epoch_{epoch:03d}.optim.safetensors"
             info = dict(self.model_info, epoch=epoch)
@@ -479,9 +482,9 @@ class Trainer:
                 history=self.history,
             )
             checkpoint.write_json(self.out_dir / STATE_FILE, state)
-            for old in ckpt_dir.glob("epoch_*.safetensors"):
-                if old not in (model_file, optim_file):
-                    old.unlink()
+            for old in self._own_checkpoints - {model_file, optim_file}:  # only files this run's state named
+                old.unlink(missing_ok=True)  # a link is removed, never what it points to
+            self._own_checkpoints = {model_file, optim_file}
             write_metrics_csv(self.out_dir / "metrics.csv", self.history)
             plot_curves(self.out_dir / "curves.png", self.history)
         distributed.barrier()
@@ -509,6 +512,7 @@ class Trainer:
         self.optimizer.load_state_dict(optim_state)
         self.scaler.load_state_dict(state["scaler"])
         self.step, self.history, self.best = state["step"], state["history"], state["best"]
+        self._own_checkpoints = {model_file, optim_file}
         return state["epoch"]
 
     def _check_config(self, saved: dict[str, Any], state_path: Path) -> None:
