@@ -355,7 +355,11 @@ def _run(
     found, failed, unidentified = find_releases(src_dir)
     for line in unidentified:
         logger.warning("not an SENet caffemodel: %s", line)
-    staging = work / ".manifest.staging.json"  # publish() records into this copy; the target is written once
+    # publish() records into this copy; the target is written once. A new file of this run's own (O_EXCL):
+    # a link planted in the work folder is never written through.
+    fd, staging_name = tempfile.mkstemp(prefix=".manifest.staging.", suffix=".json", dir=work)
+    os.close(fd)
+    staging = Path(staging_name)
     shutil.copyfile(target, staging)
     results: dict[str, ModelResult] = {}
     for name in names:
@@ -495,7 +499,7 @@ def evaluate_folder(
     """Top-1/top-5 (%) of a converted folder on ``val_dir`` (``val_dir/<WNID>/<image>``; any subset of the
     1000 classes), with the weights' own preprocessing (resize, centre crop, mean/std of ``config.json``)."""
     import torch
-    from torchvision.datasets import ImageFolder
+    from ..finetune.images import SafeImageFolder
     from tqdm.auto import tqdm
 
     from ..convert.verify import load_converted
@@ -503,7 +507,7 @@ def evaluate_folder(
     folder = Path(folder)
     config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
     labels: list[str] = config["label_names"]
-    dataset = ImageFolder(str(val_dir), transform=eval_transform(config["pretrained_cfg"]))
+    dataset = SafeImageFolder(val_dir, transform=eval_transform(config["pretrained_cfg"]))  # links, bombs
     unknown = [c for c in dataset.classes if c not in labels]
     if unknown:
         raise ValueError(f"{val_dir}: class folders {unknown[:3]} are not ImageNet WNIDs of these weights")
