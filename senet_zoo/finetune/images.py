@@ -91,7 +91,9 @@ class SafeImageFolder(ImageFolder):
     """``ImageFolder(root)`` that never leaves ``root`` through a link, never loops and skips bad images
     (``strict=True``: refuses them). ``skipped`` lists ``(path, problem)`` of the files left out."""
 
-    def __init__(self, root: str | Path, transform: Callable | None = None, *, strict: bool = False) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], transform: Callable | None = None, *, strict: bool = False
+    ) -> None:
         self.strict = strict
         self.skipped: list[tuple[str, str]] = []
         self._real_root = os.path.realpath(root)

@@ -499,10 +499,10 @@ def evaluate_folder(
     """Top-1/top-5 (%) of a converted folder on ``val_dir`` (``val_dir/<WNID>/<image>``; any subset of the
     1000 classes), with the weights' own preprocessing (resize, centre crop, mean/std of ``config.json``)."""
     import torch
-    from ..finetune.images import SafeImageFolder
     from tqdm.auto import tqdm
 
     from ..convert.verify import load_converted
+    from ..finetune.images import SafeImageFolder
 
     folder = Path(folder)
     config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
@@ -514,7 +514,9 @@ def evaluate_folder(
     index = [labels.index(c) for c in dataset.classes]  # folder order → the model's (sorted-WNID) outputs
     dataset.target_transform = index.__getitem__
     model = load_converted(folder / WEIGHTS_FILE, config["senet_zoo"]["name"], config.get("model_args"))
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=0)
+    loader: torch.utils.data.DataLoader[Any] = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, num_workers=0
+    )
     top1 = top5 = count = 0
     with torch.inference_mode():
         for images, targets in tqdm(loader, desc=f"evaluating {folder.name}", disable=not progress):
