@@ -397,7 +397,6 @@ def test_7_malformed_release_state_is_a_one_line_error(tmp_path, entry) -> None:
 
 def test_7_8_bombs_and_broken_images_are_skipped_or_refused(tmp_path) -> None:
     from senet_zoo.finetune.data import image_folder
-    from senet_zoo.finetune.images import BadImageError
 
     data = _colour_folder(tmp_path / "data", per_class=3)
     train = data / "train"
@@ -411,6 +410,8 @@ def test_7_8_bombs_and_broken_images_are_skipped_or_refused(tmp_path) -> None:
     assert Image.MAX_IMAGE_PIXELS == pixels  # no process-wide side effect
     assert len(folder) == 6 and len(folder.skipped) == 4
     assert {Path(p).name for p, _ in folder.skipped} == {"bomb.png", "large.png", "cut.png", "notes.png"}
+    from senet_zoo.finetune.images import BadImageError
+
     with pytest.raises(BadImageError, match=r"bomb\.png"):
         image_folder(train, strict=True)
 
