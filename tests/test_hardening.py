@@ -32,6 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SECRET = "hunter2-very-secret"
 TOKEN = "hf_abcdefghijklmnopqrstuvwxyz0123"
 SMALL = {"layers": [1, 1, 1, 1]}
+DEADLINE_S = 900  # a bound against a hang, generous enough for a machine shared by many busy processes
 
 
 def _manifest_copy(tmp_path: Path) -> Path:
@@ -193,7 +194,7 @@ def test_3_a_second_convert_into_the_same_out_fails_clearly(tmp_path, good, monk
 
     def write_card(*args, **kwargs):
         inside.set()
-        release_first.wait(60)
+        release_first.wait(DEADLINE_S)
         return original(*args, **kwargs)
 
     monkeypatch.setattr(converter, "write_card", write_card)
@@ -208,13 +209,13 @@ def test_3_a_second_convert_into_the_same_out_fails_clearly(tmp_path, good, monk
     thread = threading.Thread(target=first)
     thread.start()
     try:
-        assert inside.wait(120)
+        assert inside.wait(DEADLINE_S)
         monkeypatch.setattr(converter, "write_card", original)
         with pytest.raises(OSError, match="another senet-zoo convert is writing there"):
             convert(good, out, verify=False, progress=False, overwrite=True)
     finally:
         release_first.set()
-        thread.join(120)
+        thread.join(DEADLINE_S)
     assert not errors and sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
 
 
@@ -265,7 +266,11 @@ def test_4_help_and_list_work_with_a_fifo_or_device_as_manifest(tmp_path) -> Non
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "SENET_ZOO_MANIFEST": str(path)}
         for args in (["--help"], ["list"]):
             proc = subprocess.run(
-                [sys.executable, "-m", "senet_zoo.cli", *args], env=env, capture_output=True, text=True, timeout=120
+                [sys.executable, "-m", "senet_zoo.cli", *args],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=DEADLINE_S,
             )
             assert proc.returncode == 0 and "Traceback" not in proc.stderr, (case, args, proc.stderr[-2000:])
         assert "se_resnet50" in proc.stdout and str(path) in proc.stderr
@@ -305,7 +310,7 @@ def test_5_a_second_finetune_into_the_same_out_fails(tmp_path, one_thread) -> No
 
         def __getitem__(self, i):
             inside.set()
-            release_first.wait(60)
+            release_first.wait(DEADLINE_S)
             return self.inner[i]
 
     def run_a() -> None:
@@ -317,14 +322,14 @@ def test_5_a_second_finetune_into_the_same_out_fails(tmp_path, one_thread) -> No
     thread = threading.Thread(target=run_a)
     thread.start()
     try:
-        assert inside.wait(120)
+        assert inside.wait(DEADLINE_S)
         other = senet_zoo.create_model("se_resnet50", num_classes=2, **SMALL)
         with pytest.raises(OSError, match="another senet-zoo finetune is writing there"):
             Trainer(other, train, val, out_dir=out, num_classes=2, config=config).fit()
         assert not out.exists() or not (out / "state.json").exists()
     finally:
         release_first.set()
-        thread.join(180)
+        thread.join(DEADLINE_S)
     assert not errors and (out / "state.json").is_file()
 
 
@@ -362,7 +367,7 @@ def test_6_two_loops_end_quickly(tmp_path) -> None:
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=DEADLINE_S,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["4", "2"]
@@ -468,7 +473,7 @@ except OSError as err:
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=DEADLINE_S,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("OSError") and str(target) in proc.stdout and "File too large" in proc.stdout
