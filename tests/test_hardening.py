@@ -261,6 +261,7 @@ def test_4_hostile_manifests_are_one_line_errors_naming_the_file(tmp_path) -> No
         assert str(path) in message and "\n" not in message and len(message) < 400, (case, message)
 
 
+@pytest.mark.slow  # subprocesses or full conversions: 30-200 s on a loaded machine
 def test_4_help_and_list_work_with_a_fifo_or_device_as_manifest(tmp_path) -> None:
     for case, path in _special_manifests(tmp_path).items():
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "SENET_ZOO_MANIFEST": str(path)}
@@ -352,6 +353,7 @@ def test_6_links_out_of_the_root_and_loops_are_not_followed(tmp_path) -> None:
     assert len(folder.skipped) == 3
 
 
+@pytest.mark.slow  # subprocesses or full conversions: 30-200 s on a loaded machine
 def test_6_two_loops_end_quickly(tmp_path) -> None:
     """With two loop links the walk grew exponentially (2.3 M paths in 15 s): it runs in a subprocess
     with a deadline so that the suite cannot hang on it."""
@@ -456,6 +458,7 @@ def test_8_evaluate_does_not_exit_0_with_a_nan_loss(tmp_path, capsys, one_thread
     assert rc == 1 and "loss" in err and str(weights) in err
 
 
+@pytest.mark.slow  # subprocesses or full conversions: 30-200 s on a loaded machine
 def test_7_11_disk_full_while_writing_a_checkpoint_names_the_file(tmp_path) -> None:
     """``ulimit -f``: the write fails with EFBIG; the error names the checkpoint, not a SafetensorError."""
     target = tmp_path / "run" / "best.safetensors"
@@ -555,6 +558,7 @@ def test_12_resume_refuses_repositories_outside_org(tmp_path) -> None:
         )
 
 
+@pytest.mark.slow  # subprocesses or full conversions: 30-200 s on a loaded machine
 def test_12_resume_rehashes_the_config_it_reuses(tmp_path, monkeypatch) -> None:
     from senet_zoo.caffe.synth import synth_net
     from senet_zoo.caffe.writer import write_caffemodel
