@@ -548,6 +548,10 @@ def build_cases(tmp: Path, precious: Path) -> Iterator[tuple[str, Callable[[floa
         ),
     )
 
+    from senet_zoo.convert import convert
+
+    exportable = tmp / "inputs" / "converted-for-export"
+    convert(caffemodel, exportable, verify=False, progress=False)
     # disk full: RLIMIT_FSIZE in the child
     yield (
         "disk-full",
@@ -598,7 +602,7 @@ def build_cases(tmp: Path, precious: Path) -> Iterator[tuple[str, Callable[[floa
             Case(
                 "disk-full",
                 "export",
-                _cli("export", "se_resnet50", "--weights", "random", "--out", str(tmp / "full.onnx")),
+                _cli("export", str(exportable), "--out", str(tmp / "full.onnx")),
                 FAIL,
                 fsize=1_000_000,
                 must_say="full.onnx",
@@ -612,7 +616,7 @@ def build_cases(tmp: Path, precious: Path) -> Iterator[tuple[str, Callable[[floa
             Case(
                 "disk-full",
                 "export onto a folder",
-                _cli("export", "se_resnet50", "--weights", "random", "--out", str(tmp / "existing-folder")),
+                _cli("export", str(exportable), "--out", str(tmp / "existing-folder")),
                 FAIL,
                 must_say="existing-folder",
             )

@@ -57,7 +57,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp, path)
         fsync_dir(path.parent)
     except OSError as err:  # "[Errno 27] File too large" alone does not say which file
-        if err.filename in (None, name, str(tmp)):
+        if err.errno is not None and err.filename in (None, name, str(tmp)):
             raise OSError(err.errno, f"{err.strerror or err} (nothing written)", str(path)) from err
         raise
     finally:
