@@ -8,9 +8,8 @@ conversion. Rounds alternate a hash and a conversion (both see the same machine 
 is the median over the rounds of conversion time / hash time. Conversion:
 ``convert(..., verify=False)`` in a fresh subprocess, timed around the call (not the interpreter
 start or imports); verification (running the Caffe executor and the model) is excluded. The
-converter hashes the source in a thread while it converts and the output while it writes it (and
-has the kernel write the file back as it goes, so the closing fsync is short): on two cores its
-time is bounded by the two hashes sharing them.
+converter hashes the source in a thread while it converts and the output while it writes it: on
+two cores its time is bounded by the two hashes sharing them.
 Memory: the subprocess's peak RSS during the call (the peak is reset after the imports through
 ``/proc/self/clear_refs``) minus its RSS after the imports (Python, numpy, torch), over the file size:
 what the conversion itself adds. Copy time (``shutil.copyfile``) is shown for context.

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,9 @@ import time
 from pathlib import Path
 
 from _weights import write_random_weights
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # test helpers, not the package
+from support.memory import mapped_spans  # noqa: E402
 
 LOADERS = ("senet_zoo", "timm")
 
@@ -55,13 +57,7 @@ def _reset_peak() -> bool:
 
 def _mmap_share(tensors: list, path: Path) -> float:
     """Fraction of the tensors' bytes that lie inside a memory mapping of ``path``."""
-    target = os.path.realpath(path)
-    spans = []
-    for line in Path("/proc/self/maps").read_text().splitlines():
-        parts = line.split(maxsplit=5)
-        if len(parts) == 6 and os.path.realpath(parts[5]) == target:
-            lo, hi = (int(v, 16) for v in parts[0].split("-"))
-            spans.append((lo, hi))
+    spans = mapped_spans(path)
     total = inside = 0
     for t in tensors:
         nbytes = t.numel() * t.element_size()

@@ -210,7 +210,6 @@ def _weights(folder: Path) -> dict[str, Path]:
 
 
 def _caffemodel(folder: Path) -> Path:
-    sys.path.insert(0, str(REPO / "tests"))
     from senet_zoo.caffe.synth import synth_net
     from senet_zoo.caffe.writer import write_caffemodel
 
@@ -279,7 +278,7 @@ print(len(names), "loggers")
 
 _RELEASE_HUB_ERROR_CODE = """
 import huggingface_hub, json, sys
-from senet_zoo.hub.release import release, summary_lines
+from senet_zoo.release.pipeline import release, summary_lines
 def model_info(self, *a, **k):
     raise RuntimeError("500; request headers: {'authorization': 'Bearer %s'}")
 huggingface_hub.HfApi.model_info = model_info
@@ -288,20 +287,55 @@ print("\\n".join(summary_lines(report)))
 """
 
 
-def build_cases(tmp: Path, precious: Path) -> Iterator[tuple[str, Callable[[float], list[Outcome]]]]:
+Runners = Iterator[tuple[str, Callable[[float], list[Outcome]]]]
+
+
+@dataclass
+class Inputs:
+    """What the cases share: the work folder, the user's files and the prepared inputs."""
+
+    tmp: Path
+    precious: Path
+    inputs: Path
+    weights: dict[str, Path]
+    manifest_copy: Path
+    caffemodel: Path
+    colours: Path
+    model_args: list[str] = field(default_factory=lambda: ["--model", "se_resnet50", "--model-kwargs", SMALL])
+
+    def single(self, case: Case) -> Callable[[float], list[Outcome]]:
+        return lambda limit: [_run(case, self.tmp, limit)]
+
+
+def build_cases(tmp: Path, precious: Path) -> Runners:
     """(category, runner) pairs; a runner returns the outcomes of its case(s)."""
     inputs = tmp / "inputs"
     inputs.mkdir()
-    weights = _weights(inputs)
-    model_args = ["--model", "se_resnet50", "--model-kwargs", SMALL]
     manifest_copy = inputs / "weights_manifest.json"
     manifest_copy.write_bytes((REPO / "weights_manifest.json").read_bytes())
+    ctx = Inputs(
+        tmp,
+        precious,
+        inputs,
+        _weights(inputs),
+        manifest_copy,
+        _caffemodel(inputs),
+        _colour_folder(inputs / "colours", 4),
+    )
+    yield from _concurrent_cases(ctx)
+    yield from _hostile_input_cases(ctx)
+    yield from _file_cases(ctx)
 
-    def single(case: Case) -> Callable[[float], list[Outcome]]:
-        return lambda limit: [_run(case, tmp, limit)]
 
+def _unpack(ctx: Inputs) -> tuple:
+    return (ctx.tmp, ctx.precious, ctx.inputs, ctx.weights, ctx.manifest_copy, ctx.caffemodel, ctx.colours)
+
+
+def _concurrent_cases(ctx: Inputs) -> Runners:
+    """Concurrent runs into one output."""
+    tmp, precious, inputs, weights, manifest_copy, caffemodel, colours = _unpack(ctx)
+    model_args = ctx.model_args
     # concurrent runs into one output
-    caffemodel = _caffemodel(inputs)
 
     def converts(limit: float) -> list[Outcome]:
         out = tmp / "converted"
@@ -352,8 +386,6 @@ def build_cases(tmp: Path, precious: Path) -> Iterator[tuple[str, Callable[[floa
 
     yield "concurrent", appears_while_converting
 
-    colours = _colour_folder(inputs / "colours", 4)
-
     def finetunes(limit: float) -> list[Outcome]:
         out = tmp / "run"
         args = ["finetune", *model_args, "--pretrained", "none", "--data", str(colours), "--out", str(out)]
@@ -380,6 +412,11 @@ def build_cases(tmp: Path, precious: Path) -> Iterator[tuple[str, Callable[[floa
 
     yield "concurrent", finetunes
 
+
+def _hostile_input_cases(ctx: Inputs) -> Runners:
+    """Hostile manifests, secrets through every logger, tampered release state."""
+    tmp, precious, inputs, weights, manifest_copy, caffemodel, colours = _unpack(ctx)
+    single = ctx.single
     # hostile manifests
     for name, path in _manifests(inputs / "manifests", precious).items():
         env = {"SENET_ZOO_MANIFEST": str(path)}
@@ -460,6 +497,11 @@ def build_cases(tmp: Path, precious: Path) -> Iterator[tuple[str, Callable[[floa
         )
         yield "release-state", single(Case("release-state", name, args, FAIL, must_say="release-state.json"))
 
+
+def _file_cases(ctx: Inputs) -> Runners:
+    """Image folders, disk-full writes, crafted weights."""
+    tmp, precious, inputs, weights, manifest_copy, caffemodel, colours = _unpack(ctx)
+    model_args, single = ctx.model_args, ctx.single
     # image folders: loops, links out, bombs, truncated files
     hostile = _hostile_folder(inputs / "hostile", precious)
     evaluate = [

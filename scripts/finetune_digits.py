@@ -10,8 +10,8 @@ the target (>= 90 % val top-1 within 4 epochs). ``--contention`` then measures t
 target: the same run (``--contention-epochs`` epochs) alone and next to a busy process (a Python
 busy loop), one after the other in this run, and prints seconds per epoch and the ratio (target
 <= 3x). The machine's load average is printed before each run: on a shared machine the numbers are
-noisy, the ratio measured in the same run is what counts. ``--omp-wait-policy ''`` measures the
-same with OpenMP's spinning default (what the CLI did before it chose a passive policy).
+noisy, the ratio measured in the same run is what counts. ``--omp-wait-policy PASSIVE`` measures
+what ``senet-zoo --passive-openmp`` gives (by default the runs keep OpenMP's own spinning default).
 
     python scripts/finetune_digits.py [--work DIR] [--contention] [--epochs 4]
 
@@ -61,8 +61,8 @@ def main() -> int:
     parser.add_argument(
         "--omp-wait-policy",
         metavar="VALUE",
-        help="set OMP_WAIT_POLICY for the runs (default: unset, the CLI's choice: passive); '' keeps the "
-        "OpenMP runtime's own spinning default, the behaviour before the CLI chose",
+        help="set OMP_WAIT_POLICY for the runs (default: unset, the OpenMP runtime's own spinning default); "
+        "PASSIVE is what `senet-zoo --passive-openmp` sets",
     )
     args = parser.parse_args()
     global WAIT_POLICY

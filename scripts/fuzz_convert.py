@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Fuzz the converter at scale: N mutated caffemodels and prototxts, every outcome counted.
 
-The corpus is tests/fuzz_corpus.py's (the suite runs a few dozen cases of it without verifying the
+The corpus is tests/support/fuzz_corpus.py's (the suite runs a few dozen cases of it without verifying the
 successes); here every success is also verified in float64 against the Caffe executor. Each case
 runs in this process; a case over the time limit counts as a hang, and the process's peak RSS
 above its post-import baseline is reported against the largest input.
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-limit", type=float, default=120.0)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO / "tests"))  # the corpus is test code, not part of the package
-    import fuzz_corpus as fuzz
+    import support.fuzz_corpus as fuzz
 
     baseline = _rss("VmRSS:")
     outcomes: collections.Counter = collections.Counter()

@@ -34,7 +34,7 @@ EXTRA_NAMES, SKIP_NAMES = {extra!r}, {skip!r}
 import senet_zoo  # registers the models with timm before test_models.py builds its parameter lists
 from senet_zoo.catalog import CATALOG
 
-NAMES = {m.timm_registered_name for m in CATALOG.values()} | set(EXTRA_NAMES)
+NAMES = {m.timm_name for m in CATALOG.values()} | set(EXTRA_NAMES)
 SKIP_FUNCTIONS = set(SKIP_NAMES)
 
 

@@ -5,7 +5,7 @@ For each ``*.prototxt`` in the reference folder (default ``../shared/caffe-refer
 repository): check that :func:`senet_zoo.caffe.synth.synth_net` reproduces it layer for layer, give
 the parsed prototxt random weights, well-conditioned (BatchNorm statistics calibrated on the
 activations) and ill-conditioned (statistics "from other inputs": activations ~10³), write them as a
-caffemodel with the independent google.protobuf encoder (``tests/caffe_proto.py``), convert with the
+caffemodel with the independent google.protobuf encoder (``tests/support/caffe_proto.py``), convert with the
 prototxt, and verify against the Caffe executor in float64 (logits at 224×224, last feature map at
 259×259; tolerance 1e-9 relative, see senet_zoo.convert.verify). Prints one row per model and
 conditioning, with the float32 model's difference for information.
@@ -43,8 +43,8 @@ PROTOTXTS = (
 
 
 def _encoder():
-    """tests/caffe_proto.py, imported by path (it is test code, not part of the package)."""
-    spec = importlib.util.spec_from_file_location("caffe_proto", REPO / "tests" / "caffe_proto.py")
+    """tests/support/caffe_proto.py, imported by path (it is test code, not part of the package)."""
+    spec = importlib.util.spec_from_file_location("caffe_proto", REPO / "tests" / "support" / "caffe_proto.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

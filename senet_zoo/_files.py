@@ -31,6 +31,7 @@ __all__ = [
     "atomic_open",
     "write_text_atomic",
     "fsync_dir",
+    "byte_bar",
     "hash_file",
     "sha256_file",
     "WritebackWriter",
@@ -133,6 +134,21 @@ class WritebackWriter:
             self._pending = 0
 
 
+def byte_bar(total: int | None, desc: str, progress: bool, *, initial: int = 0, leave: bool = False) -> tqdm:
+    """The progress bar of every byte stream (hashing, converting, downloading): KiB/MiB/GiB, drawn only
+    when ``progress``."""
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=desc,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        disable=not progress,
+        leave=leave,
+    )
+
+
 def hash_file(
     path: str | os.PathLike[str], hasher: Any = None, *, chunk: int = _CHUNK, progress: bool = False, desc: str = ""
 ) -> tuple[int, str]:
@@ -144,18 +160,7 @@ def hash_file(
     buf = bytearray(chunk)
     view = memoryview(buf)
     size = 0
-    with (
-        open(path, "rb", buffering=0) as fh,
-        tqdm(
-            total=os.fstat(fh.fileno()).st_size,
-            desc=desc,
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
-            disable=not progress,
-            leave=False,
-        ) as bar,
-    ):
+    with open(path, "rb", buffering=0) as fh, byte_bar(os.fstat(fh.fileno()).st_size, desc, progress) as bar:
         while n := fh.readinto(buf):
             hasher.update(view[:n])
             size += n

@@ -20,14 +20,12 @@ COMMAND_MODULES: tuple[str, ...] = (  # in the order of the data flow
     "senet_zoo.commands",
     "senet_zoo.convert.commands",
     "senet_zoo.hub.commands",
-    "senet_zoo.hub.release_commands",
+    "senet_zoo.release.commands",
     "senet_zoo.finetune.commands",
     "senet_zoo.analysis.commands",
     "senet_zoo.export_commands",
     "senet_zoo.demo",
 )
-# Commands that keep the CPU busy: their OpenMP threads wait passively (see _passive_openmp).
-COMPUTE_COMMANDS = frozenset({"finetune", "evaluate", "excitations"})
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -76,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_verbosity(parser, 0)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--passive-openmp",
+        action="store_true",
+        help="run the command with OMP_WAIT_POLICY=PASSIVE unless it is set: OpenMP threads sleep instead of "
+        "spinning while they wait (spinning made a fine-tuning epoch 5-14x slower next to one busy process on 2 cores)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(subparsers)
@@ -83,11 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _passive_openmp() -> None:
-    """Re-execute this command with ``OMP_WAIT_POLICY=PASSIVE`` unless the user chose a policy.
+    """``--passive-openmp`` (opt-in): re-execute this command with ``OMP_WAIT_POLICY=PASSIVE`` unless the
+    user chose a policy.
 
     OpenMP threads that spin while they wait take the cores from any other busy process and lose theirs
     to it: on 2 cores next to one busy process a fine-tuning epoch took 5-14× longer than alone. The
-    policy is read when torch loads its OpenMP runtime, before any of this code runs, hence the re-exec.
+    policy is read when torch loads its OpenMP runtime, before any of this code runs, hence the re-exec
+    (setting ``OMP_WAIT_POLICY`` yourself does the same without it).
     """
     if os.name == "posix" and "OMP_WAIT_POLICY" not in os.environ:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
@@ -98,7 +104,7 @@ def _passive_openmp() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if argv is None and args.command in COMPUTE_COMMANDS:
+    if argv is None and args.passive_openmp:
         _passive_openmp()
     level = {1: logging.INFO, 0: logging.WARNING, -1: logging.ERROR}[args.verbosity]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")

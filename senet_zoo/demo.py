@@ -20,25 +20,22 @@ from typing import Any, cast
 
 import torch
 
+from ._cli_helpers import add_command
+
 __all__ = ["run_demo", "register"]
 
 ARCH = "se_resnet50"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "demo",
-        help="offline end-to-end demo: synthetic Caffe SE-ResNet-50 → convert → "
-        "verify → load with senet_zoo, torch.hub and timm",
-    )
+    p = add_command(subparsers, "demo", _main)
     p.add_argument("--out", help="folder for the demo files (default: a new temporary folder)")
-    p.set_defaults(func=_main)
 
 
 def _loaders(folder: Path, repo_root: Path | None) -> list[tuple[str, Callable[[], torch.nn.Module] | None, str]]:
     import timm
 
-    import senet_zoo
+    from .registry import create_model, model_info
 
     weights = folder / "model.safetensors"
 
@@ -47,7 +44,7 @@ def _loaders(folder: Path, repo_root: Path | None) -> list[tuple[str, Callable[[
 
     hub = from_hub if repo_root is not None else None
     return [
-        ("senet_zoo.create_model", lambda: senet_zoo.create_model(ARCH, pretrained=str(weights)), ""),
+        ("senet_zoo.create_model", lambda: create_model(ARCH, pretrained=str(weights)), ""),
         (
             "torch.hub.load",
             hub,
@@ -56,7 +53,7 @@ def _loaders(folder: Path, repo_root: Path | None) -> list[tuple[str, Callable[[
         (
             "timm.create_model",
             lambda: timm.create_model(  # arch.tag: the converted weights' preprocessing, from this file
-                f"{senet_zoo.model_info(ARCH)['timm_name']}.caffe_in1k",
+                f"{model_info(ARCH)['timm_name']}.caffe_in1k",
                 pretrained=True,
                 pretrained_cfg_overlay=dict(file=str(weights)),
             ),
@@ -115,6 +112,8 @@ def run_demo(out: str | Path | None = None) -> dict[str, Any]:
 
 
 def _main(args: argparse.Namespace) -> int:
+    """Offline end-to-end demo: synthetic Caffe SE-ResNet-50 → convert → verify → load with senet_zoo,
+    torch.hub and timm."""
     from .convert.classes import sorted_wnids
     from .convert.commands import print_checks
 

@@ -29,9 +29,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import __version__
 from ._files import atomic_open
 from ._log import get_logger
+from ._version import __version__
 from .inference import InferenceModel, optimize_for_inference
 
 __all__ = ["export_onnx", "ExportReport", "ExportError", "DEFAULT_OPSET", "TOLERANCE", "onnx_metadata"]

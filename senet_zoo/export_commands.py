@@ -7,18 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ._cli_helpers import add_command
+
 __all__ = ["register", "load_for_export"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "export",
-        help="export a model to ONNX (BatchNorm folded, dynamic batch), verified with ONNX Runtime",
-        description="Export a registry model (with its weights) or a converted folder (model.safetensors + "
-        "config.json) to ONNX. ONNX Runtime's outputs on random images are compared with the PyTorch "
-        "model in float64 and the file is only written if they agree within --tolerance. Needs "
-        "pip install 'senet-zoo[export]'.",
-    )
+    p = add_command(subparsers, "export", _export)
     p.add_argument("model", metavar="NAME|FOLDER", help="registry name (se_resnet50) or a converted folder")
     p.add_argument("--format", choices=("onnx",), default="onnx", help="output format (default: onnx)")
     p.add_argument("--out", required=True, type=Path, help="output file, e.g. se_resnet50.onnx")
@@ -34,13 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--size", type=int, default=None, help="input height and width (default: the weights' 224)")
     p.add_argument("--tolerance", type=float, default=None, help="largest accepted relative difference (1e-4)")
-    p.set_defaults(func=_export)
 
 
 def load_for_export(model: str, weights: str | None = None) -> Any:
     """The model ``senet-zoo export`` exports, in eval mode: a converted folder (its config's architecture,
     model_args, preprocessing and labels) or a registry name with ``weights``."""
-    import senet_zoo
+    from .registry import create_model
 
     folder = Path(model)
     if folder.is_dir():
@@ -48,12 +42,12 @@ def load_for_export(model: str, weights: str | None = None) -> Any:
             raise ValueError(f"--weights applies to a registry name; {folder} brings its own model.safetensors")
         return _load_folder(folder)
     if weights == "random":
-        return senet_zoo.create_model(model).eval()
-    return senet_zoo.create_model(model, pretrained=weights or True).eval()
+        return create_model(model).eval()
+    return create_model(model, pretrained=weights or True).eval()
 
 
 def _load_folder(folder: Path) -> Any:
-    import senet_zoo
+    from .registry import create_model
 
     config_path, weights = folder / "config.json", folder / "model.safetensors"
     for f in (config_path, weights):
@@ -69,7 +63,7 @@ def _load_folder(folder: Path) -> Any:
     kwargs = dict(config.get("model_args") or {})
     if "num_classes" in config:
         kwargs["num_classes"] = config["num_classes"]
-    model: Any = senet_zoo.create_model(zoo["name"], pretrained=str(weights), **kwargs).eval()
+    model: Any = create_model(zoo["name"], pretrained=str(weights), **kwargs).eval()
     cfg = dict(model.pretrained_cfg)
     cfg.update(config.get("pretrained_cfg") or {})
     for key in ("label_names", "label_descriptions"):
@@ -81,6 +75,12 @@ def _load_folder(folder: Path) -> Any:
 
 
 def _export(args: argparse.Namespace) -> int:
+    """Export a model to ONNX (BatchNorm folded, dynamic batch), verified with ONNX Runtime.
+
+    Export a registry model (with its weights) or a converted folder (model.safetensors + config.json)
+    to ONNX. ONNX Runtime's outputs on random images are compared with the PyTorch model in float64 and
+    the file is only written if they agree within --tolerance. Needs pip install 'senet-zoo[export]'.
+    """
     from .export import DEFAULT_OPSET, TOLERANCE, export_onnx
 
     if args.batch == "dynamic":

@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["PREPROCESSING_KEYS", "eval_transform"]
+__all__ = ["PREPROCESSING_KEYS", "cfg_eval_transform"]
 
 PREPROCESSING_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
 
 
-def eval_transform(cfg: Mapping[str, Any]) -> Callable:
+def cfg_eval_transform(cfg: Mapping[str, Any]) -> Callable:
     """timm's evaluation transform (PIL image in, normalised tensor out) for a preprocessing config:
     ``input_size``, ``interpolation``, ``mean``, ``std``, ``crop_pct`` and optionally ``crop_mode``
     (default ``"center"``), as in a timm ``pretrained_cfg`` or a manifest's preprocessing block."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from .catalog import CATALOG, SOURCE
 from .hub.manifest import Manifest, WeightsEntry, load_manifest
-from .preprocessing import eval_transform
+from .preprocessing import cfg_eval_transform
 
 __all__ = ["Weights", "get_weights", "list_weights"]
 
@@ -70,7 +70,7 @@ class Weights:
 
     def transforms(self) -> Any:
         """The evaluation transform of these weights (resize, centre crop, tensor, normalize), PIL image in."""
-        return eval_transform(self.entry.preprocessing.as_pretrained_cfg())
+        return cfg_eval_transform(self.entry.preprocessing.as_pretrained_cfg())
 
     def get_state_dict(self, progress: bool = True) -> dict[str, Any]:
         """The weights as tensors, downloaded (or taken from the cache) and checksum-verified first."""

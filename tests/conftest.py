@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,3 +28,19 @@ def repo_root() -> Path:
 
 def pytest_configure(config: pytest.Config) -> None:
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One intra-op thread, restored afterwards, with torch's determinism flags (fine-tuning and analysis tests).
+
+    The tensors in these tests are tiny, so a second thread costs more than it saves (2–3× slower when
+    other processes share the cores); TrainConfig(deterministic=True) switches a global flag.
+    """
+    threads = torch.get_num_threads()
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(enabled, warn_only=warn_only)

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import timm
 import torch
-from finetune_helpers import one_thread  # noqa: F401  (fixture)
 from PIL import Image
 from torch import nn
 from torch.nn import functional as F

@@ -33,6 +33,22 @@ def net_of(input_shape, *layers: Layer) -> Net:
     return Net("test", [data, *layers])
 
 
+def on_data(name: str, type_: str, params: dict, blobs: list[np.ndarray]) -> Layer:
+    """A layer that reads the input blob ``data`` and writes the blob ``name``."""
+    return Layer(name, type_, ["data"], [name], params, blobs)
+
+
+def fc_net(shape: tuple[int, ...], param: dict, blobs: list[np.ndarray]) -> Net:
+    """data → InnerProduct ``fc`` with ``inner_product_param`` ``param``."""
+    return net_of(shape, on_data("fc", "InnerProduct", {"inner_product_param": param}, blobs))
+
+
+def bn_net(shape: tuple[int, ...], param: dict, mean: np.ndarray, var: np.ndarray, factor: float) -> Net:
+    """data → BatchNorm ``bn`` with ``batch_norm_param`` ``param`` and Caffe's three blobs as given."""
+    blobs = [np.asarray(mean, np.float32), np.asarray(var, np.float32), np.array([factor], np.float32)]
+    return net_of(shape, on_data("bn", "BatchNorm", {"batch_norm_param": param}, blobs))
+
+
 def run1(net: Net, x: np.ndarray, output: str | None = None, dtype=torch.float64) -> np.ndarray:
     out = run(net, torch.from_numpy(x), [output] if output else None, dtype=dtype)
     (value,) = out.values()
@@ -194,14 +210,7 @@ def test_convolution(param, wshape, stride, pad, dilation, group):
     b = rand(wshape[0]) if param.get("bias_term", True) else None
     net = net_of(
         x.shape,
-        Layer(
-            "conv",
-            "Convolution",
-            ["data"],
-            ["conv"],
-            {"convolution_param": param},
-            [w] + ([b] if b is not None else []),
-        ),
+        on_data("conv", "Convolution", {"convolution_param": param}, [w] + ([b] if b is not None else [])),
     )
     want = numpy_conv(x.astype(np.float64), w.astype(np.float64), b, stride, pad, dilation, group)
     np.testing.assert_allclose(run1(net, x), want, rtol=1e-10, atol=1e-10)
@@ -211,30 +220,10 @@ def test_inner_product_with_legacy_4d_weight_and_transpose():
     x = rand(2, 3, 2, 2)
     w = rand(5, 12)
     b = rand(5)
-    legacy = net_of(
-        x.shape,
-        Layer(
-            "fc",
-            "InnerProduct",
-            ["data"],
-            ["fc"],
-            {"inner_product_param": {"num_output": 5}},
-            [w.reshape(1, 1, 5, 12), b.reshape(1, 1, 1, 5)],
-        ),
-    )
+    legacy = fc_net(x.shape, {"num_output": 5}, [w.reshape(1, 1, 5, 12), b.reshape(1, 1, 1, 5)])
     want = x.reshape(2, 12).astype(np.float64) @ w.T.astype(np.float64) + b
     np.testing.assert_allclose(run1(legacy, x), want, rtol=1e-10)
-    transposed = net_of(
-        x.shape,
-        Layer(
-            "fc",
-            "InnerProduct",
-            ["data"],
-            ["fc"],
-            {"inner_product_param": {"num_output": 5, "transpose": True, "bias_term": False}},
-            [w.T.copy()],
-        ),
-    )
+    transposed = fc_net(x.shape, {"num_output": 5, "transpose": True, "bias_term": False}, [w.T.copy()])
     np.testing.assert_allclose(run1(transposed, x), want - b, rtol=1e-10, atol=1e-12)
 
 
@@ -245,17 +234,7 @@ def test_inner_product_with_legacy_4d_weight_and_transpose():
 def test_batch_norm_scale_factor(s):
     x = rand(2, 3, 4, 4)
     mean, var = rand(3), np.abs(rand(3)) + 0.1
-    net = net_of(
-        x.shape,
-        Layer(
-            "bn",
-            "BatchNorm",
-            ["data"],
-            ["bn"],
-            {"batch_norm_param": {"use_global_stats": True}},
-            [mean * s, var * s, np.array([s], np.float32)],
-        ),
-    )
+    net = bn_net(x.shape, {"use_global_stats": True}, mean * s, var * s, s)
     m, v = (mean.astype(np.float64), var.astype(np.float64)) if s else (np.zeros(3), np.zeros(3))
     # blobs are float32: mean * s was rounded, so compare at float32 precision
     want = (x - m.reshape(1, 3, 1, 1)) / np.sqrt(v.reshape(1, 3, 1, 1) + 1e-5)
@@ -264,29 +243,9 @@ def test_batch_norm_scale_factor(s):
 
 def test_batch_norm_eps_and_batch_statistics():
     x = rand(4, 2, 3, 3)
-    eps_net = net_of(
-        x.shape,
-        Layer(
-            "bn",
-            "BatchNorm",
-            ["data"],
-            ["bn"],
-            {"batch_norm_param": {"eps": 0.5}},
-            [np.zeros(2, np.float32), np.ones(2, np.float32), np.ones(1, np.float32)],
-        ),
-    )
+    eps_net = bn_net(x.shape, {"eps": 0.5}, np.zeros(2, np.float32), np.ones(2, np.float32), 1)
     np.testing.assert_allclose(run1(eps_net, x), x / np.sqrt(1.5), rtol=1e-6)
-    batch = net_of(
-        x.shape,
-        Layer(
-            "bn",
-            "BatchNorm",
-            ["data"],
-            ["bn"],
-            {"batch_norm_param": {"use_global_stats": False}},
-            [np.zeros(2, np.float32), np.ones(2, np.float32), np.ones(1, np.float32)],
-        ),
-    )
+    batch = bn_net(x.shape, {"use_global_stats": False}, np.zeros(2, np.float32), np.ones(2, np.float32), 1)
     xd = x.astype(np.float64)
     want = (xd - xd.mean(axis=(0, 2, 3), keepdims=True)) / np.sqrt(xd.var(axis=(0, 2, 3), keepdims=True) + 1e-5)
     np.testing.assert_allclose(run1(batch, x), want, rtol=1e-6, atol=1e-9)
@@ -393,11 +352,9 @@ def test_in_place_chain_conv_bn_scale_relu():
     s = np.float32(7.5)
     net = net_of(
         x.shape,
-        Layer(
+        on_data(
             "conv",
             "Convolution",
-            ["data"],
-            ["conv"],
             {"convolution_param": {"num_output": 3, "kernel_size": 3, "pad": 1, "bias_term": False}},
             [w],
         ),
@@ -474,11 +431,9 @@ def test_executor_caches_weights_and_checks_shapes():
     x = rand(1, 2, 4, 4)
     net = net_of(
         x.shape,
-        Layer(
+        on_data(
             "conv",
             "Convolution",
-            ["data"],
-            ["conv"],
             {"convolution_param": {"num_output": 3, "kernel_size": 1}},
             [rand(3, 2, 1, 1), rand(3)],
         ),
@@ -538,7 +493,7 @@ def test_shape_rules_match_the_ops(arch: str) -> None:
 def test_bad_convolution_parameters_name_the_layer(param, value, words):
     params = {"num_output": 4, "kernel_size": 3}
     params[param] = value
-    net = net_of((1, 2, 8, 8), Layer("conv", "Convolution", ["data"], ["conv"], {"convolution_param": params}))
+    net = net_of((1, 2, 8, 8), on_data("conv", "Convolution", {"convolution_param": params}, []))
     with pytest.raises(ExecutionError, match=r"layer 'conv' \(Convolution\): " + words):
         infer_shapes(net, (1, 2, 8, 8))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from caffe_proto import encode_net
+from support.caffe_proto import encode_net
 
 from senet_zoo.caffe.net import CaffeFormatError
 from senet_zoo.caffe.prototxt import parse_prototxt, read_prototxt

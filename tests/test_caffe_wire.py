@@ -7,8 +7,8 @@ import zipfile
 
 import numpy as np
 import pytest
-from caffe_nets import assert_same_net, rand, small_net
-from caffe_proto import encode_net, message_classes, write_caffemodel
+from support.caffe_nets import assert_same_net, rand, small_net
+from support.caffe_proto import encode_net, message_classes, write_caffemodel
 
 from senet_zoo.caffe.net import CaffeFormatError, Layer, Net
 from senet_zoo.caffe.wire import parse_caffemodel, read_caffemodel

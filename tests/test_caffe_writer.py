@@ -7,8 +7,8 @@ import tracemalloc
 import numpy as np
 import pytest
 import torch
-from caffe_nets import assert_same_net, small_net
-from caffe_proto import decode_net, net_message
+from support.caffe_nets import assert_same_net, small_net
+from support.caffe_proto import decode_net, net_message
 
 from senet_zoo.caffe.executor import run
 from senet_zoo.caffe.net import Layer, Net, copy_trained_layers

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from convert_helpers import caffemodel, listing
+from support.convert_helpers import caffemodel, listing
 
 from senet_zoo.cli import main
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from convert_helpers import caffemodel, listing
+from support.convert_helpers import caffemodel, listing
 
 from senet_zoo.caffe.net import CaffeFormatError, Layer, Net
 from senet_zoo.caffe.synth import synth_net
@@ -59,79 +59,46 @@ def _mutated(tmp_path: Path, mutate) -> Path:
     return caffemodel(tmp_path, "se_resnet50", seed=1, name="bad", mutate=mutate, package_writer=True)
 
 
-def test_missing_layer(tmp_path) -> None:
-    def drop(net: Net) -> None:
-        net.layers = [layer for layer in net.layers if layer.name != "conv4_1_1x1_up"]
-
-    _fails(
-        tmp_path,
-        ConversionError,
-        r"bad\.caffemodel.*'conv4_1_1x1_up' \(Convolution\) is missing",
-        _mutated(tmp_path, drop),
-        verify=False,
-    )
+def _drop_se_layer(net: Net) -> None:
+    net.layers = [layer for layer in net.layers if layer.name != "conv4_1_1x1_up"]
 
 
-def test_extra_blob(tmp_path) -> None:
-    def extra(net: Net) -> None:
-        layer = net.layer("conv3_1_1x1_increase")
-        layer.blobs = layer.blobs + [np.zeros(512, np.float32)]
-
-    _fails(
-        tmp_path, ConversionError, r"'conv3_1_1x1_increase' has 2 blob\(s\)", _mutated(tmp_path, extra), verify=False
-    )
+def _extra_blob(net: Net) -> None:
+    layer = net.layer("conv3_1_1x1_increase")
+    layer.blobs = layer.blobs + [np.zeros(512, np.float32)]
 
 
-def test_leftover_layer(tmp_path) -> None:
-    def leftover(net: Net) -> None:
-        net.layers.append(
-            Layer(
-                "fc_extra",
-                "InnerProduct",
-                ["classifier"],
-                ["fc_extra"],
-                {"inner_product_param": {"num_output": 10}},
-                [np.zeros((10, 1000), np.float32), np.zeros(10, np.float32)],
-            )
-        )
-
-    _fails(
-        tmp_path,
-        ConversionError,
-        r"'fc_extra' carries 2 blob\(s\).*no place",
-        _mutated(tmp_path, leftover),
-        verify=False,
-    )
+def _leftover_layer(net: Net) -> None:
+    blobs = [np.zeros((10, 1000), np.float32), np.zeros(10, np.float32)]
+    params = {"inner_product_param": {"num_output": 10}}
+    net.layers.append(Layer("fc_extra", "InnerProduct", ["classifier"], ["fc_extra"], params, blobs))
 
 
-def test_shape_mismatch(tmp_path) -> None:
-    def reshape(net: Net) -> None:
-        layer = net.layer("conv2_1_3x3")
-        layer.blobs = [np.zeros((64, 32, 3, 3), np.float32)]
-
-    _fails(
-        tmp_path,
-        ConversionError,
-        r"'conv2_1_3x3' blob 0 has shape \(64, 32, 3, 3\), expected \(64, 64, 3, 3\)",
-        _mutated(tmp_path, reshape),
-        verify=False,
-    )
+def _reshape(net: Net) -> None:
+    net.layer("conv2_1_3x3").blobs = [np.zeros((64, 32, 3, 3), np.float32)]
 
 
-def test_changed_layer_parameter(tmp_path) -> None:
-    """Same blobs, different computation (a stride moved): caught from the caffemodel's own layers."""
+def _move_stride(net: Net) -> None:
+    """Same blobs, different computation: caught from the caffemodel's own layers."""
+    net.layer("conv3_1_1x1_reduce").params["convolution_param"]["stride"] = 1
+    net.layer("conv3_1_3x3").params["convolution_param"]["stride"] = 2
 
-    def stride(net: Net) -> None:
-        net.layer("conv3_1_1x1_reduce").params["convolution_param"]["stride"] = 1
-        net.layer("conv3_1_3x3").params["convolution_param"]["stride"] = 2
 
-    _fails(
-        tmp_path,
-        ConversionError,
+MUTATIONS = {  # a caffemodel that is not the release's structure → the error that names the layer
+    "missing-layer": (_drop_se_layer, r"bad\.caffemodel.*'conv4_1_1x1_up' \(Convolution\) is missing"),
+    "extra-blob": (_extra_blob, r"'conv3_1_1x1_increase' has 2 blob\(s\)"),
+    "leftover-layer": (_leftover_layer, r"'fc_extra' carries 2 blob\(s\).*no place"),
+    "shape-mismatch": (_reshape, r"'conv2_1_3x3' blob 0 has shape \(64, 32, 3, 3\), expected \(64, 64, 3, 3\)"),
+    "changed-layer-parameter": (
+        _move_stride,
         r"'conv3_1_1x1_reduce': stride is \(1, 1\), the se_resnet50 release has \(2, 2\)",
-        _mutated(tmp_path, stride),
-        verify=False,
-    )
+    ),
+}
+
+
+@pytest.mark.parametrize("mutate, match", MUTATIONS.values(), ids=list(MUTATIONS))
+def test_structure_differs_from_the_release(tmp_path, mutate, match) -> None:
+    _fails(tmp_path, ConversionError, match, _mutated(tmp_path, mutate), verify=False)
 
 
 def test_prototxt_and_caffemodel_disagree_on_eps(tmp_path, good) -> None:

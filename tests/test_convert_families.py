@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import timm
 import torch
-from convert_helpers import FAMILIES, caffemodel, listing, tensors
+from support.convert_helpers import FAMILIES, caffemodel, listing, tensors
 
 import senet_zoo
 import senet_zoo.models as models
 from senet_zoo.caffe.wire import read_caffemodel
-from senet_zoo.catalog import CATALOG as RELEASES
+from senet_zoo.catalog import CATALOG
 from senet_zoo.convert import convert
 from senet_zoo.convert.card import card_claims_accuracy, model_card
 from senet_zoo.convert.verify import FEATURE_SIZE, model_input, random_images
@@ -59,8 +59,8 @@ def test_family_matches_caffe_executor(converted, arch: str) -> None:
 def test_config_and_card(converted, arch: str) -> None:
     folder, report = converted[arch]
     config = json.loads((folder / "config.json").read_text())
-    release = RELEASES[arch]
-    assert config["architecture"] == (release.timm_arch or "se_bn_inception")
+    release = CATALOG[arch]
+    assert config["architecture"] == (release.timm_legacy or "se_bn_inception")
     assert config["num_classes"] == 1000 and config["pretrained_cfg"]["classifier"] == "last_linear"
     assert config["pretrained_cfg"]["mean"] == pytest.approx([123 / 255, 117 / 255, 104 / 255])
     assert config["pretrained_cfg"]["std"] == pytest.approx([1 / 255] * 3)
@@ -126,7 +126,7 @@ def test_loads_into_timm_legacy(converted, arch: str) -> None:
     state = tensors(folder)
     ours = senet_zoo.create_model(arch, pretrained=str(folder / "model.safetensors"), **report.model_args)
     with torch.device("meta"):  # no random init: every tensor is assigned from the file
-        theirs = timm.create_model(RELEASES[arch].timm_arch, **report.model_args)
+        theirs = timm.create_model(CATALOG[arch].timm_legacy, **report.model_args)
     theirs.load_state_dict(state, strict=True, assign=True)
     _assert_same_logits(theirs, ours)
     from_dir = timm.create_model(f"local-dir:{folder}", pretrained=True)
@@ -142,7 +142,7 @@ def test_deeper_releases_name_their_timm_architecture(tmp_path, arch: str) -> No
     path = caffemodel(tmp_path, arch, (1, 2, 1, 1), seed=4, package_writer=True)
     report = convert(path, tmp_path / "out", verify=False, progress=False)
     config = json.loads((tmp_path / "out" / "config.json").read_text())
-    assert (report.arch, config["architecture"]) == (arch, RELEASES[arch].timm_arch)
+    assert (report.arch, config["architecture"]) == (arch, CATALOG[arch].timm_legacy)
     theirs = timm.create_model(config["architecture"], **config["model_args"])
     theirs.load_state_dict(tensors(tmp_path / "out"), strict=True)
     ours = getattr(models, arch)(**config["model_args"])

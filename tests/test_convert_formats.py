@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from caffe_proto import write_caffemodel
-from convert_helpers import caffemodel, tensors
+from support.caffe_proto import write_caffemodel
+from support.convert_helpers import caffemodel, tensors
 
 from senet_zoo.caffe.net import Layer, Net
 from senet_zoo.caffe.synth import synth_net

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fuzz_corpus import _field, _varint, base_files, corpus, run_case
+from support.fuzz_corpus import base_files, corpus, run_case
 
 from senet_zoo.caffe.net import CaffeFormatError
 from senet_zoo.caffe.prototxt import parse_prototxt
 from senet_zoo.caffe.wire import parse_caffemodel
+from senet_zoo.caffe.writer import delimited, varint
 from senet_zoo.cli import main
 
 CASES = 24
@@ -109,19 +110,19 @@ def _crafted(kind: str) -> bytes:
     if kind == "empty-layers":  # millions of empty layers
         return b"\xa2\x06\x00" * (n // 3)
     if kind == "packed-varints":  # one repeated uint param holding millions of values
-        param = _field(3, b"\x01" * n)  # convolution_param.pad, packed
-        return _field(100, _field(1, b"x") + _field(106, param))
+        param = delimited(3, b"\x01" * n)  # convolution_param.pad, packed
+        return delimited(100, delimited(1, b"x") + delimited(106, param))
     if kind == "unpacked-floats":  # one blob of one-tag-per-value floats, split by other fields
         record = b"\x2d" + b"\x00\x00\x80\x3f"
         run = record * 1000 + b"\x08\x01"
         body = run * (n // len(run))
-        return _field(100, _field(1, b"x") + _field(7, body))
+        return delimited(100, delimited(1, b"x") + delimited(7, body))
     if kind == "doubles":  # packed doubles, converted to float32
         values = np.ones(n // 8, "<f8").tobytes()
-        shape = _field(7, _field(1, _varint(n // 8)))
-        return _field(100, _field(1, b"x") + _field(7, shape + _field(8, values)))
+        shape = delimited(7, delimited(1, varint(n // 8)))
+        return delimited(100, delimited(1, b"x") + delimited(7, shape + delimited(8, values)))
     if kind == "strings":
-        return _field(100, _field(1, b"x" * n))
+        return delimited(100, delimited(1, b"x" * n))
     raise AssertionError(kind)
 
 

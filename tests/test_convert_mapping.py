@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from convert_helpers import caffemodel, tensors
+from support.convert_helpers import caffemodel, tensors
 
 import senet_zoo.models as models
 from senet_zoo.caffe.executor import param_shapes
 from senet_zoo.caffe.synth import ARCHS, synth_net
-from senet_zoo.catalog import CATALOG as RELEASES
+from senet_zoo.catalog import CATALOG
 from senet_zoo.convert import convert
 from senet_zoo.convert.classes import caffe_to_sorted_index, caffe_wnids, sorted_row_order, sorted_wnids
 from senet_zoo.convert.detect import detect_architecture
@@ -89,12 +89,12 @@ def test_detection_of_reduced_nets_and_misleading_names() -> None:
 
 
 def test_registry_reports_the_release_table() -> None:
-    for arch, release in RELEASES.items():
+    for arch, release in CATALOG.items():
         info = model_info(arch)
         assert (info["top1_err"], info["top5_err"], info["timm_legacy"]) == (
             release.top1_err,
             release.top5_err,
-            release.timm_arch,
+            release.timm_legacy,
         )
         assert ARCHS[arch].caffe_name.replace("SENet", "SENet-154") in (
             info["caffe_model"],

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from convert_helpers import caffemodel, listing
+from support.convert_helpers import caffemodel, listing
 
 from senet_zoo.convert import ConversionError, convert
 from senet_zoo.convert.outdir import WORK_SUFFIX, remove_stale_work

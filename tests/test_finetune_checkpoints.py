@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from finetune_helpers import one_thread  # noqa: F401  (fixture)
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import TensorDataset

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from finetune_helpers import one_thread  # noqa: F401  (fixture)
 from PIL import Image
 from safetensors.torch import load_file
 

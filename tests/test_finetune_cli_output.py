@@ -10,7 +10,6 @@ import re
 from pathlib import Path
 
 import pytest
-from finetune_helpers import one_thread  # noqa: F401  (fixture)
 from safetensors.torch import save_file
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 

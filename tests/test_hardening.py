@@ -20,10 +20,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from convert_helpers import caffemodel, listing
-from finetune_helpers import one_thread  # noqa: F401  (fixture)
 from PIL import Image
 from safetensors.torch import save_file
+from support.convert_helpers import caffemodel, listing
 
 import senet_zoo
 from senet_zoo.cli import main
@@ -124,7 +123,7 @@ def test_2_release_resume_hub_check_error_is_redacted(tmp_path, monkeypatch, cap
     """The Hub check of recorded commits may echo the request's Authorization header."""
     import huggingface_hub
 
-    from senet_zoo.hub.release import STATE_FILE, release
+    from senet_zoo.release.pipeline import STATE_FILE, release
 
     monkeypatch.setenv("HF_TOKEN", TOKEN)
 
@@ -290,7 +289,7 @@ def test_4_list_and_version_in_process(tmp_path, monkeypatch, capsys) -> None:
 # ------------------------------------------------------------------------------ 5. two finetunes into one --out
 
 
-def test_5_a_second_finetune_into_the_same_out_fails(tmp_path, one_thread) -> None:  # noqa: F811
+def test_5_a_second_finetune_into_the_same_out_fails(tmp_path, one_thread) -> None:
     from senet_zoo.finetune import TrainConfig, Trainer, image_folder_datasets
 
     data = _colour_folder(tmp_path / "data")
@@ -379,7 +378,7 @@ def test_6_two_loops_end_quickly(tmp_path) -> None:
 
 
 def _write_state(work: Path, models: dict) -> None:
-    from senet_zoo.hub.release import STATE_FILE
+    from senet_zoo.release.pipeline import STATE_FILE
 
     work.mkdir(parents=True, exist_ok=True)
     (work / STATE_FILE).write_text(json.dumps({"version": 1, "org": "zoo", "models": models}))
@@ -387,7 +386,7 @@ def _write_state(work: Path, models: dict) -> None:
 
 @pytest.mark.parametrize("entry", ["x", [], {"published": "yes"}, {"verified": "no"}, {"weights_sha256": 5}])
 def test_7_malformed_release_state_is_a_one_line_error(tmp_path, entry) -> None:
-    from senet_zoo.hub.release import ReleaseError, release
+    from senet_zoo.release.pipeline import ReleaseError, release
 
     (tmp_path / "src").mkdir()
     _write_state(tmp_path / "work", {"se_resnet50": entry})
@@ -441,7 +440,7 @@ def test_7_8_weights_are_checked_before_use(tmp_path) -> None:
         assert str(path) in message and first in message and "\n" not in message, (case, message)
 
 
-def test_8_evaluate_does_not_exit_0_with_a_nan_loss(tmp_path, capsys, one_thread) -> None:  # noqa: F811
+def test_8_evaluate_does_not_exit_0_with_a_nan_loss(tmp_path, capsys, one_thread) -> None:
     """Finite weights whose outputs overflow: the loss is not a number, and that is a failure."""
     data = _colour_folder(tmp_path / "data", per_class=2)
     model = senet_zoo.create_model("se_resnet50", num_classes=2, **SMALL)
@@ -486,7 +485,7 @@ except OSError as err:
 # ------------------------------------------------------------------------------ 9. a last batch of one
 
 
-def test_9_a_last_training_batch_of_one_is_dropped(tmp_path, one_thread) -> None:  # noqa: F811
+def test_9_a_last_training_batch_of_one_is_dropped(tmp_path, one_thread) -> None:
     from senet_zoo.finetune import TrainConfig, Trainer, image_folder_datasets
 
     data = _colour_folder(tmp_path / "data", per_class=2)
@@ -536,7 +535,7 @@ def test_11_a_number_of_thousands_of_digits_names_the_file_and_line(tmp_path) ->
 
 
 def test_12_resume_refuses_repositories_outside_org(tmp_path) -> None:
-    from senet_zoo.hub.release import ReleaseError, release
+    from senet_zoo.release.pipeline import ReleaseError, release
 
     (tmp_path / "src").mkdir()
     entry = {
@@ -562,7 +561,7 @@ def test_12_resume_refuses_repositories_outside_org(tmp_path) -> None:
 def test_12_resume_rehashes_the_config_it_reuses(tmp_path, monkeypatch) -> None:
     from senet_zoo.caffe.synth import synth_net
     from senet_zoo.caffe.writer import write_caffemodel
-    from senet_zoo.hub import release as release_module
+    from senet_zoo.release import pipeline as release_module
 
     src = tmp_path / "src"
     src.mkdir()

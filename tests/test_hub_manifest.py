@@ -11,33 +11,17 @@ from typing import Any
 
 import pytest
 from hub_fixtures import entry, hf_source, manifest_dict, url_source, write_manifest
+from support.expected import CAFFE_ERRORS, TIMM_LEGACY
 
 from senet_zoo.hub.manifest import (
     ManifestError,
     UnknownWeightsError,
     load_manifest,
     record_published,
-    split_spec,
+    split_name,
     update_entry,
 )
 
-CAFFE_ERRORS = {  # registry name: (Caffe file stem, top-1 err, top-5 err) from the SENet release README
-    "se_bn_inception": ("SE-BN-Inception", 23.62, 7.04),
-    "se_resnet50": ("SE-ResNet-50", 22.37, 6.36),
-    "se_resnet101": ("SE-ResNet-101", 21.75, 5.72),
-    "se_resnet152": ("SE-ResNet-152", 21.34, 5.54),
-    "se_resnext50_32x4d": ("SE-ResNeXt-50", 20.97, 5.54),
-    "se_resnext101_32x4d": ("SE-ResNeXt-101", 19.81, 4.96),
-    "senet154": ("SENet-154", 18.68, 4.47),
-}
-TIMM_LEGACY = {
-    "se_resnet50": "legacy_seresnet50",
-    "se_resnet101": "legacy_seresnet101",
-    "se_resnet152": "legacy_seresnet152",
-    "se_resnext50_32x4d": "legacy_seresnext50_32x4d",
-    "se_resnext101_32x4d": "legacy_seresnext101_32x4d",
-    "senet154": "legacy_senet154",
-}
 SHA = "ab" * 32
 REV = "0123456789abcdef0123456789abcdef01234567"
 
@@ -108,10 +92,10 @@ def test_lookup_api_and_errors(tmp_path: Path) -> None:
         manifest.get("resnet50")
     with pytest.raises(KeyError, match="known tags: caffe_in1k, cadene_in1k"):
         manifest.get("se_resnet50", "imagenet")
-    assert split_spec("se_resnet50.caffe_in1k") == ("se_resnet50", "caffe_in1k")
-    assert split_spec("senet154") == ("senet154", None)
+    assert split_name("se_resnet50.caffe_in1k") == ("se_resnet50", "caffe_in1k")
+    assert split_name("senet154") == ("senet154", None)
     with pytest.raises(ValueError):
-        split_spec("senet154.")
+        split_name("senet154.")
 
 
 def _valid() -> dict[str, Any]:

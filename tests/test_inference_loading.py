@@ -2,33 +2,22 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import timm
 import torch
 from safetensors.torch import save_file
+from support.memory import mapped_spans
 
 import senet_zoo
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads Linux /proc/self/maps")
 
 
-def _mapped_spans(path: Path) -> list[tuple[int, int]]:
-    target = os.path.realpath(path)
-    spans = []
-    for line in Path("/proc/self/maps").read_text().splitlines():
-        parts = line.split(maxsplit=5)
-        if len(parts) == 6 and os.path.realpath(parts[5]) == target:
-            lo, hi = (int(v, 16) for v in parts[0].split("-"))
-            spans.append((lo, hi))
-    return spans
-
-
 def _outside_map(model: torch.nn.Module, path: Path) -> list[str]:
     """Names of parameters and buffers whose bytes do not lie in a memory map of ``path``."""
-    spans = _mapped_spans(path)
+    spans = mapped_spans(path)
     assert spans, f"{path} is not memory-mapped at all"
     outside = []
     for name, t in [*model.named_parameters(), *model.named_buffers()]:

@@ -5,19 +5,10 @@ from __future__ import annotations
 import pytest
 import timm
 import torch
+from support.expected import TIMM_LEGACY
 
 import senet_zoo
 from senet_zoo.models import SEModule
-
-# senet_zoo name -> timm's legacy architecture with the same state-dict layout.
-TIMM_LEGACY = {
-    "se_resnet50": "legacy_seresnet50",
-    "se_resnet101": "legacy_seresnet101",
-    "se_resnet152": "legacy_seresnet152",
-    "se_resnext50_32x4d": "legacy_seresnext50_32x4d",
-    "se_resnext101_32x4d": "legacy_seresnext101_32x4d",
-    "senet154": "legacy_senet154",
-}
 
 
 def _logits(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:

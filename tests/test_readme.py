@@ -27,7 +27,7 @@ def test_readme_model_table_is_the_catalog(repo_root: Path) -> None:
     rows = [line for line in section.splitlines() if line.startswith("| `")]
     expected = [
         f"| `{m.name}` | {m.display_name} | {m.params / 1e6:.2f} M | {m.gmacs:.2f} | "
-        f"{m.top1_acc:.2f} / {m.top5_acc:.2f} | `{m.timm_registered_name}` |"
+        f"{m.top1_acc:.2f} / {m.top5_acc:.2f} | `{m.timm_name}` |"
         for m in CATALOG.values()
     ]
     assert rows == expected

@@ -11,20 +11,13 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+from support.expected import MODEL_NAMES
 from torch.utils.flop_counter import FlopCounterMode
 
 import senet_zoo
 from senet_zoo.hub.manifest import load_manifest
 
-ALL = [
-    "se_bn_inception",
-    "se_resnet50",
-    "se_resnet101",
-    "se_resnet152",
-    "se_resnext50_32x4d",
-    "se_resnext101_32x4d",
-    "senet154",
-]
+ALL = MODEL_NAMES
 
 
 def test_list_models() -> None:

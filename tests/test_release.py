@@ -28,7 +28,7 @@ from hub_fixtures import REPO_ROOT, hub_client_env, run_python
 
 from senet_zoo.caffe.synth import synth_net
 from senet_zoo.caffe.writer import write_caffemodel, write_prototxt
-from senet_zoo.hub.release import STATE_FILE, ReleaseError, release
+from senet_zoo.release.pipeline import STATE_FILE, ReleaseError, release
 
 ORG = "zoo-test"
 # name → (blocks per stage, file name in the download folder): distinct depths, uninformative names
@@ -101,7 +101,7 @@ def held_upload(monkeypatch: pytest.MonkeyPatch):
     release_it.set()
 
 
-def test_release_end_to_end(downloads: Path, tmp_path: Path, held_upload) -> None:
+def test_release_end_to_end(downloads: Path, tmp_path: Path, held_upload) -> None:  # noqa: PLR0915  (one journey)
     holding, reached, release_it = held_upload
     manifest = _manifest_copy(tmp_path)
     original_manifest = manifest.read_bytes()
@@ -273,7 +273,7 @@ def test_evaluate_folder_maps_wnid_folders_to_the_model_classes(downloads: Path,
 
     from senet_zoo.convert import convert
     from senet_zoo.convert.verify import load_converted
-    from senet_zoo.hub.release import evaluate_folder
+    from senet_zoo.release.pipeline import evaluate_folder
 
     folder = tmp_path / "se_resnet50"
     convert(downloads / RELEASES["se_resnet50"][1], folder, verify=False, progress=False)
@@ -301,7 +301,7 @@ def test_evaluate_folder_maps_wnid_folders_to_the_model_classes(downloads: Path,
 
 def test_find_releases_by_content(tmp_path: Path) -> None:
     """Names mean nothing; two different files of one release are refused; junk is listed, text is ignored."""
-    from senet_zoo.hub.release import find_releases
+    from senet_zoo.release.pipeline import find_releases
 
     write_caffemodel(synth_net("se_resnet50", layers=(1, 1, 1, 1), seed=1), tmp_path / "SE-ResNet-101.caffemodel")
     write_caffemodel(synth_net("se_resnet50", layers=(1, 1, 1, 1), seed=2), tmp_path / "copy.bin")

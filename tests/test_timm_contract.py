@@ -29,7 +29,7 @@ def _small(name: str, **kwargs: object) -> nn.Module:
 
 @pytest.mark.parametrize("name", list(CATALOG))
 def test_device_and_dtype_factory_kwargs(name: str) -> None:
-    timm_name = CATALOG[name].timm_registered_name
+    timm_name = CATALOG[name].timm_name
     model = timm.create_model(timm_name, device="meta", dtype=torch.float64)
     tensors = [*model.parameters(), *model.buffers()]
     assert all(t.device.type == "meta" for t in tensors)
@@ -173,7 +173,7 @@ def test_grad_checkpointing_keeps_outputs_and_gradients(name: str) -> None:
 def test_registered_from_timms_senet_module() -> None:
     """timm picks the models of its intermediate-feature tests by the registering module's name."""
     in_module = set(timm.list_models(module="senet"))
-    assert {m.timm_registered_name for m in CATALOG.values()} <= in_module
+    assert {m.timm_name for m in CATALOG.values()} <= in_module
     assert "legacy_seresnet50" in in_module
 
 

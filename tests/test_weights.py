@@ -100,7 +100,7 @@ def test_a_tag_without_weights_brings_its_preprocessing(manifest: Path) -> None:
 
 def test_timm_lists_the_available_tags_of_the_shipped_manifest() -> None:
     shipped = load_manifest(shipped_manifest_path())
-    timm_names = {m.name: m.timm_registered_name for m in CATALOG.values()}
+    timm_names = {m.name: m.timm_name for m in CATALOG.values()}
     published = {f"{timm_names[e.name]}.{e.tag}" for e in shipped.entries() if e.available}
     pending = {f"{timm_names[e.name]}.{e.tag}" for e in shipped.entries() if not e.available}
     listed = set(timm.list_pretrained("se_*")) | set(timm.list_pretrained("senet_zoo_*"))
@@ -151,15 +151,18 @@ def test_weights_transforms_are_the_tags_eval_preprocessing(manifest: Path, tag:
 def test_every_evaluation_uses_the_weights_preprocessing() -> None:
     """Weights.transforms(), fine-tuning's validation transform and `release --val` share one definition:
     the same steps, sizes and statistics for the same weights."""
-    from senet_zoo.finetune.data import eval_transform as finetune_eval
-    from senet_zoo.preprocessing import eval_transform
+    from senet_zoo.finetune.data import model_eval_transform
+    from senet_zoo.preprocessing import cfg_eval_transform
 
     weights = senet_zoo.get_weights("se_resnet50")
     model = senet_zoo.create_model("se_resnet50", pretrained=False)
     model.pretrained_cfg = {**model.pretrained_cfg, **weights.entry.preprocessing.as_pretrained_cfg()}
     config = {"pretrained_cfg": weights.entry.preprocessing.as_pretrained_cfg()}  # as in a converted config.json
     image = Image.new("RGB", (300, 260), (200, 30, 90))
-    outputs = [t(image) for t in (weights.transforms(), finetune_eval(model), eval_transform(config["pretrained_cfg"]))]
+    outputs = [
+        t(image)
+        for t in (weights.transforms(), model_eval_transform(model), cfg_eval_transform(config["pretrained_cfg"]))
+    ]
     assert outputs[0].shape == (3, *weights.entry.preprocessing.input_size[1:])
     assert all(torch.equal(outputs[0], o) for o in outputs[1:])
-    assert repr(weights.transforms()) == repr(finetune_eval(model))
+    assert repr(weights.transforms()) == repr(model_eval_transform(model))

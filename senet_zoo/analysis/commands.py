@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import argparse
 
+from .._cli_helpers import add_command
+
 __all__ = ["register"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ..finetune.commands import add_model_options
+    from ..finetune.commands import add_model_options, add_trained_model_options
 
-    p = subparsers.add_parser(
-        "excitations",
-        help="SE gate statistics per block and class over an ImageFolder (paper §7)",
-        description="Record every SE block's excitations over DIR/CLASS/* and write to OUT: stats.json "
-        "(class spread, saturation, mean gate per block), class_means.safetensors (block -> "
-        "classes x channels), excitations.png and excitations_<block>.png (mean activation per "
-        "channel, one line per class), depth.png (spread and saturation against depth).",
-    )
-    p.add_argument("--model", help="model name (default: the one recorded in a fine-tuning checkpoint)")
-    p.add_argument("--weights", required=True, metavar="PATH|TAG|default", help="weights to analyse")
-    p.add_argument("--data", required=True, metavar="DIR", help="ImageFolder root (DIR/CLASS/*)")
+    p = add_command(subparsers, "excitations", _excitations)
+    add_trained_model_options(p, data_help="ImageFolder root (DIR/CLASS/*)")
     p.add_argument("--out", required=True, metavar="OUT", help="output directory")
     p.add_argument(
         "--blocks",
@@ -40,10 +33,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--json", action="store_true", help="print stats.json's summary as JSON instead of the table")
     add_model_options(p)
-    p.set_defaults(func=_excitations)
 
 
 def _excitations(args: argparse.Namespace) -> int:
+    """SE gate statistics per block and class over an ImageFolder (paper §7).
+
+    Record every SE block's excitations over DIR/CLASS/* and write to OUT: stats.json (class spread,
+    saturation, mean gate per block), class_means.safetensors (block -> classes x channels),
+    excitations.png and excitations_<block>.png (mean activation per channel, one line per class),
+    depth.png (spread and saturation against depth).
+    """
     import json
     from pathlib import Path
 
@@ -53,7 +52,7 @@ def _excitations(args: argparse.Namespace) -> int:
 
     from ..finetune.checkpoint import atomic_path, write_json
     from ..finetune.commands import model_kwargs_from
-    from ..finetune.data import eval_transform, image_folder
+    from ..finetune.data import image_folder, model_eval_transform
     from ..finetune.distributed import cpu_plan, pick_device
     from ..finetune.load import load_model
     from .excitations import collect_excitations, default_plot_blocks, se_blocks, select_blocks
@@ -64,7 +63,7 @@ def _excitations(args: argparse.Namespace) -> int:
     torch.set_num_threads(threads)
     model, _ = load_model(args.model, args.weights, **model_kwargs_from(args))
     plot_list = select_blocks(list(se_blocks(model)), args.blocks) if args.blocks else None
-    folder = image_folder(args.data, eval_transform(model, args.img_size, getattr(model, "in_chans", 3)))
+    folder = image_folder(args.data, model_eval_transform(model, args.img_size, getattr(model, "in_chans", 3)))
     classes = folder.classes
     dataset: Dataset = folder
     if args.max_images is not None and args.max_images < len(folder):  # the folder is sorted by class

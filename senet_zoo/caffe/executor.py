@@ -55,23 +55,17 @@ _MAX_DIM = 1 << 31  # any size, count or kernel beyond this is a corrupt file, n
 _MAX_WINDOW = 1024  # pooling window elements (the executor loops over them; SENets use at most 49)
 # bottoms each layer type reads: (least, most); None = any number
 _BOTTOMS: dict[str, tuple[int, int | None]] = {
-    "Convolution": (1, 1),
-    "Pooling": (1, 1),
-    "BatchNorm": (1, 1),
-    "Scale": (1, 2),
-    "ReLU": (1, 1),
-    "Sigmoid": (1, 1),
+    **dict.fromkeys(
+        ("Convolution", "Pooling", "BatchNorm", "ReLU", "Sigmoid", "Reshape", "InnerProduct", "Dropout", "Softmax",
+         "Flatten", "Split"),
+        (1, 1),
+    ),
+    "Scale": (1, 2),  # the second bottom: per-channel factors instead of a blob
     "Axpy": (3, 3),
-    "Reshape": (1, 1),
     "Concat": (1, None),
     "Eltwise": (2, None),
-    "InnerProduct": (1, 1),
-    "Dropout": (1, 1),
-    "Softmax": (1, 1),
-    "Flatten": (1, 1),
-    "Split": (1, 1),
     "Silence": (1, None),
-}
+}  # fmt: skip
 
 
 class ExecutionError(RuntimeError):
@@ -428,22 +422,9 @@ def _forward(
     blobs: dict[str, torch.Tensor] = {}
     for index, layer in enumerate(net.layers):
         if layer.type in _DATA_LAYERS:
-            tops = []
-            for name in layer.tops[:1] if layer.type == "Data" else layer.tops:
-                if name not in feeds:
-                    raise ExecutionError(f"{where}: no input given for blob {name!r} of layer {layer.name!r}")
-                tops.append(feeds.pop(name))
+            tops = _take_inputs(layer, feeds, where)
         else:
-            op = _OPS.get(layer.type)
-            if op is None:
-                raise ExecutionError(f"{where}: layer {layer.name!r}: type {layer.type!r} is not supported")
-            missing = [name for name in layer.bottoms if name not in blobs]
-            if missing:
-                raise ExecutionError(
-                    f"{where}: layer {layer.name!r} reads {missing[0]!r}, which no earlier layer produced"
-                )
-            bottoms = [blobs[name] for name in layer.bottoms]
-            tops = _apply(op, layer, bottoms, weights, where)
+            tops = _run_layer(layer, blobs, weights, where)
         for name, value in zip(layer.tops, tops):
             blobs[name] = value
         if keep_all:
@@ -455,6 +436,26 @@ def _forward(
     if absent:
         raise ExecutionError(f"{where}: requested blob(s) {sorted(absent)} do not exist in the net")
     return blobs if keep_all else {name: blobs[name] for name in wanted}
+
+
+def _take_inputs(layer: Layer, feeds: dict[str, torch.Tensor], where: str) -> list[torch.Tensor]:
+    """The fed values of an input layer's tops (a Data layer's label top is not fed)."""
+    tops = []
+    for name in layer.tops[:1] if layer.type == "Data" else layer.tops:
+        if name not in feeds:
+            raise ExecutionError(f"{where}: no input given for blob {name!r} of layer {layer.name!r}")
+        tops.append(feeds.pop(name))
+    return tops
+
+
+def _run_layer(layer: Layer, blobs: dict[str, torch.Tensor], weights: WeightFn, where: str) -> list[Any]:
+    op = _OPS.get(layer.type)
+    if op is None:
+        raise ExecutionError(f"{where}: layer {layer.name!r}: type {layer.type!r} is not supported")
+    missing = [name for name in layer.bottoms if name not in blobs]
+    if missing:
+        raise ExecutionError(f"{where}: layer {layer.name!r} reads {missing[0]!r}, which no earlier layer produced")
+    return _apply(op, layer, [blobs[name] for name in layer.bottoms], weights, where)
 
 
 def _apply(op: Callable, layer: Layer, bottoms: Sequence[Any], weights: Callable, where: str) -> list[Any]:
@@ -551,65 +552,103 @@ def _declared_inputs(net: Net) -> dict[str, Shape]:
     return shapes
 
 
+class _ShapeError(Exception):
+    """Raised by a shape rule; :func:`_output_shapes` names the layer."""
+
+
+def _nchw(layer: Layer, x: Shape) -> None:
+    if len(x) != 4:
+        raise _ShapeError(f"input {x} is not N x C x H x W")
+
+
+def _conv_shapes(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    _nchw(layer, ins[0])
+    return [_conv_output(layer, ins[0], expected_blob_shapes(layer, ins)[0][2:])]
+
+
+def _pool_shapes(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    x = ins[0]
+    _nchw(layer, x)
+    p = layer.param("pooling_param")
+    if p.get("pool", "MAX") not in ("MAX", "AVE"):
+        raise _ShapeError(f"{p.get('pool')} pooling is not supported")
+    return [(*x[:2], 1, 1) if p.get("global_pooling", False) else (*x[:2], *_pool_geometry(layer, x[2], x[3])[3])]
+
+
+def _same_shapes(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    expected_blob_shapes(layer, ins)
+    return [ins[0]]
+
+
+def _scale_shapes(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    x = ins[0]
+    expected_blob_shapes(layer, ins)
+    if len(ins) == 2:
+        axis = _axis(layer.param("scale_param").get("axis", 1), len(x), layer)
+        if tuple(x[axis : axis + len(ins[1])]) != tuple(ins[1]):
+            raise _ShapeError(f"scale of shape {ins[1]} does not match axes {axis}.. of the input {x}")
+    return [x]
+
+
+def _axpy_shapes(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    a, x, y = ins
+    if len(x) < 2 or math.prod(a) != x[0] * x[1] or x != y:
+        raise _ShapeError(f"needs a (N x C), x and y of one shape; got {a}, {x}, {y}")
+    return [x]
+
+
+def _eltwise_shapes(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    if any(shape != ins[0] for shape in ins):
+        raise _ShapeError(f"inputs of different shapes {ins}")
+    return [ins[0]]
+
+
+def _concat_shapes(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    x, p = ins[0], layer.param("concat_param")
+    axis = _axis(p["concat_dim"] if "concat_dim" in p else p.get("axis", 1), len(x), layer)
+    if any(len(s) != len(x) or s[:axis] + s[axis + 1 :] != x[:axis] + x[axis + 1 :] for s in ins):
+        raise _ShapeError(f"inputs {ins} differ outside axis {axis}")
+    return [(*x[:axis], sum(s[axis] for s in ins), *x[axis + 1 :])]
+
+
+def _inner_product_shapes(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    x = ins[0]
+    axis = _axis(layer.param("inner_product_param").get("axis", 1), len(x), layer)
+    return [(*x[:axis], expected_blob_shapes(layer, ins)[0][0 if not _transposed(layer) else 1])]
+
+
+def _flatten_shapes(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    x, p = ins[0], layer.param("flatten_param")
+    start, end = _axis(p.get("axis", 1), len(x), layer), _axis(p.get("end_axis", -1), len(x), layer)
+    return [(*x[:start], math.prod(x[start : end + 1]), *x[end + 1 :])]
+
+
+# layer type → the shapes of its tops from its bottoms' shapes: the ops' rules without the data
+_SHAPE_RULES: dict[str, Callable[[Layer, list[Shape]], list[Shape]]] = {
+    "Convolution": _conv_shapes,
+    "Pooling": _pool_shapes,
+    **dict.fromkeys(("BatchNorm", "ReLU", "Sigmoid", "Dropout", "Softmax"), _same_shapes),
+    "Scale": _scale_shapes,
+    "Axpy": _axpy_shapes,
+    "Eltwise": _eltwise_shapes,
+    "Concat": _concat_shapes,
+    "InnerProduct": _inner_product_shapes,
+    "Reshape": lambda layer, ins: [_reshape_shape(layer, ins[0])],
+    "Flatten": _flatten_shapes,
+    "Split": lambda layer, ins: [ins[0]] * len(layer.tops),
+    "Silence": lambda layer, ins: [],
+}
+
+
 def _output_shapes(layer: Layer, ins: list[Shape]) -> list[Shape]:
     """The shapes of ``layer``'s tops from its bottoms' shapes: the ops' rules without the data."""
-    kind, x = layer.type, ins[0] if ins else ()
-
-    def fail(message: str) -> ExecutionError:
-        return ExecutionError(f"layer {layer.name!r} ({kind}): {message}")
-
-    if kind == "Convolution":
-        if len(x) != 4:
-            raise fail(f"input {x} is not N x C x H x W")
-        out = _conv_output(layer, x, expected_blob_shapes(layer, ins)[0][2:])
-    elif kind == "Pooling":
-        if len(x) != 4:
-            raise fail(f"input {x} is not N x C x H x W")
-        p = layer.param("pooling_param")
-        if p.get("pool", "MAX") not in ("MAX", "AVE"):
-            raise fail(f"{p.get('pool')} pooling is not supported")
-        out = (*x[:2], 1, 1) if p.get("global_pooling", False) else (*x[:2], *_pool_geometry(layer, x[2], x[3])[3])
-    elif kind in ("BatchNorm", "ReLU", "Sigmoid", "Dropout", "Softmax"):
-        expected_blob_shapes(layer, ins)
-        out = x
-    elif kind == "Scale":
-        expected_blob_shapes(layer, ins)
-        if len(ins) == 2:
-            axis = _axis(layer.param("scale_param").get("axis", 1), len(x), layer)
-            if tuple(x[axis : axis + len(ins[1])]) != tuple(ins[1]):
-                raise fail(f"scale of shape {ins[1]} does not match axes {axis}.. of the input {x}")
-        out = x
-    elif kind == "Axpy":
-        a, x, y = ins
-        if len(x) < 2 or math.prod(a) != x[0] * x[1] or x != y:
-            raise fail(f"needs a (N x C), x and y of one shape; got {a}, {x}, {y}")
-        out = x
-    elif kind == "Eltwise":
-        if any(shape != x for shape in ins):
-            raise fail(f"inputs of different shapes {ins}")
-        out = x
-    elif kind == "Concat":
-        p = layer.param("concat_param")
-        axis = _axis(p["concat_dim"] if "concat_dim" in p else p.get("axis", 1), len(x), layer)
-        if any(len(s) != len(x) or s[:axis] + s[axis + 1 :] != x[:axis] + x[axis + 1 :] for s in ins):
-            raise fail(f"inputs {ins} differ outside axis {axis}")
-        out = (*x[:axis], sum(s[axis] for s in ins), *x[axis + 1 :])
-    elif kind == "InnerProduct":
-        axis = _axis(layer.param("inner_product_param").get("axis", 1), len(x), layer)
-        out = (*x[:axis], expected_blob_shapes(layer, ins)[0][0 if not _transposed(layer) else 1])
-    elif kind == "Reshape":
-        out = _reshape_shape(layer, x)
-    elif kind == "Flatten":
-        p = layer.param("flatten_param")
-        start, end = _axis(p.get("axis", 1), len(x), layer), _axis(p.get("end_axis", -1), len(x), layer)
-        out = (*x[:start], math.prod(x[start : end + 1]), *x[end + 1 :])
-    elif kind == "Split":
-        return [x] * len(layer.tops)
-    elif kind == "Silence":
-        return []
-    else:
-        raise fail(f"type {kind!r} is not supported")
-    return [tuple(out)]
+    rule = _SHAPE_RULES.get(layer.type)
+    try:
+        if rule is None:
+            raise _ShapeError(f"type {layer.type!r} is not supported")
+        return [tuple(shape) for shape in rule(layer, ins)]
+    except _ShapeError as err:
+        raise ExecutionError(f"layer {layer.name!r} ({layer.type}): {err}") from None
 
 
 def _transposed(layer: Layer) -> bool:

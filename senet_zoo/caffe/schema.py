@@ -268,29 +268,21 @@ def normalize_value(field: Field, value: Any) -> Any:
     Raises ValueError with a short reason when the value cannot belong to the field.
     """
     kind = field.kind
-    if kind == "bool":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-    elif kind in ("uint", "int"):
-        if isinstance(value, int) and not isinstance(value, bool):
-            if kind == "uint" and value < 0:
-                raise ValueError(f"{field.name} must not be negative, got {value}")
-            return value
-    elif kind == "float":
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float32(value)
-    elif kind == "double":
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif kind == "string":
-        if isinstance(value, str):
-            return value
-    elif kind == "enum":
+    integer = isinstance(value, int) and not isinstance(value, bool)
+    if kind == "bool" and (isinstance(value, bool) or (integer and value in (0, 1))):
+        return bool(value)
+    if kind in ("uint", "int") and integer:
+        if kind == "uint" and value < 0:
+            raise ValueError(f"{field.name} must not be negative, got {value}")
+        return value
+    if kind in ("float", "double") and (integer or isinstance(value, float)):
+        return float32(value) if kind == "float" else float(value)
+    if kind == "string" and isinstance(value, str):
+        return value
+    if kind == "enum":
         if isinstance(value, str) and value in field.ref.values():
             return value
-        if isinstance(value, int) and not isinstance(value, bool) and value in field.ref:
+        if integer and value in field.ref:
             return field.ref[value]
         raise ValueError(f"{field.name}: {value!r} is not one of {sorted(field.ref.values())}")
     raise ValueError(f"{field.name} expects a {kind} value, got {value!r}")

@@ -107,18 +107,9 @@ class _Builder:
             self.add(relu, "ReLU", [top], [top])
         return top
 
-    def conv_bn(
-        self,
-        name: str,
-        bottom: str,
-        out: int,
-        kernel: int,
-        stride: int | None = None,
-        *,
-        group: int = 1,
-        relu: str | None = None,
-    ) -> str:
-        return self.bn_scale(self.conv(name, bottom, out, kernel, stride, group=group), relu)
+    def conv_bn(self, *args: Any, relu: str | None = None, **kwargs: Any) -> str:
+        """:meth:`conv` (same arguments) without bias, then BatchNorm + Scale (+ ReLU ``relu``)."""
+        return self.bn_scale(self.conv(*args, **kwargs), relu)
 
     def max_pool(self, name: str, bottom: str) -> str:
         return self.add(name, "Pooling", [bottom], [name], pooling_param={"pool": "MAX", "kernel_size": 3, "stride": 2})

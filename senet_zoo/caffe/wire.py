@@ -99,6 +99,7 @@ def _sniff(buf: Any) -> str:
 
 
 # Python-object cost, in bytes, charged against the structure budget (estimates, on the high side).
+_Run = tuple[int, int, np.dtype]  # a run of blob values: (offset, count, dtype of its records)
 _FIELD_COST, _VALUE_COST, _KEY_COST, _LAYER_COST, _BLOB_COST, _STRING_COST = 64, 40, 100, 600, 200, 80
 _BUDGET = 16 << 20  # ~5× what SENet-154's structure needs (its weights cost nothing: views)
 _MIN_BUDGET = 1 << 20  # small files (tests, structure-only caffemodels) still get room for ~500 layers
@@ -305,8 +306,15 @@ class _Decoder:
         as Caffe does when it loads them into a float net, and win over float data when present).
         """
         where = f"layer {layer!r} blob {index}"
-        floats: list[tuple[int, int, np.dtype]] = []  # (offset, count, dtype of the records)
-        doubles: list[tuple[int, int, np.dtype]] = []
+        floats, doubles, shape = self._scan_blob(start, end, where)
+        return self._blob_array(start, where, floats, doubles, shape)
+
+    def _scan_blob(  # noqa: C901  (one pass over a BlobProto's fields, each wire type handled where it is read)
+        self, start: int, end: int, where: str
+    ) -> tuple[list[_Run], list[_Run], list[int]]:
+        """The blob's float and double value runs and its shape, without copying any value."""
+        floats: list[_Run] = []  # (offset, count, dtype of the records)
+        doubles: list[_Run] = []
         shape: list[int] | None = None
         legacy: list[int | None] = [None] * 4
         pos = start
@@ -353,6 +361,12 @@ class _Decoder:
             pos += length
         if shape is None:
             shape = [v or 0 for v in legacy] if any(v is not None for v in legacy) else []
+        return floats, doubles, shape
+
+    def _blob_array(
+        self, start: int, where: str, floats: list[_Run], doubles: list[_Run], shape: list[int]
+    ) -> np.ndarray:
+        """A view of the buffer when the values are one packed float run, else one float32 copy."""
         if len(shape) > _MAX_AXES:
             raise self.fail(start, f"{where}: {len(shape)} axes, Caffe allows at most {_MAX_AXES}")
         if any(d < 0 for d in shape):

@@ -26,7 +26,7 @@ from .._log import get_logger
 from .net import Layer, Net, as_list
 from .schema import LAYER_FIELDS, MESSAGES, Field
 
-__all__ = ["write_caffemodel", "write_prototxt"]
+__all__ = ["write_caffemodel", "write_prototxt", "varint", "delimited"]
 
 logger = get_logger(__name__)
 
@@ -40,7 +40,8 @@ _BLOBS = 7
 # -- binary ------------------------------------------------------------------------------------
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
+    """Protobuf base-128 varint; a negative value as its 64-bit two's complement (as protobuf writes int64)."""
     if value < 0:
         value += 1 << 64
     out = bytearray()
@@ -52,11 +53,12 @@ def _varint(value: int) -> bytes:
 
 
 def _tag(number: int, wire: int) -> bytes:
-    return _varint(number << 3 | wire)
+    return varint(number << 3 | wire)
 
 
-def _delimited(number: int, payload: bytes) -> bytes:
-    return _tag(number, 2) + _varint(len(payload)) + payload
+def delimited(number: int, payload: bytes) -> bytes:
+    """Protobuf length-delimited field ``number`` (wire type 2) holding ``payload``."""
+    return _tag(number, 2) + varint(len(payload)) + payload
 
 
 def _scalar(field: Field, value: Any) -> tuple[int, bytes]:
@@ -67,31 +69,31 @@ def _scalar(field: Field, value: Any) -> tuple[int, bytes]:
     if kind == "double":
         return 1, struct.pack("<d", value)
     if kind == "string":
-        return 2, _varint(len(value.encode("utf-8"))) + value.encode("utf-8")
+        return 2, varint(len(value.encode("utf-8"))) + value.encode("utf-8")
     if kind == "enum":
         numbers = {name: number for number, name in field.ref.items()}
         if isinstance(value, int) and not isinstance(value, bool):  # a value this schema has no name for
-            return 0, _varint(value)
+            return 0, varint(value)
         if value not in numbers:
             raise ValueError(f"{field.name}: {value!r} is not one of {sorted(numbers)}")
-        return 0, _varint(numbers[value])
+        return 0, varint(numbers[value])
     if kind == "bool":
-        return 0, _varint(int(bool(value)))
+        return 0, varint(int(bool(value)))
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ValueError(f"{field.name} expects an integer, got {value!r}")
     if kind == "uint" and value < 0:
         raise ValueError(f"{field.name} must not be negative, got {value}")
-    return 0, _varint(int(value))
+    return 0, varint(int(value))
 
 
 def _encode_field(field: Field, value: Any) -> bytes:
     values = as_list(value) if field.repeated else [value]
     if field.kind == "message":
         schema = _MESSAGE_BY_NAME[field.ref]
-        return b"".join(_delimited(field.number, _encode_message(schema, v, field.name)) for v in values)
+        return b"".join(delimited(field.number, _encode_message(schema, v, field.name)) for v in values)
     encoded = [_scalar(field, v) for v in values]
     if field.packed:
-        return _delimited(field.number, b"".join(data for _, data in encoded)) if encoded else b""
+        return delimited(field.number, b"".join(data for _, data in encoded)) if encoded else b""
     return b"".join(_tag(field.number, wire) + data for wire, data in encoded)
 
 
@@ -108,15 +110,15 @@ def _encode_message(schema: dict[str, Field], values: dict[str, Any], where: str
 def _blob_parts(blob: np.ndarray) -> tuple[list, int]:
     """A BlobProto as [bytes | float32 array] chunks (data then shape, field order) and its size."""
     data = np.ascontiguousarray(blob, dtype="<f4")
-    shape = _delimited(7, _delimited(1, b"".join(_varint(d) for d in np.shape(blob))))
-    data_header = _tag(5, 2) + _varint(data.nbytes)
+    shape = delimited(7, delimited(1, b"".join(varint(d) for d in np.shape(blob))))
+    data_header = _tag(5, 2) + varint(data.nbytes)
     return [data_header, data, shape], len(data_header) + data.nbytes + len(shape)
 
 
 def _layer_parts(layer: Layer) -> tuple[list, int]:
     """A LayerParameter as chunks (bytes, or arrays to stream) in field order, and its byte size."""
-    head = [_delimited(1, layer.name.encode()), _delimited(2, layer.type.encode())]
-    head += [_delimited(3, b.encode()) for b in layer.bottoms] + [_delimited(4, t.encode()) for t in layer.tops]
+    head = [delimited(1, layer.name.encode()), delimited(2, layer.type.encode())]
+    head += [delimited(3, b.encode()) for b in layer.bottoms] + [delimited(4, t.encode()) for t in layer.tops]
     low: list[Any] = []
     high: list[Any] = []
     for name, value in layer.params.items():
@@ -134,7 +136,7 @@ def _layer_parts(layer: Layer) -> tuple[list, int]:
     parts: list = head + [e for _, e in sorted(low)]
     for blob in layer.blobs:
         chunks, size = _blob_parts(blob)
-        parts += [_tag(_BLOBS, 2) + _varint(size), *chunks]
+        parts += [_tag(_BLOBS, 2) + varint(size), *chunks]
     parts += [e for _, e in sorted(high)]
     return parts, sum(p.nbytes if isinstance(p, np.ndarray) else len(p) for p in parts)
 
@@ -144,10 +146,10 @@ def write_caffemodel(net: Net, path: str | os.PathLike) -> None:
 
     def write(f: BinaryIO) -> None:
         if net.name:
-            f.write(_delimited(1, net.name.encode()))
+            f.write(delimited(1, net.name.encode()))
         for layer in net.layers:
             parts, size = _layer_parts(layer)
-            f.write(_tag(100, 2) + _varint(size))
+            f.write(_tag(100, 2) + varint(size))
             for part in parts:
                 f.write(memoryview(part).cast("B") if isinstance(part, np.ndarray) else part)  # type: ignore[arg-type]
 

@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._files import write_text_atomic
 from .._version import __version__
 from ..caffe.synth import ARCHS
-from ..catalog import CATALOG as RELEASES
+from ..catalog import CATALOG
 from .classes import sorted_wnids, wnid_lemmas
-
-if TYPE_CHECKING:
-    from .converter import ConversionReport
+from .report import ConversionReport
 
 __all__ = [
     "TAG",
@@ -53,9 +51,9 @@ BIBTEX = """@article{hu2020senet,
 
 def build_config(report: ConversionReport, *, num_classes: int, num_features: int, first_conv: str) -> dict[str, Any]:
     """timm-style config: ``architecture``, ``pretrained_cfg``, labels, and a ``senet_zoo`` provenance block."""
-    timm_arch = report.timm_arch
+    timm_legacy = report.timm_legacy
     config: dict[str, Any] = {
-        "architecture": timm_arch or report.arch,
+        "architecture": timm_legacy or report.arch,
         "num_classes": num_classes,
         "num_features": num_features,
         "pretrained_cfg": {
@@ -99,7 +97,7 @@ def build_config(report: ConversionReport, *, num_classes: int, num_features: in
         "the classifier rows were permuted",
         "input": "RGB; the first convolution's input channels were reversed from the Caffe model's BGR",
     }
-    if timm_arch is None:
+    if timm_legacy is None:
         zoo["requires"] = (
             f"senet_zoo: timm has no {report.arch}; `import senet_zoo` registers it with timm (pip install senet-zoo)"
         )
@@ -122,14 +120,14 @@ def release_claim(config: dict[str, Any], release_sha256: frozenset[str] | None 
     """
     zoo = config.get("senet_zoo") or {}
     arch = zoo.get("name")
-    if arch not in RELEASES:
+    if arch not in CATALOG:
         return f"{arch!r} is not one of the SENet releases"
     if not zoo.get("verification"):
         return "the conversion was not verified against the Caffe graph (--no-verify)"
     if config.get("model_args") or config.get("num_classes") != 1000:
         return "the network is not the release's full architecture with 1000 classes"
     digest = (zoo.get("source") or {}).get("sha256")
-    known = RELEASES[arch].caffemodel_sha256 if release_sha256 is None else release_sha256
+    known = CATALOG[arch].caffemodel_sha256 if release_sha256 is None else release_sha256
     if digest not in known:
         return (
             f"the source caffemodel (sha256 {digest}) is not a recorded digest of the authors' "
@@ -148,7 +146,7 @@ def card_claims_accuracy(card_text: str) -> bool:
 def _front_matter(name: str, arch: str, claimed: bool) -> str:
     from huggingface_hub import EvalResult, ModelCardData
 
-    release = RELEASES[arch]
+    release = CATALOG[arch]
     results = [
         EvalResult(
             task_type="image-classification",
@@ -233,20 +231,20 @@ def model_card(
         else f"from a caffemodel with the layout of the authors' release (`{zoo['source']['file']}`, see Provenance)"
     )
     arch, caffe_name = zoo["name"], zoo["caffe_name"]
-    release = RELEASES[arch]
+    release = CATALOG[arch]
     name = f"{arch}.{zoo['tag']}"
-    timm_arch = release.timm_arch
+    timm_legacy = release.timm_legacy
     hub = f"hf-hub:{repo_id}" if repo_id else None
     timm_usage = (
         f'model = timm.create_model("{hub}", pretrained=True)'
         if hub
-        else f'model = timm.create_model("{timm_arch or arch}", pretrained=True,\n'
+        else f'model = timm.create_model("{timm_legacy or arch}", pretrained=True,\n'
         f'                          pretrained_cfg_overlay=dict(file="model.safetensors"))'
     )
-    needs_zoo = "" if timm_arch else "import senet_zoo  # registers se_bn_inception with timm\n"
+    needs_zoo = "" if timm_legacy else "import senet_zoo  # registers se_bn_inception with timm\n"
     timm_note = (
-        f"The weights use the key layout of timm's `{timm_arch}`, so plain timm loads them."
-        if timm_arch
+        f"The weights use the key layout of timm's `{timm_legacy}`, so plain timm loads them."
+        if timm_legacy
         else "timm has no SE-BN-Inception: install senet_zoo, whose import registers it."
     )
     src = zoo["source"]

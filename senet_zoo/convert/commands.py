@@ -3,30 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Callable
 from typing import Any
 
+from .._cli_helpers import add_command, call_with_options
 from .._log import get_logger
 
 logger = get_logger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "convert",
-        help="convert an SENet Caffe release (caffemodel [+ prototxt]) into a verified weights folder",
-        description="Convert one of the SENet authors' Caffe models into a folder with model.safetensors, "
-        "config.json (timm format) and README.md. The architecture is detected from the caffemodel; "
-        "the result is checked against the Caffe net run by senet_zoo's executor unless --no-verify.",
-    )
+    p = add_command(subparsers, "convert", _clean_errors("convert", _convert))
     p.add_argument("--caffemodel", required=True, help="the .caffemodel file")
     p.add_argument("--prototxt", help="the deploy .prototxt (optional: checked against the caffemodel)")
     p.add_argument("--arch", help="force the senet_zoo architecture (default: detected)")
-    p.add_argument("--out", required=True, help="output folder (created atomically)")
+    p.add_argument("--out", dest="out_dir", metavar="DIR", required=True, help="output folder (created atomically)")
     p.add_argument("--no-verify", dest="verify", action="store_false", help="skip the numerical check")
     p.add_argument(
-        "--force", action="store_true", help="replace a previous conversion in --out (never any other folder)"
+        "--force",
+        dest="overwrite",
+        action="store_true",
+        help="replace a previous conversion in --out (never any other folder)",
     )
     p.add_argument(
         "--allow-suspicious",
@@ -35,18 +34,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "the model card lists the findings",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_clean_errors("convert", _convert))
 
-    p = subparsers.add_parser(
-        "verify",
-        help="re-check a converted folder against its Caffe model",
-        description="Run the Caffe net and the converted model on the same random images "
-        "and compare logits (224) and the last feature map (259).",
-    )
+    p = add_command(subparsers, "verify", _clean_errors("verify", _verify))
     p.add_argument("folder", help="a folder written by `senet-zoo convert`")
     p.add_argument("--caffemodel", required=True)
     p.add_argument("--prototxt")
-    p.set_defaults(func=_clean_errors("verify", _verify))
 
 
 def _one_line(err: BaseException) -> str:
@@ -68,6 +60,7 @@ def _clean_errors(command: str, handler: Callable[[argparse.Namespace], int]) ->
 
     expected = (CaffeFormatError, ConversionError, ExecutionError, OSError, MemoryError)
 
+    @functools.wraps(handler)  # its docstring is the command's description
     def run(args: argparse.Namespace) -> int:
         try:
             return handler(args)
@@ -103,21 +96,18 @@ def print_checks(verification: dict[str, Any]) -> None:
 
 
 def _convert(args: argparse.Namespace) -> int:
+    """Convert an SENet Caffe release (caffemodel [+ prototxt]) into a verified weights folder.
+
+    Convert one of the SENet authors' Caffe models into a folder with model.safetensors, config.json
+    (timm format) and README.md. The architecture is detected from the caffemodel; the result is checked
+    against the Caffe net run by senet_zoo's executor unless --no-verify.
+    """
     from .converter import convert
 
-    report = convert(
-        args.caffemodel,
-        args.out,
-        prototxt=args.prototxt,
-        arch=args.arch,
-        verify=args.verify,
-        progress=not args.quiet,
-        overwrite=args.force,
-        allow_suspicious=args.allow_suspicious,
-    )
+    report = call_with_options(convert, args, progress=not args.quiet)
     print(
         f"{report.source_file} → {report.out_dir}  ({report.arch}"
-        f"{', ' + str(report.model_args) if report.model_args else ''}; timm: {report.timm_arch or 'via senet_zoo'})"
+        f"{', ' + str(report.model_args) if report.model_args else ''}; timm: {report.timm_legacy or 'via senet_zoo'})"
     )
     print(
         f"{report.tensors} tensors, {report.parameters:,} parameters, {report.weights_bytes / 2**20:.1f} MiB, "
@@ -131,6 +121,11 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    """Re-check a converted folder against its Caffe model.
+
+    Run the Caffe net and the converted model on the same random images and compare logits (224) and the
+    last feature map (259).
+    """
     from .verify import verify_folder
 
     result = verify_folder(args.folder, args.caffemodel, args.prototxt)

@@ -18,9 +18,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ..caffe.net import Net
+from ..caffe.net import Layer, Net
 
-__all__ = ["ConversionError", "Rule", "Tensor", "FAMILY_RULES", "TORCH_BN_EPS", "match_rule", "plan_tensors"]
+__all__ = ["ConversionError", "Rule", "PlannedTensor", "FAMILY_RULES", "TORCH_BN_EPS", "match_rule", "plan_tensors"]
 
 TORCH_BN_EPS = 1e-5  # nn.BatchNorm2d's default, and Caffe's
 
@@ -97,8 +97,8 @@ def match_rule(rules: Iterable[Rule], name: str) -> tuple[Rule, str, str | None]
 
 
 @dataclass(frozen=True)
-class Tensor:
-    """One state-dict entry and where it comes from.
+class PlannedTensor:
+    """A row of the conversion plan: one state-dict entry and where its values come from.
 
     ``kind``: ``copy`` (blob as is), ``bn_mean``/``bn_var`` (blob divided by the layer's blob 2,
     the variance also corrected for a BatchNorm eps other than PyTorch's), ``count`` (the zero
@@ -130,85 +130,101 @@ def _producers(net: Net) -> dict[str, dict[str, str]]:
 
 def plan_tensors(
     net: Net, shapes: dict[str, list[tuple[int, ...]]], rules: Iterable[Rule], num_classes_to_permute: int = 1000
-) -> list[Tensor]:
+) -> list[PlannedTensor]:
     """Map every blob of ``net`` (shapes per layer name, in Caffe's blob order) to a state-dict tensor.
 
     ``net`` supplies the layer names, types and wiring; ``shapes`` the blobs actually present.
     Tensors come in the order of the blobs in the net (sequential reads of the caffemodel).
     Raises :class:`ConversionError` for a blob that has no destination.
     """
-    rules = tuple(rules)
-    where = net.source or net.name
-    producers = _producers(net)
-    inputs = {top for layer in net.layers if layer.type in ("Input", "Data") for top in layer.tops}
-    types = {layer.name: layer.type for layer in net.layers}
-    bn_module: dict[str, str] = {}  # BatchNorm layer name → its BatchNorm2d
-    conv_bn: dict[str, str | None] = {}  # Convolution layer name → BatchNorm2d that follows it
-    tensors: list[Tensor] = []
-
-    def fail(layer: str, message: str) -> ConversionError:
-        return ConversionError(f"{where}: layer {layer!r} ({types.get(layer, '?')}): {message}")
-
-    def source_of(layer_name: str, bottoms: list[str]) -> str | None:
-        return producers[layer_name].get(bottoms[0]) if bottoms else None
-
+    planner = _Planner(net, tuple(rules), num_classes_to_permute)
     for layer in net.layers:
         blobs = shapes.get(layer.name, [])
-        name = layer.name
         if layer.type in ("Convolution", "InnerProduct"):
-            found = match_rule(rules, name)
-            if found is None:
-                if blobs:
-                    raise fail(name, f"{len(blobs)} blob(s) but no rule maps this layer name to the model")
-                continue
-            rule, module, bn = found
-            conv_bn[name] = bn
-            if not blobs:
-                continue  # a missing blob is reported as a missing tensor, naming this layer
-            if len(blobs) > 2:
-                raise fail(name, f"{len(blobs)} blobs; a {layer.type} has a weight and at most a bias")
-            permute = rule.classifier and blobs[0][0] == num_classes_to_permute
-            flip = layer.type == "Convolution" and bool(layer.bottoms) and layer.bottoms[0] in inputs
-            tensors.append(Tensor(f"{module}.weight", name, 0, blobs[0], flip_in=flip, permute_rows=permute))
-            if len(blobs) == 2:
-                tensors.append(Tensor(f"{module}.bias", name, 1, blobs[1], permute_rows=permute))
+            planner.weights(layer, blobs)
         elif layer.type == "BatchNorm":
-            conv = source_of(name, layer.bottoms)
-            bn = conv_bn.get(conv) if conv else None
-            if bn is None:
-                if not blobs:
-                    continue
-                raise fail(
-                    name, f"normalizes the output of {conv!r}, which is not a convolution with a BatchNorm in the model"
-                )
-            bn_module[name] = bn
-            if not blobs:
-                continue
-            if len(blobs) != 3:
-                raise fail(name, f"{len(blobs)} blobs; Caffe's BatchNorm stores [mean·s, var·s, s]")
-            eps = float(layer.param("batch_norm_param").get("eps", TORCH_BN_EPS))
-            tensors += [
-                Tensor(f"{bn}.running_mean", name, 0, blobs[0], kind="bn_mean"),
-                Tensor(f"{bn}.running_var", name, 1, blobs[1], kind="bn_var", eps=eps),
-                Tensor(f"{bn}.num_batches_tracked", name, -1, (), kind="count", dtype="I64"),
-            ]
+            planner.batch_norm(layer, blobs)
         elif layer.type == "Scale" and blobs:
-            norm = source_of(name, layer.bottoms)
-            bn = bn_module.get(norm) if norm else None
-            if bn is None:
-                raise fail(
-                    name, f"{len(blobs)} blob(s), but it does not follow a BatchNorm (its input comes from {norm!r})"
-                )
-            if len(blobs) > 2:
-                raise fail(name, f"{len(blobs)} blobs; a Scale has gamma and at most beta")
-            tensors.append(Tensor(f"{bn}.weight", name, 0, blobs[0]))
-            if len(blobs) == 2:
-                tensors.append(Tensor(f"{bn}.bias", name, 1, blobs[1]))
+            planner.scale(layer, blobs)
         elif blobs:
-            raise fail(name, f"{len(blobs)} blob(s) in a layer type the converter has no destination for")
+            raise planner.fail(layer.name, f"{len(blobs)} blob(s) in a layer type the converter has no destination for")
     seen: dict[str, str] = {}
-    for t in tensors:
+    for t in planner.tensors:
         if t.key in seen:
-            raise fail(t.layer, f"maps to {t.key}, which layer {seen[t.key]!r} already fills")
+            raise planner.fail(t.layer, f"maps to {t.key}, which layer {seen[t.key]!r} already fills")
         seen[t.key] = t.layer
-    return tensors
+    return planner.tensors
+
+
+class _Planner:
+    """The tensors of :func:`plan_tensors`, layer by layer: a BatchNorm belongs to the convolution it
+    follows, a Scale to the BatchNorm it follows."""
+
+    def __init__(self, net: Net, rules: tuple[Rule, ...], num_classes_to_permute: int) -> None:
+        self.rules, self.num_classes = rules, num_classes_to_permute
+        self.where = net.source or net.name
+        self.producers = _producers(net)
+        self.inputs = {top for layer in net.layers if layer.type in ("Input", "Data") for top in layer.tops}
+        self.types = {layer.name: layer.type for layer in net.layers}
+        self.bn_module: dict[str, str] = {}  # BatchNorm layer name → its BatchNorm2d
+        self.conv_bn: dict[str, str | None] = {}  # Convolution layer name → BatchNorm2d that follows it
+        self.tensors: list[PlannedTensor] = []
+
+    def fail(self, layer: str, message: str) -> ConversionError:
+        return ConversionError(f"{self.where}: layer {layer!r} ({self.types.get(layer, '?')}): {message}")
+
+    def _source_of(self, layer: Layer) -> str | None:
+        return self.producers[layer.name].get(layer.bottoms[0]) if layer.bottoms else None
+
+    def weights(self, layer: Layer, blobs: list[tuple[int, ...]]) -> None:
+        name = layer.name
+        found = match_rule(self.rules, name)
+        if found is None:
+            if blobs:
+                raise self.fail(name, f"{len(blobs)} blob(s) but no rule maps this layer name to the model")
+            return
+        rule, module, bn = found
+        self.conv_bn[name] = bn
+        if not blobs:
+            return  # a missing blob is reported as a missing tensor, naming this layer
+        if len(blobs) > 2:
+            raise self.fail(name, f"{len(blobs)} blobs; a {layer.type} has a weight and at most a bias")
+        permute = rule.classifier and blobs[0][0] == self.num_classes
+        flip = layer.type == "Convolution" and bool(layer.bottoms) and layer.bottoms[0] in self.inputs
+        self.tensors.append(PlannedTensor(f"{module}.weight", name, 0, blobs[0], flip_in=flip, permute_rows=permute))
+        if len(blobs) == 2:
+            self.tensors.append(PlannedTensor(f"{module}.bias", name, 1, blobs[1], permute_rows=permute))
+
+    def batch_norm(self, layer: Layer, blobs: list[tuple[int, ...]]) -> None:
+        name, conv = layer.name, self._source_of(layer)
+        bn = self.conv_bn.get(conv) if conv else None
+        if bn is None:
+            if not blobs:
+                return
+            raise self.fail(
+                name, f"normalizes the output of {conv!r}, which is not a convolution with a BatchNorm in the model"
+            )
+        self.bn_module[name] = bn
+        if not blobs:
+            return
+        if len(blobs) != 3:
+            raise self.fail(name, f"{len(blobs)} blobs; Caffe's BatchNorm stores [mean·s, var·s, s]")
+        eps = float(layer.param("batch_norm_param").get("eps", TORCH_BN_EPS))
+        self.tensors += [
+            PlannedTensor(f"{bn}.running_mean", name, 0, blobs[0], kind="bn_mean"),
+            PlannedTensor(f"{bn}.running_var", name, 1, blobs[1], kind="bn_var", eps=eps),
+            PlannedTensor(f"{bn}.num_batches_tracked", name, -1, (), kind="count", dtype="I64"),
+        ]
+
+    def scale(self, layer: Layer, blobs: list[tuple[int, ...]]) -> None:
+        norm = self._source_of(layer)
+        bn = self.bn_module.get(norm) if norm else None
+        if bn is None:
+            raise self.fail(
+                layer.name, f"{len(blobs)} blob(s), but it does not follow a BatchNorm (its input comes from {norm!r})"
+            )
+        if len(blobs) > 2:
+            raise self.fail(layer.name, f"{len(blobs)} blobs; a Scale has gamma and at most beta")
+        self.tensors.append(PlannedTensor(f"{bn}.weight", layer.name, 0, blobs[0]))
+        if len(blobs) == 2:
+            self.tensors.append(PlannedTensor(f"{bn}.bias", layer.name, 1, blobs[1]))

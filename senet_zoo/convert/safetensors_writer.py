@@ -21,8 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from .._files import WritebackWriter
-
 __all__ = ["Entry", "safetensors_header", "write_safetensors"]
 
 DTYPES: dict[str, np.dtype] = {
@@ -87,8 +85,7 @@ def write_safetensors(
     header = safetensors_header(entries, metadata)
     feed = hasher.update if hasher is not None else (lambda data: None)
     with open(path, "wb") as f:
-        out = WritebackWriter(f)  # the closing fsync then waits for the last stretch only
-        out.write(header)
+        f.write(header)
         feed(header)
         count = 0
         for entry, array in zip(entries, arrays):
@@ -97,7 +94,7 @@ def write_safetensors(
                 raise ValueError(f"tensor {entry.name}: got shape {tuple(array.shape)}, header says {entry.shape}")
             array = np.ascontiguousarray(array, dtype=DTYPES[entry.dtype])
             data = memoryview(array).cast("B") if array.ndim else array.tobytes()  # type: ignore[arg-type]
-            out.write(data)
+            f.write(data)
             feed(data)
             if done is not None:
                 done(count)

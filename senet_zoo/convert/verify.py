@@ -44,12 +44,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import models
+from .._files import sha256_file
 from .._log import get_logger
 from ..caffe.executor import Executor
 from ..caffe.net import Net
+from ..catalog import CATALOG
 from .classes import sorted_row_order
 from .mapping import ConversionError
+from .report import CONFIG_FILE, WEIGHTS_FILE
+from .source import load_caffe
 
 __all__ = [
     "VerificationError",
@@ -105,11 +108,17 @@ def model_input(rgb: np.ndarray, cfg: dict[str, Any], dtype: torch.dtype = torch
 
 
 def load_converted(weights: str | os.PathLike, arch: str, model_args: dict[str, Any] | None = None) -> torch.nn.Module:
-    """``senet_zoo.models.<arch>(**model_args)`` with the converted weights loaded strictly, in eval mode."""
+    """The model ``arch`` (with ``model_args``) as ``timm.create_model`` builds it, with the converted
+    weights loaded strictly, in eval mode.
+
+    Built through timm's registry, where ``import senet_zoo`` registered every model: the conversion
+    step stays below the models in the data flow, and what is verified is the model users load.
+    """
+    import timm
     from safetensors.torch import load_file
 
     with torch.device("meta"):  # every tensor comes from the file: no random init to throw away
-        model = getattr(models, arch)(**(model_args or {}))
+        model = timm.create_model(CATALOG[arch].timm_name, **(model_args or {}))
     state = load_file(os.fspath(weights))
     try:
         model.load_state_dict(state, strict=True, assign=True)
@@ -230,11 +239,9 @@ def verify_folder(
     folder: str | os.PathLike, caffemodel: str | os.PathLike, prototxt: str | os.PathLike | None = None, **kwargs: Any
 ) -> dict[str, Any]:
     """Re-verify a converted folder against its caffemodel (and prototxt); also checks the source hash."""
-    from .._files import sha256_file
-    from .converter import WEIGHTS_FILE, load_caffe
 
     folder = Path(folder)
-    config_path = folder / "config.json"
+    config_path = folder / CONFIG_FILE
     if not config_path.is_file():
         raise FileNotFoundError(f"{folder}: no config.json (not a converted folder)")
     config = json.loads(config_path.read_text("utf-8"))

@@ -10,7 +10,22 @@ import json
 import math
 from typing import Any
 
-__all__ = ["register", "add_model_options", "model_kwargs_from"]
+from .._cli_helpers import add_command, call_with_options
+
+__all__ = ["register", "add_model_options", "add_trained_model_options", "model_kwargs_from"]
+
+
+def add_trained_model_options(p: argparse.ArgumentParser, data_help: str) -> None:
+    """``--model``, ``--weights`` and ``--data``: the commands that run trained weights over an ImageFolder
+    (``evaluate``, ``excitations``; both load them with :func:`senet_zoo.finetune.load.load_model`)."""
+    p.add_argument("--model", help="model name (default: the one recorded in a fine-tuning checkpoint)")
+    p.add_argument(
+        "--weights",
+        required=True,
+        metavar="PATH|RUN_DIR|TAG|default",
+        help="a .safetensors file, a fine-tuning run folder (its best.safetensors) or a published weights tag",
+    )
+    p.add_argument("--data", required=True, metavar="DIR", help=data_help)
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -36,13 +51,7 @@ def model_kwargs_from(args: argparse.Namespace) -> dict[str, Any]:
     """The architecture options given on the command line (unset ones are left to the model/checkpoint)."""
     if not isinstance(args.model_kwargs, dict):
         raise ValueError(f"--model-kwargs must be a JSON object, got {args.model_kwargs!r}")
-    given = dict(
-        se_reduction=args.se_reduction,
-        se_squeeze=args.se_squeeze,
-        se_gate=args.se_gate,
-        in_chans=args.in_chans,
-        drop_rate=args.drop_rate,
-    )
+    given = {k: getattr(args, k) for k in ("se_reduction", "se_squeeze", "se_gate", "in_chans", "drop_rate")}
     return {**args.model_kwargs, **{k: v for k, v in given.items() if v is not None}}
 
 
@@ -83,14 +92,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from .trainer import TrainConfig
 
     d = TrainConfig()  # one source for the defaults of the CLI and the Python API
-    p = subparsers.add_parser(
-        "finetune",
-        help="fine-tune a model on an ImageFolder (DIR/train/CLASS/*, DIR/val/CLASS/*)",
-        description="Fine-tune on DIR/train, validate on DIR/val each epoch (one line per epoch); RUN_DIR gets "
-        "checkpoints (safetensors + state.json), best.safetensors, metrics.csv and curves.png. "
-        "Ctrl-C stops after a clean checkpoint (exit 130; continue with --resume). "
-        "Run under torchrun for several processes.",
-    )
+    p = add_command(subparsers, "finetune", _finetune)
     p.add_argument("--model", required=True, help="senet_zoo model name, e.g. se_resnet50")
     p.add_argument("--data", required=True, metavar="DIR", help="ImageFolder root with train/ and val/")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory")
@@ -142,22 +144,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_runtime_options(p)
     add_model_options(p)
-    p.set_defaults(func=_finetune)
 
-    p = subparsers.add_parser(
-        "evaluate",
-        help="top-1 / top-5 accuracy of weights on an ImageFolder",
-        description="Evaluate a model on DIR/CLASS/* with its evaluation transform. The class folders "
-        "must be the classes the weights were trained on (names, or at least their number).",
-    )
-    p.add_argument("--model", help="model name (default: the one recorded in a fine-tuning checkpoint)")
-    p.add_argument(
-        "--weights",
-        required=True,
-        metavar="PATH|RUN_DIR|TAG|default",
-        help="a .safetensors file, a fine-tuning run folder (its best.safetensors) or a published weights tag",
-    )
-    p.add_argument("--data", required=True, metavar="DIR", help="ImageFolder root (e.g. DIR/val)")
+    p = add_command(subparsers, "evaluate", _evaluate)
+    add_trained_model_options(p, data_help="ImageFolder root (e.g. DIR/val)")
     p.add_argument(
         "--allow-mismatch",
         action="store_true",
@@ -165,7 +154,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_runtime_options(p)
     add_model_options(p)
-    p.set_defaults(func=_evaluate)
 
 
 def _num_classes(value: str, data: str) -> int:
@@ -180,6 +168,13 @@ def _num_classes(value: str, data: str) -> int:
 
 
 def _finetune(args: argparse.Namespace) -> int:
+    """Fine-tune a model on an ImageFolder (DIR/train/CLASS/*, DIR/val/CLASS/*).
+
+    Fine-tune on DIR/train, validate on DIR/val each epoch (one line per epoch); RUN_DIR gets
+    checkpoints (safetensors + state.json), best.safetensors, metrics.csv and curves.png. Ctrl-C stops
+    after a clean checkpoint (exit 130; continue with --resume). Run under torchrun for several
+    processes.
+    """
     import signal
     import sys
 
@@ -191,30 +186,8 @@ def _finetune(args: argparse.Namespace) -> int:
     from .trainer import TrainConfig, Trainer, format_epoch
 
     quiet = args.verbosity < 0
-    config = TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        augment=args.augment,
-        hflip=args.hflip,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        head_lr=args.head_lr,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        warmup_epochs=args.warmup_epochs,
-        min_lr_ratio=args.min_lr_ratio,
-        label_smoothing=args.label_smoothing,
-        freeze_epochs=args.freeze_epochs,
-        freeze_until=args.freeze_until,
-        accum_steps=args.accum_steps,
-        amp=args.amp,
-        seed=args.seed,
-        num_workers=args.workers,
-        threads=args.threads,
-        device=args.device,
-        deterministic=args.deterministic,
-        progress=not (args.no_progress or quiet),
-    )
+    # every TrainConfig field is the option of the same name
+    config = call_with_options(TrainConfig, args, num_workers=args.workers, progress=not (args.no_progress or quiet))
     kwargs = model_kwargs_from(args)
     num_classes = _num_classes(args.num_classes, args.data)
     pretrained = parse_pretrained(args.pretrained)
@@ -307,10 +280,15 @@ def _check_classes(model: Any, info: dict[str, Any], folder: str, classes: list[
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    """Top-1 / top-5 accuracy of weights on an ImageFolder.
+
+    Evaluate a model on DIR/CLASS/* with its evaluation transform. The class folders must be the classes
+    the weights were trained on (names, or at least their number).
+    """
     import torch
 
     from . import distributed
-    from .data import eval_loader, eval_transform, image_folder
+    from .data import eval_loader, image_folder, model_eval_transform
     from .load import load_model
     from .trainer import amp_dtype, evaluate
 
@@ -319,7 +297,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         model, info = load_model(args.model, args.weights, **model_kwargs_from(args))
         threads, workers = distributed.cpu_plan(dist_info.device, args.threads, args.workers)
         torch.set_num_threads(threads)
-        transform = eval_transform(model, args.img_size, getattr(model, "in_chans", 3))
+        transform = model_eval_transform(model, args.img_size, getattr(model, "in_chans", 3))
         dataset = image_folder(args.data, transform, strict=args.strict)
         if not args.allow_mismatch:
             _check_classes(model, info, args.data, list(dataset.classes))

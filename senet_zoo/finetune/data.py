@@ -23,8 +23,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from ..preprocessing import PREPROCESSING_KEYS
-from ..preprocessing import eval_transform as config_eval_transform
+from ..preprocessing import PREPROCESSING_KEYS, cfg_eval_transform
 from .distributed import DistInfo
 
 if TYPE_CHECKING:
@@ -58,7 +57,7 @@ __all__ = [
     "augmentation",
     "data_config",
     "model_transforms",
-    "eval_transform",
+    "model_eval_transform",
     "image_folder",
     "image_folder_datasets",
     "count_classes",
@@ -129,7 +128,7 @@ def model_transforms(
     return _transforms(data_config(model, img_size, in_chans, pretrained=pretrained), augmentation(augment, hflip))
 
 
-def eval_transform(model: nn.Module, img_size: int | None = None, in_chans: int = 3) -> Callable:
+def model_eval_transform(model: nn.Module, img_size: int | None = None, in_chans: int = 3) -> Callable:
     """Resize + centre crop + normalise, as ``model``'s config says (for evaluation and analysis)."""
     return _transforms(data_config(model, img_size, in_chans), augmentation("none"))[1]
 
@@ -139,7 +138,7 @@ def _transforms(cfg: dict[str, Any], aug: dict[str, Any]) -> tuple[Callable, Cal
     from torchvision import transforms
 
     common = {k: cfg[k] for k in PREPROCESSING_KEYS}
-    eval_tf = config_eval_transform(cfg)
+    eval_tf = cfg_eval_transform(cfg)
     if aug["preset"] == "none":
         train_tf = eval_tf
     else:

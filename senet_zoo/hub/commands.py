@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from .._cli_helpers import add_manifest_option, call_with_options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``fetch``, ``cache`` and ``publish`` subcommands."""
     p = subparsers.add_parser("fetch", help="download and verify pretrained weights into the cache; print the path")
     p.add_argument("spec", metavar="NAME[.TAG]", help="registry name, optionally with a weights tag")
-    p.add_argument("--manifest", default=None, help="weights manifest (default: $SENET_ZOO_MANIFEST or shipped)")
+    add_manifest_option(p)
     p.add_argument("--no-progress", action="store_true", help="do not draw progress bars")
     p.add_argument("--verify", action="store_true", help="re-hash a cached file even when its stamp matches")
     p.set_defaults(func=_fetch)
@@ -19,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     v = actions.add_parser(
         "verify", help="re-hash every cached weights file the manifest names; remove bad ones (exit 1 if any)"
     )
-    v.add_argument("--manifest", default=None, help="weights manifest (default: $SENET_ZOO_MANIFEST or shipped)")
+    add_manifest_option(v)
     v.add_argument("--dry-run", action="store_true", help="report bad files, remove nothing")
     v.add_argument("--progress", action="store_true", help="draw a progress bar per file")
     v.set_defaults(func=_cache_verify)
@@ -33,16 +35,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="validate and list what would be uploaded; change nothing")
     p.add_argument("--name", default=None, help="registry name (default: config.json senet_zoo.name)")
     p.add_argument("--tag", default="caffe_in1k", help="weights tag (default: %(default)s)")
-    p.add_argument("--manifest", default=None, help="manifest to update (default: $SENET_ZOO_MANIFEST or shipped)")
+    add_manifest_option(p, "manifest to update")
     p.set_defaults(func=_publish)
 
 
 def _fetch(args: argparse.Namespace) -> int:
     from .fetch import fetch_weights
-    from .manifest import split_spec
+    from .manifest import split_name
 
-    name, tag = split_spec(args.spec)
-    path, entry = fetch_weights(name, tag, manifest=args.manifest, progress=not args.no_progress, verify=args.verify)
+    name, tag = split_name(args.spec)
+    path, entry = fetch_weights(
+        name, tag, manifest=args.manifest_path, progress=not args.no_progress, verify=args.verify
+    )
     print(path)
     return 0
 
@@ -51,7 +55,7 @@ def _cache_verify(args: argparse.Namespace) -> int:
     from .fetch import cache_dir, verify_cache
     from .manifest import load_manifest
 
-    checks = verify_cache(load_manifest(args.manifest), dry_run=args.dry_run, progress=args.progress)
+    checks = verify_cache(load_manifest(args.manifest_path), dry_run=args.dry_run, progress=args.progress)
     for check in checks:
         if check.status == "ok":
             print(f"ok  {check.path} ({check.spec})")
@@ -68,15 +72,7 @@ def _cache_verify(args: argparse.Namespace) -> int:
 def _publish(args: argparse.Namespace) -> int:
     from .publish import publish
 
-    result = publish(
-        args.folder,
-        args.repo_id,
-        private=args.private,
-        dry_run=args.dry_run,
-        manifest_path=args.manifest,
-        name=args.name,
-        tag=args.tag,
-    )
+    result = call_with_options(publish, args)
     verb = "would upload" if result.dry_run else "uploaded"
     print(f"{result.name}.{result.tag} -> {result.repo_id}: {verb}")
     for f in result.files:

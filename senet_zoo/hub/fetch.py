@@ -43,7 +43,7 @@ from typing import IO, Any
 
 from tqdm.auto import tqdm
 
-from .._files import WritebackWriter, fsync_dir, hash_file
+from .._files import WritebackWriter, byte_bar, fsync_dir, hash_file
 from .hf_client import configured_hub_client
 from .manifest import Manifest, Source, WeightsEntry, load_manifest
 from .redact import RedactingFilter, redact, register_url_credentials
@@ -334,16 +334,7 @@ def _verify_file(entry: WeightsEntry, path: Path, stamp: Path, *, progress: bool
 
 
 def _bar(total: int | None, initial: int, desc: str, progress: bool) -> tqdm:
-    return tqdm(
-        total=total,
-        initial=initial,
-        desc=desc,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        disable=not progress,
-        leave=False,
-    )
+    return byte_bar(total, desc, progress, initial=initial)
 
 
 # --------------------------------------------------------------------------------------------- URL sources
@@ -677,7 +668,7 @@ class _TransferAborted(Exception):
 
 
 @contextlib.contextmanager
-def _guarded_hub_client(entry: WeightsEntry, settings: DownloadSettings) -> Iterator[None]:
+def _guarded_hub_client(entry: WeightsEntry, settings: DownloadSettings) -> Iterator[None]:  # noqa: C901  (the client swap and its guards in one place)
     """Give huggingface_hub's downloads made by this thread the limits of URL downloads: the byte limit, the
     stall window (also as the read timeout) and the per-source deadline, by wrapping the transport of the client
     it creates (``set_client_factory``); the previous factory, possibly a user's own, is restored afterwards."""

@@ -577,12 +577,12 @@ def check_repo_id(repo_id: Any) -> str:
     return repo_id
 
 
-def split_spec(spec: str) -> tuple[str, str | None]:
-    """Split ``NAME[.TAG]`` into ``(name, tag or None)``."""
-    name, sep, tag = spec.partition(".")
-    if not name or (sep and not tag):
-        raise ValueError(f"expected NAME or NAME.TAG, got {spec!r}")
-    return name, (tag if sep else None)
+def split_name(name: str) -> tuple[str, str | None]:
+    """``"se_resnet50.caffe_in1k"`` → ``("se_resnet50", "caffe_in1k")``; no tag → ``(name, None)``."""
+    arch, sep, tag = name.partition(".")
+    if not arch or (sep and not tag):
+        raise ValueError(f"expected a model name NAME or NAME.TAG, got {name!r}")
+    return arch, tag or None
 
 
 def shipped_manifest_path() -> Path:

@@ -12,37 +12,28 @@ tests (and users filter ``timm.list_models(module="senet")``) by the registering
 
 import math
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from timm.models._manipulate import checkpoint_seq
 from torch import nn
 
+from ..catalog import BOTTLENECKS, CATALOG, Bottleneck, ModelFacts
 from ._builder import create, init_weights
 from ._head import ClassifierHeadMixin
 from .bn_inception import SEBNInception
 from .se import SEModule
 
-__all__ = [
-    "SENet",
-    "SEBottleneck",
-    "se_bn_inception",
-    "se_resnet50",
-    "se_resnet101",
-    "se_resnet152",
-    "se_resnext50_32x4d",
-    "se_resnext101_32x4d",
-    "senet154",
-]
+__all__ = ["SENet", "SEBottleneck", "ENTRYPOINTS", *CATALOG]
 
-BLOCK_KINDS = ("resnet", "resnext", "senet")
 
 # timm's register_model reads an entrypoint's pretrained cfgs from its module's `default_cfgs`;
 # senet_zoo.registry fills it from the catalog and the weights manifest when it registers.
 default_cfgs: dict[str, Any] = {}
 
 
-def _bottleneck_widths(kind: str, planes: int, groups: int, base_width: int) -> tuple[int, int]:
+def _bottleneck_widths(kind: Bottleneck, planes: int, groups: int, base_width: int) -> tuple[int, int]:
     """Output channels of the first 1×1 and of the 3×3 convolution for each family."""
     if kind == "resnet":
         return planes, planes
@@ -62,7 +53,7 @@ class SEBottleneck(nn.Module):
         inplanes: int,
         planes: int,
         *,
-        kind: str,
+        kind: Bottleneck,
         groups: int,
         base_width: int,
         stride: int = 1,
@@ -130,7 +121,7 @@ class SENet(ClassifierHeadMixin, nn.Module):
     def __init__(
         self,
         layers: tuple[int, int, int, int],
-        block: str = "resnet",
+        block: Bottleneck = "resnet",
         groups: int = 1,
         base_width: int = 4,
         stem: str = "7x7",
@@ -149,8 +140,8 @@ class SENet(ClassifierHeadMixin, nn.Module):
     ) -> None:
         super().__init__()
         dd = dict(device=device, dtype=dtype)
-        if block not in BLOCK_KINDS:
-            raise ValueError(f"block must be one of {BLOCK_KINDS}, got {block!r}")
+        if block not in BOTTLENECKS:
+            raise ValueError(f"block must be one of {BOTTLENECKS}, got {block!r}")
         if stem not in ("7x7", "3x3"):
             raise ValueError(f"stem must be '7x7' or '3x3', got {stem!r}")
         self.in_chans = in_chans
@@ -238,40 +229,17 @@ class SENet(ClassifierHeadMixin, nn.Module):
         return x
 
 
-def _senet(name: str, pretrained: Any, kwargs: dict[str, Any]) -> SENet:
-    return cast(SENet, create(SENet, name, pretrained, **kwargs))  # a feature wrapper when features_only
+def _entrypoint(facts: ModelFacts) -> Callable[..., nn.Module]:
+    """The entrypoint that names one network of the catalog: it only passes its arguments on."""
+    cls = SEBNInception if facts.block == "inception" else SENet
+
+    def entrypoint(pretrained: Any = False, **kwargs: Any) -> nn.Module:
+        return create(cls, facts.name, pretrained, **kwargs)  # a feature wrapper when features_only
+
+    entrypoint.__name__ = entrypoint.__qualname__ = facts.name
+    entrypoint.__doc__ = f"{facts.display_name} (its architecture: ``senet_zoo.catalog.CATALOG[{facts.name!r}]``)."
+    return entrypoint
 
 
-def se_bn_inception(pretrained: Any = False, **kwargs: Any) -> SEBNInception:
-    """SE-BN-Inception (BN-Inception with an SE block after every Inception module)."""
-    return cast(SEBNInception, create(SEBNInception, "se_bn_inception", pretrained, **kwargs))
-
-
-def se_resnet50(pretrained: Any = False, **kwargs: Any) -> SENet:
-    """SE-ResNet-50."""
-    return _senet("se_resnet50", pretrained, kwargs)
-
-
-def se_resnet101(pretrained: Any = False, **kwargs: Any) -> SENet:
-    """SE-ResNet-101."""
-    return _senet("se_resnet101", pretrained, kwargs)
-
-
-def se_resnet152(pretrained: Any = False, **kwargs: Any) -> SENet:
-    """SE-ResNet-152."""
-    return _senet("se_resnet152", pretrained, kwargs)
-
-
-def se_resnext50_32x4d(pretrained: Any = False, **kwargs: Any) -> SENet:
-    """SE-ResNeXt-50 (32 x 4d)."""
-    return _senet("se_resnext50_32x4d", pretrained, kwargs)
-
-
-def se_resnext101_32x4d(pretrained: Any = False, **kwargs: Any) -> SENet:
-    """SE-ResNeXt-101 (32 x 4d)."""
-    return _senet("se_resnext101_32x4d", pretrained, kwargs)
-
-
-def senet154(pretrained: Any = False, **kwargs: Any) -> SENet:
-    """SENet-154 (the ILSVRC 2017 winner's single model)."""
-    return _senet("senet154", pretrained, kwargs)
+ENTRYPOINTS: dict[str, Callable[..., nn.Module]] = {name: _entrypoint(facts) for name, facts in CATALOG.items()}
+globals().update(ENTRYPOINTS)  # se_resnet50, ..., senet154: one per network of the catalog

@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from caffe_proto import write_caffemodel
 from safetensors.torch import load_file
 
 from senet_zoo.caffe.synth import synth_net
+
+from .caffe_proto import write_caffemodel
 
 REDUCED = (1, 1, 1, 1)
 # One net per block kind (the 101/152 variants differ from these only in depth): SE-ResNet-50 at full

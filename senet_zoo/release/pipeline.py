@@ -38,13 +38,15 @@ from typing import Any
 
 from .._files import hash_file, write_text_atomic
 from .._log import get_logger
-from ..catalog import CATALOG as RELEASES
+from ..catalog import CATALOG
 from ..convert.card import write_card
-from ..convert.converter import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, convert, load_caffe
-from ..preprocessing import eval_transform
-from .manifest import load_manifest, record_published, resolve_manifest_path, update_entry
-from .publish import publish
-from .redact import redact
+from ..convert.converter import convert
+from ..convert.report import CARD_FILE, CONFIG_FILE, CONVERTER_VERSION, WEIGHTS_FILE
+from ..convert.source import load_caffe
+from ..hub.manifest import load_manifest, record_published, resolve_manifest_path, update_entry
+from ..hub.publish import publish
+from ..hub.redact import redact
+from ..preprocessing import cfg_eval_transform
 
 __all__ = ["TAG", "STATE_FILE", "Found", "ModelResult", "ReleaseReport", "ReleaseError", "find_releases", "release"]
 
@@ -234,7 +236,7 @@ def _check_state_entry(path: Path, org: str, name: Any, entry: Any) -> None:
     def fail(problem: str) -> ReleaseError:
         return ReleaseError(f"{path}: model {name!r}: {problem}; remove the file to start over")
 
-    if name not in RELEASES:
+    if name not in CATALOG:
         raise fail("not a model senet-zoo releases")
     if not isinstance(entry, dict):
         raise fail(f"expected an object, got {type(entry).__name__}")
@@ -256,20 +258,25 @@ def _check_state_entry(path: Path, org: str, name: Any, entry: Any) -> None:
     for key, ok in kinds.items():
         if key in entry and not ok(entry[key]):
             raise fail(f"malformed {key!r}: {entry[key]!r}"[:300])
-    published = entry.get("published")
-    if published:
-        for key in ("caffemodel", "caffemodel_sha256", "weights_sha256"):
-            if key not in entry:
-                raise fail(f"a published model without {key!r}")
-        repo_id = f"{org}/{name}.{TAG}"
-        if published.get("repo_id") != repo_id:
-            raise fail(f"recorded repository {published.get('repo_id')!r} is not {repo_id!r} under --org {org}")
-        if not (isinstance(published.get("revision"), str) and _COMMIT.fullmatch(published["revision"])):
-            raise fail(f"malformed published revision {published.get('revision')!r}")
-        if not (isinstance(published.get("sha256"), str) and _HEX64.fullmatch(published["sha256"])):
-            raise fail(f"malformed published sha256 {published.get('sha256')!r}")
-        if not _is_size(published.get("size")):
-            raise fail(f"malformed published size {published.get('size')!r}")
+    if entry.get("published"):
+        _check_published(fail, org, name, entry)
+
+
+def _check_published(fail: Callable[[str], ReleaseError], org: str, name: str, entry: dict[str, Any]) -> None:
+    """A published model's record: the commit of the repository this run publishes to, and its file."""
+    published = entry["published"]
+    for key in ("caffemodel", "caffemodel_sha256", "weights_sha256"):
+        if key not in entry:
+            raise fail(f"a published model without {key!r}")
+    repo_id = f"{org}/{name}.{TAG}"
+    if published.get("repo_id") != repo_id:
+        raise fail(f"recorded repository {published.get('repo_id')!r} is not {repo_id!r} under --org {org}")
+    if not (isinstance(published.get("revision"), str) and _COMMIT.fullmatch(published["revision"])):
+        raise fail(f"malformed published revision {published.get('revision')!r}")
+    if not (isinstance(published.get("sha256"), str) and _HEX64.fullmatch(published["sha256"])):
+        raise fail(f"malformed published sha256 {published.get('sha256')!r}")
+    if not _is_size(published.get("size")):
+        raise fail(f"malformed published size {published.get('size')!r}")
 
 
 def _is_size(value: Any) -> bool:
@@ -321,10 +328,10 @@ def release(
 
 def _requested(only: Sequence[str] | None) -> list[str]:
     if not only:
-        return list(RELEASES)
-    unknown = [n for n in only if n not in RELEASES]
+        return list(CATALOG)
+    unknown = [n for n in only if n not in CATALOG]
     if unknown:
-        raise ReleaseError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(RELEASES)}")
+        raise ReleaseError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(CATALOG)}")
     return list(dict.fromkeys(only))
 
 
@@ -507,7 +514,7 @@ def evaluate_folder(
     folder = Path(folder)
     config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
     labels: list[str] = config["label_names"]
-    dataset = SafeImageFolder(val_dir, transform=eval_transform(config["pretrained_cfg"]))  # links, bombs
+    dataset = SafeImageFolder(val_dir, transform=cfg_eval_transform(config["pretrained_cfg"]))  # links, bombs
     unknown = [c for c in dataset.classes if c not in labels]
     if unknown:
         raise ValueError(f"{val_dir}: class folders {unknown[:3]} are not ImageNet WNIDs of these weights")
@@ -607,7 +614,6 @@ def _write_manifest(
 
 
 def _converter_version() -> str:
-    from ..convert.converter import CONVERTER_VERSION
 
     return str(CONVERTER_VERSION)
 

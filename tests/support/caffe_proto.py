@@ -165,7 +165,7 @@ def _add_field(msg: Any, label: str, type_: str, name: str, number: int, packed:
 
 
 @functools.cache
-def message_classes(packed: bool) -> dict[str, type]:
+def message_classes(packed: bool) -> dict[str, type]:  # noqa: C901  (builds the .proto in one place)
     """Message classes of the declared subset, in a private pool; ``packed`` marks BlobProto data."""
     fdp = descriptor_pb2.FileDescriptorProto(name=f"caffe_subset_{int(packed)}.proto", package="caffe", syntax="proto2")
     messages: dict[str, Any] = {}

@@ -1,50 +1,40 @@
-"""``senet-zoo release``: command-line wrapper over :func:`senet_zoo.hub.release.release` (for maintainers)."""
+"""``senet-zoo release``: command-line wrapper over :func:`senet_zoo.release.release` (for maintainers)."""
 
 from __future__ import annotations
 
 import argparse
 
+from .._cli_helpers import add_command, add_manifest_option, call_with_options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``release`` subcommand."""
-    p = subparsers.add_parser(
-        "release",
-        help="maintainers: convert, verify and publish the seven Caffe releases, then record them in the manifest",
-        description="Identify the SENet caffemodels in SRC_DIR by content (any file names; prototxts optional), "
-        "record their sha256 and size, convert and verify each, optionally measure top-1/top-5 on an ImageNet "
-        "validation folder, publish each to ORG/<name>.caffe_in1k and update the manifest in one atomic write. "
-        "A failed or interrupted run continues with --resume.",
-    )
+    p = add_command(subparsers, "release", _release)
     p.add_argument("src_dir", metavar="SRC_DIR", help="the folder holding the downloaded caffemodels (+ prototxts)")
     p.add_argument("--org", required=True, help="Hub user or organisation to publish to")
     p.add_argument("--only", nargs="+", metavar="NAME", help="release only these registry names (default: all seven)")
     p.add_argument("--dry-run", action="store_true", help="do everything but the upload; print the manifest diff")
     p.add_argument("--resume", action="store_true", help="continue the run recorded in the work folder")
-    p.add_argument("--val", metavar="DIR", help="ImageNet validation folder (DIR/<WNID>/<image>) to measure accuracy")
+    p.add_argument("--val", dest="val_dir", metavar="DIR", help="ImageNet val folder (DIR/WNID/IMAGE): accuracy")
     p.add_argument(
         "--work-dir", default="senet-zoo-release", help="converted folders and run state (default: %(default)s)"
     )
-    p.add_argument("--manifest", default=None, help="manifest to update (default: $SENET_ZOO_MANIFEST or shipped)")
+    add_manifest_option(p, "manifest to update")
     p.add_argument("--private", action="store_true", help="create the repositories as private")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=_release)
 
 
 def _release(args: argparse.Namespace) -> int:
-    from .release import release, summary_lines
+    """Maintainers: convert, verify and publish the seven Caffe releases, then record them in the manifest.
 
-    report = release(
-        args.src_dir,
-        args.org,
-        only=args.only,
-        dry_run=args.dry_run,
-        resume=args.resume,
-        val_dir=args.val,
-        work_dir=args.work_dir,
-        manifest_path=args.manifest,
-        private=args.private,
-        progress=not args.quiet,
-    )
+    Identify the SENet caffemodels in SRC_DIR by content (any file names; prototxts optional), record
+    their sha256 and size, convert and verify each, optionally measure top-1/top-5 on an ImageNet
+    validation folder, publish each to ORG/<name>.caffe_in1k and update the manifest in one atomic
+    write. A failed or interrupted run continues with --resume.
+    """
+    from .pipeline import release, summary_lines
+
+    report = call_with_options(release, args, progress=not args.quiet)
     for line in summary_lines(report):
         print(line)
     if report.dry_run:

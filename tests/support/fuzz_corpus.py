@@ -21,7 +21,7 @@ from pathlib import Path
 from senet_zoo.caffe.executor import ExecutionError
 from senet_zoo.caffe.net import CaffeFormatError
 from senet_zoo.caffe.synth import synth_net
-from senet_zoo.caffe.writer import write_caffemodel, write_prototxt
+from senet_zoo.caffe.writer import delimited, varint, write_caffemodel, write_prototxt
 from senet_zoo.convert import ConversionError, convert
 
 ARCH, LAYERS, WIDTH = "se_resnet50", (1, 1, 1, 1), 1  # the smallest net detection recognises (43 MB)
@@ -42,19 +42,6 @@ def base_files(tmp: Path) -> tuple[bytes, str]:
     return (tmp / "base.caffemodel").read_bytes(), (tmp / "base.prototxt").read_text()
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
 def _crafted_layer(rng: random.Random) -> bytes:
     """A layer whose blob declares a shape that does not fit its data (or Caffe's limits)."""
     dims = rng.choice(
@@ -66,10 +53,10 @@ def _crafted_layer(rng: random.Random) -> bytes:
             [0, 5],  # zero elements but data present
         ]
     )
-    shape = _field(1, b"".join(_varint(d) for d in dims))  # packed int64 dims
-    data = _field(5, struct.pack("<4f", 1, 2, 3, 4))
-    blob = _field(7, shape) + data
-    return _field(100, _field(1, b"conv1/7x7_s2") + _field(2, b"Convolution") + _field(7, blob))
+    shape = delimited(1, b"".join(varint(d) for d in dims))  # packed int64 dims
+    data = delimited(5, struct.pack("<4f", 1, 2, 3, 4))
+    blob = delimited(7, shape) + data
+    return delimited(100, delimited(1, b"conv1/7x7_s2") + delimited(2, b"Convolution") + delimited(7, blob))
 
 
 def mutate_caffemodel(data: bytes, rng: random.Random) -> tuple[str, bytes]:
@@ -87,7 +74,7 @@ def mutate_caffemodel(data: bytes, rng: random.Random) -> tuple[str, bytes]:
     elif kind == "varint":  # an overlong varint (11 continuation bytes) where a tag or length is read
         buf[pos:pos] = b"\xff" * 11
     elif kind == "length":  # a length-delimited field that claims far more bytes than the file has
-        buf[pos:pos] = _varint(7 << 3 | 2) + _varint(rng.choice([1 << 31, 1 << 40, (1 << 63) - 1]))
+        buf[pos:pos] = varint(7 << 3 | 2) + varint(rng.choice([1 << 31, 1 << 40, (1 << 63) - 1]))
     elif kind == "crafted":
         buf += _crafted_layer(rng)
     elif kind == "splice":  # a chunk of the file copied elsewhere
