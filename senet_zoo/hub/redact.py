@@ -1,7 +1,7 @@
 """Keep secrets out of every message: tokens and URL credentials are replaced by ``***``.
 
 Used on exception texts (including text a server echoes back), on source descriptions and, through
-:class:`RedactingFilter`, on every log record of ``senet_zoo.hub``.
+:class:`RedactingFilter`, on every log record of ``senet_zoo`` (see :mod:`senet_zoo._log`).
 """
 
 from __future__ import annotations
@@ -61,9 +61,15 @@ def redact(text: object, *secrets: str | None) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Formats each record's message and redacts it, so no handler ever sees a secret."""
+    """Formats each record's message and traceback and redacts them, so no handler ever sees a secret."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = redact(record.getMessage())
         record.args = None
+        if record.exc_info and not record.exc_text:  # formatters use exc_text when it is set
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
