@@ -10,6 +10,7 @@ import base64
 import logging
 import os
 import re
+import sys
 from urllib.parse import unquote, urlsplit
 
 __all__ = ["redact", "RedactingFilter", "known_secrets", "register_url_credentials"]
@@ -31,14 +32,20 @@ _PATTERNS = (
 
 
 def known_secrets(*extra: str | None) -> tuple[str, ...]:
-    """The tokens in the environment and the saved Hugging Face login, plus ``extra``."""
-    found = [os.environ.get(var) for var in _TOKEN_ENVS]
-    try:
-        from huggingface_hub import get_token
+    """The tokens in the environment and the saved Hugging Face login, plus ``extra``.
 
-        found.append(get_token())
-    except Exception:  # no huggingface_hub or an unreadable token file: nothing more to hide
-        pass
+    The saved login is looked up only when huggingface_hub is already imported: a process that never
+    imported it never read the token file, so no message of it can hold that token (and an error of the
+    command line stays as quick as its usage errors).
+    """
+    found = [os.environ.get(var) for var in _TOKEN_ENVS]
+    if "huggingface_hub" in sys.modules:
+        try:
+            from huggingface_hub import get_token
+
+            found.append(get_token())
+        except Exception:  # an unreadable token file: nothing more to hide
+            pass
     return tuple(s for s in (*found, *_REGISTERED, *extra) if s and len(s) >= 4)
 
 
