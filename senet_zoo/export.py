@@ -25,7 +25,6 @@ from __future__ import annotations
 import copy
 import io
 import json
-import logging
 import os
 import tempfile
 import warnings
@@ -37,6 +36,7 @@ import torch
 from torch import nn
 
 from ._files import atomic_open, atomic_path
+from ._log import get_logger
 from ._version import __version__
 from .inference import InferenceModel, optimize_for_inference
 
@@ -52,7 +52,7 @@ __all__ = [
     "onnx_metadata",
 ]
 
-_logger = logging.getLogger(__name__)
+_logger = get_logger(__name__)
 
 DEFAULT_OPSET = 17
 TOLERANCE = 1e-4
