@@ -100,17 +100,22 @@ _SYNC_FILE_RANGE_WRITE = 2  # linux/fs.h: start writing dirty pages back, do not
 
 
 @functools.cache
-def _sync_file_range() -> Any:
-    """glibc's ``sync_file_range`` (Linux), or ``None`` where there is none."""
+def _glibc(name: str, *argtypes: Any) -> Any:
+    """glibc's function ``name`` (Linux) taking ``argtypes`` and returning an int, or ``None`` where there is none."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+        fn = getattr(ctypes.CDLL(None, use_errno=True), name)
     except (OSError, AttributeError):
         return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    fn.argtypes = list(argtypes)
     fn.restype = ctypes.c_int
     return fn
+
+
+def _sync_file_range() -> Any:
+    """glibc's ``sync_file_range``, or ``None``."""
+    return _glibc("sync_file_range", ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
 
 
 class WritebackWriter:
@@ -206,18 +211,9 @@ _RENAME_NOREPLACE = 1  # linux/fs.h
 _AT_FDCWD = -100
 
 
-@functools.cache
 def _renameat2() -> Any:
-    """glibc's ``renameat2`` (Linux, glibc 2.28+), or ``None``."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    fn.restype = ctypes.c_int
-    return fn
+    """glibc's ``renameat2`` (glibc 2.28+), or ``None``."""
+    return _glibc("renameat2", ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
 
 
 def rename_noreplace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:

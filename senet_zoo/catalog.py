@@ -129,27 +129,32 @@ def _se_family(name: str, display_name: str, family: Block, **kw: Any) -> ModelF
     return ModelFacts(name, display_name, "", family, caffemodel_mb=0, timm_legacy=None, family=family, **kw)
 
 
-CATALOG: dict[str, ModelFacts] = {
-    m.name: m
-    for m in (
-        ModelFacts(
-            "se_bn_inception", "SE-BN-Inception", "SE-BN-Inception", "inception",
-            params=11_931_622, gmacs=2.0332, top1_err=23.62, top5_err=7.04, caffemodel_mb=46,
-            timm_legacy=None, first_conv="conv1.conv",
-        ),
-        # name, display name (= Caffe name), block, layers, params, GMACs, top-1 / top-5 error (%), caffemodel MB
-        _resnet("se_resnet50", "SE-ResNet-50", "resnet", (3, 4, 6, 3), 28_088_024, 3.8605, 22.37, 6.36, 107),
-        _resnet("se_resnet101", "SE-ResNet-101", "resnet", (3, 4, 23, 3), 49_326_872, 7.5749, 21.75, 5.72, 189),
-        _resnet("se_resnet152", "SE-ResNet-152", "resnet", (3, 8, 36, 3), 66_821_848, 11.2890, 21.34, 5.54, 256),
-        _resnet("se_resnext50_32x4d", "SE-ResNeXt-50 (32 x 4d)", "resnext", (3, 4, 6, 3), 27_559_896, 4.2330,
-                20.97, 5.54, 105, groups=32),
-        _resnet("se_resnext101_32x4d", "SE-ResNeXt-101 (32 x 4d)", "resnext", (3, 4, 23, 3), 48_955_416, 7.9747,
-                19.81, 4.96, 187, groups=32),
-        _resnet("senet154", "SENet-154", "senet", (3, 8, 36, 3), 115_088_984, 20.6884, 18.68, 4.47, 440, groups=64,
-                caffe_name="SENet", timm_alias="senet_zoo_senet154", stem="3x3", inplanes=128,
-                downsample_kernel_size=3, downsample_padding=1, drop_rate=0.2),
-    )
-}  # fmt: skip
+CATALOG: dict[str, ModelFacts] = {}
+
+
+def _add(*facts: ModelFacts) -> None:
+    """Add networks to :data:`CATALOG`, in this order (the registry lists them so)."""
+    CATALOG.update({m.name: m for m in facts})
+
+
+_add(
+    ModelFacts(
+        "se_bn_inception", "SE-BN-Inception", "SE-BN-Inception", "inception",
+        params=11_931_622, gmacs=2.0332, top1_err=23.62, top5_err=7.04, caffemodel_mb=46,
+        timm_legacy=None, first_conv="conv1.conv",
+    ),
+    # name, display name (= Caffe name), block, layers, params, GMACs, top-1 / top-5 error (%), caffemodel MB
+    _resnet("se_resnet50", "SE-ResNet-50", "resnet", (3, 4, 6, 3), 28_088_024, 3.8605, 22.37, 6.36, 107),
+    _resnet("se_resnet101", "SE-ResNet-101", "resnet", (3, 4, 23, 3), 49_326_872, 7.5749, 21.75, 5.72, 189),
+    _resnet("se_resnet152", "SE-ResNet-152", "resnet", (3, 8, 36, 3), 66_821_848, 11.2890, 21.34, 5.54, 256),
+    _resnet("se_resnext50_32x4d", "SE-ResNeXt-50 (32 x 4d)", "resnext", (3, 4, 6, 3), 27_559_896, 4.2330,
+            20.97, 5.54, 105, groups=32),
+    _resnet("se_resnext101_32x4d", "SE-ResNeXt-101 (32 x 4d)", "resnext", (3, 4, 23, 3), 48_955_416, 7.9747,
+            19.81, 4.96, 187, groups=32),
+    _resnet("senet154", "SENet-154", "senet", (3, 8, 36, 3), 115_088_984, 20.6884, 18.68, 4.47, 440, groups=64,
+            caffe_name="SENet", timm_alias="senet_zoo_senet154", stem="3x3", inplanes=128,
+            downsample_kernel_size=3, downsample_padding=1, drop_rate=0.2),
+)  # fmt: skip
 
 # ------------------------------------------------------------------------------------------------------------
 # The SE family beyond the Caffe release (issue #21): no released SE weights; backbone-initialised from timm.
@@ -157,31 +162,26 @@ CATALOG: dict[str, ModelFacts] = {
 
 _INCEPTION_MEAN, _INCEPTION_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)  # timm's IMAGENET_INCEPTION_MEAN / _STD
 
-CATALOG.update(
-    {
-        m.name: m
-        for m in (
-            _se_family(
-                "se_inception_resnet_v2", "SE-Inception-ResNet-v2", "inception_resnet_v2",
-                params=65_092_718, gmacs=13.1650, top1_err=19.80, top5_err=4.79,
-                first_conv="conv2d_1a.conv", classifier="classif",
-                backbone="inception_resnet_v2.tf_in1k", input_size=299, pool_size=8,
-                mean=_INCEPTION_MEAN, std=_INCEPTION_STD, crop_pct=0.8975, interpolation="bicubic",
-                accuracy_source=PAPER_TABLE2 + " (299×299); no released weights", paper_gmacs=11.76,
-                paper_note="timm's (TF-slim) Inception-ResNet-v2 counts 13.16 GMACs at 299 against the paper's "
-                "11.75 for its own re-implementation; the SE overhead (+0.01) matches",
-            ),
-            _se_family(
-                "se_inception_v3", "SE-Inception-v3", "inception_v3",
-                params=25_496_188, gmacs=5.7149, top1_err=None, top5_err=None,
-                first_conv="Conv2d_1a_3x3.conv", classifier="fc",
-                backbone="inception_v3.tf_in1k", input_size=299, pool_size=8,
-                mean=_INCEPTION_MEAN, std=_INCEPTION_STD, crop_pct=0.875, interpolation="bicubic",
-                accuracy_source="not in the paper (moskomule/senet.pytorch ships SE-Inception-v3); no released weights",
-                paper_note="not in the paper: compare with timm's inception_v3 (23.83 M, 5.71 GMACs at 299) + SE",
-            ),
-        )
-    }
+_add(
+    _se_family(
+        "se_inception_resnet_v2", "SE-Inception-ResNet-v2", "inception_resnet_v2",
+        params=65_092_718, gmacs=13.1650, top1_err=19.80, top5_err=4.79,
+        first_conv="conv2d_1a.conv", classifier="classif",
+        backbone="inception_resnet_v2.tf_in1k", input_size=299, pool_size=8,
+        mean=_INCEPTION_MEAN, std=_INCEPTION_STD, crop_pct=0.8975, interpolation="bicubic",
+        accuracy_source=PAPER_TABLE2 + " (299×299); no released weights", paper_gmacs=11.76,
+        paper_note="timm's (TF-slim) Inception-ResNet-v2 counts 13.16 GMACs at 299 against the paper's "
+        "11.75 for its own re-implementation; the SE overhead (+0.01) matches",
+    ),
+    _se_family(
+        "se_inception_v3", "SE-Inception-v3", "inception_v3",
+        params=25_496_188, gmacs=5.7149, top1_err=None, top5_err=None,
+        first_conv="Conv2d_1a_3x3.conv", classifier="fc",
+        backbone="inception_v3.tf_in1k", input_size=299, pool_size=8,
+        mean=_INCEPTION_MEAN, std=_INCEPTION_STD, crop_pct=0.875, interpolation="bicubic",
+        accuracy_source="not in the paper (moskomule/senet.pytorch ships SE-Inception-v3); no released weights",
+        paper_note="not in the paper: compare with timm's inception_v3 (23.83 M, 5.71 GMACs at 299) + SE",
+    ),
 )  # fmt: skip
 
 # SE-VGG-16, SE-MobileNet, SE-ShuffleNet (paper Tables 2 and 3, 224×224). The paper's "GFLOPs"/"MFLOPs"
@@ -190,48 +190,43 @@ CATALOG.update(
 # counts both and compares them with the paper (benchmarks/results/se_family_paper.txt).
 _IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # timm's IMAGENET_DEFAULT_*
 
-CATALOG.update(
-    {
-        m.name: m
-        for m in (
-            _se_family(
-                "se_vgg16_bn", "SE-VGG-16", "vgg",
-                params=138_596_784, gmacs=15.4705, top1_err=25.22, top5_err=7.70,
-                first_conv="features.0", classifier="head.fc",
-                backbone="vgg16_bn.tv_in1k", mean=_IMAGENET_MEAN, std=_IMAGENET_STD,
-                accuracy_source=PAPER_TABLE2 + " (VGG-16 with BN, SE after every convolution's ReLU); "
-                "no released weights",
-                paper_gmacs=15.48,
-                paper_note="15.4705 GMACs of convolutions and FC layers + 0.0135 G SE scaling = 15.484 G "
-                "(paper: 15.48; VGG-16 15.47); the paper gives no parameter count",
-            ),
-            _se_family(
-                "se_mobilenet", "SE-MobileNet", "mobilenet",
-                params=4_718_044, gmacs=0.5692, top1_err=25.3, top5_err=7.7,
-                first_conv="conv_stem", classifier="classifier",
-                backbone="mobilenetv1_100.ra4_e3600_r224_in1k",
-                mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bicubic",
-                accuracy_source=PAPER_TABLE3 + " (MobileNet 1.0×, SE after every pointwise convolution); "
-                "no released weights",
-                paper_gmacs=0.572, paper_params=4_700_000,
-                paper_note="569.2 M MACs + 2.7 M SE scaling = 571.9 M (paper: 572); 4.718 M parameters "
-                "(paper: 4.7 M; MobileNet 4.232 M, paper 4.2 M)",
-            ),
-            _se_family(
-                "se_shufflenet", "SE-ShuffleNet (1×, g = 3)", "shufflenet",
-                params=2_484_533, gmacs=0.1381, top1_err=31.0, top5_err=11.1,
-                first_conv="stem.conv", groups=3,
-                backbone=None, mean=_IMAGENET_MEAN, std=_IMAGENET_STD,
-                accuracy_source=PAPER_TABLE3 + " (ShuffleNet 1×, g = 3, SE on every unit's branch); "
-                "no released weights",
-                paper_gmacs=0.142, paper_params=2_400_000,
-                paper_note="138.1 M MACs + 1.6 M SE scaling = 139.7 M (paper: 142, -1.6 %); 2.485 M parameters "
-                "against the printed 2.4 M (+3.5 %): the paper truncates to one decimal (its ShuffleNet "
-                "'1.8 M' is this network without SE, 1.866 M). No trustworthy ShuffleNet v1 ImageNet "
-                "weights in timm: architecture only",
-            ),
-        )
-    }
+_add(
+    _se_family(
+        "se_vgg16_bn", "SE-VGG-16", "vgg",
+        params=138_596_784, gmacs=15.4705, top1_err=25.22, top5_err=7.70,
+        first_conv="features.0", classifier="head.fc",
+        backbone="vgg16_bn.tv_in1k", mean=_IMAGENET_MEAN, std=_IMAGENET_STD,
+        accuracy_source=PAPER_TABLE2 + " (VGG-16 with BN, SE after every convolution's ReLU); "
+        "no released weights",
+        paper_gmacs=15.48,
+        paper_note="15.4705 GMACs of convolutions and FC layers + 0.0135 G SE scaling = 15.484 G "
+        "(paper: 15.48; VGG-16 15.47); the paper gives no parameter count",
+    ),
+    _se_family(
+        "se_mobilenet", "SE-MobileNet", "mobilenet",
+        params=4_718_044, gmacs=0.5692, top1_err=25.3, top5_err=7.7,
+        first_conv="conv_stem", classifier="classifier",
+        backbone="mobilenetv1_100.ra4_e3600_r224_in1k",
+        mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bicubic",
+        accuracy_source=PAPER_TABLE3 + " (MobileNet 1.0×, SE after every pointwise convolution); "
+        "no released weights",
+        paper_gmacs=0.572, paper_params=4_700_000,
+        paper_note="569.2 M MACs + 2.7 M SE scaling = 571.9 M (paper: 572); 4.718 M parameters "
+        "(paper: 4.7 M; MobileNet 4.232 M, paper 4.2 M)",
+    ),
+    _se_family(
+        "se_shufflenet", "SE-ShuffleNet (1×, g = 3)", "shufflenet",
+        params=2_484_533, gmacs=0.1381, top1_err=31.0, top5_err=11.1,
+        first_conv="stem.conv", groups=3,
+        backbone=None, mean=_IMAGENET_MEAN, std=_IMAGENET_STD,
+        accuracy_source=PAPER_TABLE3 + " (ShuffleNet 1×, g = 3, SE on every unit's branch); "
+        "no released weights",
+        paper_gmacs=0.142, paper_params=2_400_000,
+        paper_note="138.1 M MACs + 1.6 M SE scaling = 139.7 M (paper: 142, -1.6 %); 2.485 M parameters "
+        "against the printed 2.4 M (+3.5 %): the paper truncates to one decimal (its ShuffleNet "
+        "'1.8 M' is this network without SE, 1.866 M). No trustworthy ShuffleNet v1 ImageNet "
+        "weights in timm: architecture only",
+    ),
 )  # fmt: skip
 
 CAFFE_RELEASES: dict[str, ModelFacts] = {n: m for n, m in CATALOG.items() if m.is_caffe_release}

@@ -76,3 +76,14 @@ def test_progress_bars_only_on_a_terminal() -> None:
     assert progress_enabled(args, Tty()) is True
     assert progress_enabled(argparse.Namespace(verbosity=-1), Tty()) is False
     assert progress_enabled(argparse.Namespace(verbosity=0, no_progress=True), Tty()) is False
+
+
+def test_the_listed_help_is_each_modules_own() -> None:
+    """``senet-zoo --help`` lists commands without importing their modules (from COMMANDS): the line it
+    shows must be the one the module registers (from the handler's docstring or its ``help=``)."""
+
+    def helps(parser: argparse.ArgumentParser) -> dict[str, str | None]:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        return {a.dest: a.help for a in sub._choices_actions}
+
+    assert helps(build_parser([])) == helps(build_parser()) == {name: h for name, (_, h) in COMMANDS.items()}

@@ -34,6 +34,17 @@ SMALL = {"layers": [1, 1, 1, 1]}
 DEADLINE_S = 900  # a bound against a hang, generous enough for a machine shared by many busy processes
 
 
+def _python(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` in a fresh process importing this checkout's senet_zoo, ``env`` added; output captured."""
+    return subprocess.run(
+        [sys.executable, *args],
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_S,
+    )
+
+
 def _manifest_copy(tmp_path: Path) -> Path:
     target = tmp_path / "weights_manifest.json"
     target.write_bytes((REPO_ROOT / "weights_manifest.json").read_bytes())
@@ -263,15 +274,8 @@ def test_4_hostile_manifests_are_one_line_errors_naming_the_file(tmp_path) -> No
 @pytest.mark.slow  # subprocesses or full conversions: 30-200 s on a loaded machine
 def test_4_help_and_list_work_with_a_fifo_or_device_as_manifest(tmp_path) -> None:
     for case, path in _special_manifests(tmp_path).items():
-        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "SENET_ZOO_MANIFEST": str(path)}
         for args in (["--help"], ["list"]):
-            proc = subprocess.run(
-                [sys.executable, "-m", "senet_zoo.cli", *args],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=DEADLINE_S,
-            )
+            proc = _python("-m", "senet_zoo.cli", *args, SENET_ZOO_MANIFEST=str(path))
             assert proc.returncode == 0 and "Traceback" not in proc.stderr, (case, args, proc.stderr[-2000:])
         assert "se_resnet50" in proc.stdout and str(path) in proc.stderr
 
@@ -363,13 +367,7 @@ def test_6_two_loops_end_quickly(tmp_path) -> None:
         "import sys; from senet_zoo.finetune.data import image_folder; "
         f"f = image_folder({str(data / 'train')!r}); print(len(f), len(f.skipped))"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE_S,
-    )
+    proc = _python("-c", code)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["4", "2"]
 
@@ -384,21 +382,28 @@ def _write_state(work: Path, models: dict) -> None:
     (work / STATE_FILE).write_text(json.dumps({"version": 1, "org": "zoo", "models": models}))
 
 
-@pytest.mark.parametrize("entry", ["x", [], {"published": "yes"}, {"verified": "no"}, {"weights_sha256": 5}])
-def test_7_malformed_release_state_is_a_one_line_error(tmp_path, entry) -> None:
-    from senet_zoo.release.pipeline import ReleaseError, release
+def _resume_release(tmp_path: Path) -> None:
+    """``release --resume`` of se_resnet50 into org ``zoo`` from the state :func:`_write_state` wrote."""
+    from senet_zoo.release.pipeline import release
 
     (tmp_path / "src").mkdir()
+    release(
+        tmp_path / "src",
+        "zoo",
+        only=["se_resnet50"],
+        resume=True,
+        work_dir=tmp_path / "work",
+        manifest_path=_manifest_copy(tmp_path),
+    )
+
+
+@pytest.mark.parametrize("entry", ["x", [], {"published": "yes"}, {"verified": "no"}, {"weights_sha256": 5}])
+def test_7_malformed_release_state_is_a_one_line_error(tmp_path, entry) -> None:
+    from senet_zoo.release.pipeline import ReleaseError
+
     _write_state(tmp_path / "work", {"se_resnet50": entry})
     with pytest.raises(ReleaseError, match=r"release-state\.json: model 'se_resnet50'"):
-        release(
-            tmp_path / "src",
-            "zoo",
-            only=["se_resnet50"],
-            resume=True,
-            work_dir=tmp_path / "work",
-            manifest_path=_manifest_copy(tmp_path),
-        )
+        _resume_release(tmp_path)
 
 
 def test_7_8_bombs_and_broken_images_are_skipped_or_refused(tmp_path) -> None:
@@ -470,13 +475,7 @@ try:
 except OSError as err:
     print("OSError", err)
 """
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE_S,
-    )
+    proc = _python("-c", code)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("OSError") and str(target) in proc.stdout and "File too large" in proc.stdout
     assert listing(target.parent) == []  # no temporary file left
@@ -535,9 +534,8 @@ def test_11_a_number_of_thousands_of_digits_names_the_file_and_line(tmp_path) ->
 
 
 def test_12_resume_refuses_repositories_outside_org(tmp_path) -> None:
-    from senet_zoo.release.pipeline import ReleaseError, release
+    from senet_zoo.release.pipeline import ReleaseError
 
-    (tmp_path / "src").mkdir()
     entry = {
         "caffemodel": "x.caffemodel",
         "caffemodel_sha256": "a" * 64,
@@ -547,14 +545,7 @@ def test_12_resume_refuses_repositories_outside_org(tmp_path) -> None:
     }
     _write_state(tmp_path / "work", {"se_resnet50": entry})
     with pytest.raises(ReleaseError, match="not 'zoo/se_resnet50.caffe_in1k'"):
-        release(
-            tmp_path / "src",
-            "zoo",
-            only=["se_resnet50"],
-            resume=True,
-            work_dir=tmp_path / "work",
-            manifest_path=_manifest_copy(tmp_path),
-        )
+        _resume_release(tmp_path)
 
 
 @pytest.mark.slow  # subprocesses or full conversions: 30-200 s on a loaded machine
