@@ -24,20 +24,41 @@ from typing import Any
 
 from ._version import __version__
 
-COMMANDS: dict[str, tuple[str, str]] = {  # name -> (module that registers it, help), in data-flow order
+# name -> (module that registers it, the help line it registers; tests/test_cli.py checks both agree),
+# in data-flow order
+COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("senet_zoo.commands", "table of the models: parameters, compute, reported accuracy, weights"),
     "info": ("senet_zoo.commands", "everything known about a model, weights tag, run or folder, as JSON"),
-    "convert": ("senet_zoo.convert.commands", "convert a Caffe SENet to safetensors (+ config.json, model card)"),
+    "convert": (
+        "senet_zoo.convert.commands",
+        "convert an SENet Caffe release (caffemodel [+ prototxt]) into a verified weights folder",
+    ),
     "verify": ("senet_zoo.convert.commands", "re-check a converted folder against its Caffe model"),
     "fetch": ("senet_zoo.hub.commands", "download and verify pretrained weights into the cache; print the path"),
     "cache": ("senet_zoo.hub.commands", "inspect senet-zoo's weights cache"),
     "publish": ("senet_zoo.hub.commands", "upload a fine-tuning run or a converted folder to the Hugging Face Hub"),
-    "release": ("senet_zoo.release.commands", "convert, verify and publish every model of the Caffe release"),
-    "finetune": ("senet_zoo.finetune.commands", "fine-tune a model on an ImageFolder (DIR/train, DIR/val)"),
+    "release": (
+        "senet_zoo.release.commands",
+        "maintainers: convert, verify and publish the seven Caffe releases, then record them in the manifest",
+    ),
+    "finetune": (
+        "senet_zoo.finetune.commands",
+        "fine-tune a model on an ImageFolder (DIR/train/CLASS/*, DIR/val/CLASS/*)",
+    ),
     "evaluate": ("senet_zoo.finetune.commands", "top-1 / top-5 accuracy of weights on an ImageFolder"),
-    "excitations": ("senet_zoo.analysis.commands", "SE gate statistics per block and class over an ImageFolder"),
-    "export": ("senet_zoo.export_commands", "export a model, run or folder to ONNX, verified with ONNX Runtime"),
-    "demo": ("senet_zoo.demo", "offline end-to-end demo"),
+    "excitations": (
+        "senet_zoo.analysis.commands",
+        "SE gate statistics per block and class over an ImageFolder (paper §7)",
+    ),
+    "export": (
+        "senet_zoo.export_commands",
+        "export a model to ONNX or OpenVINO IR (BatchNorm folded, dynamic batch), verified before writing",
+    ),
+    "demo": (
+        "senet_zoo.demo",
+        "offline end-to-end demo: synthetic Caffe SE-ResNet-50 → convert → verify → load with senet_zoo, "
+        "torch.hub and timm",
+    ),
 }
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 # Bad input: a name, tag, value or file the user gave is unknown, missing or malformed.
