@@ -33,8 +33,12 @@ default_cfgs: dict[str, Any] = {}
 class SEOutput(WithSE):
     """SE on the concatenated branches of one of timm's Inception-v3 modules (their ``_forward``)."""
 
+    if TYPE_CHECKING:  # the timm module's branches; no "type:" comment: TorchScript would parse it
+
+        def _forward(self, x: torch.Tensor) -> list[torch.Tensor]: ...
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.se(torch.cat(self._forward(x), 1))  # type: ignore[operator]  # the timm module's
+        return self.se(torch.cat(self._forward(x), 1))
 
 
 class SEInceptionA(SEOutput, InceptionA):
