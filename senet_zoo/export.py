@@ -184,8 +184,8 @@ def _onnx_outputs(model: nn.Module, fused: nn.Module, x: torch.Tensor) -> list[t
     try:
         out = _outputs(fused, x)
     finally:
-        for h in hooks:
-            h.remove()
+        for handle in hooks:
+            handle.remove()
     info = getattr(model, "feature_info", None)
     for name, k, h, w in seen:
         if h < k or w < k:

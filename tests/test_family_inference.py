@@ -17,7 +17,13 @@ import senet_zoo
 from senet_zoo.inference import ConvAct, _bf16_supported
 
 # (name, input side): the Inception networks' smallest input is 75 (valid-padded stem and reductions)
-FAMILY = {"se_vgg16_bn": 32, "se_mobilenet": 64, "se_shufflenet": 64, "se_inception_v3": 75, "se_inception_resnet_v2": 75}
+FAMILY = {
+    "se_vgg16_bn": 32,
+    "se_mobilenet": 64,
+    "se_shufflenet": 64,
+    "se_inception_v3": 75,
+    "se_inception_resnet_v2": 75,
+}
 PARAMS = [pytest.param(n, marks=pytest.mark.slow) if n != "se_shufflenet" else n for n in FAMILY]
 
 
