@@ -23,7 +23,11 @@ from types import ModuleType
 from typing import Any
 
 from ._lazy import lazy_api
+from ._log import PACKAGE as _PACKAGE
+from ._log import get_logger as _get_logger
 from ._version import __version__
+
+_get_logger(_PACKAGE)  # secrets are redacted from every record of the package's loggers
 
 # public name → the module that defines it
 _API = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import functools
 import hashlib
 import os
@@ -23,6 +24,9 @@ from typing import IO, Any
 from tqdm.auto import tqdm
 
 __all__ = [
+    "OutputBusyError",
+    "exclusive_output",
+    "rename_noreplace",
     "atomic_path",
     "atomic_open",
     "write_text_atomic",
@@ -40,6 +44,8 @@ _CHUNK = 4 << 20
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` to write; on success it replaces ``path``."""
     path = Path(path)
+    if path.is_dir() and not path.is_symlink():  # os.replace would name the temporary file, not this
+        raise IsADirectoryError(errno.EISDIR, "a folder is there; it is never replaced by a file", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -51,6 +57,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
         fsync_dir(path.parent)
+    except OSError as err:  # "[Errno 27] File too large" alone does not say which file
+        if err.errno is not None and err.filename in (None, name, str(tmp)):
+            raise OSError(err.errno, f"{err.strerror or err} (nothing written)", str(path)) from err
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -161,3 +171,70 @@ def hash_file(
 def sha256_file(path: str | os.PathLike[str], chunk: int = _CHUNK) -> str:
     """SHA-256 hex digest of a file."""
     return hash_file(path, chunk=chunk)[1]
+
+
+class OutputBusyError(BlockingIOError):
+    """Another senet-zoo run holds the exclusive lock of the same output."""
+
+
+@contextlib.contextmanager
+def exclusive_output(path: str | os.PathLike[str], command: str) -> Iterator[None]:
+    """Hold an exclusive lock on the output ``path`` of ``senet-zoo COMMAND`` for the block.
+
+    The lock file lives in the temporary folder, named after the output's real path, so nothing is
+    added to the user's folders; a second run into the same output fails at once with
+    :class:`OutputBusyError` instead of mixing its files with the first one's.
+    """
+    from filelock import FileLock, Timeout
+
+    real = os.path.realpath(path)
+    digest = hashlib.sha1(real.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    lock = FileLock(Path(tempfile.gettempdir()) / f"senet_zoo-output-{digest}.lock", timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise OutputBusyError(
+            f"{path}: another senet-zoo {command} is writing there; wait for it to finish or choose another output"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+_RENAME_NOREPLACE = 1  # linux/fs.h
+_AT_FDCWD = -100
+
+
+@functools.cache
+def _renameat2() -> Any:
+    """glibc's ``renameat2`` (Linux, glibc 2.28+), or ``None``."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def rename_noreplace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """Rename ``src`` to ``dst`` only if nothing is at ``dst``, checked atomically by the kernel
+    (``renameat2(RENAME_NOREPLACE)``); :class:`FileExistsError` otherwise.
+
+    Where the kernel or file system cannot (other systems, old kernels), the fallback checks and then
+    renames: a folder is never moved onto a non-empty folder (``rename`` refuses), and only the window
+    between the check and the rename remains.
+    """
+    fn = _renameat2()
+    if fn is not None:
+        if fn(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+            raise OSError(code, os.strerror(code), str(dst))
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dst))
+    os.rename(src, dst)

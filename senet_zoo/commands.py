@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,10 +25,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_info)
 
 
-def _weights_column(name: str) -> str:
-    from .hub.manifest import load_manifest
+def _manifest() -> Any:
+    """The weights manifest, or None (with a warning) when it cannot be used: the architectures are
+    listed all the same."""
+    from .hub.manifest import ManifestError, load_manifest
 
-    manifest = load_manifest()
+    try:
+        return load_manifest()
+    except ManifestError as err:
+        print(f"warning: weights not listed: {err}", file=sys.stderr)
+        return None
+
+
+def _weights_column(name: str, manifest: Any) -> str:
+    if manifest is None:
+        return "?"
     if name not in manifest.names():
         return "-"
     cells = []
@@ -37,10 +50,9 @@ def _weights_column(name: str) -> str:
     return " ".join(cells)
 
 
-def _weights_json(name: str) -> dict[str, dict[str, object]]:
-    from .hub.manifest import load_manifest
-
-    manifest = load_manifest()
+def _weights_json(name: str, manifest: Any) -> dict[str, dict[str, object]] | None:
+    if manifest is None:
+        return None
     if name not in manifest.names():
         return {}
     return {
@@ -52,8 +64,9 @@ def _weights_json(name: str) -> dict[str, dict[str, object]]:
 def _list(args: argparse.Namespace) -> int:
     from .registry import list_models, model_info
 
+    manifest = _manifest()
     if args.json:
-        models = [dict(model_info(name), weights=_weights_json(name)) for name in list_models(args.pattern)]
+        models = [dict(model_info(name), weights=_weights_json(name, manifest)) for name in list_models(args.pattern)]
         print(json.dumps(models, indent=2))
         return 0
     rows = [("model", "params(M)", "GMACs", "top-1", "top-5", "timm name", "weights")]
@@ -67,7 +80,7 @@ def _list(args: argparse.Namespace) -> int:
                 "-" if info["top1_acc"] is None else f"{info['top1_acc']:.2f}",
                 "-" if info["top5_acc"] is None else f"{info['top5_acc']:.2f}",
                 info["timm_name"],
-                _weights_column(name),
+                _weights_column(name, manifest),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -81,15 +94,14 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from .hub.manifest import load_manifest
     from .registry import model_info
     from .resolve import resolve
 
     source = resolve(args.name)  # an unknown name or tag is an error naming the known ones
     info: dict[str, object] = dict(model_info(source.arch)) if source.arch else {"name": None}
     if source.kind == "arch":
-        manifest = load_manifest()
-        if source.arch in manifest.names():
+        manifest = _manifest()
+        if manifest is not None and source.arch in manifest.names():
             info["weights"] = {tag: manifest.get(source.arch, tag).status for tag in manifest.tags(source.arch)}
     elif source.kind == "tag":
         entry = source.entry

@@ -25,7 +25,6 @@ from __future__ import annotations
 import copy
 import io
 import json
-import logging
 import os
 import tempfile
 import warnings
@@ -38,6 +37,7 @@ from timm.models.vgg import ConvMlp
 from torch import nn
 
 from ._files import atomic_open, atomic_path
+from ._log import get_logger
 from ._version import __version__
 from .inference import InferenceModel, optimize_for_inference
 
@@ -53,7 +53,7 @@ __all__ = [
     "onnx_metadata",
 ]
 
-_logger = logging.getLogger(__name__)
+_logger = get_logger(__name__)
 
 DEFAULT_OPSET = 17
 TOLERANCE = 1e-4

@@ -27,7 +27,6 @@ from __future__ import annotations
 import copy
 import ctypes
 import functools
-import logging
 import sys
 from collections import OrderedDict
 from collections.abc import Callable
@@ -38,13 +37,14 @@ from timm.layers import BatchNormAct2d, ConvNormAct
 from torch import nn
 from torch.nn import functional as F
 
+from ._log import get_logger
 from .models.bn_inception import ConvBnReLU, InceptionBlock, concat_branches
 from .models.se import SEModule
 from .models.senet import SEBottleneck
 
 __all__ = ["optimize_for_inference", "InferenceModel", "fold_bn", "reuse_freed_memory", "PRECISIONS"]
 
-_logger = logging.getLogger(__name__)
+_logger = get_logger(__name__)
 
 _TRAIN_ERROR = (
     "{name} is fused for inference (BatchNorm folded, in-place ops) and cannot be trained; "

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
 from pathlib import Path
 from typing import Any
 
+from ._log import get_logger
 from .catalog import CATALOG
 from .preprocessing import PREPROCESSING_KEYS
 
@@ -33,7 +33,7 @@ __all__ = [
     "HF_HUB_PREFIX",
 ]
 
-_logger = logging.getLogger(__name__)
+_logger = get_logger(__name__)
 
 RUN_WEIGHTS = "best.safetensors"  # what a fine-tuning run folder stands for
 FOLDER_WEIGHTS = "model.safetensors"  # the weights of a converted or published folder
@@ -222,6 +222,10 @@ def _from_path(path: Path, arch: str | None) -> Source:
         )
     if not path.is_file():
         raise FileNotFoundError(f"{path}: weights file not found")
+    if path.name == FOLDER_WEIGHTS and (path.parent / "config.json").is_file():
+        # a converted or published folder's weights file: its config.json says what it is (preprocessing,
+        # labels) and records the file's sha256, which the folder route checks
+        return _from_folder(path.parent / "config.json", path, str(path), "folder")
     return _from_file(path, arch)
 
 

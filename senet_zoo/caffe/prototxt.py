@@ -48,6 +48,7 @@ _ESCAPES = {"n": 10, "r": 13, "t": 9, "a": 7, "b": 8, "f": 12, "v": 11, "\\": 92
 _CLOSING = {"{": "}", "<": ">"}
 _TRUE = {"true", "True", "t"}
 _FALSE = {"false", "False", "f"}
+_MAX_NUMBER_CHARS = 400  # a double needs at most ~330 digits; Caffe's integers far fewer
 _FLOAT_WORDS = {"inf": float("inf"), "infinity": float("inf"), "nan": float("nan")}
 _BY_NAME = {name: {f.name: f for f in fields.values()} for name, fields in MESSAGES.items()}
 _NET = {f.name: f for f in NET_FIELDS.values()}
@@ -192,6 +193,8 @@ class _Parser:
                 parts.append(self.unescape(more, more_offset))
             return "".join(parts)
         if kind == "number":
+            if len(text) > _MAX_NUMBER_CHARS:  # int() refuses thousands of digits with a bare ValueError
+                raise self.fail(offset, f"number of {len(text)} characters ({text[:20]}...) is out of range")
             if text.isdigit():  # the common case, first
                 return int(text)
             if not _NUMBER.fullmatch(text):

@@ -13,7 +13,6 @@ are written bare, other strings quoted).
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import re
@@ -23,12 +22,13 @@ from typing import Any, BinaryIO, TextIO
 import numpy as np
 
 from .._files import atomic_open
+from .._log import get_logger
 from .net import Layer, Net, as_list
 from .schema import LAYER_FIELDS, MESSAGES, Field
 
 __all__ = ["write_caffemodel", "write_prototxt", "varint", "delimited"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 _LAYER_BY_NAME = {f.name: f for f in LAYER_FIELDS.values()}
 _MESSAGE_BY_NAME = {name: {f.name: f for f in fields.values()} for name, fields in MESSAGES.items()}

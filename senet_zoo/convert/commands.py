@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import functools
-import logging
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from .._cli_helpers import add_command, call_with_options
+from .._log import get_logger
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,7 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split()) or type(err).__name__
+    from ..hub.redact import redact
+
+    text = " ".join(redact(err).split()) or type(err).__name__
     return text if len(text) <= 2000 else text[:2000] + " ..."
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
-import logging
 import math
 import mmap
 import os
@@ -38,7 +37,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from .._files import byte_bar, sha256_file
+from .._files import byte_bar, exclusive_output, sha256_file
+from .._log import get_logger
 from .._version import __version__
 from ..caffe.synth import ARCHS
 from ..catalog import CAFFE_RELEASES
@@ -62,7 +62,7 @@ __all__ = [
     "CaffeSource",
 ]  # load_caffe and CaffeSource live in .source, the report in .report: re-exported here
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 def _plan(source: CaffeSource) -> list[PlannedTensor]:
@@ -228,8 +228,21 @@ def convert(
     The source is hashed in a thread while it is read and converted, and the output while it is
     written (its header, computed from the blob shapes, goes first): no file is read twice.
     """
+    with exclusive_output(out_dir, "convert"):  # a second conversion into out_dir fails at once
+        return _convert(caffemodel, Path(out_dir), prototxt, arch, verify, progress, overwrite, allow_suspicious)
+
+
+def _convert(
+    caffemodel: str | os.PathLike,
+    out_dir: Path,
+    prototxt: str | os.PathLike | None,
+    arch: str | None,
+    verify: bool,
+    progress: bool,
+    overwrite: bool,
+    allow_suspicious: bool,
+) -> ConversionReport:
     start = time.perf_counter()
-    out_dir = Path(out_dir)
     caffemodel = Path(caffemodel)
     inputs = [caffemodel] + ([Path(prototxt)] if prototxt is not None else [])
     check_output(out_dir, inputs, overwrite=overwrite)
@@ -251,7 +264,7 @@ def convert(
         if suspicious and not allow_suspicious:
             more = f" (and {len(suspicious) - 1} more)" if len(suspicious) > 1 else ""
             raise SuspiciousValues(f"{suspicious[0]}{more}; --allow-suspicious converts it anyway")
-        with work_folder(out_dir) as tmp:
+        with work_folder(out_dir, overwrite=overwrite) as tmp:
             entries = [Entry(t.key, t.dtype, t.shape) for t in plan]
             total = sum(e.nbytes for e in entries)
             metadata = {
@@ -271,14 +284,20 @@ def convert(
             try:
                 with byte_bar(total, f"converting {caffemodel.name}", progress, leave=True) as bar:
                     values = _values(plan, source.blobs, str(caffemodel), suspicious, allow_suspicious)
-                    weights_bytes = write_safetensors(
-                        tmp / WEIGHTS_FILE,
-                        entries,
-                        _progress(values, plan, bar),
-                        metadata,
-                        done=consumed,
-                        hasher=output_hash,
-                    )
+                    try:
+                        weights_bytes = write_safetensors(
+                            tmp / WEIGHTS_FILE,
+                            entries,
+                            _progress(values, plan, bar),
+                            metadata,
+                            done=consumed,
+                            hasher=output_hash,
+                        )
+                    except OSError as err:  # "[Errno 27] File too large" alone does not say which file
+                        if err.filename is not None:
+                            raise
+                        where = out_dir / WEIGHTS_FILE
+                        raise OSError(err.errno, f"{err.strerror} (nothing written)", str(where)) from err
                 weights_sha256 = output_hash.hexdigest()
             finally:
                 output_hash.close()

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from .._files import fsync_dir
+from .._files import fsync_dir, rename_noreplace
+from .._log import get_logger
 from .mapping import ConversionError
 
 try:
@@ -35,7 +35,7 @@ except ImportError:  # pragma: no cover - not POSIX: no stale-folder detection, 
 
 __all__ = ["OUTPUT_FILES", "WORK_SUFFIX", "check_output", "work_folder", "remove_stale_work"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 OUTPUT_FILES = frozenset({"model.safetensors", "config.json", "README.md"})
 WORK_SUFFIX = ".senet-zoo-convert"
@@ -54,6 +54,26 @@ def _is_converter_output(folder: Path) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(config, dict) and isinstance(config.get("senet_zoo"), dict) and "name" in config["senet_zoo"]
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The (device, inode) of ``path`` itself (a link is not followed), or None when nothing is there."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _replaceable(folder: Path, overwrite: bool) -> bool:
+    """An empty real folder, or with ``overwrite`` one the converter wrote holding only its files."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    try:
+        names = {p.name for p in folder.iterdir()}
+    except OSError:
+        return False
+    return not names or (overwrite and names <= OUTPUT_FILES and _is_converter_output(folder))
 
 
 def check_output(out_dir: Path, inputs: Sequence[Path], *, overwrite: bool) -> None:
@@ -131,9 +151,12 @@ def remove_stale_work(parent: Path, out_name: str | None = None) -> list[Path]:
 
 
 @contextlib.contextmanager
-def work_folder(out_dir: Path) -> Iterator[Path]:
+def work_folder(out_dir: Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a fresh, empty ``new`` folder to fill; on success it becomes ``out_dir`` (see module doc).
 
+    The final move re-checks ``out_dir``: what is there must still be what :func:`check_output`
+    accepts (nothing, an empty folder, or with ``overwrite`` a previous conversion), the same folder
+    as when the work began; a folder that appeared meanwhile is never replaced (``RENAME_NOREPLACE``).
     On any error, or when interrupted, the work folder is removed and ``out_dir`` is as it was.
     """
     parent = out_dir.parent
@@ -147,12 +170,23 @@ def work_folder(out_dir: Path) -> Iterator[Path]:
         os.write(fd, _OWNER_TEXT.format(pid=os.getpid()).encode())
         new = work / "new"
         os.mkdir(new)  # mode 0777 & ~umask, like any folder the user creates
+        before = _identity(out_dir)  # what check_output approved: nothing, or a previous conversion
         yield new
         old = work / "old"
-        if out_dir.exists():
-            os.rename(out_dir, old)
+        if before is not None:
+            os.rename(out_dir, old)  # a folder is moved, never followed: a link here would fail the check below
+            if _identity(old) != before or not _replaceable(old, overwrite):
+                os.rename(old, out_dir)
+                raise ConversionError(f"{out_dir} was replaced by something else while converting; nothing was changed")
         try:
-            os.rename(new, out_dir)
+            rename_noreplace(new, out_dir)  # the kernel re-checks that nothing appeared meanwhile
+        except FileExistsError:
+            if old.exists():
+                os.rename(old, out_dir)
+            raise ConversionError(
+                f"{out_dir} appeared while converting (another program or conversion wrote it); "
+                "it was left untouched and this conversion discarded"
+            ) from None
         except BaseException:
             if old.exists():
                 os.rename(old, out_dir)

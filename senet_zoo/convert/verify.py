@@ -37,7 +37,6 @@ output's scale).
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -46,6 +45,7 @@ import numpy as np
 import torch
 
 from .._files import sha256_file
+from .._log import get_logger
 from ..caffe.executor import Executor
 from ..caffe.net import Net
 from ..catalog import CATALOG
@@ -68,7 +68,7 @@ __all__ = [
     "feature_net",
 ]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 TOLERANCE = 1e-9  # float64 executor vs float64 model, relative to max |output|
 FOLDED_EPS_TOLERANCE = 1e-6  # when a BatchNorm eps ≠ 1e-5 was folded (rounded) into running_var

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as load_bytes
 from safetensors.torch import save_file
 
@@ -60,12 +60,23 @@ def _cpu_tensors(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]
     return {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
 
 
+def _save_tensors(
+    path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], tmp: Path, metadata: dict[str, str] | None = None
+) -> None:
+    """safetensors' ``save_file`` into ``tmp``; a failure (disk full, file size limit) is an ``OSError``
+    naming ``path``, the file being written."""
+    try:
+        save_file(tensors, str(tmp), metadata=metadata)
+    except SafetensorError as err:
+        raise OSError(f"{path}: cannot be written ({err})") from None
+
+
 def save_model(path: str | os.PathLike[str], state_dict: Mapping[str, torch.Tensor], info: Mapping[str, Any]) -> str:
     """Save a model state dict as safetensors; ``info`` (JSON-able) goes into the file's metadata.
 
     Returns the file's sha256 (hashed before it is moved into place)."""
     with atomic_path(path) as tmp:
-        save_file(_cpu_tensors(state_dict), str(tmp), metadata={META_KEY: json.dumps(dict(info))})
+        _save_tensors(path, _cpu_tensors(state_dict), tmp, metadata={META_KEY: json.dumps(dict(info))})
         digest = sha256_file(tmp)
     return digest
 
@@ -124,7 +135,7 @@ def save_optimizer(path: str | os.PathLike[str], state: Mapping[str, Any]) -> tu
             else:
                 rest.setdefault(str(index), {})[name] = value
     with atomic_path(path) as tmp:
-        save_file(_cpu_tensors(tensors), str(tmp))
+        _save_tensors(path, _cpu_tensors(tensors), tmp)
         digest = sha256_file(tmp)
     return {"param_groups": state["param_groups"], "state": rest}, digest
 

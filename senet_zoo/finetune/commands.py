@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 from typing import Any
 
@@ -104,6 +105,12 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=defaults.device, help="auto, cpu, cuda (under torchrun: one GPU per rank)")
     p.add_argument("--amp", choices=AMP_MODES, default=defaults.amp, help="mixed precision (auto: CUDA only)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse image folders with unreadable, corrupt or oversize images or links out of the folder "
+        "(default: skip them with a warning naming the first)",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -269,6 +276,7 @@ def _finetune(args: argparse.Namespace) -> int:
         pretrained=pretrained is not False,
         mean=args.mean,
         std=args.std,
+        strict=args.strict,
     )
     if len(classes) != num_classes:
         raise ValueError(f"{args.data}/train has {len(classes)} class folders but --num-classes is {num_classes}")
@@ -373,7 +381,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         model, info = load_model(args.model, args.weights, **model_kwargs_from(args))
         threads, workers = distributed.cpu_plan(dist_info.device, args.threads, args.workers)
         torch.set_num_threads(threads)
-        dataset = image_folder(args.data, model_eval_transform(model, args.img_size, getattr(model, "in_chans", 3)))
+        transform = model_eval_transform(model, args.img_size, getattr(model, "in_chans", 3))
+        dataset = image_folder(args.data, transform, strict=args.strict)
         if not args.allow_mismatch:
             _check_classes(model, info, args.data, list(dataset.classes))
         loader = eval_loader(dataset, args.batch_size, dist_info, workers)
@@ -382,6 +391,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         metrics = evaluate(model, loader, dist_info.device, amp_dtype(args.amp, dist_info.device), progress=progress)
     finally:
         distributed.teardown(dist_info)
+    if not math.isfinite(metrics["loss"]):
+        raise RuntimeError(
+            f"{info.get('path', args.weights)}: the loss on {args.data} is {metrics['loss']} (the model's outputs are "
+            "not finite); these weights cannot be evaluated"
+        )
     if dist_info.is_main:
         if args.json:
             print(json.dumps(dict(metrics, weights=str(info.get("path", args.weights)), data=str(args.data))))

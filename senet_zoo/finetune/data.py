@@ -157,15 +157,17 @@ def _transforms(cfg: dict[str, Any], aug: dict[str, Any]) -> tuple[Callable, Cal
     return train_tf, eval_tf
 
 
-def image_folder(root: str | Path, transform: Callable | None = None) -> ImageFolder:
-    """``torchvision.datasets.ImageFolder(root)`` with an error that names the folder when it is unusable."""
-    from torchvision.datasets import ImageFolder
+def image_folder(root: str | Path, transform: Callable | None = None, *, strict: bool = False) -> ImageFolder:
+    """``root`` as an ImageFolder read safely (:class:`~senet_zoo.finetune.images.SafeImageFolder`: links stay
+    inside ``root``, loops end, oversize or corrupt images are skipped, or refused with ``strict``), with an
+    error that names the folder when it is unusable."""
+    from .images import SafeImageFolder
 
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: image folder not found (expected {root}/CLASS/IMAGE files)")
     try:
-        return ImageFolder(str(root), transform=transform)
+        return SafeImageFolder(root, transform=transform, strict=strict)
     except FileNotFoundError as err:
         raise FileNotFoundError(f"{root}: no usable images ({err})") from err
 
@@ -181,6 +183,7 @@ def image_folder_datasets(
     pretrained: bool = True,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    strict: bool = False,
 ) -> tuple[ImageFolder, ImageFolder, list[str]]:
     """``root/train`` and ``root/val`` as ImageFolder data sets with the model's transforms, and the classes.
 
@@ -188,13 +191,14 @@ def image_folder_datasets(
     randomly initialised model (ImageNet mean/std); ``mean``/``std`` override. The two splits must hold
     the same class folders, otherwise label indices would disagree. Both data sets carry the
     preprocessing as ``.data_config`` and the training set its ``.augmentation`` (the trainer records
-    both with its checkpoints).
+    both with its checkpoints). ``strict`` refuses a folder with images :func:`image_folder` would skip.
     """
     root = Path(root)
     cfg = data_config(model, img_size, in_chans, pretrained=pretrained, mean=mean, std=std)
     aug = augmentation(augment, hflip)
     train_tf, eval_tf = _transforms(cfg, aug)
-    train, val = image_folder(root / "train", train_tf), image_folder(root / "val", eval_tf)
+    train = image_folder(root / "train", train_tf, strict=strict)
+    val = image_folder(root / "val", eval_tf, strict=strict)
     train.data_config = val.data_config = cfg
     train.augmentation = aug
     if train.classes != val.classes:
@@ -244,7 +248,23 @@ def train_loader(dataset: Dataset, batch_size: int, dist_info: DistInfo, seed: i
     sampler: DistributedSampler = DistributedSampler(
         dataset, num_replicas=dist_info.world_size, rank=dist_info.rank, shuffle=True, seed=seed
     )
-    return _loader(dataset, batch_size, sampler, num_workers, dist_info.device)
+    per_rank = len(sampler)
+    if per_rank < 2:
+        raise ValueError(
+            f"the training data set has {len(cast(Sized, dataset))} image(s): at least 2 per process are "
+            "needed (BatchNorm cannot train on a batch of one)"
+        )
+    # A last batch of one image cannot be trained with BatchNorm ("Expected more than 1 value per
+    # channel"): it is dropped (the order is reshuffled every epoch, so no image is left out for good).
+    drop_last = batch_size > 1 and per_rank % batch_size == 1
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        pin_memory=dist_info.device.type == "cuda",
+        drop_last=drop_last,
+    )
 
 
 def eval_loader(dataset: Dataset, batch_size: int, dist_info: DistInfo, num_workers: int = 0) -> DataLoader:

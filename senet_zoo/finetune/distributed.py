@@ -6,16 +6,17 @@ Under ``torchrun`` (``WORLD_SIZE`` > 1) the group uses NCCL on CUDA and gloo on 
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
+from .._log import get_logger
+
 __all__ = ["DistInfo", "pick_device", "setup", "cpu_plan", "all_reduce_sum", "barrier", "teardown"]
 
-_logger = logging.getLogger(__name__)
+_logger = get_logger(__name__)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import logging
 import math
 import random
 import signal
@@ -34,6 +33,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
+from .._files import exclusive_output
+from .._log import get_logger
 from . import checkpoint, distributed
 from .data import (
     AUGMENT_PRESETS,
@@ -49,7 +50,7 @@ from .optim import OPTIMIZERS, backbone_modules, build_optimizer, lr_factor, mod
 
 __all__ = ["TrainConfig", "Trainer", "NonFiniteError", "evaluate", "amp_dtype", "format_epoch", "AMP_MODES"]
 
-_logger = logging.getLogger(__name__)
+_logger = get_logger(__name__)
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 STATE_FILE = "state.json"
@@ -279,6 +280,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {}
         self.last_lrs: dict[str, float] = {}  # the learning rates of the last optimizer step taken
+        self._own_checkpoints: set[Path] = set()  # the checkpoint files state.json names: replaced next epoch
 
     # ------------------------------------------------------------------------------------------ run
 
@@ -289,7 +291,15 @@ class Trainer:
 
         ``resume=True`` continues from ``out_dir``'s last checkpoint; without it an ``out_dir`` that
         already holds a run is an error. ``on_epoch_end(trainer, row)`` runs after each checkpoint.
+        The run holds an exclusive lock on ``out_dir``: a second run into it fails at once.
         """
+        lock = exclusive_output(self.out_dir, "finetune") if self.dist.is_main else contextlib.nullcontext()
+        with lock:
+            return self._fit(resume, on_epoch_end)
+
+    def _fit(
+        self, resume: bool, on_epoch_end: Callable[[Trainer, dict[str, Any]], None] | None
+    ) -> list[dict[str, Any]]:
         state_path = self.out_dir / STATE_FILE
         if resume:
             start = self._load(state_path)
@@ -450,6 +460,8 @@ class Trainer:
         """Rank 0 writes the checkpoint, then ``state.json`` (the commit point), metrics and curves."""
         if self.dist.is_main:
             ckpt_dir = self.out_dir / "checkpoints"
+            if ckpt_dir.is_symlink():
+                raise FileExistsError(f"{ckpt_dir} is a link: checkpoints are written only into the run's own folder")
             model_file = ckpt_dir / f"epoch_{epoch:03d}.safetensors"
             optim_file = ckpt_dir / f"epoch_{epoch:03d}.optim.safetensors"
             info = dict(self.model_info, epoch=epoch)
@@ -479,9 +491,9 @@ class Trainer:
                 history=self.history,
             )
             checkpoint.write_json(self.out_dir / STATE_FILE, state)
-            for old in ckpt_dir.glob("epoch_*.safetensors"):
-                if old not in (model_file, optim_file):
-                    old.unlink()
+            for old in self._own_checkpoints - {model_file, optim_file}:  # only files this run's state named
+                old.unlink(missing_ok=True)  # a link is removed, never what it points to
+            self._own_checkpoints = {model_file, optim_file}
             write_metrics_csv(self.out_dir / "metrics.csv", self.history)
             plot_curves(self.out_dir / "curves.png", self.history)
         distributed.barrier()
@@ -509,6 +521,7 @@ class Trainer:
         self.optimizer.load_state_dict(optim_state)
         self.scaler.load_state_dict(state["scaler"])
         self.step, self.history, self.best = state["step"], state["history"], state["best"]
+        self._own_checkpoints = {model_file, optim_file}
         return state["epoch"]
 
     def _check_config(self, saved: dict[str, Any], state_path: Path) -> None:

@@ -13,7 +13,6 @@ a one-line, redacted reason.
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
 import os
 import re
@@ -24,10 +23,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from .._files import WritebackWriter, byte_bar, hash_file
-from .redact import RedactingFilter, redact
+from .._log import get_logger
+from .redact import redact
 
-logger = logging.getLogger(__name__)
-logger.addFilter(RedactingFilter())
+logger = get_logger(__name__)
 
 _CHUNK = 1 << 20
 _CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")

@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from .._files import fsync_dir, hash_file
+from .._log import get_logger
 from .download import DownloadFailed, DownloadSettings, download
 from .manifest import Manifest, Source, WeightsEntry, load_manifest
-from .redact import RedactingFilter, redact, register_url_credentials
+from .redact import redact, register_url_credentials
 
-logger = logging.getLogger(__name__)
-logger.addFilter(RedactingFilter())
+logger = get_logger(__name__)
 
 OFFLINE_ENVS = ("SENET_ZOO_OFFLINE", "HF_HUB_OFFLINE")
 STAMP_SUFFIX = ".verified.json"

@@ -25,10 +25,10 @@ import copy
 import dataclasses
 import hashlib
 import json
-import logging
 import math
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import MISSING, dataclass, fields
@@ -37,9 +37,10 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from .._files import write_text_atomic
+from .._log import get_logger
 from .redact import redact
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 SCHEMA_VERSION = 1
 MANIFEST_ENV = "SENET_ZOO_MANIFEST"
@@ -135,9 +136,15 @@ def _file_name(nullable: bool = False) -> Check:
     return check
 
 
+MAX_WEIGHTS_BYTES = 1 << 40  # 1 TiB: far above any SENet file, far below an absurd download limit
+MAX_COUNT = 1 << 31  # images or classes of a measurement
+
+
 def _size(value: Any, ctx: _Ctx) -> int | None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
         raise ctx.error(f"expected a positive integer (bytes) or null, got {value!r}")
+    if value is not None and value > MAX_WEIGHTS_BYTES:
+        raise ctx.error(f"{value} bytes is not a plausible weights file size (at most {MAX_WEIGHTS_BYTES})")
     return value
 
 
@@ -247,6 +254,10 @@ class Source:
     revision: str | None = _key(_hex(_COMMIT_RE, "a 40-hex-digit commit sha"), default=None, kinds=("hf",))
     filename: str | None = _key(_file_name(), default=None, kinds=("hf",))
 
+    def __repr__(self) -> str:  # a mirror URL may carry user:password@
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
+        return redact(f"Source({shown})")
+
     def describe(self) -> str:
         """A one-line human-readable location (credentials redacted), used in logs and error messages."""
         if self.kind == "hf":
@@ -319,8 +330,8 @@ class Preprocessing(_FieldMapping):
 
 
 def _count(value: Any, ctx: _Ctx) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ctx.error(f"expected a positive integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_COUNT:
+        raise ctx.error(f"expected a positive integer up to {MAX_COUNT}, got {value!r}")
     return value
 
 
@@ -390,6 +401,10 @@ class WeightsEntry:
     metrics: Metrics | None = _key(_nested(Metrics, "metrics", nullable=True))
     license: str = _key(_string())
     provenance: Provenance = _key(_nested(Provenance, "provenance"))
+
+    def __repr__(self) -> str:  # its sources' URLs may carry credentials
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
+        return redact(f"WeightsEntry({shown})")
 
     @property
     def available(self) -> bool:
@@ -697,18 +712,77 @@ def dump_manifest_json(data: Mapping[str, Any]) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
+MAX_MANIFEST_BYTES = 16 << 20  # the shipped manifest is ~20 KB; a bigger file is not a manifest
+MAX_DEPTH = 16  # the schema nests 6 levels deep
+_STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
 def _read_json(path: Path) -> dict[str, Any]:
+    """Read ``path`` defensively: a regular file only (a FIFO or device is never opened for reading and
+    waited on), at most :data:`MAX_MANIFEST_BYTES`, strict UTF-8, no duplicate keys, bounded nesting.
+    Every problem is a one-line :class:`ManifestError` naming the file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except OSError as exc:
         raise ManifestError(f"{path}: cannot read the weights manifest ({exc.strerror})") from exc
     try:
-        data = json.loads(text)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ManifestError(f"{path}: the weights manifest must be a regular file, not a FIFO, device or folder")
+        if info.st_size > MAX_MANIFEST_BYTES:
+            raise ManifestError(
+                f"{path}: {info.st_size} bytes, over the {MAX_MANIFEST_BYTES >> 20} MiB a weights manifest may have"
+            )
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            raw = fh.read(MAX_MANIFEST_BYTES + 1)
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read the weights manifest ({exc.strerror or exc})") from exc
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"{path}: over the {MAX_MANIFEST_BYTES >> 20} MiB a weights manifest may have")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    depth = _max_depth(text)
+    if depth > MAX_DEPTH:
+        raise ManifestError(f"{path}: JSON nested {depth} levels deep (a weights manifest has at most {MAX_DEPTH})")
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as exc:
+        raise ManifestError(
+            f"{path}: duplicate key {exc.args[0]!r} in one JSON object (which one counts is unclear)"
+        ) from None
     except json.JSONDecodeError as exc:
-        raise ManifestError(f"{path}: not valid JSON: {exc}") from exc
+        raise ManifestError(f"{path}: not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # e.g. an integer of thousands of digits
+        raise ManifestError(f"{path}: not a usable JSON document ({' '.join(str(exc).split())[:200]})") from None
     if not isinstance(data, dict):
         raise ManifestError(f"{path}: the manifest must be a JSON object, got {type(data).__name__}")
     return data
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _max_depth(text: str) -> int:
+    """The deepest nesting of ``[``/``{`` outside strings (before parsing: the parser recurses)."""
+    depth = deepest = 0
+    for char in re.sub(r"[^\[\]{}]", "", _STRING_RE.sub("", text)):
+        depth += 1 if char in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def _label(path: Path | None) -> str:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import re
 from collections.abc import Iterator
@@ -31,12 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from .._files import hash_file
+from .._log import get_logger
 from .download import checked_setting
 from .manifest import check_repo_id, load_manifest, record_published, resolve_manifest_path
-from .redact import RedactingFilter, redact
+from .redact import redact
 
-logger = logging.getLogger(__name__)
-logger.addFilter(RedactingFilter())
+logger = get_logger(__name__)
 
 WEIGHTS_FILE = "model.safetensors"
 REQUIRED_FILES = (WEIGHTS_FILE, "config.json", "README.md")

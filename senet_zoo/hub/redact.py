@@ -1,7 +1,7 @@
 """Keep secrets out of every message: tokens and URL credentials are replaced by ``***``.
 
 Used on exception texts (including text a server echoes back), on source descriptions and, through
-:class:`RedactingFilter`, on every log record of ``senet_zoo.hub``.
+:class:`RedactingFilter`, on every log record of ``senet_zoo`` (see :mod:`senet_zoo._log`).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import base64
 import logging
 import os
 import re
+import sys
 from urllib.parse import unquote, urlsplit
 
 __all__ = ["redact", "RedactingFilter", "known_secrets", "register_url_credentials"]
@@ -31,14 +32,20 @@ _PATTERNS = (
 
 
 def known_secrets(*extra: str | None) -> tuple[str, ...]:
-    """The tokens in the environment and the saved Hugging Face login, plus ``extra``."""
-    found = [os.environ.get(var) for var in _TOKEN_ENVS]
-    try:
-        from huggingface_hub import get_token
+    """The tokens in the environment and the saved Hugging Face login, plus ``extra``.
 
-        found.append(get_token())
-    except Exception:  # no huggingface_hub or an unreadable token file: nothing more to hide
-        pass
+    The saved login is looked up only when huggingface_hub is already imported: a process that never
+    imported it never read the token file, so no message of it can hold that token (and an error of the
+    command line stays as quick as its usage errors).
+    """
+    found = [os.environ.get(var) for var in _TOKEN_ENVS]
+    if "huggingface_hub" in sys.modules:
+        try:
+            from huggingface_hub import get_token
+
+            found.append(get_token())
+        except Exception:  # an unreadable token file: nothing more to hide
+            pass
     return tuple(s for s in (*found, *_REGISTERED, *extra) if s and len(s) >= 4)
 
 
@@ -61,9 +68,15 @@ def redact(text: object, *secrets: str | None) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Formats each record's message and redacts it, so no handler ever sees a secret."""
+    """Formats each record's message and traceback and redacts them, so no handler ever sees a secret."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = redact(record.getMessage())
         record.args = None
+        if record.exc_info and not record.exc_text:  # formatters use exc_text when it is set
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True

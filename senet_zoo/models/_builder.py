@@ -20,7 +20,6 @@ submodules and, when its keys differ from the timm backbone's, giving its model 
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Mapping, Set
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,9 @@ from timm.models._features import FeatureDictNet, FeatureGetterNet, FeatureHookN
 from timm.models._manipulate import adapt_input_conv
 from torch import nn
 
+from .._log import get_logger
 from ..catalog import CATALOG, PAPER
+from ._checks import check_weights
 from .se import SEModule
 
 __all__ = [
@@ -46,7 +47,7 @@ __all__ = [
     "BACKBONE_TAG",
 ]
 
-_logger = logging.getLogger(__name__)
+_logger = get_logger(__name__)
 
 _ALIGNMENT = 64  # bytes: torch's CPU allocator's alignment
 _FEATURE_CLASSES = {"list": FeatureListNet, "dict": FeatureDictNet, "hook": FeatureHookNet, "getter": FeatureGetterNet}
@@ -382,10 +383,15 @@ def build_model(
         state_dict = _state_dict(source)
         with torch.device("meta"):
             model: Any = model_cls(**kwargs)  # gets timm's cfg attributes below
-        if backbone:
-            load_backbone(model, state_dict, cfg)
-        else:
-            load_weights(model, state_dict, cfg)
+        where = f"weights {source.spec}" if source.kind == "tag" else str(source.file)
+        check_weights(state_dict, model.state_dict(), where)
+        try:
+            if backbone:
+                load_backbone(model, state_dict, cfg)
+            else:
+                load_weights(model, state_dict, cfg)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
         if device is not None or dtype is not None:
             model.to(device=device, dtype=dtype)
     else:

@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import functools
 import importlib
-import logging
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 from torch import nn
 
+from .._log import get_logger
 from ..catalog import CATALOG, ModelFacts
 from ._builder import pretrained_cfg_for
 
 __all__ = ["register_with_timm", "family_module"]
 
-_logger = logging.getLogger(__name__)
+_logger = get_logger(__name__)
 
 
 def family_module(m: ModelFacts) -> ModuleType:

@@ -27,16 +27,17 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import logging
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .._files import hash_file, write_text_atomic
+from .._log import get_logger
 from ..catalog import CAFFE_RELEASES
 from ..convert.card import write_card
 from ..convert.converter import convert
@@ -44,11 +45,12 @@ from ..convert.report import CARD_FILE, CONFIG_FILE, CONVERTER_VERSION, WEIGHTS_
 from ..convert.source import load_caffe
 from ..hub.manifest import load_manifest, record_published, resolve_manifest_path, update_entry
 from ..hub.publish import publish
+from ..hub.redact import redact
 from ..preprocessing import cfg_eval_transform
 
 __all__ = ["TAG", "STATE_FILE", "Found", "ModelResult", "ReleaseReport", "ReleaseError", "find_releases", "release"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 TAG = "caffe_in1k"
 STATE_FILE = "release-state.json"
@@ -206,6 +208,8 @@ class _State:
             raise ReleaseError(f"{path}: not a release state file of this version; remove it to start over")
         if data.get("org") != org:
             raise ReleaseError(f"{path}: the interrupted run published to {data.get('org')!r}, not {org!r}")
+        for name, entry in data["models"].items():
+            _check_state_entry(path, org, name, entry)
         return cls(path, org, data["models"])
 
     def update(self, name: str, **values: Any) -> dict[str, Any]:
@@ -219,6 +223,64 @@ class _State:
             return
         text = json.dumps({"version": STATE_VERSION, "org": self.org, "models": self.models}, indent=2) + "\n"
         write_text_atomic(self.path, text)
+
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def _check_state_entry(path: Path, org: str, name: Any, entry: Any) -> None:
+    """Refuse a model entry of ``release-state.json`` that this code did not write: every value a resumed
+    run reuses has its type, and a published repository must be the one this run publishes to."""
+
+    def fail(problem: str) -> ReleaseError:
+        return ReleaseError(f"{path}: model {name!r}: {problem}; remove the file to start over")
+
+    if name not in CAFFE_RELEASES:
+        raise fail("not a model senet-zoo releases")
+    if not isinstance(entry, dict):
+        raise fail(f"expected an object, got {type(entry).__name__}")
+    kinds: dict[str, Callable[[Any], bool]] = {
+        "caffemodel": lambda v: isinstance(v, str),
+        "prototxt": lambda v: v is None or isinstance(v, str),
+        "error": lambda v: v is None or isinstance(v, str),
+        "measured_on": lambda v: isinstance(v, str),
+        "verified": lambda v: isinstance(v, bool),
+        "caffemodel_sha256": lambda v: isinstance(v, str) and bool(_HEX64.fullmatch(v)),
+        "weights_sha256": lambda v: v is None or (isinstance(v, str) and bool(_HEX64.fullmatch(v))),
+        "config_sha256": lambda v: isinstance(v, str) and bool(_HEX64.fullmatch(v)),
+        "caffemodel_size": _is_size,
+        "weights_size": _is_size,
+        "max_rel": lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)),
+        "measured": lambda v: v is None or isinstance(v, dict),
+        "published": lambda v: v is None or isinstance(v, dict),
+    }
+    for key, ok in kinds.items():
+        if key in entry and not ok(entry[key]):
+            raise fail(f"malformed {key!r}: {entry[key]!r}"[:300])
+    if entry.get("published"):
+        _check_published(fail, org, name, entry)
+
+
+def _check_published(fail: Callable[[str], ReleaseError], org: str, name: str, entry: dict[str, Any]) -> None:
+    """A published model's record: the commit of the repository this run publishes to, and its file."""
+    published = entry["published"]
+    for key in ("caffemodel", "caffemodel_sha256", "weights_sha256"):
+        if key not in entry:
+            raise fail(f"a published model without {key!r}")
+    repo_id = f"{org}/{name}.{TAG}"
+    if published.get("repo_id") != repo_id:
+        raise fail(f"recorded repository {published.get('repo_id')!r} is not {repo_id!r} under --org {org}")
+    if not (isinstance(published.get("revision"), str) and _COMMIT.fullmatch(published["revision"])):
+        raise fail(f"malformed published revision {published.get('revision')!r}")
+    if not (isinstance(published.get("sha256"), str) and _HEX64.fullmatch(published["sha256"])):
+        raise fail(f"malformed published sha256 {published.get('sha256')!r}")
+    if not _is_size(published.get("size")):
+        raise fail(f"malformed published size {published.get('size')!r}")
+
+
+def _is_size(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 1 << 40
 
 
 # ------------------------------------------------------------------------------------------------ the run
@@ -300,7 +362,11 @@ def _run(
     found, failed, unidentified = find_releases(src_dir)
     for line in unidentified:
         logger.warning("not an SENet caffemodel: %s", line)
-    staging = work / ".manifest.staging.json"  # publish() records into this copy; the target is written once
+    # publish() records into this copy; the target is written once. A new file of this run's own (O_EXCL):
+    # a link planted in the work folder is never written through.
+    fd, staging_name = tempfile.mkstemp(prefix=".manifest.staging.", suffix=".json", dir=work)
+    os.close(fd)
+    staging = Path(staging_name)
     shutil.copyfile(target, staging)
     results: dict[str, ModelResult] = {}
     for name in names:
@@ -335,7 +401,7 @@ def _describe(err: BaseException) -> str:
     cause = err.__cause__ or err.__context__
     if cause is not None and str(cause) and str(cause) not in text:
         text += " (" + " ".join(str(cause).split()) + ")"
-    return text
+    return redact(text)  # a Hub error may echo the request's headers
 
 
 def _release_one(
@@ -364,8 +430,14 @@ def _release_one(
         prototxt=str(found.prototxt) if found.prototxt else None,
         error=None,
     )
-    weights = recorded.get("weights_sha256")
-    if not (recorded.get("verified") and weights and _weights_sha256(out) == weights):
+    weights, config_sha = recorded.get("weights_sha256"), recorded.get("config_sha256")
+    reusable = (  # everything reused is hashed again: the weights and the config they were converted with
+        recorded.get("verified")
+        and weights
+        and _file_sha256(out / WEIGHTS_FILE) == weights
+        and _file_sha256(out / CONFIG_FILE) == config_sha
+    )
+    if not reusable:
         logger.info("%s: converting %s", name, found.caffemodel)
         state.update(name, verified=False, weights_sha256=None, published=None)
         report = convert(
@@ -387,6 +459,7 @@ def _release_one(
     if recorded.get("measured"):
         config["senet_zoo"]["measured"] = recorded["measured"]
         write_text_atomic(out / CONFIG_FILE, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+    state.update(name, config_sha256=_file_sha256(out / CONFIG_FILE))
     write_card(out / CARD_FILE, config, repo_id)  # the card names the repository it is published to
     result = ModelResult(
         name,
@@ -423,9 +496,8 @@ def _message(found: Found) -> str:
     return f"Add {found.name}.{TAG}: converted from {found.caffemodel.name} (sha256 {found.sha256})"
 
 
-def _weights_sha256(folder: Path) -> str | None:
-    path = folder / WEIGHTS_FILE
-    return hash_file(path)[1] if path.is_file() else None
+def _file_sha256(path: Path) -> str | None:
+    return hash_file(path)[1] if path.is_file() and not path.is_symlink() else None
 
 
 def evaluate_folder(
@@ -434,22 +506,24 @@ def evaluate_folder(
     """Top-1/top-5 (%) of a converted folder on ``val_dir`` (``val_dir/<WNID>/<image>``; any subset of the
     1000 classes), with the weights' own preprocessing (resize, centre crop, mean/std of ``config.json``)."""
     import torch
-    from torchvision.datasets import ImageFolder
     from tqdm.auto import tqdm
 
     from ..convert.verify import load_converted
+    from ..finetune.images import SafeImageFolder
 
     folder = Path(folder)
     config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
     labels: list[str] = config["label_names"]
-    dataset = ImageFolder(str(val_dir), transform=cfg_eval_transform(config["pretrained_cfg"]))
+    dataset = SafeImageFolder(val_dir, transform=cfg_eval_transform(config["pretrained_cfg"]))  # links, bombs
     unknown = [c for c in dataset.classes if c not in labels]
     if unknown:
         raise ValueError(f"{val_dir}: class folders {unknown[:3]} are not ImageNet WNIDs of these weights")
     index = [labels.index(c) for c in dataset.classes]  # folder order → the model's (sorted-WNID) outputs
     dataset.target_transform = index.__getitem__
     model = load_converted(folder / WEIGHTS_FILE, config["senet_zoo"]["name"], config.get("model_args"))
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=0)
+    loader: torch.utils.data.DataLoader[Any] = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, num_workers=0
+    )
     top1 = top5 = count = 0
     with torch.inference_mode():
         for images, targets in tqdm(loader, desc=f"evaluating {folder.name}", disable=not progress):
@@ -558,7 +632,7 @@ def _on_hub(name: str, published: dict[str, Any], results: dict[str, ModelResult
             published["revision"],
             err,
         )
-        _fail(results, name, f"{published['repo_id']}@{published['revision']} not found on the Hub: {err}")
+        _fail(results, name, redact(f"{published['repo_id']}@{published['revision']} not found on the Hub: {err}"))
         return False
     for sibling in info.siblings or []:
         if sibling.rfilename == WEIGHTS_FILE and sibling.lfs is not None and sibling.lfs.sha256 == published["sha256"]:
