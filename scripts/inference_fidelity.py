@@ -80,8 +80,10 @@ def _bf16(model: nn.Module, **policy: bool) -> Runner:
         raise RuntimeError("this CPU has no native bfloat16 (see the warning above)")
     if policy:  # the ablation: rebuild from float32 with the given parts in bfloat16 too
         fp32 = optimize_for_inference(model)
+        reduced = _reduce_precision(fp32.model, PRECISIONS["bf16"], onednn=True, **policy)
+        assert reduced is not None  # optimize_for_inference ran it in bf16 above
         fast = InferenceModel(
-            _reduce_precision(fp32.model, PRECISIONS["bf16"], onednn=True, **policy),
+            reduced,
             channels_last=True,
             compiled=False,
             precision="bf16",

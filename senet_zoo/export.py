@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from timm.models.vgg import ConvMlp
 from torch import nn
 
 from ._files import atomic_open, atomic_path
@@ -165,6 +166,40 @@ def _outputs(fused: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     return list(out) if isinstance(out, (list, tuple)) else [out]
 
 
+def _onnx_outputs(model: nn.Module, fused: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """``fused``'s outputs on ``x``, refusing (in one line) an input too small for an ONNX graph.
+
+    timm's ``ConvMlp`` (VGG's fc6/fc7 as convolutions) pools a feature map smaller than its kernel up
+    to the kernel size with adaptive average pooling, which ONNX cannot express (the exporter needs an
+    output size that divides the input size): the graph then needs feature maps of at least that size.
+    """
+    seen: list[tuple[str, int, int, int]] = []
+    hooks = [
+        m.register_forward_pre_hook(
+            lambda _m, args, name=name, k=m.input_kernel_size: seen.append((name, k, *args[0].shape[-2:]))
+        )
+        for name, m in fused.named_modules()
+        if isinstance(m, ConvMlp)
+    ]
+    try:
+        out = _outputs(fused, x)
+    finally:
+        for handle in hooks:
+            handle.remove()
+    info = getattr(model, "feature_info", None)
+    for name, k, h, w in seen:
+        if h < k or w < k:
+            # the feature map's stride: the last feature tap's reduction (timm's feature_info), else estimated
+            stride = info[-1]["reduction"] if isinstance(info, list) and info else x.shape[-2] // max(h, 1)
+            side = k * stride
+            raise ValueError(
+                f"{type(model).__name__} cannot be exported to ONNX at {x.shape[-2]}×{x.shape[-1]}: its {name} "
+                f"(timm's ConvMlp) gets a {h}×{w} feature map and pools it up to {k}×{k}, which ONNX cannot "
+                f"express; the smallest input is {side}×{side} (input_size=(C, {side}, {side}))"
+            )
+    return out
+
+
 def _export_bytes(fused: nn.Module, x: torch.Tensor, output_names: list[str], opset: int, dynamic_batch: bool) -> bytes:
     """Trace ``fused`` with TorchScript-based ``torch.onnx.export`` (no onnxscript needed; predictable for
     this plain convolutional graph)."""
@@ -281,7 +316,7 @@ class _Traced:
             raise ValueError(f"input_size must be (C, H, W), got {input_size}")
         trace_batch = 2 if dynamic_batch else batch_size  # not 1: a traced size 1 can be mistaken for a broadcast
         x = torch.randn(trace_batch, *input_size, generator=torch.Generator().manual_seed(0))
-        n_out = len(_outputs(fused, x))
+        n_out = len(_onnx_outputs(model, fused, x))
         output_names = ["output"] if n_out == 1 else [f"output{i}" for i in range(n_out)]
         batches = (1, 3) if dynamic_batch else (batch_size,)
         return cls(model, fused, reference, cfg, input_size, x, output_names, batches)
@@ -336,6 +371,8 @@ def export_onnx(
 
     Raises:
         ExportError: onnx/onnxruntime missing, the export failed, or the outputs differ beyond ``tolerance``.
+        ValueError: ``input_size`` is malformed or smaller than the graph can take in ONNX (SE-VGG-16:
+            224×224, its classifier's 7×7 convolution on the last feature map); the message names the smallest.
         RuntimeError: ``model`` is in training mode.
     """
     onnx, onnxruntime = _require_onnx()

@@ -397,11 +397,12 @@ def _fuse(module: nn.Module, fold: _Fold) -> nn.Module:
     clone = copy.copy(module)
     clone._modules = {name: None if child is None else _fuse(child, fold) for name, child in module._modules.items()}
     # A module whose convolutions and BatchNorms are direct children names each pair in ``bn_fold_pairs``
-    # (SE-MobileNet's stem and blocks, SE-ShuffleNet's units): the convolution is folded, the BatchNorm
-    # becomes an Identity.
+    # (SE-MobileNet's stem and blocks, SE-ShuffleNet's units): the convolution is folded into a
+    # :class:`ConvAct` (so that the oneDNN and reduced-precision paths cover it), the BatchNorm becomes
+    # an Identity.
     for conv_name, bn_name in getattr(module, "bn_fold_pairs", ()):
         conv, bn = module.get_submodule(conv_name), module.get_submodule(bn_name)
-        clone._modules[conv_name] = fold(cast(nn.Conv2d, conv), cast(nn.BatchNorm2d, bn))
+        clone._modules[conv_name] = ConvAct(fold(cast(nn.Conv2d, conv), cast(nn.BatchNorm2d, bn)), relu=False)
         clone._modules[bn_name] = nn.Identity()
     clone._parameters = copy.deepcopy(module._parameters)
     clone._buffers = copy.deepcopy(module._buffers)
@@ -460,7 +461,7 @@ class _CastInput(_InferenceOnly):
 
 def _reduce_precision(
     fused: nn.Module, dtype: torch.dtype, onednn: bool, float32_stem: bool = True, float32_excitation: bool = True
-) -> nn.Module:
+) -> nn.Module | None:
     """Convert the fused model's convolutions to ``dtype`` (weights converted once, here), keeping in
     float32 what the fidelity measurements (scripts/inference_fidelity.py) show must stay there:
 
@@ -470,8 +471,11 @@ def _reduce_precision(
 
     Activations between convolutions, the SE scale and the residual sums run in ``dtype``.
     ``float32_stem`` / ``float32_excitation`` off convert those too (the script's ablation).
+    ``None`` (``fused`` untouched) where the fusion found no convolution to convert.
     """
     convs = [m for m in fused.modules() if isinstance(m, ConvAct)]
+    if len(convs) < 2:  # nothing but a stem: no fused convolution would run in ``dtype``
+        return None
     for i, m in enumerate(convs):
         if i == 0 and float32_stem:
             m.out_dtype = dtype
@@ -674,7 +678,17 @@ def optimize_for_inference(
         if isinstance(m, ConvAct):
             m.onednn = onednn
     if precision != "fp32":
-        fused = _reduce_precision(fused, PRECISIONS[precision], onednn=onednn and device.type == "cpu")
+        reduced = _reduce_precision(fused, PRECISIONS[precision], onednn=onednn and device.type == "cpu")
+        if reduced is None:
+            _logger.warning(
+                "optimize_for_inference(precision=%r): %s has no convolution the fusion runs in reduced "
+                "precision; running in float32 instead",
+                precision,
+                type(model).__name__,
+            )
+            precision = "fp32"
+        else:
+            fused = reduced
     reusing = reuse_memory and device.type == "cpu" and reuse_freed_memory()
     _logger.info(
         "fused %s for inference (channels_last=%s, onednn=%s, compile=%s, precision=%s, reuse_memory=%s)",

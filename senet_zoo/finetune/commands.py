@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 from typing import Any
 
 from .._cli_helpers import add_command, call_with_options
@@ -129,6 +130,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="PATH|TAG|default|none",
         help="starting weights (default: the model's default published weights; none: random init)",
     )
+    p.add_argument(
+        "--pretrained-path",
+        metavar="FILE",
+        help="a local file holding the weights --pretrained names, loaded by that tag's rules (as timm's "
+        "--pretrained-path; create_model's pretrained_cfg_overlay=dict(file=FILE)), e.g. --pretrained backbone "
+        "--pretrained-path mobilenetv1_100.safetensors",
+    )
     p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training set")
     p.add_argument(
         "--augment",
@@ -193,6 +201,32 @@ def _num_classes(value: str, data: str) -> int:
         raise ValueError(f"--num-classes must be 'auto' or an integer, got {value!r}") from None
 
 
+def _local_copy_of_tag(model: str, pretrained: Any, path: str) -> tuple[str, Any]:
+    """``--pretrained TAG --pretrained-path FILE``: the tag (checked against the manifest) and the file as a
+    resolved source (its sha256 is recorded as the run's base weights)."""
+    from ..hub.manifest import load_manifest, split_name
+    from ..resolve import HF_HUB_PREFIX, arch_for, is_path, resolve
+
+    if pretrained is False:
+        raise ValueError(
+            "--pretrained-path FILE stands in for the weights --pretrained names: not with --pretrained none"
+        )
+    if (not isinstance(pretrained, str) and pretrained is not True) or (
+        isinstance(pretrained, str) and (is_path(pretrained) or pretrained.startswith(HF_HUB_PREFIX))
+    ):
+        raise ValueError(
+            f"--pretrained {pretrained} already names a file; --pretrained-path goes with a weights tag "
+            "(e.g. --pretrained backbone)"
+        )
+    arch, tag = split_name(model)
+    arch, manifest = arch_for(arch), load_manifest()
+    tag = tag or (pretrained if isinstance(pretrained, str) else manifest.default_tag(arch))
+    manifest.get(arch, tag)  # an unknown tag is an error naming the known ones
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--pretrained-path {path}: no such file")
+    return tag, resolve(path, arch)
+
+
 def _finetune(args: argparse.Namespace) -> int:
     """Fine-tune a model on an ImageFolder (DIR/train/CLASS/*, DIR/val/CLASS/*).
 
@@ -220,10 +254,17 @@ def _finetune(args: argparse.Namespace) -> int:
     kwargs = model_kwargs_from(args)
     num_classes = _num_classes(args.num_classes, args.data)
     pretrained = parse_pretrained(args.pretrained)
-    _, source = resolve_pretrained(args.model, pretrained)  # once: built from it, and recorded in the run
+    if args.pretrained_path is not None:
+        # timm's --pretrained-path: the named tag's weights (its loading rules, preprocessing) from a local file
+        pretrained, source = _local_copy_of_tag(args.model, pretrained, args.pretrained_path)
+        kwargs["pretrained_cfg_overlay"] = dict(file=str(args.pretrained_path))
+    else:
+        _, source = resolve_pretrained(args.model, pretrained)  # once: built from it, and recorded in the run
     torch.manual_seed(args.seed)  # every rank builds the same new head
     # a new task: starting weights with another head get a new one (logged)
-    model = create_model(args.model, pretrained=source or False, num_classes=num_classes, new_head=True, **kwargs)
+    weights = pretrained if args.pretrained_path is not None else source or False
+    model = create_model(args.model, pretrained=weights, num_classes=num_classes, new_head=True, **kwargs)
+    kwargs.pop("pretrained_cfg_overlay", None)  # the file is recorded as the run's base weights
     # The transforms follow the loaded weights' preprocessing, so the data sets come after the model.
     train, val, classes = image_folder_datasets(
         args.data,

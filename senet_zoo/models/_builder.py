@@ -260,7 +260,14 @@ def load_weights(
         if not (
             key in new_keys or key.endswith("num_batches_tracked") or (classifier and key.startswith(f"{classifier}."))
         ):
-            raise ValueError(f"weights do not fit {type(model).__name__}: missing {key}")
+            se = se_keys(model)
+            hint = (
+                "; the weights hold no SE tensor: a non-SE backbone's? load them with pretrained='backbone', "
+                "pretrained_cfg_overlay=dict(file=PATH) (CLI: --pretrained backbone --pretrained-path PATH)"
+                if key in se and not se & set(state_dict)
+                else ""
+            )
+            raise ValueError(f"weights do not fit {type(model).__name__}: missing {key}{hint}")
     _materialize_missing(model, missing)
     model.load_state_dict(_aligned(state_dict), strict=False, assign=True)
 
