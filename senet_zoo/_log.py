@@ -15,7 +15,7 @@ PACKAGE = "senet_zoo"
 
 
 def _install(logger: logging.Logger) -> logging.Logger:
-    from .hub.redact import RedactingFilter  # imported here: hub's package imports modules that use this one
+    from ._redact import RedactingFilter
 
     if not any(isinstance(f, RedactingFilter) for f in logger.filters):
         logger.addFilter(RedactingFilter())

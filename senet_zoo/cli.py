@@ -165,7 +165,7 @@ def _passive_openmp() -> None:
 
 def _message(err: BaseException) -> str:
     """One line for the user, credentials redacted (an error may quote a URL or a request header)."""
-    from .hub.redact import redact
+    from ._redact import redact
 
     text = err.args[0] if isinstance(err, KeyError) and err.args else err  # KeyError's str() is a repr
     return " ".join(redact(str(text)).split()) or type(err).__name__

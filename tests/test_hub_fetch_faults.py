@@ -24,6 +24,7 @@ from support.hub_fixtures import (
 )
 from support.hub_server import FileServer, gzip_bomb
 
+from senet_zoo._redact import redact
 from senet_zoo.hub.fetch import (
     DownloadError,
     DownloadSettings,
@@ -35,7 +36,6 @@ from senet_zoo.hub.fetch import (
     verify_cache,
 )
 from senet_zoo.hub.manifest import WeightsEntry, load_manifest
-from senet_zoo.hub.redact import redact
 
 DATA = os.urandom(200_000)
 SHA = hashlib.sha256(DATA).hexdigest()

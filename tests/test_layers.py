@@ -23,8 +23,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "senet_zoo"
 # package's public API. A module belongs to the first layer one of whose patterns it matches
 # (`x` matches `x` and `x.*`).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("senet_zoo._version", "senet_zoo._files", "senet_zoo._lazy", "senet_zoo.catalog",
-                    "senet_zoo.preprocessing")),
+    ("foundation", ("senet_zoo._version", "senet_zoo._files", "senet_zoo._lazy", "senet_zoo._redact",
+                    "senet_zoo._log", "senet_zoo.catalog", "senet_zoo.preprocessing")),
     ("commands", ("senet_zoo.cli", "senet_zoo._cli_helpers", "senet_zoo.commands", "senet_zoo.*.commands",
                   "senet_zoo.export_commands", "senet_zoo.demo")),
     ("caffe", ("senet_zoo.caffe",)),

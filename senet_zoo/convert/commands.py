@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _one_line(err: BaseException) -> str:
-    from ..hub.redact import redact
+    from .._redact import redact
 
     text = " ".join(redact(err).split()) or type(err).__name__
     return text if len(text) <= 2000 else text[:2000] + " ..."

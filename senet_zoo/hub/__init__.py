@@ -3,6 +3,7 @@
 Cheap to import: ``requests``, ``huggingface_hub`` and ``torch`` are imported only when a function needs them.
 """
 
+from .._redact import redact
 from .download import DownloadFailed, DownloadSettings, download
 from .fetch import (
     CacheCheck,
@@ -27,7 +28,6 @@ from .manifest import (
     update_entry,
 )
 from .publish import PublishError, PublishResult, publish
-from .redact import redact
 from .weights_file import load_state_dict
 
 __all__ = [

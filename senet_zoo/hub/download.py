@@ -24,7 +24,7 @@ from typing import IO, Any
 
 from .._files import WritebackWriter, byte_bar, hash_file
 from .._log import get_logger
-from .redact import redact
+from .._redact import redact
 
 logger = get_logger(__name__)
 

@@ -12,7 +12,7 @@ difference re-hashes the file before use. A Hub file already in the Hugging Face
 (``try_to_load_from_cache``) is used from there, checked the same way. A file that fails is removed, and only a
 cache's own: a link is unlinked as a link, and the file behind it deleted only when it resolves inside that cache
 (:func:`_discard`). ``SENET_ZOO_OFFLINE=1`` or ``HF_HUB_OFFLINE=1`` use the caches only. Messages go through
-:func:`~senet_zoo.hub.redact.redact`: tokens and URL credentials are never printed.
+:func:`~senet_zoo._redact.redact`: tokens and URL credentials are never printed.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from typing import Any
 
 from .._files import fsync_dir, hash_file
 from .._log import get_logger
+from .._redact import redact, register_url_credentials
 from .download import DownloadFailed, DownloadSettings, download
 from .manifest import Manifest, Source, WeightsEntry, load_manifest
-from .redact import redact, register_url_credentials
 
 logger = get_logger(__name__)
 

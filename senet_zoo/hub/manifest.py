@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 
 from .._files import write_text_atomic
 from .._log import get_logger
-from .redact import redact
+from .._redact import redact
 
 logger = get_logger(__name__)
 

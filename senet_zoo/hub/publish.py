@@ -31,9 +31,9 @@ from typing import Any
 
 from .._files import hash_file
 from .._log import get_logger
+from .._redact import redact
 from .download import checked_setting
 from .manifest import check_repo_id, load_manifest, record_published, resolve_manifest_path
-from .redact import redact
 
 logger = get_logger(__name__)
 

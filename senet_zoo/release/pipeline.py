@@ -38,6 +38,7 @@ from typing import Any
 
 from .._files import hash_file, write_text_atomic
 from .._log import get_logger
+from .._redact import redact
 from ..catalog import CAFFE_RELEASES
 from ..convert.card import write_card
 from ..convert.converter import convert
@@ -45,7 +46,6 @@ from ..convert.report import CARD_FILE, CONFIG_FILE, CONVERTER_VERSION, WEIGHTS_
 from ..convert.source import load_caffe
 from ..hub.manifest import load_manifest, record_published, resolve_manifest_path, update_entry
 from ..hub.publish import publish
-from ..hub.redact import redact
 from ..preprocessing import cfg_eval_transform
 
 __all__ = ["TAG", "STATE_FILE", "Found", "ModelResult", "ReleaseReport", "ReleaseError", "find_releases", "release"]
