@@ -93,6 +93,7 @@ def test_se_stages_choose_the_stages_with_se(stages: tuple[int, ...]) -> None:
         assert model(x).shape == (1, 10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("position", SE_POSITIONS)
 def test_fused_scripted_and_eager_agree(position: str) -> None:
     model = _model(se_position=position, se_stages=(2, 3, 4))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from support.convert_helpers import caffemodel, listing
 
 from senet_zoo.cli import main
 
 
+@pytest.mark.slow
 def test_convert_then_verify(tmp_path, capsys) -> None:
     model = caffemodel(tmp_path, "se_resnext50_32x4d", seed=3, package_writer=True)
     out = tmp_path / "folder"

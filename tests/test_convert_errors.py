@@ -140,6 +140,7 @@ def test_existing_output_is_kept(tmp_path, good) -> None:
     assert listing(out) == ["keep.txt"] and (out / "keep.txt").read_text() == "mine"
 
 
+@pytest.mark.slow
 def test_failed_verification_leaves_nothing(tmp_path, good, monkeypatch) -> None:
     """A converter that forgot the class permutation is caught by verification, and cleaned up."""
     converter = importlib.import_module("senet_zoo.convert.converter")

@@ -19,6 +19,8 @@ from senet_zoo.convert import convert
 from senet_zoo.convert.card import card_claims_accuracy, model_card
 from senet_zoo.convert.verify import FEATURE_SIZE, model_input, random_images
 
+pytestmark = pytest.mark.slow  # full conversions / releases: run by CI and the full command
+
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, object]]:

@@ -48,6 +48,7 @@ def _strip(net: Net) -> None:
     net.layers = [Layer(layer.name, layer.type, blobs=layer.blobs) for layer in net.layers if layer.blobs]
 
 
+@pytest.mark.slow
 def test_weights_only_caffemodel_with_and_without_prototxt(tmp_path, reference) -> None:
     path = caffemodel(tmp_path, "se_resnet50", seed=9, mutate=_strip)
     report = convert(path, tmp_path / "bare", verify=False, progress=False)
@@ -73,6 +74,7 @@ def _as_training_net(net: Net) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_caffemodel_saved_from_the_training_net(tmp_path, reference) -> None:
     """Layer definitions of the training net (as solver snapshots store them) are accepted and
     checked; verification runs the release's deploy structure with the caffemodel's blobs."""
@@ -82,6 +84,7 @@ def test_caffemodel_saved_from_the_training_net(tmp_path, reference) -> None:
     _assert_equal(tensors(tmp_path / "out"), reference)
 
 
+@pytest.mark.slow
 def test_scale_factor_one_and_zero(tmp_path, reference) -> None:
     """BatchNorm blobs with s = 1 give the same statistics as s = 999.98; s = 0 means zero statistics
     (Caffe's rule), converted only with allow_suspicious: no trained net has it."""
@@ -111,6 +114,7 @@ def test_scale_factor_one_and_zero(tmp_path, reference) -> None:
     assert torch.equal(zero["layer2.0.bn1.running_var"], reference["layer2.0.bn1.running_var"])
 
 
+@pytest.mark.slow
 def test_batchnorm_eps_is_folded_exactly(tmp_path) -> None:
     """A BatchNorm eps other than PyTorch's 1e-5 is folded into running_var; verification proves it."""
 

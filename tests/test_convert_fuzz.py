@@ -27,6 +27,7 @@ from senet_zoo.cli import main
 CASES = 24
 
 
+@pytest.mark.slow
 def test_fuzz_corpus_clean_errors_or_verified_conversions(tmp_path: Path) -> None:
     base = base_files(tmp_path)
     work = tmp_path / "work"

@@ -102,6 +102,7 @@ c.convert(sys.argv[1], sys.argv[2], verify=False, progress=False)
 """
 
 
+@pytest.mark.slow
 def test_killed_run_is_cleaned_by_the_next(tmp_path, good) -> None:
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))

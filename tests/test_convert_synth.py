@@ -110,6 +110,7 @@ def test_random_blobs_caffe_conventions() -> None:
     assert all(np.array_equal(a, b) for x, y in zip(net.layers, again.layers) for a, b in zip(x.blobs, y.blobs))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["senet154", "se_bn_inception"])
 def test_random_weights_keep_activations_in_range(arch: str) -> None:
     """Through 50 residual blocks (SENet-154 at full depth) or ten SE-gated Inception modules the
@@ -125,6 +126,7 @@ def test_random_weights_keep_activations_in_range(arch: str) -> None:
     assert float((logits[0] - logits[1]).abs().max()) > 0.05 * float(logits.abs().max())
 
 
+@pytest.mark.slow
 def test_random_blobs_for_a_parsed_net() -> None:
     """random_blobs also fills a net that came without blobs (e.g. a parsed prototxt)."""
     net = synth_net("se_bn_inception", blobs=False)

@@ -24,6 +24,8 @@ from senet_zoo.caffe.synth import synth_net
 from senet_zoo.caffe.writer import write_caffemodel
 from senet_zoo.convert import convert
 
+pytestmark = pytest.mark.slow  # full conversions / releases: run by CI and the full command
+
 REPO_ID = "senet-zoo/se_resnet50.caffe_in1k"
 LOGITS = (  # every route computes logits on the same seeded input and saves them to argv[1]
     "import json, sys, numpy as np, torch\n"

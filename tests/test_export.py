@@ -63,6 +63,7 @@ def _rel_diff(got: np.ndarray, model: nn.Module, x: torch.Tensor) -> float:
     return float((torch.from_numpy(got).double() - ref).abs().max() / ref.abs().max())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,kwargs,size", ARCHS, ids=[a[0] for a in ARCHS])
 def test_export_runs_in_onnxruntime_like_pytorch(tmp_path: Path, name: str, kwargs: dict, size: int) -> None:
     model = _model(name, **kwargs)
@@ -82,6 +83,7 @@ def test_export_runs_in_onnxruntime_like_pytorch(tmp_path: Path, name: str, kwar
     assert _rel_diff(out, model, x) <= 1e-4
 
 
+@pytest.mark.slow
 def test_metadata_carries_preprocessing_labels_and_verification(tmp_path: Path) -> None:
     model = _model("se_resnet50", num_classes=1000, **SMALL)
     path = tmp_path / "m.onnx"
@@ -98,6 +100,7 @@ def test_metadata_carries_preprocessing_labels_and_verification(tmp_path: Path) 
     assert verification["tolerance"] == 1e-4 and all(c["max_rel"] <= 1e-4 for c in verification["checks"])
 
 
+@pytest.mark.slow
 def test_refused_export_writes_nothing_and_keeps_the_old_file(tmp_path: Path) -> None:
     model = _model("se_resnet50", **SMALL)
     path = tmp_path / "m.onnx"
@@ -108,6 +111,7 @@ def test_refused_export_writes_nothing_and_keeps_the_old_file(tmp_path: Path) ->
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]  # no temporary file left behind
 
 
+@pytest.mark.slow
 def test_fixed_batch_and_fused_model_and_feature_extractor(tmp_path: Path) -> None:
     model = _model("se_resnet50", **SMALL)
     fixed = tmp_path / "fixed.onnx"
@@ -154,6 +158,7 @@ def _converted_folder(folder: Path) -> nn.Module:
     return model
 
 
+@pytest.mark.slow
 def test_cli_exports_a_converted_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     model = _converted_folder(tmp_path / "converted")
     out = tmp_path / "out" / "model.onnx"
@@ -176,6 +181,7 @@ def test_cli_errors_name_the_problem(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert not (tmp_path / "x.onnx").exists()
 
 
+@pytest.mark.slow
 def test_dynamo_export_of_the_fused_model_runs_in_onnxruntime(tmp_path: Path) -> None:
     """torch.onnx.export(dynamo=True) (onnxscript, in the export extra) on optimize_for_inference's result."""
     pytest.importorskip("onnxscript")
@@ -186,6 +192,7 @@ def test_dynamo_export_of_the_fused_model_runs_in_onnxruntime(tmp_path: Path) ->
     assert _rel_diff(_onnxruntime(path, x)[0], model, x) <= 1e-4
 
 
+@pytest.mark.slow
 def test_se_excitation_is_exported_as_1x1_convolutions(tmp_path: Path) -> None:
     """As timm's export has it (ONNX Runtime keeps the chain in its blocked layout): only the classifier is a Gemm."""
     report = export_onnx(_model("se_resnet50", **SMALL), tmp_path / "m.onnx", input_size=(3, 32, 32))

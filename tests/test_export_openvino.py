@@ -25,6 +25,7 @@ def _run(path: Path, x: torch.Tensor, precision: str) -> torch.Tensor:
     return compiled(x.numpy())[compiled.outputs[0]]
 
 
+@pytest.mark.slow
 def test_cli_exports_openvino_with_the_onnx_metadata(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     model = _converted_folder(tmp_path / "converted")
     xml = tmp_path / "out" / "model.xml"
@@ -44,6 +45,7 @@ def test_cli_exports_openvino_with_the_onnx_metadata(tmp_path: Path, capsys: pyt
     assert _rel_diff(_run(xml, x, "f32"), model, x) <= 1e-4
 
 
+@pytest.mark.slow
 def test_bf16_export_is_verified_at_its_precision_and_refusal_keeps_the_old_file(tmp_path: Path) -> None:
     model = _model("se_resnet50", **SMALL)
     path = tmp_path / "m.xml"

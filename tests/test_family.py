@@ -62,6 +62,7 @@ def _macs(model: nn.Module, side: int) -> float:
     return counter.get_total_flops() / 2e9
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(FAMILY))
 def test_built_network_matches_the_catalog_and_adds_only_se_to_timms(name: str) -> None:
     facts = CATALOG[name]

@@ -220,6 +220,7 @@ def test_signals_are_held_back_while_a_checkpoint_is_written() -> None:
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+@pytest.mark.slow
 def test_sigterm_stops_the_cli_cleanly_and_resume_continues(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = make_colour_folder(tmp_path / "colours", {"train": 8, "val": 4}, size=16)
     run = tmp_path / "run"

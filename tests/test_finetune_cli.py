@@ -65,6 +65,7 @@ def _valid_png(path: Path) -> tuple[int, int]:
         return img.size
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_thread")
 def test_finetune_then_evaluate_then_excitations(
     colours: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -153,6 +154,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_torchrun_two_cpu_processes(colours: Path, tmp_path: Path) -> None:
     run = tmp_path / "ddp"
     cmd = [

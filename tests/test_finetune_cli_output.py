@@ -80,6 +80,7 @@ def test_threads_and_workers_never_oversubscribe(monkeypatch: pytest.MonkeyPatch
     assert cpu_plan(cpu)[0] == 3
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_thread")
 def test_default_settings_learn_digits_and_the_run_folder_evaluates(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

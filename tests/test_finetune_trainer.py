@@ -59,6 +59,7 @@ class _Interrupted(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_learns_the_signal_and_resume_reproduces_the_uninterrupted_run(colours: Path, tmp_path: Path) -> None:
     config = TrainConfig(epochs=3, batch_size=16, lr=0.05, warmup_epochs=1, progress=False, deterministic=True)
     train, val, classes = image_folder_datasets(colours, _tiny_senet(0), img_size=32, augment="light")

@@ -67,6 +67,7 @@ def _fetch_all(hub: HubEmulator, home: Path, manifest: Path, *tags: str, **env: 
     return run_python(_FETCH_ALL, hub_client_env(hub, home, **env), str(manifest), *tags, forbid=(hub.token,))
 
 
+@pytest.mark.slow
 def test_publish_fetch_round_trip(tmp_path: Path) -> None:
     folder = make_weights_folder(tmp_path / "converted")
     weights = (folder / "model.safetensors").read_bytes()
@@ -126,6 +127,7 @@ def test_publish_fetch_round_trip(tmp_path: Path) -> None:
         assert str(tmp_path / "home" / "hf" / "hub") in error
 
 
+@pytest.mark.slow
 def test_tampered_hub_file_is_deleted_and_next_source_used(tmp_path: Path) -> None:
     folder = make_weights_folder(tmp_path / "converted", seed=1)
     weights = (folder / "model.safetensors").read_bytes()
@@ -153,6 +155,7 @@ def test_tampered_hub_file_is_deleted_and_next_source_used(tmp_path: Path) -> No
         assert hub.count("GET", "/lfs/", server="cdn") == 2 and mirror.gets["/model.safetensors"] == 1
 
 
+@pytest.mark.slow
 def test_private_repo_round_trip(tmp_path: Path) -> None:
     folder = make_weights_folder(tmp_path / "converted", seed=2)
     manifest = pending_manifest(tmp_path / "m.json")
@@ -165,6 +168,7 @@ def test_private_repo_round_trip(tmp_path: Path) -> None:
         assert "Repository Not Found" in anonymous["caffe_in1k"]["attempts"][0][1]
 
 
+@pytest.mark.slow
 def test_missing_token_is_a_clear_error(tmp_path: Path) -> None:
     folder = make_weights_folder(tmp_path / "converted")
     manifest = pending_manifest(tmp_path / "m.json")

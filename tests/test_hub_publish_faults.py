@@ -50,6 +50,7 @@ def _publish_argv(folder: Path, manifest: Path) -> list[str]:
     return ["publish", str(folder), "--repo-id", REPO, "--manifest", str(manifest)]
 
 
+@pytest.mark.slow
 def test_hung_and_echoing_hub_give_one_line_errors(tmp_path: Path) -> None:
     folder = make_weights_folder(tmp_path / "converted")
     manifest = pending_manifest(tmp_path / "m.json")
@@ -69,6 +70,7 @@ def test_hung_and_echoing_hub_give_one_line_errors(tmp_path: Path) -> None:
     assert load_manifest(manifest).get("se_resnet50").status == "pending"
 
 
+@pytest.mark.slow
 def test_unreachable_hub_gives_one_line_error(tmp_path: Path) -> None:
     folder = make_weights_folder(tmp_path / "converted")
     manifest = pending_manifest(tmp_path / "m.json")
@@ -150,6 +152,7 @@ print(json.dumps(hf_hub_download(sys.argv[1], "model.safetensors", revision=sys.
 """
 
 
+@pytest.mark.slow
 def test_corrupted_hub_cache_is_caught_even_with_restored_mtime(tmp_path: Path) -> None:
     import os
 
@@ -178,6 +181,7 @@ def test_corrupted_hub_cache_is_caught_even_with_restored_mtime(tmp_path: Path) 
         assert hub.count("GET", "/lfs/", server="cdn") == 2
 
 
+@pytest.mark.slow
 def test_dripping_hub_download_is_a_stall(tmp_path: Path) -> None:
     """huggingface_hub's own download loop gets the stall window and deadline of URL downloads."""
     folder = make_weights_folder(tmp_path / "converted", seed=4)

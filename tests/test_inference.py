@@ -66,6 +66,7 @@ def resnet50() -> nn.Module:
     return _model("se_resnet50")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,batch,size", ARCHS, ids=[a[0] for a in ARCHS])
 def test_fused_logits_equal_unfused(name: str, batch: int, size: int) -> None:
     model = _model(name)
@@ -203,6 +204,7 @@ def test_early_squeeze_gives_the_gate_of_the_output(resnet50: nn.Module) -> None
         assert stage4._early_gate(torch.rand(1, 512, 7, 7)) is None  # 2048×512 weights outweigh a 7×7 map
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning is Linux-only")
 def test_freed_activation_memory_is_reused_without_page_faults() -> None:
     """In a fresh process that opts in first thing (the setting is process-wide: a user opts in at start-up;

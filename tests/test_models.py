@@ -16,6 +16,7 @@ def _logits(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         return model.eval()(x)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(TIMM_LEGACY))
 def test_state_dict_moves_both_ways_with_identical_logits(name: str) -> None:
     torch.manual_seed(0)

@@ -147,6 +147,7 @@ TIMM_SENET154_SIGNATURE = (  # run with and without senet_zoo imported
 )
 
 
+@pytest.mark.slow
 def test_import_never_replaces_timm_senet154() -> None:
     """timm owns `senet154` (a gluon ResNet-D); importing senet_zoo must leave it untouched."""
     code = TIMM_SENET154_SIGNATURE + "assert 'senet_zoo' not in sys.modules\nprint(signature)\n"
@@ -171,6 +172,7 @@ BLOCK_TIMM = (
 )
 
 
+@pytest.mark.slow
 def test_caffe_and_convert_import_without_timm(repo_root: Path) -> None:
     code = BLOCK_TIMM + (
         "import senet_zoo.caffe, senet_zoo.convert\n"
@@ -186,6 +188,7 @@ def test_caffe_and_convert_import_without_timm(repo_root: Path) -> None:
     assert proc.stdout.strip() == "ok"
 
 
+@pytest.mark.slow
 def test_a_bad_manifest_breaks_only_what_uses_it(tmp_path: Path, repo_root: Path) -> None:
     broken = tmp_path / "broken manifest.json"
     broken.write_text("{not json")

@@ -30,6 +30,8 @@ from senet_zoo.caffe.synth import synth_net
 from senet_zoo.caffe.writer import write_caffemodel, write_prototxt
 from senet_zoo.release.pipeline import STATE_FILE, ReleaseError, release
 
+pytestmark = pytest.mark.slow  # full conversions / releases: run by CI and the full command
+
 ORG = "zoo-test"
 # name → (blocks per stage, file name in the download folder): distinct depths, uninformative names
 RELEASES = {
