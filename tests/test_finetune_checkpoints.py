@@ -211,13 +211,18 @@ def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path
 
 
 def test_signals_are_held_back_while_a_checkpoint_is_written() -> None:
-    order = []
-    with pytest.raises(KeyboardInterrupt):
-        with _signals_held():
-            signal.raise_signal(signal.SIGINT)
-            order.append("write finished")
-    assert order == ["write finished"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # Python's own SIGINT handler, also where the test process inherited SIGINT ignored (a background job)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        order = []
+        with pytest.raises(KeyboardInterrupt):
+            with _signals_held():
+                signal.raise_signal(signal.SIGINT)
+                order.append("write finished")
+        assert order == ["write finished"]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.mark.slow
