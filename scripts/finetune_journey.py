@@ -6,7 +6,7 @@ For each model (default: se_resnet50, which plain timm loads, and se_bn_inceptio
 2. ``senet-zoo evaluate --weights RUN --data DIGITS/val``: the reference top-1;
 3. ``senet-zoo export RUN``, then the ONNX file in ONNX Runtime with the preprocessing (input size, resize,
    crop, mean, std) and the label names read from the file's metadata only: its top-1;
-4. ``senet-zoo publish RUN --repo-id ...`` to a Hub emulator on 127.0.0.1 (tests/hub_emulator.py);
+4. ``senet-zoo publish RUN --repo-id ...`` to a Hub emulator on 127.0.0.1 (tests/support/hub_server.py);
 5. in a fresh process with an empty Hugging Face cache: plain ``timm.create_model("hf-hub:...",
    pretrained=True)`` without senet_zoo (the ResNet family), or ``senet_zoo.create_model("hf-hub:...")``
    (se_bn_inception), evaluated with the transform of its own pretrained config: its top-1;
@@ -60,11 +60,8 @@ print(json.dumps({"top1": 100.0 * correct / len(data), "senet_zoo_imported": "se
 
 
 def _emulator() -> Any:
-    for folder in (REPO / "tests" / "support", REPO / "tests"):
-        if (folder / "hub_emulator.py").is_file():
-            sys.path.insert(0, str(folder))
-            break
-    from hub_emulator import HubEmulator
+    sys.path.insert(0, str(REPO / "tests"))  # the test suite's Hub emulator: tests/support/hub_server.py
+    from support.hub_server import HubEmulator
 
     return HubEmulator
 

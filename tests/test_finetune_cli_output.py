@@ -90,6 +90,7 @@ def test_default_settings_learn_digits_and_the_run_folder_evaluates(
     # Default settings except the epochs, a 1-block-per-stage network and 16 px, to stay quick.
     args = ["finetune", "--model", "se_resnet50", "--model-kwargs", SMALL, "--pretrained", "none"]
     args += ["--data", str(data), "--out", str(run), "--img-size", "16", "--epochs", "3", "--json", "--no-progress"]
+    args += ["--threads", "1"]  # the same arithmetic (and result) on every machine, whatever its core count
     assert main(args) == 0
     captured = capsys.readouterr()
     summary = json.loads(captured.out)  # --json: stdout is the summary alone, the epoch lines go to stderr
