@@ -15,9 +15,8 @@ def write_random_weights(model_name: str, directory: Path, seed: int = 0) -> Pat
 
     The classifier is scaled up so that the logits spread over a few units, as a trained model's do;
     an absolute logit tolerance then means what it says."""
-    from safetensors.torch import save_file
-
     import senet_zoo
+    from senet_zoo.hub.weights_file import save_state_dict
 
     torch.manual_seed(seed)
     model = senet_zoo.create_model(model_name)
@@ -30,6 +29,6 @@ def write_random_weights(model_name: str, directory: Path, seed: int = 0) -> Pat
                 m.bias.uniform_(-0.1, 0.1)
         model.get_classifier().weight.mul_(CLASSIFIER_GAIN)
     path = Path(directory) / f"{model_name}.safetensors"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    save_state_dict(path, model.state_dict())  # the layout senet-zoo writes (conversions, runs, packages)
     path.read_bytes()  # "in the local cache": the file's pages are in the page cache
     return path

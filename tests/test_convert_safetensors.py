@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import torch
 from safetensors import safe_open
 
 from senet_zoo._files import sha256_file
-from senet_zoo.convert.safetensors_writer import Entry, write_safetensors
+from senet_zoo.convert.safetensors_writer import Entry, aligned_order, write_safetensors
 
 
 def test_streamed_file_reads_back(tmp_path) -> None:
@@ -33,7 +34,7 @@ def test_streamed_file_reads_back(tmp_path) -> None:
     )
     data = path.read_bytes()
     assert size == len(data) and written == [0, 1, 2]
-    assert int.from_bytes(data[:8], "little") % 8 == 0
+    assert (8 + int.from_bytes(data[:8], "little")) % 64 == 0  # the data starts 64-byte aligned
     with safe_open(str(path), "pt") as f:
         assert f.metadata() == {"k": "finalvalue!"}
         for name, array in arrays.items():
@@ -102,3 +103,39 @@ def test_background_hash_is_sha256_in_order_and_bounded() -> None:
     digest = bg.hexdigest()
     assert digest == hashlib.sha256(b"a" * 60 + b"b" * 60 + b"c" * 500).hexdigest()
     assert seen == ["after c"]
+
+
+def test_aligned_order_puts_whole_multiples_of_64_bytes_first(tmp_path) -> None:
+    sizes = {"odd": 3, "a": 16, "small": 1, "b": 32}  # float32 elements: 12, 64, 4, 128 bytes
+    entries = aligned_order([Entry(k, "F32", (n,)) for k, n in sizes.items()], lambda e: e.nbytes)
+    assert [e.name for e in entries] == ["a", "b", "odd", "small"]
+    path = tmp_path / "x.safetensors"
+    write_safetensors(path, entries, [np.full(e.shape, i, np.float32) for i, e in enumerate(entries)])
+    with safe_open(str(path), "np") as f:
+        assert [float(f.get_tensor(e.name)[0]) for e in entries] == [0.0, 1.0, 2.0, 3.0]
+    header = json.loads(path.read_bytes()[8 : 8 + int.from_bytes(path.read_bytes()[:8], "little")])
+    start = 8 + int.from_bytes(path.read_bytes()[:8], "little")
+    assert [(start + header[k]["data_offsets"][0]) % 64 for k in ("a", "b", "odd")] == [0, 0, 0]
+    assert (start + header["small"]["data_offsets"][0]) % 64 != 0
+
+
+def test_save_state_dict_round_trips_every_dtype_it_accepts(tmp_path) -> None:
+    from safetensors.torch import load_file
+
+    from senet_zoo.hub.weights_file import save_state_dict
+
+    state = {
+        "w": torch.randn(3, 5),
+        "half": torch.randn(7).to(torch.bfloat16),
+        "f16": torch.randn(2, 2).half(),
+        "count": torch.tensor(3),
+        "mask": torch.tensor([True, False, True]),
+        "bytes": torch.arange(5, dtype=torch.uint8),
+    }
+    path = tmp_path / "s.safetensors"
+    assert save_state_dict(path, state, {"format": "pt"}) == path.stat().st_size
+    back = load_file(str(path))
+    assert back.keys() == state.keys()
+    assert all(back[k].dtype == v.dtype and torch.equal(back[k], v) for k, v in state.items())
+    with pytest.raises(TypeError, match=r"s2\.safetensors: cannot store tensors of dtype torch\.complex64"):
+        save_state_dict(tmp_path / "s2.safetensors", {"z": torch.zeros(2, dtype=torch.complex64)})

@@ -433,11 +433,15 @@ def test_7_8_weights_are_checked_before_use(tmp_path) -> None:
     first = next(iter(state))
     cases = {
         "nan": {**state, first: torch.full_like(state[first], float("nan"))},
+        "one inf": {
+            **state,
+            first: state[first].flatten().index_fill(0, torch.tensor([7]), float("inf")).view_as(state[first]),
+        },
         "rank": {**state, first: torch.zeros(state[first].shape[0])},
         "int8": {**state, first: state[first].to(torch.int8)},
     }
     for case, tensors in cases.items():
-        path = tmp_path / f"{case}.safetensors"
+        path = tmp_path / f"{case.replace(' ', '_')}.safetensors"
         save_file(tensors, str(path))
         with pytest.raises(ValueError) as info:
             senet_zoo.create_model("se_resnet50", pretrained=str(path), num_classes=3, **SMALL)

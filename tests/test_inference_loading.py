@@ -17,6 +17,7 @@ from safetensors.torch import save_file
 from support.memory import mapped_spans
 
 import senet_zoo
+from senet_zoo.hub.weights_file import save_state_dict
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads Linux /proc/self/maps")
 
@@ -84,3 +85,19 @@ def test_the_new_classifier_is_the_only_random_init(weights, real_inits) -> None
     model = senet_zoo.create_model("se_bn_inception", pretrained=str(path), num_classes=10, new_head=True)
     assert _misaligned(model) == []
     assert (10, 1024) in real_inits and all(shape in ((10, 1024), (10,)) for shape in real_inits)
+
+
+def test_senet_zoo_files_load_in_place(tmp_path, weights) -> None:
+    """The layout senet-zoo writes (converter, runs, packages) keeps all but a few small tensors mapped."""
+    _, state = weights
+    path = tmp_path / "aligned.safetensors"
+    save_state_dict(path, state)
+    model = senet_zoo.create_model("se_bn_inception", pretrained=str(path)).eval()
+    assert _misaligned(model) == []
+    outside = set(_outside_map(model, path))
+    tensors = dict([*model.named_parameters(), *model.named_buffers()])
+    copied = sum(tensors[n].nbytes for n in outside)
+    assert copied <= 0.01 * sum(t.nbytes for t in tensors.values()), sorted(outside)
+    assert all(tensors[n].nbytes % 64 for n in outside)  # only the odd-sized ones were copied
+    for name, t in model.state_dict().items():
+        assert torch.equal(t, state[name]), name

@@ -47,7 +47,7 @@ from .classes import sorted_row_order
 from .mapping import FAMILY_RULES, TORCH_BN_EPS, PlannedTensor, plan_tensors
 from .outdir import check_output, work_folder
 from .report import CARD_FILE, CONFIG_FILE, CONVERTER_VERSION, WEIGHTS_FILE, ConversionReport
-from .safetensors_writer import Entry, write_safetensors
+from .safetensors_writer import Entry, aligned_order, write_safetensors
 from .sanity import SuspiciousValues, check_bn, check_finite
 from .source import CaffeSource, load_caffe
 
@@ -81,7 +81,7 @@ def _plan(source: CaffeSource) -> list[PlannedTensor]:
             f"{len(folded)} BatchNorm layer(s) use an eps other than 1e-5 (first: {folded[0]!r}); "
             "the difference is folded into running_var, which is exact"
         )
-    return plan
+    return aligned_order(plan, lambda t: Entry(t.key, t.dtype, t.shape).nbytes)  # the file's storage order
 
 
 def _values(

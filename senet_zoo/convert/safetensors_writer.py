@@ -1,8 +1,12 @@
 """Stream tensors into a ``.safetensors`` file one at a time; SHA-256 of files in chunks.
 
 The format: 8-byte little-endian header length N, N bytes of JSON ``{name: {dtype, shape,
-data_offsets: [begin, end]}, "__metadata__": {str: str}}`` padded with spaces to a multiple of 8,
-then the raw little-endian tensor data back to back. Because every shape is known up front, the
+data_offsets: [begin, end]}, "__metadata__": {str: str}}`` padded with spaces, then the raw
+little-endian tensor data back to back (the format allows no gaps). senet-zoo pads the header so that the
+data starts at a multiple of :data:`ALIGNMENT` bytes and stores first the tensors whose sizes are multiples
+of it (:func:`aligned_order`): a memory-mapped file then hands out tensors aligned the way torch allocates
+them, usable in place (misaligned data takes other CPU kernel paths, with other rounding), and only the
+few small odd-sized tensors at the end need a copy. Because every shape is known up front, the
 header goes first and each tensor is written (and released) as soon as it is computed: memory never
 holds more than one tensor, unlike serializing a whole state dict. Metadata that is still being
 computed while the data is written (the source file's hash) can replace a same-length placeholder
@@ -17,18 +21,24 @@ import os
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-__all__ = ["Entry", "safetensors_header", "write_safetensors"]
+__all__ = ["ALIGNMENT", "Entry", "aligned_order", "safetensors_header", "write_safetensors"]
 
+ALIGNMENT = 64  # bytes: torch's CPU allocator alignment
 DTYPES: dict[str, np.dtype] = {
     "F32": np.dtype("<f4"),
     "F64": np.dtype("<f8"),
     "F16": np.dtype("<f2"),
+    "BF16": np.dtype("<i2"),  # numpy has no bfloat16: its bits as int16
     "I64": np.dtype("<i8"),
+    "I32": np.dtype("<i4"),
+    "U8": np.dtype("u1"),
+    "BOOL": np.dtype("?"),
 }
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -42,8 +52,16 @@ class Entry:
         return math.prod(self.shape) * DTYPES[self.dtype].itemsize
 
 
+def aligned_order(items: Iterable[T], nbytes: Callable[[T], int]) -> list[T]:
+    """``items`` in storage order: those of a multiple of :data:`ALIGNMENT` bytes first (each then starts
+    aligned), the others after them; the order within each group is kept."""
+    items = list(items)
+    return [i for i in items if nbytes(i) % ALIGNMENT == 0] + [i for i in items if nbytes(i) % ALIGNMENT]
+
+
 def safetensors_header(entries: Sequence[Entry], metadata: dict[str, str] | None = None) -> bytes:
-    """The length prefix and padded JSON header for ``entries`` stored in this order."""
+    """The length prefix and JSON header for ``entries`` stored in this order, padded with spaces so that the
+    data starts at a multiple of :data:`ALIGNMENT` bytes."""
     header: dict[str, object] = {}
     if metadata:
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
@@ -56,7 +74,7 @@ def safetensors_header(entries: Sequence[Entry], metadata: dict[str, str] | None
         header[e.name] = {"dtype": e.dtype, "shape": list(e.shape), "data_offsets": [offset, offset + e.nbytes]}
         offset += e.nbytes
     raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    raw += b" " * (-len(raw) % 8)
+    raw += b" " * (-(8 + len(raw)) % ALIGNMENT)
     return struct.pack("<Q", len(raw)) + raw
 
 

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import safe_open
 from safetensors.torch import load as load_bytes
-from safetensors.torch import save_file
 
 from .._files import atomic_path, sha256_file
+from ..hub.weights_file import save_state_dict
 
 __all__ = [
     "write_json",
@@ -56,19 +56,15 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         raise ValueError(f"{path}: not valid JSON ({err})") from err
 
 
-def _cpu_tensors(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-
-
 def _save_tensors(
-    path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], tmp: Path, metadata: dict[str, str] | None = None
+    path: str | os.PathLike[str], tensors: Mapping[str, torch.Tensor], tmp: Path, metadata: dict[str, str] | None = None
 ) -> None:
-    """safetensors' ``save_file`` into ``tmp``; a failure (disk full, file size limit) is an ``OSError``
-    naming ``path``, the file being written."""
+    """The tensors into ``tmp`` (aligned safetensors, :func:`save_state_dict`); a failure (disk full, file
+    size limit) is an ``OSError`` naming ``path``, the file being written."""
     try:
-        save_file(tensors, str(tmp), metadata=metadata)
-    except SafetensorError as err:
-        raise OSError(f"{path}: cannot be written ({err})") from None
+        save_state_dict(tmp, tensors, metadata)
+    except OSError as err:
+        raise OSError(err.errno, f"{path}: cannot be written ({err.strerror or err})") from None
 
 
 def save_model(path: str | os.PathLike[str], state_dict: Mapping[str, torch.Tensor], info: Mapping[str, Any]) -> str:
@@ -76,7 +72,7 @@ def save_model(path: str | os.PathLike[str], state_dict: Mapping[str, torch.Tens
 
     Returns the file's sha256 (hashed before it is moved into place)."""
     with atomic_path(path) as tmp:
-        _save_tensors(path, _cpu_tensors(state_dict), tmp, metadata={META_KEY: json.dumps(dict(info))})
+        _save_tensors(path, state_dict, tmp, metadata={META_KEY: json.dumps(dict(info))})
         digest = sha256_file(tmp)
     return digest
 
@@ -135,7 +131,7 @@ def save_optimizer(path: str | os.PathLike[str], state: Mapping[str, Any]) -> tu
             else:
                 rest.setdefault(str(index), {})[name] = value
     with atomic_path(path) as tmp:
-        _save_tensors(path, _cpu_tensors(tensors), tmp)
+        _save_tensors(path, tensors, tmp)
         digest = sha256_file(tmp)
     return {"param_groups": state["param_groups"], "state": rest}, digest
 

@@ -18,6 +18,7 @@ from typing import Any
 from .._files import atomic_path, sha256_file, write_text_atomic
 from .._version import __version__
 from ..catalog import CATALOG, PAPER
+from ..hub.weights_file import load_state_dict, save_state_dict
 from ..resolve import FOLDER_WEIGHTS, RUN_WEIGHTS, Source, resolve
 
 __all__ = ["package_run", "run_config"]
@@ -163,11 +164,9 @@ def package_run(
     assert source.file is not None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    from safetensors.torch import load_file, save_file
-
-    tensors = load_file(str(source.file))
-    with atomic_path(out / FOLDER_WEIGHTS) as tmp:  # the plain state dict, as timm saves it
-        save_file(tensors, str(tmp), metadata={"format": "pt"})
+    tensors = load_state_dict(source.file)
+    with atomic_path(out / FOLDER_WEIGHTS) as tmp:  # the plain state dict, as timm saves it (aligned layout)
+        save_state_dict(tmp, tensors, metadata={"format": "pt"})
     digest = sha256_file(out / FOLDER_WEIGHTS)
     config = run_config(source, digest, dataset)
     write_text_atomic(out / "config.json", json.dumps(config, indent=2) + "\n")

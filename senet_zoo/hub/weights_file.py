@@ -1,12 +1,18 @@
-"""Reading a local weights file into a state dict without unpickling arbitrary objects."""
+"""A local weights file and a state dict: read without unpickling arbitrary objects, written aligned."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["load_state_dict"]
+from ..convert.safetensors_writer import Entry, aligned_order, write_safetensors
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["load_state_dict", "save_state_dict"]
 
 
 def load_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -42,3 +48,26 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ValueError(f"{path}: expected a mapping of parameter names to tensors")
     return obj
+
+
+def save_state_dict(
+    path: str | os.PathLike[str], state_dict: Mapping[str, torch.Tensor], metadata: dict[str, str] | None = None
+) -> int:
+    """Write ``state_dict`` to the ``.safetensors`` file ``path`` (fsynced) and return its size in bytes.
+
+    Stored in the aligned layout of :mod:`senet_zoo.convert.safetensors_writer`, so that
+    :func:`load_state_dict` maps nearly every tensor in place, aligned as torch allocates it.
+    The caller writes to a temporary path and renames it (see ``senet_zoo._files.atomic_path``).
+    """
+    import torch
+
+    names = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.bfloat16: "BF16"}
+    names |= {torch.int64: "I64", torch.int32: "I32", torch.uint8: "U8", torch.bool: "BOOL"}
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
+    unsupported = sorted({str(t.dtype) for t in tensors.values() if t.dtype not in names})
+    if unsupported:
+        raise TypeError(f"{path}: cannot store tensors of dtype {', '.join(unsupported)}")
+    order = aligned_order(tensors, lambda k: tensors[k].nbytes)
+    entries = [Entry(k, names[tensors[k].dtype], tuple(tensors[k].shape)) for k in order]
+    arrays = (tensors[k].view(torch.int16) if tensors[k].dtype == torch.bfloat16 else tensors[k] for k in order)
+    return write_safetensors(path, entries, (a.numpy() for a in arrays), metadata)
