@@ -22,12 +22,11 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._files import fsync_dir, hash_file
+from .._files import fsync_dir, hash_file, write_text_atomic
 from .._log import get_logger
 from .._redact import redact, register_url_credentials
 from .download import DownloadFailed, DownloadSettings, download
@@ -37,7 +36,6 @@ logger = get_logger(__name__)
 
 OFFLINE_ENVS = ("SENET_ZOO_OFFLINE", "HF_HUB_OFFLINE")
 STAMP_SUFFIX = ".verified.json"
-_TRUE = {"1", "ON", "YES", "TRUE"}
 _FALLBACK_LIMIT = 2 << 30  # names the release table does not know (a private manifest)
 
 
@@ -55,7 +53,7 @@ class DownloadError(RuntimeError):
 
 def is_offline() -> bool:
     """True when ``SENET_ZOO_OFFLINE`` or ``HF_HUB_OFFLINE`` is set to a true value."""
-    return any(os.environ.get(var, "").upper() in _TRUE for var in OFFLINE_ENVS)
+    return any(os.environ.get(var, "").upper() in ("1", "ON", "YES", "TRUE") for var in OFFLINE_ENVS)
 
 
 def cache_dir() -> Path:
@@ -93,9 +91,7 @@ def max_download_bytes(entry: WeightsEntry) -> int:
     from ..catalog import CAFFE_RELEASES
 
     release = CAFFE_RELEASES.get(entry.name)
-    if release is None:
-        return _FALLBACK_LIMIT
-    return int(release.caffemodel_mb * 2**20 * 1.25) + (4 << 20)
+    return _FALLBACK_LIMIT if release is None else int(release.caffemodel_mb * 2**20 * 1.25) + (4 << 20)
 
 
 def fetch_weights(
@@ -128,33 +124,26 @@ def fetch(
     for source in entry.sources:
         register_url_credentials(source.url)
         try:
-            if source.kind == "hf":
-                found = _from_hf_cache(entry, source, progress=progress, force=verify)
-                if found is not None:
-                    return found
-            return _fetch_source(entry, source, offline=offline, progress=progress, settings=settings, verify=verify)
+            found = _from_hf_cache(entry, source, progress, verify) if source.kind == "hf" else None
+            return found or _fetch_source(entry, source, offline, progress, settings, verify)
         except DownloadFailed as exc:
             reason = redact(exc)
-            logger.log(
-                logging.INFO if offline else logging.WARNING, "%s: %s failed: %s", entry.spec, source.describe(), reason
-            )
+            level = logging.INFO if offline else logging.WARNING
+            logger.log(level, "%s: %s failed: %s", entry.spec, source.describe(), reason)
             attempts.append((source.describe(), reason))
     raise DownloadError(_failure_message(entry, attempts, offline), attempts)
 
 
 def _not_available_message(entry: WeightsEntry) -> str:
+    status = f"weights {entry.spec} are listed but not published yet (status {entry.status!r})"
     if entry.provenance.caffemodel is None:  # a non-SE backbone's weights (pretrained="backbone")
         return (
-            f"weights {entry.spec} are listed but not published yet (status {entry.status!r}): "
-            f"{entry.provenance.notes or ''}\nSave the backbone's state dict to a .safetensors file and load it with "
-            f"create_model({entry.name!r}, pretrained={entry.tag!r}, pretrained_cfg_overlay=dict(file=PATH))."
+            f"{status}: {entry.provenance.notes or ''}\nSave the backbone's state dict to a .safetensors file and load "
+            f"it with create_model({entry.name!r}, pretrained={entry.tag!r}, pretrained_cfg_overlay=dict(file=PATH))."
         )
-    prototxt = entry.provenance.prototxt or "P.prototxt"
-    caffemodel = entry.provenance.caffemodel or "M.caffemodel"
     return (
-        f"weights {entry.spec} are listed but not published yet (status {entry.status!r}). "
-        f"Convert them locally from the original Caffe release:\n"
-        f"  senet-zoo convert --prototxt {prototxt} --caffemodel {caffemodel} --out DIR\n"
+        f"{status}. Convert them locally from the original Caffe release:\n  senet-zoo convert --prototxt "
+        f"{entry.provenance.prototxt or 'P.prototxt'} --caffemodel {entry.provenance.caffemodel} --out DIR\n"
         f'then load them with create_model({entry.name!r}, pretrained="DIR/model.safetensors").'
     )
 
@@ -165,13 +154,12 @@ def _failure_message(entry: WeightsEntry, attempts: list[tuple[str, str]], offli
         header = f"{entry.spec} is not in the local cache and offline mode is on ({' / '.join(OFFLINE_ENVS)})"
     else:
         header = f"could not download {entry.spec} from any source"
-    tried = "\n".join(f"  - {where}: {why}" for where, why in attempts)
+    tried = "".join(f"\n  - {where}: {why}" for where, why in attempts)
     size = f"{entry.size} bytes" if entry.size is not None else "size not recorded"
     return (
-        f"{header}. Tried:\n{tried}\n"
-        f"To place the file by hand, copy it to {cached_path(entry)}; it must match {entry.digest_description()}"
-        f" ({size}).\n"
-        f"To go on without these weights: --pretrained none (CLI) or pretrained=False (Python)."
+        f"{header}. Tried:{tried}\nTo place the file by hand, copy it to {cached_path(entry)}; it must match "
+        f"{entry.digest_description()} ({size}).\n"
+        "To go on without these weights: --pretrained none (CLI) or pretrained=False (Python)."
     )
 
 
@@ -191,13 +179,7 @@ def _check_digest(entry: WeightsEntry, size: int, digest: str) -> str | None:
 
 def _identity(path: Path, digest: str) -> dict[str, Any]:
     st = path.stat()
-    return {
-        "size": st.st_size,
-        "mtime_ns": st.st_mtime_ns,
-        "ctime_ns": st.st_ctime_ns,
-        "inode": st.st_ino,
-        "sha256": digest,
-    }
+    return dict(size=st.st_size, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns, inode=st.st_ino, sha256=digest)
 
 
 def _stamp_trusted(entry: WeightsEntry, path: Path, stamp: Path) -> bool:
@@ -210,25 +192,25 @@ def _stamp_trusted(entry: WeightsEntry, path: Path, stamp: Path) -> bool:
         return False
 
 
-def _write_stamp(path: Path, stamp: Path, digest: str) -> None:
-    stamp.parent.mkdir(parents=True, exist_ok=True)
-    tmp = stamp.with_name(f".{stamp.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(_identity(path, digest)), encoding="utf-8")
-    os.replace(tmp, stamp)
-
-
-def _verify_file(entry: WeightsEntry, path: Path, stamp: Path, *, progress: bool, force: bool) -> str | None:
-    """None when ``path`` holds ``entry``'s bytes (trusting a matching stamp unless ``force``), else why not.
-    A full check that passes refreshes the stamp; one that fails removes it (the caller decides about the file)."""
+def _check_file(
+    entry: WeightsEntry, path: Path, stamp: Path, root: Path, *, progress: bool, force: bool, dry_run: bool = False
+) -> tuple[str | None, str]:
+    """Verify a file of the cache at ``root``: ``(None, "")`` when it holds ``entry``'s bytes (a matching stamp is
+    trusted unless ``force``; a full check that passes refreshes it), else the problem and what became of the
+    file. Unless ``dry_run``, a bad file loses its stamp and is discarded (:func:`_discard`)."""
     if not force and _stamp_trusted(entry, path, stamp):
-        return None
+        return None, ""
     size, digest = hash_file(path, progress=progress, desc=f"verify {entry.spec}")
     problem = _check_digest(entry, size, digest)
-    if problem:
-        stamp.unlink(missing_ok=True)
-        return problem
-    _write_stamp(path, stamp, digest)
-    return None
+    if problem is None:
+        write_text_atomic(stamp, json.dumps(_identity(path, digest)))
+        return None, ""
+    if dry_run:
+        return problem, "would remove"
+    stamp.unlink(missing_ok=True)
+    fate = "deleted" if _discard(path, root) else "left in place: outside the cache"
+    logger.warning("%s: %s failed verification (%s); %s", entry.spec, path, problem, fate)
+    return problem, fate
 
 
 def _discard(path: Path, root: Path) -> bool:
@@ -249,50 +231,36 @@ def _discard(path: Path, root: Path) -> bool:
 # --------------------------------------------------------------------------------------------- the Hub's cache
 
 
-def _hf_cached(source: Source) -> Path | None:
-    from huggingface_hub import try_to_load_from_cache
+def _hf_cached(source: Source) -> tuple[Path, Path, Path] | None:
+    """The file of the Hugging Face cache at ``source``'s pinned commit, its stamp (in senet-zoo's cache, named by
+    the blob it resolves to) and the folder of the cache that holds the repository (its documented layout)."""
+    from huggingface_hub import constants, try_to_load_from_cache
 
     found = try_to_load_from_cache(str(source.repo_id), str(source.filename), revision=source.revision)
-    return Path(found) if isinstance(found, str) else None
-
-
-def _hf_repo_cache(source: Source) -> Path:
-    """The folder of the Hugging Face cache that holds this repository's files (its documented layout)."""
-    from huggingface_hub import constants
-
-    return Path(constants.HF_HUB_CACHE) / f"models--{str(source.repo_id).replace('/', '--')}"
-
-
-def _hf_stamp(blob: Path) -> Path:
-    return cache_dir() / ".verified" / f"{hashlib.sha256(str(blob).encode()).hexdigest()[:32]}.json"
-
-
-def _from_hf_cache(entry: WeightsEntry, source: Source, *, progress: bool, force: bool) -> Path | None:
-    """The file of the Hugging Face cache at the pinned commit once verified (its blob's name, the LFS sha256,
-    and unless a stamp vouches for it, its bytes); None when it is not there. A bad one is discarded."""
-    path = _hf_cached(source)
-    if path is None:
+    if not isinstance(found, str):
         return None
-    blob = Path(os.path.realpath(path))
-    problem = None
-    if entry.sha256 is not None and len(blob.name) == 64 and blob.name != entry.sha256:
-        problem = f"blob {blob.name} is not the expected sha256 {entry.sha256}"
-    problem = problem or _verify_file(entry, blob, _hf_stamp(blob), progress=progress, force=force)
-    if problem is None:
-        return path
-    _hf_stamp(blob).unlink(missing_ok=True)
-    action = "deleted" if _discard(path, _hf_repo_cache(source)) else "left in place: outside the cache"
-    logger.warning("%s: Hugging Face cache file %s failed verification (%s); %s", entry.spec, path, problem, action)
-    if is_offline():
-        raise DownloadFailed(f"offline mode; {problem} in the Hugging Face cache file {path} ({action})")
-    return None
+    blob = hashlib.sha256(os.path.realpath(found).encode()).hexdigest()[:32]
+    repo = Path(constants.HF_HUB_CACHE) / f"models--{str(source.repo_id).replace('/', '--')}"
+    return Path(found), cache_dir() / ".verified" / f"{blob}.json", repo
+
+
+def _from_hf_cache(entry: WeightsEntry, source: Source, progress: bool, force: bool) -> Path | None:
+    """The file of the Hugging Face cache at the pinned commit once verified; None when it is not there, or bad
+    (then discarded; offline, that is a failure)."""
+    found = _hf_cached(source)
+    if found is None:
+        return None
+    problem, fate = _check_file(entry, *found, progress=progress, force=force)
+    if problem is not None and is_offline():
+        raise DownloadFailed(f"offline mode; {problem} in the Hugging Face cache file {found[0]} ({fate})")
+    return None if problem else found[0]
 
 
 # --------------------------------------------------------------------------------------------- downloads
 
 
 def _fetch_source(
-    entry: WeightsEntry, source: Source, *, offline: bool, progress: bool, settings: DownloadSettings, verify: bool
+    entry: WeightsEntry, source: Source, offline: bool, progress: bool, settings: DownloadSettings, verify: bool
 ) -> Path:
     dest = cached_path(entry)
     problem = _check_cached(entry, dest, progress=progress, force=verify)
@@ -307,15 +275,15 @@ def _fetch_source(
     from filelock import FileLock, Timeout
 
     lock_path = cache_dir() / ".locks" / entry.name / f"{entry.tag}.{entry.filename}.lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    for folder in (lock_path.parent, dest.parent):
+        folder.mkdir(parents=True, exist_ok=True)
     lock = FileLock(lock_path)
     try:
-        lock.acquire(timeout=0)
+        held = lock.acquire(timeout=0)
     except Timeout:
         logger.info("%s: another process is downloading it; waiting for %s", entry.spec, lock_path)
-        lock.acquire()
-    try:
+        held = lock.acquire()
+    with held:
         if _check_cached(entry, dest, progress=progress, force=False) is None:  # the process we waited for did it
             return dest
         url, headers = _source_request(source)
@@ -332,17 +300,14 @@ def _fetch_source(
                 progress=progress,
                 desc=entry.spec,
             )
-            problem = _check_digest(entry, size, digest)
-            if problem:
+            if problem := _check_digest(entry, size, digest):
                 raise DownloadFailed(f"{problem} in the download (deleted)")
             os.replace(part, dest)
             fsync_dir(dest.parent)
-            _write_stamp(dest, stamp_path(dest), digest)
+            write_text_atomic(stamp_path(dest), json.dumps(_identity(dest, digest)))
         except Exception:
             part.unlink(missing_ok=True)  # a failed transfer leaves nothing behind (an interrupt keeps it)
             raise
-    finally:
-        lock.release()
     logger.info("%s: downloaded and verified %s", entry.spec, dest)
     return dest
 
@@ -362,16 +327,11 @@ def _source_request(source: Source) -> tuple[str, dict[str, str]]:
 
 def _check_cached(entry: WeightsEntry, dest: Path, *, progress: bool, force: bool) -> str | None:
     """None when the cached file is there and verified; otherwise why it cannot be used (a bad one is removed)."""
-    stamp = stamp_path(dest)
     if not dest.is_file():
-        stamp.unlink(missing_ok=True)
+        stamp_path(dest).unlink(missing_ok=True)
         return f"not cached at {dest}"
-    problem = _verify_file(entry, dest, stamp, progress=progress, force=force)
-    if problem is None:
-        return None
-    action = "removed" if _discard(dest, cache_dir()) else "left in place: outside the cache"
-    logger.warning("%s: cached file %s failed verification (%s); %s", entry.spec, dest, problem, action)
-    return f"the cached file {dest} failed verification ({problem}) and was {action}"
+    problem, fate = _check_file(entry, dest, stamp_path(dest), cache_dir(), progress=progress, force=force)
+    return problem and f"the cached file {dest} failed verification ({problem}) and was {fate}"
 
 
 # --------------------------------------------------------------------------------------------- cache check
@@ -396,53 +356,21 @@ def verify_cache(
     Bad files are removed unless ``dry_run``, the way :func:`_discard` does: only a cache's own files are ever
     deleted. Files in senet-zoo's cache that no manifest entry names are reported as "unknown" and left alone.
     """
-    manifest = manifest or load_manifest()
     results: list[CacheCheck] = []
     known: set[Path] = set()
-    for entry in manifest.entries():
+    for entry in (manifest or load_manifest()).entries():
         if not entry.available:
             continue
         dest = cached_path(entry)
         known.add(dest)
-        if dest.is_file():
-            results.append(_recheck(entry, dest, stamp_path(dest), cache_dir(), dry_run, progress))
-        for source in entry.sources:
-            snapshot = _hf_cached(source) if source.kind == "hf" else None
-            if snapshot is not None:
-                stamp = _hf_stamp(Path(os.path.realpath(snapshot)))
-                results.append(_recheck(entry, snapshot, stamp, _hf_repo_cache(source), dry_run, progress))
-    for own in sorted(_own_files()):
-        if own not in known:
-            results.append(CacheCheck(own, "unknown"))
-    return results
-
-
-def _own_files() -> Iterator[Path]:
+        found = [(dest, stamp_path(dest), cache_dir())] if dest.is_file() else []
+        found += [hf for source in entry.sources if source.kind == "hf" and (hf := _hf_cached(source))]
+        for path, stamp, root in found:
+            problem, fate = _check_file(entry, path, stamp, root, progress=progress, force=True, dry_run=dry_run)
+            results.append(CacheCheck(path, "bad" if problem else "ok", entry.spec, problem, fate == "deleted"))
     root = cache_dir()
-    if not root.is_dir():
-        return
-    for path in root.rglob("*"):
+    for path in sorted(root.rglob("*")):
         hidden = any(part.startswith(".") for part in path.relative_to(root).parts)
-        if path.is_file() and not hidden and not path.name.endswith((STAMP_SUFFIX, ".part")):
-            yield path
-
-
-def _recheck(entry: WeightsEntry, path: Path, stamp: Path, root: Path, dry_run: bool, progress: bool) -> CacheCheck:
-    target = Path(os.path.realpath(path))
-    size, digest = hash_file(target, progress=progress, desc=f"verify {entry.spec}")
-    problem = _check_digest(entry, size, digest)
-    if problem is None:
-        _write_stamp(target, stamp, digest)
-        return CacheCheck(path, "ok", entry.spec)
-    removed = False
-    if not dry_run:
-        stamp.unlink(missing_ok=True)
-        removed = _discard(path, root)
-        logger.warning(
-            "%s: %s failed verification (%s); %s",
-            entry.spec,
-            path,
-            problem,
-            "removed" if removed else "left in place: outside the cache",
-        )
-    return CacheCheck(path, "bad", entry.spec, problem, removed=removed)
+        if path.is_file() and not hidden and not path.name.endswith((STAMP_SUFFIX, ".part")) and path not in known:
+            results.append(CacheCheck(path, "unknown"))
+    return results
