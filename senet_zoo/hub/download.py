@@ -28,7 +28,6 @@ from .._redact import redact
 logger = get_logger(__name__)
 
 _CHUNK = 1 << 20
-_MAX_BACKOFF_S = 30.0
 _HUB_ERRORS = {
     "RepoNotFound": "Repository Not Found",
     "RevisionNotFound": "Revision Not Found",
@@ -47,8 +46,9 @@ class _Retryable(Exception):
 
 @dataclass(frozen=True)
 class DownloadSettings:
-    """Retry, timeout and stall policy of downloads; :meth:`from_env` reads each value's ``SENET_ZOO_DOWNLOAD_*``
-    variable. Every value must be finite and > 0 (>= 0 where zero is allowed): else a one-line ``ValueError``."""
+    """Retry, timeout and stall policy of downloads (``stall_window_s`` is also the socket read timeout);
+    :meth:`from_env` reads each value's ``SENET_ZOO_DOWNLOAD_*`` variable. Every value must be finite and > 0
+    (>= 0 where zero is allowed): else a one-line ``ValueError``."""
 
     retries: int = field(default=4, metadata={"env": "RETRIES", "zero": True})
     backoff_s: float = field(default=1.0, metadata={"env": "BACKOFF", "zero": True})  # doubled per retry, to 30 s
@@ -86,7 +86,8 @@ def checked_setting(label: str, raw: Any, kind: type = float, *, may_be_zero: bo
 
 
 class _Transfer:
-    """The ``.part`` file being written (running sha256, byte limit), the source's deadline and the stall window."""
+    """One source's transfer into the ``.part`` file: its running sha256, the byte limit, the deadline and the stall
+    window (fewer than ``stall_bytes`` per ``stall_window_s``)."""
 
     def __init__(self, part: Path, limit: int, sha256: str | None, settings: DownloadSettings, bar: Any) -> None:
         self.limit, self.sha256, self.settings, self.bar = limit, sha256, settings, bar
@@ -102,6 +103,81 @@ class _Transfer:
         self.out = WritebackWriter(self.fh)  # written back to disk as it arrives: the closing fsync is short
         self.window = (time.monotonic(), self.offset)
 
+    def remaining(self) -> float:
+        """Seconds left before the deadline; past it, the source has failed."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise DownloadFailed(f"gave up: no complete transfer within the {self.settings.deadline_s:g} s deadline")
+        return left
+
+    def restart(self) -> None:
+        self.fh.seek(0)
+        self.fh.truncate()
+        self.hasher, self.offset = hashlib.sha256(), 0
+        self.bar.reset(total=self.bar.total)
+
+    def attempt(self, session: Any, url: str) -> None:
+        """One GET of ``url``, from byte ``offset`` on; raises :class:`_Retryable` for what another attempt may cure."""
+        start, remaining = self.offset, max(0.05, self.remaining())
+        headers = {"Accept-Encoding": "identity", **({"Range": f"bytes={start}-"} if start else {})}
+        timeout = (min(self.settings.connect_timeout_s, remaining), min(self.settings.stall_window_s, remaining))
+        with session.get(url, headers=headers, stream=True, timeout=timeout) as response:
+            status, content_range = response.status_code, response.headers.get("Content-Range", "")
+            if status == 416 and start:
+                if content_range.rpartition("/")[2] == str(start):
+                    return  # everything is already here
+                self.restart()
+                raise _Retryable(f"HTTP 416 for a resume from byte {start} ({content_range or 'no Content-Range'})")
+            if status == 429 or status >= 500:
+                raise _Retryable(f"HTTP {status} {response.reason}")
+            if status not in (200, 206):
+                code = response.headers.get("X-Error-Code", "")
+                hub = f": {_HUB_ERRORS.get(code, code)} ({response.headers.get('X-Error-Message', '')})" if code else ""
+                raise DownloadFailed(f"HTTP {status} {response.reason}{hub}")
+            self.refuse_early(response, start if status == 206 else 0)
+            if status == 200 and start:
+                logger.info("server ignored the Range request; restarting from byte 0")
+                self.restart()
+            elif status == 206 and not content_range.startswith(f"bytes {start}-"):
+                self.restart()
+                raise _Retryable(f"unexpected Content-Range {content_range!r}")
+            self.copy_body(response.raw)
+
+    def refuse_early(self, response: Any, start: int) -> None:
+        """Refuse before the first body byte: a compressed or HTML answer, one announced longer than the limit
+        (``Content-Length``, or ``X-Linked-Size`` on the Hub's redirect), or a Hub file with another sha256."""
+        length = response.headers.get("Content-Length", "")
+        announced = [hop.headers.get("X-Linked-Size", "") for hop in response.history]
+        for size in [*announced, str(start + int(length)) if length.isdigit() else ""]:
+            if size.isdigit() and int(size) > self.limit:
+                raise DownloadFailed(f"the server announces {size} bytes, more than the {self.limit} allowed")
+        for hop in response.history:
+            etag = hop.headers.get("X-Linked-Etag", "").removeprefix("W/").strip('"')
+            if self.sha256 is not None and len(etag) == 64 and etag != self.sha256:
+                raise DownloadFailed(f"the Hub's file has sha256 {etag}, expected {self.sha256}; not downloaded")
+        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise DownloadFailed(f"refused a compressed answer (Content-Encoding: {encoding}; identity was requested)")
+        content_type = response.headers.get("Content-Type", "").lower()
+        if content_type.startswith(("text/html", "application/xhtml")):
+            raise DownloadFailed(f"the server answered with a web page ({content_type}), not a weights file")
+
+    def copy_body(self, raw: Any) -> None:
+        """Copy the body as it arrives, undecoded: ``read1`` hands over every byte received before a connection
+        drop (a buffered ``read(n)`` would discard them), so a retry resumes exactly where the transfer stopped."""
+        from urllib3.exceptions import HTTPError as Urllib3Error
+        from urllib3.exceptions import ReadTimeoutError
+
+        self.window = (time.monotonic(), self.offset)
+        try:
+            while chunk := raw.read1(_CHUNK, decode_content=False):
+                self.write(chunk)
+        except (Urllib3Error, OSError) as exc:
+            if isinstance(exc, (ReadTimeoutError, TimeoutError)) or "timed out" in str(exc):
+                self.remaining()
+                raise DownloadFailed(self.stalled()) from exc
+            raise _Retryable(f"connection lost after {self.offset} bytes: {_short(exc)}") from exc
+
     def write(self, chunk: bytes) -> None:
         if self.offset + len(chunk) > self.limit:
             raise DownloadFailed(f"server sent more than the {self.limit} bytes allowed for this file")
@@ -109,7 +185,7 @@ class _Transfer:
         self.hasher.update(chunk)
         self.offset += len(chunk)
         self.bar.update(len(chunk))
-        self.check_deadline()
+        self.remaining()  # raises past the deadline
         if time.monotonic() - self.window[0] >= self.settings.stall_window_s:
             if self.offset - self.window[1] < self.settings.stall_bytes:
                 raise DownloadFailed(self.stalled())
@@ -121,19 +197,6 @@ class _Transfer:
             f"transfer stalled: {received} bytes in {seconds:.1f} s "
             f"(less than {s.stall_bytes} bytes per {s.stall_window_s:g} s)"
         )
-
-    def restart(self) -> None:
-        self.fh.seek(0)
-        self.fh.truncate()
-        self.hasher, self.offset = hashlib.sha256(), 0
-        self.bar.reset(total=self.bar.total)
-
-    def remaining(self) -> float:
-        return self.deadline - time.monotonic()
-
-    def check_deadline(self) -> None:
-        if self.remaining() <= 0:
-            raise DownloadFailed(f"gave up: no complete transfer within the {self.settings.deadline_s:g} s deadline")
 
 
 def download(
@@ -156,36 +219,28 @@ def download(
 
     settings = settings or DownloadSettings.from_env()
     with byte_bar(size, desc, progress) as bar, requests.Session() as session:
-        state = _Transfer(part, limit, sha256, settings, bar)
         session.max_redirects = 10
         session.headers.update(headers or {})
+        transfer = _Transfer(part, limit, sha256, settings, bar)
         try:
             for attempt in range(1, settings.retries + 2):
                 try:
-                    _stream_once(session, url, state)
-                    state.fh.flush()
-                    os.fsync(state.fh.fileno())
-                    return state.offset, state.hasher.hexdigest()
+                    transfer.attempt(session, url)
+                    transfer.fh.flush()
+                    os.fsync(transfer.fh.fileno())
+                    return transfer.offset, transfer.hasher.hexdigest()
                 except (_Retryable, requests.RequestException) as exc:
                     if fatal := _fatal(exc):
                         raise DownloadFailed(fatal) from exc
                     failure = exc
                 if attempt <= settings.retries:
-                    delay = min(_MAX_BACKOFF_S, settings.backoff_s * 2 ** (attempt - 1), max(0.0, state.remaining()))
-                    logger.warning(
-                        "%s: %s; retry %d/%d in %.2gs from byte %d",
-                        desc or url,
-                        _short(failure),
-                        attempt,
-                        settings.retries,
-                        delay,
-                        state.offset,
-                    )
+                    delay = min(30.0, settings.backoff_s * 2 ** (attempt - 1), transfer.remaining())
+                    note = f"retry {attempt}/{settings.retries} in {delay:.2g}s from byte {transfer.offset}"
+                    logger.warning("%s: %s; %s", desc or url, _short(failure), note)
                     time.sleep(delay)
-                    state.check_deadline()
             raise DownloadFailed(f"{_short(failure)} (gave up after {attempt} attempts)") from failure
         finally:
-            state.fh.close()
+            transfer.fh.close()
 
 
 def _fatal(exc: BaseException) -> str | None:
@@ -207,73 +262,6 @@ def _fatal(exc: BaseException) -> str | None:
     if isinstance(exc, (_Retryable, requests.ConnectionError, requests.exceptions.ChunkedEncodingError)):
         return None
     return f"{type(exc).__name__}: {_short(exc)}"
-
-
-def _stream_once(session: Any, url: str, state: _Transfer) -> None:
-    start, remaining = state.offset, max(0.05, state.remaining())
-    headers = {"Accept-Encoding": "identity", **({"Range": f"bytes={start}-"} if start else {})}
-    timeout = (min(state.settings.connect_timeout_s, remaining), min(state.settings.stall_window_s, remaining))
-    with session.get(url, headers=headers, stream=True, timeout=timeout) as response:
-        status, content_range = response.status_code, response.headers.get("Content-Range", "")
-        if status == 416 and start:
-            if content_range.rpartition("/")[2] == str(start):
-                return  # everything is already here
-            state.restart()
-            total = content_range.rpartition("/")[2] or "?"
-            raise _Retryable(f"HTTP 416 for a resume from byte {start} (server has {total} bytes)")
-        if status == 429 or status >= 500:
-            raise _Retryable(f"HTTP {status} {response.reason}")
-        if status not in (200, 206):
-            code = response.headers.get("X-Error-Code", "")
-            hub = f": {_HUB_ERRORS.get(code, code)} ({response.headers.get('X-Error-Message', '')})" if code else ""
-            raise DownloadFailed(f"HTTP {status} {response.reason}{hub}")
-        _refuse_early(response, state, start if status == 206 else 0)
-        if status == 200 and start:
-            logger.info("server ignored the Range request; restarting from byte 0")
-            state.restart()
-        elif status == 206 and not content_range.startswith(f"bytes {start}-"):
-            state.restart()
-            raise _Retryable(f"unexpected Content-Range {content_range!r}")
-        _copy_body(response.raw, state)
-
-
-def _refuse_early(response: Any, state: _Transfer, start: int) -> None:
-    """Refuse before the first body byte: a compressed or HTML answer, one longer than the limit, and a Hub file
-    whose redirect to its storage announces more bytes than the limit or another sha256."""
-    for hop in response.history:
-        size = hop.headers.get("X-Linked-Size", "")
-        if size.isdigit() and int(size) > state.limit:
-            raise DownloadFailed(f"the Hub announces {size} bytes, more than the {state.limit} allowed for this file")
-        etag = hop.headers.get("X-Linked-Etag", "").removeprefix("W/").strip('"')
-        if state.sha256 is not None and len(etag) == 64 and etag != state.sha256:
-            raise DownloadFailed(f"the Hub's file has sha256 {etag}, expected {state.sha256}; not downloaded")
-    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
-    if encoding not in ("", "identity"):
-        raise DownloadFailed(f"refused a compressed answer (Content-Encoding: {encoding}; identity was requested)")
-    content_type = response.headers.get("Content-Type", "").lower()
-    if content_type.startswith(("text/html", "application/xhtml")):
-        raise DownloadFailed(f"the server answered with a web page ({content_type}), not a weights file")
-    length = response.headers.get("Content-Length", "")
-    if length.isdigit() and start + int(length) > state.limit:
-        total = start + int(length)
-        raise DownloadFailed(f"the server announces {total} bytes, more than the {state.limit} allowed for this file")
-
-
-def _copy_body(raw: Any, state: _Transfer) -> None:
-    """Copy the body as it arrives, undecoded: ``read1`` hands over every byte received before a connection drop
-    (a buffered ``read(n)`` would discard them), so a retry resumes exactly where the transfer stopped."""
-    from urllib3.exceptions import HTTPError as Urllib3Error
-    from urllib3.exceptions import ReadTimeoutError
-
-    state.window = (time.monotonic(), state.offset)
-    try:
-        while chunk := raw.read1(_CHUNK, decode_content=False):
-            state.write(chunk)
-    except (Urllib3Error, OSError) as exc:
-        if isinstance(exc, (ReadTimeoutError, TimeoutError)) or "timed out" in str(exc):
-            state.check_deadline()
-            raise DownloadFailed(state.stalled()) from exc
-        raise _Retryable(f"connection lost after {state.offset} bytes: {_short(exc)}") from exc
 
 
 def _short(exc: BaseException) -> str:

@@ -1,25 +1,23 @@
-"""The weights a manifest entry names, as a verified local file: sources, caches, verification.
+"""The weights a manifest entry names, as a verified local file: caches, sources, verification.
 
-Sources are tried in manifest order, each streamed by :func:`~senet_zoo.hub.download.download` (limits, stall,
-deadline, retries, resume): a URL as it is, a Hugging Face Hub source as ``huggingface_hub.hf_hub_url`` at its
-pinned commit with the headers of ``huggingface_hub.utils.build_hf_headers`` (``requests`` drops the token when
-the Hub redirects to its storage). The file lands in ``<torch hub dir>/senet_zoo/<name>/<tag>/<filename>``: one
-process downloads while others wait on a file lock; the file is fsynced, verified (size and sha256, or the sha256
-prefix of legacy files) and renamed into place.
+A cached copy is used first: senet-zoo's own (``<torch hub dir>/senet_zoo/<name>/<tag>/<filename>``), then a Hub
+file already in the Hugging Face cache at the pinned commit (``try_to_load_from_cache``). Verified once, a copy is
+trusted by a stamp (``<filename>.verified.json``: size, mtime_ns, ctime_ns, inode, sha256); any difference
+re-hashes it before use. A copy that fails is removed, and only a cache's own: a link is unlinked as a link, and
+the file behind it deleted only when it resolves inside that cache (:func:`_discard`).
 
-Verified once, trusted by a stamp (``<filename>.verified.json``: size, mtime_ns, ctime_ns, inode, sha256); any
-difference re-hashes the file before use. A Hub file already in the Hugging Face cache at the pinned commit
-(``try_to_load_from_cache``) is used from there, checked the same way. A file that fails is removed, and only a
-cache's own: a link is unlinked as a link, and the file behind it deleted only when it resolves inside that cache
-(:func:`_discard`). ``SENET_ZOO_OFFLINE=1`` or ``HF_HUB_OFFLINE=1`` use the caches only. Messages go through
-:func:`~senet_zoo._redact.redact`: tokens and URL credentials are never printed.
+Otherwise sources are tried in manifest order, each streamed by :func:`~senet_zoo.hub.download.download`: a URL
+as it is, a Hub source as ``huggingface_hub.hf_hub_url`` at its pinned commit with the headers of
+``huggingface_hub.utils.build_hf_headers`` (``requests`` drops the token when the Hub redirects to its storage).
+One process downloads while others wait on a file lock; the file is fsynced, verified (size and sha256, or the
+sha256 prefix of legacy files) and renamed into place. ``SENET_ZOO_OFFLINE=1`` or ``HF_HUB_OFFLINE=1`` use the
+caches only. Messages go through :func:`~senet_zoo._redact.redact`: tokens and URL credentials are never printed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -36,7 +34,6 @@ logger = get_logger(__name__)
 
 OFFLINE_ENVS = ("SENET_ZOO_OFFLINE", "HF_HUB_OFFLINE")
 STAMP_SUFFIX = ".verified.json"
-_FALLBACK_LIMIT = 2 << 30  # names the release table does not know (a private manifest)
 
 
 class WeightsNotAvailableError(RuntimeError):
@@ -44,7 +41,7 @@ class WeightsNotAvailableError(RuntimeError):
 
 
 class DownloadError(RuntimeError):
-    """No source produced a verified file; ``attempts`` holds ``(source, reason)`` for each one tried."""
+    """No cache or source gave a verified file; ``attempts`` holds ``(where, reason)`` for each one that failed."""
 
     def __init__(self, message: str, attempts: list[tuple[str, str]]) -> None:
         super().__init__(message)
@@ -64,10 +61,8 @@ def cache_dir() -> Path:
     """
     if "torch.hub" in sys.modules:
         return Path(sys.modules["torch.hub"].get_dir()) / "senet_zoo"
-    torch_home = os.environ.get("TORCH_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "torch"
-    )
-    return Path(os.path.expanduser(torch_home)) / "hub" / "senet_zoo"
+    torch_home = os.environ.get("TORCH_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "torch")
+    return Path(torch_home).expanduser() / "hub" / "senet_zoo"
 
 
 def cached_path(entry: WeightsEntry) -> Path:
@@ -91,7 +86,9 @@ def max_download_bytes(entry: WeightsEntry) -> int:
     from ..catalog import CAFFE_RELEASES
 
     release = CAFFE_RELEASES.get(entry.name)
-    return _FALLBACK_LIMIT if release is None else int(release.caffemodel_mb * 2**20 * 1.25) + (4 << 20)
+    if release is None:  # a private manifest's name
+        return 2 << 30
+    return int(release.caffemodel_mb * 2**20 * 1.25) + (4 << 20)
 
 
 def fetch_weights(
@@ -112,25 +109,32 @@ def fetch_weights(
 def fetch(
     entry: WeightsEntry, *, progress: bool = True, settings: DownloadSettings | None = None, verify: bool = False
 ) -> Path:
-    """Return a local, verified copy of ``entry``'s file, downloading it from the first source that works.
-
-    ``verify`` re-hashes a cached file even when its stamp matches.
-    """
+    """Return a local, verified copy of ``entry``'s file: a cached copy, else a download from the first source that
+    works. ``verify`` re-hashes a cached file even when its stamp matches."""
     if not entry.available:
         raise WeightsNotAvailableError(_not_available_message(entry))
     settings = settings or DownloadSettings.from_env()
     offline = is_offline()
     attempts: list[tuple[str, str]] = []
+    for path, stamp, root in _cached_copies(entry):
+        problem, fate = _check_file(entry, path, stamp, root, progress=progress, force=verify)
+        if problem is None:
+            return path
+        attempts.append((str(path), f"failed verification ({problem}) ({fate})"))
+    if offline:
+        from huggingface_hub import constants
+
+        hub = any(source.kind == "hf" for source in entry.sources)
+        hf_cache = f" nor in the Hugging Face cache {constants.HF_HUB_CACHE}" if hub else ""
+        attempts.append(("offline mode", f"not cached at {cached_path(entry)}{hf_cache}"))
+        raise DownloadError(_failure_message(entry, attempts, offline), attempts)
     for source in entry.sources:
         register_url_credentials(source.url)
         try:
-            found = _from_hf_cache(entry, source, progress, verify) if source.kind == "hf" else None
-            return found or _fetch_source(entry, source, offline, progress, settings, verify)
+            return _download(entry, source, settings, progress)
         except DownloadFailed as exc:
-            reason = redact(exc)
-            level = logging.INFO if offline else logging.WARNING
-            logger.log(level, "%s: %s failed: %s", entry.spec, source.describe(), reason)
-            attempts.append((source.describe(), reason))
+            attempts.append((source.describe(), redact(exc)))
+            logger.warning("%s: %s failed: %s", entry.spec, *attempts[-1])
     raise DownloadError(_failure_message(entry, attempts, offline), attempts)
 
 
@@ -163,9 +167,6 @@ def _failure_message(entry: WeightsEntry, attempts: list[tuple[str, str]], offli
     )
 
 
-# --------------------------------------------------------------------------------------------- verification
-
-
 def _check_digest(entry: WeightsEntry, size: int, digest: str) -> str | None:
     """None when ``size``/``digest`` match the entry, else the reason they do not."""
     if entry.size is not None and size != entry.size:
@@ -193,7 +194,14 @@ def _stamp_trusted(entry: WeightsEntry, path: Path, stamp: Path) -> bool:
 
 
 def _check_file(
-    entry: WeightsEntry, path: Path, stamp: Path, root: Path, *, progress: bool, force: bool, dry_run: bool = False
+    entry: WeightsEntry,
+    path: Path,
+    stamp: Path,
+    root: Path,
+    *,
+    progress: bool,
+    force: bool = False,
+    dry_run: bool = False,
 ) -> tuple[str | None, str]:
     """Verify a file of the cache at ``root``: ``(None, "")`` when it holds ``entry``'s bytes (a matching stamp is
     trusted unless ``force``; a full check that passes refreshes it), else the problem and what became of the
@@ -228,52 +236,31 @@ def _discard(path: Path, root: Path) -> bool:
     return True
 
 
-# --------------------------------------------------------------------------------------------- the Hub's cache
-
-
-def _hf_cached(source: Source) -> tuple[Path, Path, Path] | None:
-    """The file of the Hugging Face cache at ``source``'s pinned commit, its stamp (in senet-zoo's cache, named by
-    the blob it resolves to) and the folder of the cache that holds the repository (its documented layout)."""
-    from huggingface_hub import constants, try_to_load_from_cache
-
-    found = try_to_load_from_cache(str(source.repo_id), str(source.filename), revision=source.revision)
-    if not isinstance(found, str):
-        return None
-    blob = hashlib.sha256(os.path.realpath(found).encode()).hexdigest()[:32]
-    repo = Path(constants.HF_HUB_CACHE) / f"models--{str(source.repo_id).replace('/', '--')}"
-    return Path(found), cache_dir() / ".verified" / f"{blob}.json", repo
-
-
-def _from_hf_cache(entry: WeightsEntry, source: Source, progress: bool, force: bool) -> Path | None:
-    """The file of the Hugging Face cache at the pinned commit once verified; None when it is not there, or bad
-    (then discarded; offline, that is a failure)."""
-    found = _hf_cached(source)
-    if found is None:
-        return None
-    problem, fate = _check_file(entry, *found, progress=progress, force=force)
-    if problem is not None and is_offline():
-        raise DownloadFailed(f"offline mode; {problem} in the Hugging Face cache file {found[0]} ({fate})")
-    return None if problem else found[0]
-
-
-# --------------------------------------------------------------------------------------------- downloads
-
-
-def _fetch_source(
-    entry: WeightsEntry, source: Source, offline: bool, progress: bool, settings: DownloadSettings, verify: bool
-) -> Path:
+def _cached_copies(entry: WeightsEntry) -> list[tuple[Path, Path, Path]]:
+    """Where ``entry``'s file may already be, as (file, stamp, cache root): senet-zoo's cache, then the Hugging Face
+    cache at each Hub source's pinned commit (``try_to_load_from_cache``; that file's stamp lives in senet-zoo's
+    cache, named by the blob the file resolves to; the root is the repository's folder, as the cache lays it out)."""
     dest = cached_path(entry)
-    problem = _check_cached(entry, dest, progress=progress, force=verify)
-    if problem is None:
-        return dest
-    if offline:
+    copies = [(dest, stamp_path(dest), cache_dir())] if dest.is_file() else []
+    if not copies:
+        stamp_path(dest).unlink(missing_ok=True)  # a stamp that outlived its file
+    for source in entry.sources:
         if source.kind == "hf":
-            from huggingface_hub import constants
+            from huggingface_hub import constants, try_to_load_from_cache
 
-            problem = f"not in the Hugging Face cache {constants.HF_HUB_CACHE}; {problem}"
-        raise DownloadFailed(f"offline mode; {problem}")
+            found = try_to_load_from_cache(str(source.repo_id), str(source.filename), revision=source.revision)
+            if isinstance(found, str):
+                blob = hashlib.sha256(os.path.realpath(found).encode()).hexdigest()[:32]
+                repo = Path(constants.HF_HUB_CACHE) / f"models--{str(source.repo_id).replace('/', '--')}"
+                copies.append((Path(found), cache_dir() / ".verified" / f"{blob}.json", repo))
+    return copies
+
+
+def _download(entry: WeightsEntry, source: Source, settings: DownloadSettings, progress: bool) -> Path:
+    """Download ``source`` into senet-zoo's cache (one process at a time), verify it and stamp it."""
     from filelock import FileLock, Timeout
 
+    dest = cached_path(entry)
     lock_path = cache_dir() / ".locks" / entry.name / f"{entry.tag}.{entry.filename}.lock"
     for folder in (lock_path.parent, dest.parent):
         folder.mkdir(parents=True, exist_ok=True)
@@ -284,8 +271,8 @@ def _fetch_source(
         logger.info("%s: another process is downloading it; waiting for %s", entry.spec, lock_path)
         held = lock.acquire()
     with held:
-        if _check_cached(entry, dest, progress=progress, force=False) is None:  # the process we waited for did it
-            return dest
+        if dest.is_file() and not _check_file(entry, dest, stamp_path(dest), cache_dir(), progress=progress)[0]:
+            return dest  # the process we waited for downloaded it
         url, headers = _source_request(source)
         part = dest.with_name(dest.name + ".part")
         try:
@@ -325,18 +312,6 @@ def _source_request(source: Source) -> tuple[str, dict[str, str]]:
     return url, build_hf_headers(library_name="senet-zoo", library_version=__version__)
 
 
-def _check_cached(entry: WeightsEntry, dest: Path, *, progress: bool, force: bool) -> str | None:
-    """None when the cached file is there and verified; otherwise why it cannot be used (a bad one is removed)."""
-    if not dest.is_file():
-        stamp_path(dest).unlink(missing_ok=True)
-        return f"not cached at {dest}"
-    problem, fate = _check_file(entry, dest, stamp_path(dest), cache_dir(), progress=progress, force=force)
-    return problem and f"the cached file {dest} failed verification ({problem}) and was {fate}"
-
-
-# --------------------------------------------------------------------------------------------- cache check
-
-
 @dataclass(frozen=True)
 class CacheCheck:
     """The outcome of re-hashing one cached file: ``status`` is "ok", "bad" or "unknown" (no manifest entry)."""
@@ -361,11 +336,8 @@ def verify_cache(
     for entry in (manifest or load_manifest()).entries():
         if not entry.available:
             continue
-        dest = cached_path(entry)
-        known.add(dest)
-        found = [(dest, stamp_path(dest), cache_dir())] if dest.is_file() else []
-        found += [hf for source in entry.sources if source.kind == "hf" and (hf := _hf_cached(source))]
-        for path, stamp, root in found:
+        known.add(cached_path(entry))
+        for path, stamp, root in _cached_copies(entry):
             problem, fate = _check_file(entry, path, stamp, root, progress=progress, force=True, dry_run=dry_run)
             results.append(CacheCheck(path, "bad" if problem else "ok", entry.spec, problem, fate == "deleted"))
     root = cache_dir()
