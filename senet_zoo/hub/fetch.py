@@ -194,14 +194,7 @@ def _stamp_trusted(entry: WeightsEntry, path: Path, stamp: Path) -> bool:
 
 
 def _check_file(
-    entry: WeightsEntry,
-    path: Path,
-    stamp: Path,
-    root: Path,
-    *,
-    progress: bool,
-    force: bool = False,
-    dry_run: bool = False,
+    entry: WeightsEntry, path: Path, stamp: Path, root: Path, *, progress: bool, force: bool, dry_run: bool = False
 ) -> tuple[str | None, str]:
     """Verify a file of the cache at ``root``: ``(None, "")`` when it holds ``entry``'s bytes (a matching stamp is
     trusted unless ``force``; a full check that passes refreshes it), else the problem and what became of the
@@ -271,8 +264,9 @@ def _download(entry: WeightsEntry, source: Source, settings: DownloadSettings, p
         logger.info("%s: another process is downloading it; waiting for %s", entry.spec, lock_path)
         held = lock.acquire()
     with held:
-        if dest.is_file() and not _check_file(entry, dest, stamp_path(dest), cache_dir(), progress=progress)[0]:
-            return dest  # the process we waited for downloaded it
+        if dest.is_file():  # the process we waited for may have downloaded it
+            if _check_file(entry, dest, stamp_path(dest), cache_dir(), progress=progress, force=False)[0] is None:
+                return dest
         url, headers = _source_request(source)
         part = dest.with_name(dest.name + ".part")
         try:
