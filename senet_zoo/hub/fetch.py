@@ -1,33 +1,30 @@
-"""The weights a manifest entry names, as a verified local file: sources, caches, verification.
+"""The weights a manifest entry names, as a verified local file: caches, sources, verification.
 
-Sources are tried in manifest order, each streamed by :func:`~senet_zoo.hub.download.download` (limits, stall,
-deadline, retries, resume): a URL as it is, a Hugging Face Hub source as ``huggingface_hub.hf_hub_url`` at its
-pinned commit with the headers of ``huggingface_hub.utils.build_hf_headers`` (``requests`` drops the token when
-the Hub redirects to its storage). The file lands in ``<torch hub dir>/senet_zoo/<name>/<tag>/<filename>``: one
-process downloads while others wait on a file lock; the file is fsynced, verified (size and sha256, or the sha256
-prefix of legacy files) and renamed into place.
+A cached copy is used first: senet-zoo's own (``<torch hub dir>/senet_zoo/<name>/<tag>/<filename>``), then a Hub
+file already in the Hugging Face cache at the pinned commit (``try_to_load_from_cache``). Verified once, a copy is
+trusted by a stamp (``<filename>.verified.json``: size, mtime_ns, ctime_ns, inode, sha256); any difference
+re-hashes it before use. A copy that fails is removed, and only a cache's own: a link is unlinked as a link, and
+the file behind it deleted only when it resolves inside that cache (:func:`_discard`).
 
-Verified once, trusted by a stamp (``<filename>.verified.json``: size, mtime_ns, ctime_ns, inode, sha256); any
-difference re-hashes the file before use. A Hub file already in the Hugging Face cache at the pinned commit
-(``try_to_load_from_cache``) is used from there, checked the same way. A file that fails is removed, and only a
-cache's own: a link is unlinked as a link, and the file behind it deleted only when it resolves inside that cache
-(:func:`_discard`). ``SENET_ZOO_OFFLINE=1`` or ``HF_HUB_OFFLINE=1`` use the caches only. Messages go through
-:func:`~senet_zoo._redact.redact`: tokens and URL credentials are never printed.
+Otherwise sources are tried in manifest order, each streamed by :func:`~senet_zoo.hub.download.download`: a URL
+as it is, a Hub source as ``huggingface_hub.hf_hub_url`` at its pinned commit with the headers of
+``huggingface_hub.utils.build_hf_headers`` (``requests`` drops the token when the Hub redirects to its storage).
+One process downloads while others wait on a file lock; the file is fsynced, verified (size and sha256, or the
+sha256 prefix of legacy files) and renamed into place. ``SENET_ZOO_OFFLINE=1`` or ``HF_HUB_OFFLINE=1`` use the
+caches only. Messages go through :func:`~senet_zoo._redact.redact`: tokens and URL credentials are never printed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._files import fsync_dir, hash_file
+from .._files import fsync_dir, hash_file, write_text_atomic
 from .._log import get_logger
 from .._redact import redact, register_url_credentials
 from .download import DownloadFailed, DownloadSettings, download
@@ -37,8 +34,6 @@ logger = get_logger(__name__)
 
 OFFLINE_ENVS = ("SENET_ZOO_OFFLINE", "HF_HUB_OFFLINE")
 STAMP_SUFFIX = ".verified.json"
-_TRUE = {"1", "ON", "YES", "TRUE"}
-_FALLBACK_LIMIT = 2 << 30  # names the release table does not know (a private manifest)
 
 
 class WeightsNotAvailableError(RuntimeError):
@@ -46,7 +41,7 @@ class WeightsNotAvailableError(RuntimeError):
 
 
 class DownloadError(RuntimeError):
-    """No source produced a verified file; ``attempts`` holds ``(source, reason)`` for each one tried."""
+    """No cache or source gave a verified file; ``attempts`` holds ``(where, reason)`` for each one that failed."""
 
     def __init__(self, message: str, attempts: list[tuple[str, str]]) -> None:
         super().__init__(message)
@@ -55,7 +50,7 @@ class DownloadError(RuntimeError):
 
 def is_offline() -> bool:
     """True when ``SENET_ZOO_OFFLINE`` or ``HF_HUB_OFFLINE`` is set to a true value."""
-    return any(os.environ.get(var, "").upper() in _TRUE for var in OFFLINE_ENVS)
+    return any(os.environ.get(var, "").upper() in ("1", "ON", "YES", "TRUE") for var in OFFLINE_ENVS)
 
 
 def cache_dir() -> Path:
@@ -66,10 +61,8 @@ def cache_dir() -> Path:
     """
     if "torch.hub" in sys.modules:
         return Path(sys.modules["torch.hub"].get_dir()) / "senet_zoo"
-    torch_home = os.environ.get("TORCH_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "torch"
-    )
-    return Path(os.path.expanduser(torch_home)) / "hub" / "senet_zoo"
+    torch_home = os.environ.get("TORCH_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "torch")
+    return Path(torch_home).expanduser() / "hub" / "senet_zoo"
 
 
 def cached_path(entry: WeightsEntry) -> Path:
@@ -93,8 +86,8 @@ def max_download_bytes(entry: WeightsEntry) -> int:
     from ..catalog import CAFFE_RELEASES
 
     release = CAFFE_RELEASES.get(entry.name)
-    if release is None:
-        return _FALLBACK_LIMIT
+    if release is None:  # a private manifest's name
+        return 2 << 30
     return int(release.caffemodel_mb * 2**20 * 1.25) + (4 << 20)
 
 
@@ -116,45 +109,45 @@ def fetch_weights(
 def fetch(
     entry: WeightsEntry, *, progress: bool = True, settings: DownloadSettings | None = None, verify: bool = False
 ) -> Path:
-    """Return a local, verified copy of ``entry``'s file, downloading it from the first source that works.
-
-    ``verify`` re-hashes a cached file even when its stamp matches.
-    """
+    """Return a local, verified copy of ``entry``'s file: a cached copy, else a download from the first source that
+    works. ``verify`` re-hashes a cached file even when its stamp matches."""
     if not entry.available:
         raise WeightsNotAvailableError(_not_available_message(entry))
     settings = settings or DownloadSettings.from_env()
     offline = is_offline()
     attempts: list[tuple[str, str]] = []
+    for path, stamp, root in _cached_copies(entry):
+        problem, fate = _check_file(entry, path, stamp, root, progress=progress, force=verify)
+        if problem is None:
+            return path
+        attempts.append((str(path), f"failed verification ({problem}) ({fate})"))
+    if offline:
+        from huggingface_hub import constants
+
+        hub = any(source.kind == "hf" for source in entry.sources)
+        hf_cache = f" nor in the Hugging Face cache {constants.HF_HUB_CACHE}" if hub else ""
+        attempts.append(("offline mode", f"not cached at {cached_path(entry)}{hf_cache}"))
+        raise DownloadError(_failure_message(entry, attempts, offline), attempts)
     for source in entry.sources:
         register_url_credentials(source.url)
         try:
-            if source.kind == "hf":
-                found = _from_hf_cache(entry, source, progress=progress, force=verify)
-                if found is not None:
-                    return found
-            return _fetch_source(entry, source, offline=offline, progress=progress, settings=settings, verify=verify)
+            return _download(entry, source, settings, progress)
         except DownloadFailed as exc:
-            reason = redact(exc)
-            logger.log(
-                logging.INFO if offline else logging.WARNING, "%s: %s failed: %s", entry.spec, source.describe(), reason
-            )
-            attempts.append((source.describe(), reason))
+            attempts.append((source.describe(), redact(exc)))
+            logger.warning("%s: %s failed: %s", entry.spec, *attempts[-1])
     raise DownloadError(_failure_message(entry, attempts, offline), attempts)
 
 
 def _not_available_message(entry: WeightsEntry) -> str:
+    status = f"weights {entry.spec} are listed but not published yet (status {entry.status!r})"
     if entry.provenance.caffemodel is None:  # a non-SE backbone's weights (pretrained="backbone")
         return (
-            f"weights {entry.spec} are listed but not published yet (status {entry.status!r}): "
-            f"{entry.provenance.notes or ''}\nSave the backbone's state dict to a .safetensors file and load it with "
-            f"create_model({entry.name!r}, pretrained={entry.tag!r}, pretrained_cfg_overlay=dict(file=PATH))."
+            f"{status}: {entry.provenance.notes or ''}\nSave the backbone's state dict to a .safetensors file and load "
+            f"it with create_model({entry.name!r}, pretrained={entry.tag!r}, pretrained_cfg_overlay=dict(file=PATH))."
         )
-    prototxt = entry.provenance.prototxt or "P.prototxt"
-    caffemodel = entry.provenance.caffemodel or "M.caffemodel"
     return (
-        f"weights {entry.spec} are listed but not published yet (status {entry.status!r}). "
-        f"Convert them locally from the original Caffe release:\n"
-        f"  senet-zoo convert --prototxt {prototxt} --caffemodel {caffemodel} --out DIR\n"
+        f"{status}. Convert them locally from the original Caffe release:\n  senet-zoo convert --prototxt "
+        f"{entry.provenance.prototxt or 'P.prototxt'} --caffemodel {entry.provenance.caffemodel} --out DIR\n"
         f'then load them with create_model({entry.name!r}, pretrained="DIR/model.safetensors").'
     )
 
@@ -165,17 +158,13 @@ def _failure_message(entry: WeightsEntry, attempts: list[tuple[str, str]], offli
         header = f"{entry.spec} is not in the local cache and offline mode is on ({' / '.join(OFFLINE_ENVS)})"
     else:
         header = f"could not download {entry.spec} from any source"
-    tried = "\n".join(f"  - {where}: {why}" for where, why in attempts)
+    tried = "".join(f"\n  - {where}: {why}" for where, why in attempts)
     size = f"{entry.size} bytes" if entry.size is not None else "size not recorded"
     return (
-        f"{header}. Tried:\n{tried}\n"
-        f"To place the file by hand, copy it to {cached_path(entry)}; it must match {entry.digest_description()}"
-        f" ({size}).\n"
-        f"To go on without these weights: --pretrained none (CLI) or pretrained=False (Python)."
+        f"{header}. Tried:{tried}\nTo place the file by hand, copy it to {cached_path(entry)}; it must match "
+        f"{entry.digest_description()} ({size}).\n"
+        "To go on without these weights: --pretrained none (CLI) or pretrained=False (Python)."
     )
-
-
-# --------------------------------------------------------------------------------------------- verification
 
 
 def _check_digest(entry: WeightsEntry, size: int, digest: str) -> str | None:
@@ -191,13 +180,7 @@ def _check_digest(entry: WeightsEntry, size: int, digest: str) -> str | None:
 
 def _identity(path: Path, digest: str) -> dict[str, Any]:
     st = path.stat()
-    return {
-        "size": st.st_size,
-        "mtime_ns": st.st_mtime_ns,
-        "ctime_ns": st.st_ctime_ns,
-        "inode": st.st_ino,
-        "sha256": digest,
-    }
+    return dict(size=st.st_size, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns, inode=st.st_ino, sha256=digest)
 
 
 def _stamp_trusted(entry: WeightsEntry, path: Path, stamp: Path) -> bool:
@@ -210,25 +193,25 @@ def _stamp_trusted(entry: WeightsEntry, path: Path, stamp: Path) -> bool:
         return False
 
 
-def _write_stamp(path: Path, stamp: Path, digest: str) -> None:
-    stamp.parent.mkdir(parents=True, exist_ok=True)
-    tmp = stamp.with_name(f".{stamp.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(_identity(path, digest)), encoding="utf-8")
-    os.replace(tmp, stamp)
-
-
-def _verify_file(entry: WeightsEntry, path: Path, stamp: Path, *, progress: bool, force: bool) -> str | None:
-    """None when ``path`` holds ``entry``'s bytes (trusting a matching stamp unless ``force``), else why not.
-    A full check that passes refreshes the stamp; one that fails removes it (the caller decides about the file)."""
+def _check_file(
+    entry: WeightsEntry, path: Path, stamp: Path, root: Path, *, progress: bool, force: bool, dry_run: bool = False
+) -> tuple[str | None, str]:
+    """Verify a file of the cache at ``root``: ``(None, "")`` when it holds ``entry``'s bytes (a matching stamp is
+    trusted unless ``force``; a full check that passes refreshes it), else the problem and what became of the
+    file. Unless ``dry_run``, a bad file loses its stamp and is discarded (:func:`_discard`)."""
     if not force and _stamp_trusted(entry, path, stamp):
-        return None
+        return None, ""
     size, digest = hash_file(path, progress=progress, desc=f"verify {entry.spec}")
     problem = _check_digest(entry, size, digest)
-    if problem:
-        stamp.unlink(missing_ok=True)
-        return problem
-    _write_stamp(path, stamp, digest)
-    return None
+    if problem is None:
+        write_text_atomic(stamp, json.dumps(_identity(path, digest)))
+        return None, ""
+    if dry_run:
+        return problem, "would remove"
+    stamp.unlink(missing_ok=True)
+    fate = "deleted" if _discard(path, root) else "left in place: outside the cache"
+    logger.warning("%s: %s failed verification (%s); %s", entry.spec, path, problem, fate)
+    return problem, fate
 
 
 def _discard(path: Path, root: Path) -> bool:
@@ -246,78 +229,44 @@ def _discard(path: Path, root: Path) -> bool:
     return True
 
 
-# --------------------------------------------------------------------------------------------- the Hub's cache
-
-
-def _hf_cached(source: Source) -> Path | None:
-    from huggingface_hub import try_to_load_from_cache
-
-    found = try_to_load_from_cache(str(source.repo_id), str(source.filename), revision=source.revision)
-    return Path(found) if isinstance(found, str) else None
-
-
-def _hf_repo_cache(source: Source) -> Path:
-    """The folder of the Hugging Face cache that holds this repository's files (its documented layout)."""
-    from huggingface_hub import constants
-
-    return Path(constants.HF_HUB_CACHE) / f"models--{str(source.repo_id).replace('/', '--')}"
-
-
-def _hf_stamp(blob: Path) -> Path:
-    return cache_dir() / ".verified" / f"{hashlib.sha256(str(blob).encode()).hexdigest()[:32]}.json"
-
-
-def _from_hf_cache(entry: WeightsEntry, source: Source, *, progress: bool, force: bool) -> Path | None:
-    """The file of the Hugging Face cache at the pinned commit once verified (its blob's name, the LFS sha256,
-    and unless a stamp vouches for it, its bytes); None when it is not there. A bad one is discarded."""
-    path = _hf_cached(source)
-    if path is None:
-        return None
-    blob = Path(os.path.realpath(path))
-    problem = None
-    if entry.sha256 is not None and len(blob.name) == 64 and blob.name != entry.sha256:
-        problem = f"blob {blob.name} is not the expected sha256 {entry.sha256}"
-    problem = problem or _verify_file(entry, blob, _hf_stamp(blob), progress=progress, force=force)
-    if problem is None:
-        return path
-    _hf_stamp(blob).unlink(missing_ok=True)
-    action = "deleted" if _discard(path, _hf_repo_cache(source)) else "left in place: outside the cache"
-    logger.warning("%s: Hugging Face cache file %s failed verification (%s); %s", entry.spec, path, problem, action)
-    if is_offline():
-        raise DownloadFailed(f"offline mode; {problem} in the Hugging Face cache file {path} ({action})")
-    return None
-
-
-# --------------------------------------------------------------------------------------------- downloads
-
-
-def _fetch_source(
-    entry: WeightsEntry, source: Source, *, offline: bool, progress: bool, settings: DownloadSettings, verify: bool
-) -> Path:
+def _cached_copies(entry: WeightsEntry) -> list[tuple[Path, Path, Path]]:
+    """Where ``entry``'s file may already be, as (file, stamp, cache root): senet-zoo's cache, then the Hugging Face
+    cache at each Hub source's pinned commit (``try_to_load_from_cache``; that file's stamp lives in senet-zoo's
+    cache, named by the blob the file resolves to; the root is the repository's folder, as the cache lays it out)."""
     dest = cached_path(entry)
-    problem = _check_cached(entry, dest, progress=progress, force=verify)
-    if problem is None:
-        return dest
-    if offline:
+    copies = [(dest, stamp_path(dest), cache_dir())] if dest.is_file() else []
+    if not copies:
+        stamp_path(dest).unlink(missing_ok=True)  # a stamp that outlived its file
+    for source in entry.sources:
         if source.kind == "hf":
-            from huggingface_hub import constants
+            from huggingface_hub import constants, try_to_load_from_cache
 
-            problem = f"not in the Hugging Face cache {constants.HF_HUB_CACHE}; {problem}"
-        raise DownloadFailed(f"offline mode; {problem}")
+            found = try_to_load_from_cache(str(source.repo_id), str(source.filename), revision=source.revision)
+            if isinstance(found, str):
+                blob = hashlib.sha256(os.path.realpath(found).encode()).hexdigest()[:32]
+                repo = Path(constants.HF_HUB_CACHE) / f"models--{str(source.repo_id).replace('/', '--')}"
+                copies.append((Path(found), cache_dir() / ".verified" / f"{blob}.json", repo))
+    return copies
+
+
+def _download(entry: WeightsEntry, source: Source, settings: DownloadSettings, progress: bool) -> Path:
+    """Download ``source`` into senet-zoo's cache (one process at a time), verify it and stamp it."""
     from filelock import FileLock, Timeout
 
+    dest = cached_path(entry)
     lock_path = cache_dir() / ".locks" / entry.name / f"{entry.tag}.{entry.filename}.lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    for folder in (lock_path.parent, dest.parent):
+        folder.mkdir(parents=True, exist_ok=True)
     lock = FileLock(lock_path)
     try:
-        lock.acquire(timeout=0)
+        held = lock.acquire(timeout=0)
     except Timeout:
         logger.info("%s: another process is downloading it; waiting for %s", entry.spec, lock_path)
-        lock.acquire()
-    try:
-        if _check_cached(entry, dest, progress=progress, force=False) is None:  # the process we waited for did it
-            return dest
+        held = lock.acquire()
+    with held:
+        if dest.is_file():  # the process we waited for may have downloaded it
+            if _check_file(entry, dest, stamp_path(dest), cache_dir(), progress=progress, force=False)[0] is None:
+                return dest
         url, headers = _source_request(source)
         part = dest.with_name(dest.name + ".part")
         try:
@@ -332,17 +281,14 @@ def _fetch_source(
                 progress=progress,
                 desc=entry.spec,
             )
-            problem = _check_digest(entry, size, digest)
-            if problem:
+            if problem := _check_digest(entry, size, digest):
                 raise DownloadFailed(f"{problem} in the download (deleted)")
             os.replace(part, dest)
             fsync_dir(dest.parent)
-            _write_stamp(dest, stamp_path(dest), digest)
+            write_text_atomic(stamp_path(dest), json.dumps(_identity(dest, digest)))
         except Exception:
             part.unlink(missing_ok=True)  # a failed transfer leaves nothing behind (an interrupt keeps it)
             raise
-    finally:
-        lock.release()
     logger.info("%s: downloaded and verified %s", entry.spec, dest)
     return dest
 
@@ -358,23 +304,6 @@ def _source_request(source: Source) -> tuple[str, dict[str, str]]:
 
     url = hf_hub_url(str(source.repo_id), str(source.filename), revision=source.revision)
     return url, build_hf_headers(library_name="senet-zoo", library_version=__version__)
-
-
-def _check_cached(entry: WeightsEntry, dest: Path, *, progress: bool, force: bool) -> str | None:
-    """None when the cached file is there and verified; otherwise why it cannot be used (a bad one is removed)."""
-    stamp = stamp_path(dest)
-    if not dest.is_file():
-        stamp.unlink(missing_ok=True)
-        return f"not cached at {dest}"
-    problem = _verify_file(entry, dest, stamp, progress=progress, force=force)
-    if problem is None:
-        return None
-    action = "removed" if _discard(dest, cache_dir()) else "left in place: outside the cache"
-    logger.warning("%s: cached file %s failed verification (%s); %s", entry.spec, dest, problem, action)
-    return f"the cached file {dest} failed verification ({problem}) and was {action}"
-
-
-# --------------------------------------------------------------------------------------------- cache check
 
 
 @dataclass(frozen=True)
@@ -396,53 +325,18 @@ def verify_cache(
     Bad files are removed unless ``dry_run``, the way :func:`_discard` does: only a cache's own files are ever
     deleted. Files in senet-zoo's cache that no manifest entry names are reported as "unknown" and left alone.
     """
-    manifest = manifest or load_manifest()
     results: list[CacheCheck] = []
     known: set[Path] = set()
-    for entry in manifest.entries():
+    for entry in (manifest or load_manifest()).entries():
         if not entry.available:
             continue
-        dest = cached_path(entry)
-        known.add(dest)
-        if dest.is_file():
-            results.append(_recheck(entry, dest, stamp_path(dest), cache_dir(), dry_run, progress))
-        for source in entry.sources:
-            snapshot = _hf_cached(source) if source.kind == "hf" else None
-            if snapshot is not None:
-                stamp = _hf_stamp(Path(os.path.realpath(snapshot)))
-                results.append(_recheck(entry, snapshot, stamp, _hf_repo_cache(source), dry_run, progress))
-    for own in sorted(_own_files()):
-        if own not in known:
-            results.append(CacheCheck(own, "unknown"))
-    return results
-
-
-def _own_files() -> Iterator[Path]:
+        known.add(cached_path(entry))
+        for path, stamp, root in _cached_copies(entry):
+            problem, fate = _check_file(entry, path, stamp, root, progress=progress, force=True, dry_run=dry_run)
+            results.append(CacheCheck(path, "bad" if problem else "ok", entry.spec, problem, fate == "deleted"))
     root = cache_dir()
-    if not root.is_dir():
-        return
-    for path in root.rglob("*"):
+    for path in sorted(root.rglob("*")):
         hidden = any(part.startswith(".") for part in path.relative_to(root).parts)
-        if path.is_file() and not hidden and not path.name.endswith((STAMP_SUFFIX, ".part")):
-            yield path
-
-
-def _recheck(entry: WeightsEntry, path: Path, stamp: Path, root: Path, dry_run: bool, progress: bool) -> CacheCheck:
-    target = Path(os.path.realpath(path))
-    size, digest = hash_file(target, progress=progress, desc=f"verify {entry.spec}")
-    problem = _check_digest(entry, size, digest)
-    if problem is None:
-        _write_stamp(target, stamp, digest)
-        return CacheCheck(path, "ok", entry.spec)
-    removed = False
-    if not dry_run:
-        stamp.unlink(missing_ok=True)
-        removed = _discard(path, root)
-        logger.warning(
-            "%s: %s failed verification (%s); %s",
-            entry.spec,
-            path,
-            problem,
-            "removed" if removed else "left in place: outside the cache",
-        )
-    return CacheCheck(path, "bad", entry.spec, problem, removed=removed)
+        if path.is_file() and not hidden and not path.name.endswith((STAMP_SUFFIX, ".part")) and path not in known:
+            results.append(CacheCheck(path, "unknown"))
+    return results
