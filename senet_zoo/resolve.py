@@ -13,6 +13,7 @@ go through it, so a name is looked up in the manifest once and a path is recogni
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from pathlib import Path
@@ -107,14 +108,28 @@ class Source:
 
 
 def is_path(value: Any) -> bool:
-    """A path (to a file or folder), as opposed to a name, tag or ``hf-hub:`` id (which hold no ``os.sep``)."""
+    """A path (to a file or folder), as opposed to a name, tag or ``hf-hub:`` id (which hold no separator).
+
+    A bare word is a path when it exists, unless it is a registry name (``arch`` or ``arch.tag``): a model
+    name stays a name when the working directory holds a file or folder of that name (write ``./NAME``).
+    """
     if isinstance(value, os.PathLike):
         return True
-    return (
-        isinstance(value, str)
-        and not value.startswith(HF_HUB_PREFIX)
-        and (value.endswith(_WEIGHT_SUFFIXES) or os.sep in value or os.path.exists(value))
-    )
+    if not isinstance(value, str) or value.startswith(HF_HUB_PREFIX):
+        return False
+    if value.endswith(_WEIGHT_SUFFIXES) or os.sep in value or "/" in value:
+        return True
+    return os.path.exists(value) and not _shadowed_by_name(value)
+
+
+@functools.lru_cache(maxsize=64)
+def _shadowed_by_name(word: str) -> bool:
+    """True when ``word`` (a file or folder here) is also a registry name, which wins; said once per word."""
+    arch = word.partition(".")[0]
+    if arch not in CATALOG and not any(arch in (f.timm_legacy, f.timm_name, f.timm_alias) for f in CATALOG.values()):
+        return False
+    _logger.warning("%r is read as the model name; write ./%s for the file or folder of that name here", word, word)
+    return True
 
 
 def arch_for(name: str) -> str:

@@ -138,6 +138,27 @@ def test_the_resolver_names_every_kind(run: tuple[Path, torch.nn.Module], tmp_pa
         resolve(tmp_path)
 
 
+def test_a_model_name_stays_a_name_beside_a_folder_of_that_name(
+    run: tuple[Path, torch.nn.Module], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A work folder named after its model (``runs/`` holding ``se_resnet50/``) must not turn the name into a path;
+    ``./NAME`` still reaches the folder, and a bare word that is no model name is still a path."""
+    folder, trained = run
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "se_resnet50").mkdir()
+    (tmp_path / "se_resnet50.caffe_in1k").mkdir()
+    (tmp_path / "pets").symlink_to(folder)
+    with caplog.at_level(logging.WARNING, logger="senet_zoo"):
+        assert resolve("se_resnet50").kind == "arch"
+        assert resolve("se_resnet50.caffe_in1k").kind == "tag"
+        assert senet_zoo.create_model("se_resnet50", **TINY).num_classes == 1000
+    assert "write ./se_resnet50 for the file or folder" in caplog.text
+    with pytest.raises(FileNotFoundError, match="neither a fine-tuning run"):
+        resolve("./se_resnet50")
+    assert resolve("pets").kind == "run"
+    assert torch.equal(_logits(senet_zoo.create_model("pets")), _logits(trained))
+
+
 def test_the_packaged_run_config_is_timm_style(run: tuple[Path, torch.nn.Module], tmp_path: Path) -> None:
     folder, trained = run
     out = package_run(folder, tmp_path / "pkg", repo_id="me/pets", dataset="pets")
