@@ -125,8 +125,7 @@ def is_path(value: Any) -> bool:
 @functools.lru_cache(maxsize=64)
 def _shadowed_by_name(word: str) -> bool:
     """True when ``word`` (a file or folder here) is also a registry name, which wins; said once per word."""
-    arch = word.partition(".")[0]
-    if arch not in CATALOG and not any(arch in (f.timm_legacy, f.timm_name, f.timm_alias) for f in CATALOG.values()):
+    if _known_arch(word.partition(".")[0]) is None:
         return False
     _logger.warning("%r is read as the model name; write ./%s for the file or folder of that name here", word, word)
     return True
@@ -134,16 +133,20 @@ def _shadowed_by_name(word: str) -> bool:
 
 def arch_for(name: str) -> str:
     """The senet_zoo architecture of ``name``: a registry name or the timm architecture it has the layout of."""
-    if name in CATALOG:
-        return name
-    for facts in CATALOG.values():
-        if name in (facts.timm_legacy, facts.timm_name, facts.timm_alias):
-            return facts.name
+    if (arch := _known_arch(name)) is not None:
+        return arch
     import difflib
 
     close = difflib.get_close_matches(name, list(CATALOG), n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
     raise ValueError(f"Unknown model {name!r}.{hint} Available: {', '.join(CATALOG)}")
+
+
+def _known_arch(name: str) -> str | None:
+    """The registry architecture ``name`` stands for (its own name or one of its timm names), else None."""
+    if name in CATALOG:
+        return name
+    return next((f.name for f in CATALOG.values() if name in (f.timm_legacy, f.timm_name, f.timm_alias)), None)
 
 
 def resolve(spec: Any, arch: str | None = None, *, manifest: Any = None) -> Source:
