@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from .._files import WritebackWriter
+
 __all__ = ["ALIGNMENT", "Entry", "aligned_order", "safetensors_header", "write_safetensors"]
 
 ALIGNMENT = 64  # bytes: torch's CPU allocator alignment
@@ -105,6 +107,7 @@ def write_safetensors(
     with open(path, "wb") as f:
         f.write(header)
         feed(header)
+        out = WritebackWriter(f)  # written back as it goes: the closing fsync waits for the last stretch only
         count = 0
         for entry, array in zip(entries, arrays):
             array = np.asarray(array)
@@ -112,7 +115,7 @@ def write_safetensors(
                 raise ValueError(f"tensor {entry.name}: got shape {tuple(array.shape)}, header says {entry.shape}")
             array = np.ascontiguousarray(array, dtype=DTYPES[entry.dtype])
             data = memoryview(array).cast("B") if array.ndim else array.tobytes()  # type: ignore[arg-type]
-            f.write(data)
+            out.write(data)
             feed(data)
             if done is not None:
                 done(count)
