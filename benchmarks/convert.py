@@ -7,9 +7,9 @@ manifest records the source's hash); the file is in the page cache for both the 
 conversion. Rounds alternate a hash and a conversion (both see the same machine load); the figure
 is the median over the rounds of conversion time / hash time. Conversion:
 ``convert(..., verify=False)`` in a fresh subprocess, timed around the call (not the interpreter
-start or imports); verification (running the Caffe executor and the model) is excluded. The
-converter hashes the source in a thread while it converts and the output while it writes it: on
-two cores its time is bounded by the two hashes sharing them.
+start or imports, those the converter makes on first use included); verification (running the Caffe
+executor and the model) is excluded. The converter hashes the source in a thread while it converts
+and the output while it writes it: on two cores its time is bounded by the two hashes sharing them.
 Memory: the subprocess's peak RSS during the call (the peak is reset after the imports through
 ``/proc/self/clear_refs``) minus its RSS after the imports (Python, numpy, torch), over the file size:
 what the conversion itself adds. Copy time (``shutil.copyfile``) is shown for context.
@@ -36,6 +36,8 @@ def rss(key):
         if line.startswith(key):
             return int(line.split()[1]) * 1024
 from senet_zoo.convert import convert
+import filelock, huggingface_hub  # what the converter imports on first use (output lock, model card): not timed
+from huggingface_hub import ModelCard, ModelCardData
 try:
     with open("/proc/self/clear_refs", "w") as f:  # reset VmHWM: the imports' peak is not the conversion's
         f.write("5")
