@@ -36,7 +36,7 @@ def rss(key):
         if line.startswith(key):
             return int(line.split()[1]) * 1024
 from senet_zoo.convert import convert
-import filelock, huggingface_hub  # what the converter imports on first use (output lock, model card): not timed
+import filelock  # what the converter imports on first use (output lock, model card) is not timed either
 from huggingface_hub import ModelCard, ModelCardData
 try:
     with open("/proc/self/clear_refs", "w") as f:  # reset VmHWM: the imports' peak is not the conversion's
